@@ -1,0 +1,203 @@
+# pagemesh: pooled RAM over userfaultfd. `make` builds the binary, the core
+# library and every transport plugin whose libraries are present.
+#
+# Parts add themselves through fragments, so a new plugin or test needs no
+# edit here:
+#   plugins/NAME/plugin.mk  PKGS_NAME := pkg-config modules the plugin needs
+#                           (missing modules skip the plugin with a notice)
+#   tests/*.mk, bench/*.mk  rules for their programs; append run targets to
+#                           TESTS / BENCHES and programs to TEST_BINS /
+#                           BENCH_BINS.
+
+VERSION := 0.1.0
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PLUGINDIR ?= $(LIBDIR)/pagemesh/plugins
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+# Build folder: `make asan` uses build-asan so both can coexist.
+B ?= build
+
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -fPIC \
+	-D_GNU_SOURCE -Iinclude -Icore -DPM_VERSION='"$(VERSION)"'
+LDFLAGS ?=
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Debian packages `make deps` installs when missing.
+DEB_PKGS := pkg-config libconfig-dev libcjson-dev libcurl4-openssl-dev \
+	libcmocka-dev liburing-dev libibverbs-dev librdmacm-dev \
+	libmicrohttpd-dev libssl-dev etcd-server gnuplot-nox iproute2 \
+	nftables curl clang libclang-rt-14-dev
+
+CORE_PKGS := libconfig libcjson libcurl libmicrohttpd libcrypto
+CORE_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) 2>/dev/null)
+CORE_LIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -ldl -lpthread
+
+CORE_SRCS := $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
+CORE_HDRS := $(wildcard core/*.h include/pagemesh/*.h)
+
+LIB_A := $(B)/libpagemesh.a
+LIB_SO := $(B)/libpagemesh.so
+BIN := $(B)/pagemesh
+
+TESTS :=
+TEST_BINS :=
+BENCHES :=
+BENCH_BINS :=
+PLUGIN_SOS :=
+
+.PHONY: all deps test check tests demo bench asan install abi-check clean \
+	fuzz help
+
+all: $(BIN) $(LIB_A) $(LIB_SO) plugins
+
+$(B)/core/%.o: core/%.c $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(CORE_OBJS)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(LIB_SO): $(CORE_OBJS)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,libpagemesh.so.0 -o $@ $^ \
+		$(LDFLAGS) $(CORE_LIBS)
+
+$(BIN): core/main.c $(LIB_A) $(CORE_HDRS)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ core/main.c $(LIB_A) \
+		$(LDFLAGS) $(CORE_LIBS)
+
+# --- transport plugins ---------------------------------------------------
+PLUGINS := $(filter-out common,$(notdir $(patsubst %/,%,$(wildcard plugins/*/))))
+-include $(wildcard plugins/*/plugin.mk)
+
+define plugin_rules
+ifeq ($$(if $$(PKGS_$(1)),$$(shell pkg-config --exists $$(PKGS_$(1)) && echo y),y),y)
+PLUGIN_SOS += $(B)/plugins/$(1).so
+$(B)/plugins/$(1).so: $$(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) \
+		$$(wildcard plugins/common/*.h) include/pagemesh/transport.h
+	@mkdir -p $$(@D)
+	$$(if $$(Q),@echo "  PLUGIN  $$@")
+	$$(Q)$$(CC) $$(CFLAGS) -fvisibility=hidden -Iplugins/common \
+		$$(shell pkg-config --cflags $$(PKGS_$(1))) -shared -o $$@ \
+		$$(wildcard plugins/$(1)/*.c) $$(LDFLAGS) \
+		$$(shell pkg-config --libs $$(PKGS_$(1))) $$(LIBS_$(1))
+else
+$$(info notice: transport plugin '$(1)' not built: pkg-config cannot find $$(PKGS_$(1)) (run `make deps`))
+endif
+endef
+$(foreach p,$(PLUGINS),$(eval $(call plugin_rules,$(p))))
+
+plugins: $(PLUGIN_SOS)
+.PHONY: plugins
+
+# --- tests, benchmarks -----------------------------------------------------
+# A test's run target uses $(RUN) SECONDS: a hard timeout so nothing hangs.
+RUN = PM_BUILD=$(B) timeout -k 10
+-include $(wildcard tests/*.mk bench/*.mk)
+
+tests: all $(TEST_BINS)
+
+# Every test runs even when one fails; check fails if any did.
+check:
+	@$(MAKE) --no-print-directory -k run-tests || \
+		{ echo "make check: some tests FAILED (see above)"; exit 1; }
+	@echo "make check: all test programs passed"
+
+run-tests: $(TESTS)
+.PHONY: run-tests $(TESTS) $(BENCHES)
+
+# `make test` and `make demo` install what they need first, then re-read
+# this Makefile so pkg-config sees the freshly installed libraries.
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory check
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@PM_BUILD=$(B) tests/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@$(MAKE) --no-print-directory -k run-benches
+
+run-benches: $(BENCHES)
+.PHONY: run-benches
+
+asan:
+	@$(MAKE) --no-print-directory B=build-asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" test
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+			grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "make deps: need root to apt-get install$$missing" >&2; \
+			exit 1; \
+		fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+abi-check: $(PLUGIN_SOS)
+	@fail=0; for so in $(PLUGIN_SOS); do \
+		syms=$$(nm -D --defined-only $$so | awk '{print $$3}' | sort | tr '\n' ' '); \
+		if [ "$$syms" = "pagemesh_transport_v1 " ]; then \
+			echo "abi-check: $$so exports only pagemesh_transport_v1"; \
+		else \
+			echo "abi-check: $$so exports: $$syms" >&2; fail=1; \
+		fi; \
+	done; exit $$fail
+
+$(B)/pagemesh.pc: Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
+		'includedir=$(INCLUDEDIR)' 'plugindir=$(PLUGINDIR)' '' \
+		'Name: pagemesh' 'Description: pooled RAM over userfaultfd' \
+		'Version: $(VERSION)' 'Libs: -L$${libdir} -lpagemesh' \
+		'Cflags: -I$${includedir}' > $@
+
+install: all $(B)/pagemesh.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/pagemesh $(DESTDIR)$(PLUGINDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pagemesh
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libpagemesh.a
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libpagemesh.so.$(VERSION)
+	ln -sf libpagemesh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpagemesh.so.0
+	ln -sf libpagemesh.so.0 $(DESTDIR)$(LIBDIR)/libpagemesh.so
+	install -m 644 include/pagemesh/*.h $(DESTDIR)$(INCLUDEDIR)/pagemesh/
+	$(if $(PLUGIN_SOS),install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/)
+	install -m 644 $(B)/pagemesh.pc $(DESTDIR)$(PKGCONFIGDIR)/pagemesh.pc
+
+clean:
+	rm -rf build build-asan
+
+help:
+	@echo "make            build $(BIN), libpagemesh, plugins"
+	@echo "make test       install deps, build, run every test"
+	@echo "make demo       run a 3-node cluster doing real work"
+	@echo "make bench      benchmarks with same-run baselines"
+	@echo "make asan       build and test with ASan+UBSan (build-asan/)"
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
+	@echo "make abi-check  each plugin exports only its entry symbol"
+	@echo "make deps       apt-get install missing build/test packages"

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* Transport plugin loader: dlopen, ABI checks, probe, and the host-services
+ * table handed to each plugin. */
+#ifndef PM_LOADER_H
+#define PM_LOADER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <pagemesh/transport.h>
+
+#include "cfg.h"
+
+struct pm_plugin {
+	char name[CFG_NAME_MAX];	/* name in transports.order */
+	char path[PATH_MAX];		/* DIR/NAME.so */
+	void *dl;			/* dlopen handle, NULL if not opened */
+	const struct pm_transport_ops *ops;	/* NULL if rejected */
+	struct pm_host host;		/* lent to the plugin */
+	const struct cfg *cfg;		/* for host->cfg_* lookups */
+	struct pm_tctx *ctx;		/* after init(), else NULL */
+	bool usable;			/* loaded, checked and probe passed */
+	int err;			/* -errno when rejected or probe failed */
+	char why[256];			/* reason when !usable */
+};
+
+/*
+ * Open dir/name.so and check it: entry symbol, ABI major, table size,
+ * mandatory ops, name; then run probe(). Fills p (always: p->why says why
+ * when !p->usable) and logs one line naming the file, the reason and the
+ * decision. Returns 0 when usable, else -errno. cfg may be NULL (no
+ * transport keys). Does not call init().
+ */
+int loader_open(struct pm_plugin *p, const char *dir, const char *name,
+		const struct cfg *cfg, int node_id);
+
+/* Open by explicit file path (conformance suite, tests). */
+int loader_open_path(struct pm_plugin *p, const char *path, const char *name,
+		     const struct cfg *cfg, int node_id);
+
+/*
+ * Open every transport of cfg->transports in order into plugins[] (room for
+ * CFG_MAX_TRANSPORTS). Returns how many are usable; rejected ones stay in
+ * the array with usable=false and a reason, so --list-transports can show
+ * them.
+ */
+int loader_open_all(const struct cfg *cfg, struct pm_plugin *plugins);
+
+/* fini() if initialised, dlclose, clear. Safe on a rejected plugin. */
+void loader_close(struct pm_plugin *p);
+
+/* Print one block per plugin (file, name, version, ABI, caps, probe). */
+void loader_print(const struct pm_plugin *plugins, int n, FILE *out);
+
+#endif

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pagemesh transport plugin ABI, version 1.
+ *
+ * This is the only header a transport plugin needs. A plugin is a shared
+ * object that exports exactly one symbol, PM_TRANSPORT_ENTRY_NAME
+ * ("pagemesh_transport_v1"), a function returning a const ops table. The
+ * core dlopen()s it, checks the table, probes it, and uses it as a message
+ * pipe: the core owns the protocol (what the bytes of a message mean); the
+ * plugin moves requests and replies between nodes.
+ *
+ * Model
+ *   - A node listens (listen) and publishes an endpoint string (endpoint).
+ *   - A node dials a peer's endpoint (connect) and gets a connection on which
+ *     any number of threads may have calls in flight at once (call). Calls
+ *     are matched to replies by a request id the plugin assigns; replies may
+ *     come back in any order.
+ *   - Requests arriving at a listener are handed to the core's handler with
+ *     the id of the incoming connection and the request id. The core answers
+ *     each exactly once with reply(), either from inside the handler or
+ *     later from any thread (a home node waiting for invalidation acks).
+ *   - Connections are one-directional for calls: the dialling side sends
+ *     requests, the listening side sends replies. Two nodes that both call
+ *     each other hold two connections.
+ *
+ * Rules for every op
+ *   - Return 0 or a negative errno. Never exit, abort or print: log through
+ *     the host table. A missing device or library is a probe failure with a
+ *     reason string, not a crash.
+ *   - Every wait is bounded by the caller's deadline (absolute
+ *     CLOCK_MONOTONIC nanoseconds, see pm_now_ns()); -ETIMEDOUT when it
+ *     passes.
+ *   - Every length or id read from the network is checked before use; a
+ *     peer that sends a malformed frame is disconnected and logged, and the
+ *     listener keeps serving every other peer.
+ *
+ * Versioning (the SQLite VFS / rdma-core way)
+ *   - The major version is pasted into the entry symbol's name, so a plugin
+ *     built for another major fails to load instead of misbehaving.
+ *   - Ops are only ever appended within a major. The table starts with its
+ *     own size; the core calls an op appended after 1.0 only when
+ *     PM_OPS_HAS(ops, field) says the plugin's table is long enough and the
+ *     pointer is not NULL.
+ */
+#ifndef PAGEMESH_TRANSPORT_H
+#define PAGEMESH_TRANSPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PM_TRANSPORT_ABI_MAJOR 1
+#define PM_TRANSPORT_ABI_MINOR 0
+
+/* The one symbol a plugin exports: const struct pm_transport_ops *fn(void). */
+#define PM_TRANSPORT_ENTRY pagemesh_transport_v1
+#define PM_TRANSPORT_ENTRY_NAME "pagemesh_transport_v1"
+
+/* Mark the entry symbol with this when building with -fvisibility=hidden. */
+#define PM_TRANSPORT_EXPORT __attribute__((visibility("default")))
+
+/* Size of the pages that move; payloads are usually one page. */
+#define PM_PAGE_SIZE 4096u
+/* Largest core message (the header part of a request or reply). */
+#define PM_MSG_MAX 256u
+/* Largest payload of one request or reply: 16 pages (batched fetches). */
+#define PM_PAYLOAD_MAX (16u * PM_PAGE_SIZE)
+/* Largest endpoint string, including the terminating NUL. */
+#define PM_ENDPOINT_MAX 256u
+
+/* Log levels for pm_host.log. */
+enum pm_log_level {
+	PM_LOG_ERROR = 0,
+	PM_LOG_WARN = 1,
+	PM_LOG_INFO = 2,
+	PM_LOG_DEBUG = 3,
+};
+
+/* Capability flags (pm_transport_ops.caps); informational for 1.0. */
+#define PM_CAP_RELIABLE (1u << 0)  /* in-order, lossless byte or msg stream */
+#define PM_CAP_ZEROCOPY (1u << 1)  /* payloads land in the caller's buffer */
+#define PM_CAP_RDMA (1u << 2)      /* runs over RDMA verbs */
+#define PM_CAP_ONESIDED (1u << 3)  /* can read remote pages one-sided */
+#define PM_CAP_BATCH (1u << 4)     /* submits many calls per system call */
+
+/* Current CLOCK_MONOTONIC time in nanoseconds: the clock of deadlines. */
+static inline int64_t pm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Services the core lends to a plugin. Plugins never link against the core;
+ * everything they need from it comes through here. The table and the
+ * strings it returns stay valid until the plugin's fini() returns.
+ * All functions are thread-safe.
+ */
+struct pm_host {
+	uint32_t size;        /* sizeof(struct pm_host) as the core built it */
+	uint16_t abi_major;   /* PM_TRANSPORT_ABI_MAJOR of the core */
+	uint16_t abi_minor;
+	void *ctx;            /* pass back as the first argument below */
+	const char *name;     /* the transport's name in the config: "tcp" */
+	uint32_t page_size;   /* PM_PAGE_SIZE */
+	uint32_t node_id;     /* this node's id, for log messages */
+
+	/* printf-style log line, prefixed by the core with the plugin name. */
+	void (*log)(void *ctx, int level, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+	/*
+	 * Config lookup relative to this transport's group ("transports.NAME"):
+	 * key "listen" reads transports.tcp.listen. Return 0 and set *out, or
+	 * -ENOENT when the key is absent, -EINVAL when it has another type.
+	 */
+	int (*cfg_string)(void *ctx, const char *key, const char **out);
+	int (*cfg_int)(void *ctx, const char *key, int64_t *out);
+};
+
+/* One message: a core header of up to PM_MSG_MAX bytes and an optional
+ * payload of up to PM_PAYLOAD_MAX bytes. */
+struct pm_msg {
+	void *msg;            /* send: the bytes; receive: buffer of msg_cap */
+	uint32_t msg_len;     /* send: length; receive: set to what arrived */
+	uint32_t msg_cap;     /* receive only: room in msg */
+	void *payload;        /* may be NULL when payload_len/cap is 0 */
+	uint32_t payload_len;
+	uint32_t payload_cap; /* receive only */
+};
+
+/* A request as it arrives at a listener. Everything it points to is valid
+ * only during the handler call: copy what must outlive it. */
+struct pm_request {
+	uint64_t conn_id;     /* incoming connection, unique until fini() */
+	uint64_t req_id;      /* pass to reply() with conn_id */
+	const void *msg;
+	uint32_t msg_len;
+	const void *payload;
+	uint32_t payload_len;
+	const char *peer;     /* printable peer address, for log messages */
+};
+
+/*
+ * The core's side of a listener.
+ *   on_request: called once per well-formed request, on a plugin thread.
+ *     It must not wait on the network: answer at once with reply(), or
+ *     keep (conn_id, req_id) and reply later from another thread.
+ *     It may be called concurrently for different connections.
+ *   on_close (may be NULL): the incoming connection conn_id is gone (peer
+ *     closed, frame error, drop() or fini()). No on_request for that
+ *     conn_id follows, and reply() on it returns -ENOTCONN.
+ */
+struct pm_listener {
+	void (*on_request)(void *arg, const struct pm_request *req);
+	void (*on_close)(void *arg, uint64_t conn_id);
+	void *arg;
+};
+
+/* Opaque per-plugin types. */
+struct pm_tctx;   /* one initialised transport instance */
+struct pm_tconn;  /* one outgoing connection */
+
+struct pm_transport_ops {
+	/* --- header: never reordered --- */
+	uint32_t size;        /* sizeof(struct pm_transport_ops) at build */
+	uint16_t abi_major;   /* PM_TRANSPORT_ABI_MAJOR */
+	uint16_t abi_minor;   /* PM_TRANSPORT_ABI_MINOR */
+	const char *name;     /* short name, e.g. "tcp" */
+	const char *version;  /* the plugin's own version string */
+	uint64_t caps;        /* PM_CAP_* */
+
+	/* --- ops of ABI 1.0: all mandatory --- */
+
+	/*
+	 * Can this transport run here? Cheap, no side effects, no threads left
+	 * behind. 0 if usable; else -errno and a one-line reason in why
+	 * (e.g. "no RDMA device", "io_uring disabled by sysctl").
+	 * Called from the core's start-up thread, before init().
+	 */
+	int (*probe)(const struct pm_host *host, char *why, size_t whylen);
+
+	/*
+	 * Create an instance. host stays valid until fini(). Reads its
+	 * settings through host->cfg_*. No network activity yet.
+	 */
+	int (*init)(const struct pm_host *host, struct pm_tctx **out);
+
+	/*
+	 * Stop listening, close every connection, fail calls still in flight
+	 * with -ESHUTDOWN, join every plugin thread, free everything. After
+	 * fini no callback into the core runs. Called once, when no other op
+	 * of this instance is running or will run (calls may still be
+	 * blocked; fini wakes them).
+	 */
+	void (*fini)(struct pm_tctx *t);
+
+	/*
+	 * Start accepting connections on the configured address and hand
+	 * requests to lst (copied by the plugin). Called at most once.
+	 * Returns once listening (the endpoint is valid); serving happens on
+	 * plugin threads.
+	 */
+	int (*listen)(struct pm_tctx *t, const struct pm_listener *lst);
+
+	/*
+	 * The string a peer passes to connect() to reach this listener, e.g.
+	 * "127.0.0.1:7701". Valid after listen(). -ENOSPC if len is too small.
+	 */
+	int (*endpoint)(struct pm_tctx *t, char *buf, size_t len);
+
+	/*
+	 * Dial endpoint; on success *out is a connection ready for call().
+	 * Blocks at most until deadline_ns. -ECONNREFUSED, -ETIMEDOUT,
+	 * -EINVAL for an endpoint string it cannot parse, ...
+	 * If the peer later goes away, the next call() redials once within
+	 * its own deadline before failing, so a restarted peer is reached
+	 * again without a new connect().
+	 */
+	int (*connect)(struct pm_tctx *t, const char *endpoint,
+		       int64_t deadline_ns, struct pm_tconn **out);
+
+	/*
+	 * Close and free c. Calls in flight on c fail with -ESHUTDOWN;
+	 * disconnect waits for them to return. c is invalid afterwards.
+	 */
+	void (*disconnect)(struct pm_tconn *c);
+
+	/*
+	 * Send req and wait for its reply, at most until deadline_ns.
+	 * Thread-safe: many threads may call on one connection at once.
+	 * On 0, rep->msg_len and rep->payload_len are set (payload written to
+	 * rep->payload, up to payload_cap; a larger reply is -EMSGSIZE).
+	 * Returns the remote status when the core's reply carried one
+	 * (a negative errno), -ETIMEDOUT at the deadline, -ECONNRESET or
+	 * -EPIPE when the peer went away and could not be redialled,
+	 * -ESHUTDOWN when disconnect() or fini() ran. A call that fails
+	 * leaves the connection usable for the other calls.
+	 * The caller blocks in this function; plugins should let the calling
+	 * thread read its own reply where they can, rather than waking it
+	 * from another thread (a cross-CPU wake-up is ~100 us here).
+	 */
+	int (*call)(struct pm_tconn *c, const struct pm_msg *req,
+		    struct pm_msg *rep, int64_t deadline_ns);
+
+	/*
+	 * Answer request req_id received on incoming connection conn_id.
+	 * status 0 or a negative errno that the caller's call() returns.
+	 * Any thread, inside or outside on_request; exactly once per request.
+	 * Does not wait for the peer beyond the socket's send buffer.
+	 * -ENOTCONN if the connection has gone (the reply is dropped).
+	 */
+	int (*reply)(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
+		     int status, const struct pm_msg *rep);
+
+	/*
+	 * Close incoming connection conn_id (the core refuses a peer, e.g. it
+	 * failed authentication). on_close follows. -ENOENT if unknown.
+	 */
+	int (*drop)(struct pm_tctx *t, uint64_t conn_id);
+
+	/* --- ops appended after 1.0 go below; check PM_OPS_HAS first --- */
+};
+
+/* Is the op `field` inside the plugin's table and set? */
+#define PM_OPS_HAS(ops, field)                                             \
+	((ops)->size >= offsetof(struct pm_transport_ops, field) +          \
+			sizeof((ops)->field) && (ops)->field != NULL)
+
+/* The smallest table the core accepts: everything up to drop. */
+#define PM_OPS_MIN_SIZE                                                    \
+	(offsetof(struct pm_transport_ops, drop) +                          \
+	 sizeof(((struct pm_transport_ops *)0)->drop))
+
+/* Type of the entry symbol. */
+typedef const struct pm_transport_ops *(*pm_transport_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAGEMESH_TRANSPORT_H */
