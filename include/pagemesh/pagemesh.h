@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pagemesh public API: join a cluster from a config file and compute in a
+ * region whose pages are shared, coherently, with every other node.
+ *
+ *	char err[256];
+ *	struct pm_node *n = pm_node_start("node0.cfg", err, sizeof(err));
+ *	if (!n) { fprintf(stderr, "%s\n", err); exit(78); }
+ *	size_t len;
+ *	uint64_t *mem = pm_node_region(n, &len);
+ *	__atomic_fetch_add(&mem[0], 1, __ATOMIC_SEQ_CST);
+ *	pm_node_barrier(n, 10000);
+ *	pm_node_stop(n);
+ *
+ * The region has the same size and layout on every node; plain loads and
+ * stores (and atomics) on it are coherent across nodes at page granularity
+ * (sequentially consistent: single writer / many readers per page).
+ * Link with -lpagemesh (pkg-config pagemesh).
+ */
+#ifndef PAGEMESH_H
+#define PAGEMESH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pm_node;
+
+/* Latency histogram: PM_HIST_SUB buckets per power of two from 2^PM_HIST_MIN_SHIFT
+ * ns; bucket i counts samples <= pm_hist_bound_ns(i). The last bucket
+ * counts everything larger. */
+#define PM_HIST_MIN_SHIFT 8	/* 256 ns */
+#define PM_HIST_SUB 4
+#define PM_HIST_BUCKETS 96	/* up to ~4.5 min */
+
+struct pm_stats {
+	uint64_t faults_zero;		/* resolved with UFFDIO_ZEROPAGE */
+	uint64_t faults_local;		/* page homed here, data local */
+	uint64_t faults_remote;		/* page data came from another node */
+	uint64_t faults_wp;		/* write to a read-only copy (upgrade) */
+	uint64_t faults_total;		/* all faults serviced */
+	uint64_t pages_sent;		/* page payloads sent to peers */
+	uint64_t pages_received;	/* page payloads received */
+	uint64_t invalidations_sent;	/* invalidate/recall requests sent */
+	uint64_t invalidations_received;
+	uint64_t downgrades_received;	/* exclusive copy made read-only */
+	uint64_t requests_served;	/* protocol requests answered as home */
+	uint64_t bytes_sent;		/* transport bytes, all peers */
+	uint64_t bytes_received;
+	uint64_t evictions;		/* pages dropped by the local limit */
+	uint64_t writebacks;		/* dirty pages written back to home */
+	uint64_t prefetched;		/* pages installed ahead of a fault */
+	uint64_t poisoned;		/* faults failed with UFFDIO_POISON */
+	uint64_t peer_failures;		/* peers declared dead */
+	uint64_t resident_pages;	/* pages of the region mapped here */
+	uint64_t fault_p50_ns;		/* fault service latency */
+	uint64_t fault_p99_ns;
+	uint64_t fault_hist[PM_HIST_BUCKETS];
+	uint64_t reserved[16];		/* appended fields take these */
+};
+
+/*
+ * Start a node from a config file: load transports, connect to every
+ * node of the cluster (waiting up to cluster.startup_timeout_ms), map
+ * the region. NULL on failure with a message in err (file:line for
+ * configuration errors; *errcode, if not NULL, is 78 for a configuration
+ * error and 1 otherwise).
+ */
+struct pm_node *pm_node_start(const char *config_path, char *err,
+			      size_t errlen);
+struct pm_node *pm_node_start_ex(const char *config_path, char *err,
+				 size_t errlen, int *errcode);
+
+/* The shared region: same size and address-independent layout on every
+ * node. Valid until pm_node_stop(). */
+void *pm_node_region(struct pm_node *n, size_t *len);
+
+int pm_node_id(const struct pm_node *n);
+int pm_node_count(const struct pm_node *n);
+
+/*
+ * Wait until every node of the cluster has reached the same barrier
+ * (barriers are counted per node, so each node must call it the same
+ * number of times). 0, or -ETIMEDOUT / -errno.
+ */
+int pm_node_barrier(struct pm_node *n, int timeout_ms);
+
+/* Counters since start. 0 or -errno. */
+int pm_node_stats(struct pm_node *n, struct pm_stats *out);
+
+/* Upper bound in ns of histogram bucket i (UINT64_MAX for the last). */
+uint64_t pm_hist_bound_ns(int i);
+
+/*
+ * Leave the cluster: waits for the other nodes to stop too (so pages this
+ * node is home for stay served while others still use them, up to
+ * cluster.startup_timeout_ms), then unmaps the region and frees n.
+ */
+void pm_node_stop(struct pm_node *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAGEMESH_H */
