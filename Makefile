@@ -37,7 +37,8 @@ endif
 DEB_PKGS := pkg-config libconfig-dev libcjson-dev libcurl4-openssl-dev \
 	libcmocka-dev liburing-dev libibverbs-dev librdmacm-dev \
 	libmicrohttpd-dev libssl-dev etcd-server gnuplot-nox iproute2 \
-	nftables curl clang libclang-rt-14-dev
+	nftables curl clang libclang-rt-14-dev \
+	qemu-system-x86 busybox-static cpio kmod
 
 CORE_PKGS := libconfig libcjson libcurl libmicrohttpd libcrypto
 CORE_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) 2>/dev/null)
@@ -78,7 +79,8 @@ $(LIB_SO): $(CORE_OBJS)
 
 $(BIN): core/main.c $(LIB_A) $(CORE_HDRS)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ core/main.c $(LIB_A) \
+	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ core/main.c \
+		-Wl,--whole-archive $(LIB_A) -Wl,--no-whole-archive \
 		$(LDFLAGS) $(CORE_LIBS)
 
 # --- transport plugins ---------------------------------------------------
@@ -108,7 +110,7 @@ plugins: $(PLUGIN_SOS)
 # --- tests, benchmarks -----------------------------------------------------
 # A test's run target uses $(RUN) SECONDS: a hard timeout so nothing hangs.
 RUN = PM_BUILD=$(B) timeout -k 10
--include $(wildcard tests/*.mk bench/*.mk)
+-include $(wildcard tests/*.mk tests/*/*.mk bench/*.mk)
 
 tests: all $(TEST_BINS)
 

@@ -1,0 +1,14 @@
+# Guest test harness: `make test` boots a Debian kernel under QEMU and runs
+# tests/guest/suites/* inside it (KVM and RDMA code the host cannot run).
+# run.sh exits 77 when QEMU or the kernel cannot be had: a skip, not a
+# failure. Its last line is "guest: N passed, M failed, K skipped".
+TESTS += test-guest
+
+test-guest:
+	@rc=0; PM_GUEST_TIMEOUT_MAX=600 $(RUN) 720 tests/guest/run.sh || rc=$$?; \
+	case $$rc in \
+	0) ;; \
+	77) echo "guest: 0 passed, 0 failed, 1 skipped (see the reason above)";; \
+	124|137) echo "guest: FAILED: tests/guest/run.sh timed out"; exit 1;; \
+	*) echo "guest: FAILED (exit $$rc)"; exit 1;; \
+	esac
