@@ -23,6 +23,12 @@ struct pm_plugin {
 	bool usable;			/* loaded, checked and probe passed */
 	int err;			/* -errno when rejected or probe failed */
 	char why[256];			/* reason when !usable */
+	/* string keys answered before cfg (see loader_set_string) */
+	int n_over;
+	struct {
+		char key[32];
+		char val[PM_ENDPOINT_MAX];
+	} over[4];
 };
 
 /*
@@ -46,6 +52,17 @@ int loader_open_path(struct pm_plugin *p, const char *path, const char *name,
  * them.
  */
 int loader_open_all(const struct cfg *cfg, struct pm_plugin *plugins);
+
+/*
+ * Answer host->cfg_string(key) with val for this plugin, ahead of the
+ * config: lets a program without a config file (conformance suite,
+ * benchmarks) give an instance its "listen" address. Call after
+ * loader_open*, before init(). 0, -ENOSPC (table full or too long).
+ */
+int loader_set_string(struct pm_plugin *p, const char *key, const char *val);
+
+/* Names of the PM_CAP_* bits in caps, comma-separated ("-" for none). */
+void loader_caps_str(uint64_t caps, char *buf, size_t len);
 
 /* fini() if initialised, dlclose, clear. Safe on a rejected plugin. */
 void loader_close(struct pm_plugin *p);

@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: MIT
+/* Transport plugin loader: dlopen each configured transport, check its ops
+ * table against the ABI, probe it, and lend it the host-services table. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cfg.h"
+#include "cli.h"
+#include "loader.h"
+#include "log.h"
+
+/* Decision appended to a rejection when another transport follows. */
+#define NEXT_MSG "trying next transport"
+
+/* --- host services lent to a plugin (ctx is its struct pm_plugin) --- */
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void host_log(void *ctx, int level, const char *fmt, ...)
+{
+	const struct pm_plugin *p = ctx;
+	char msg[900];
+	va_list ap;
+
+	if (level > pm_log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pm_log(level, "transport %s: %s", p->name, msg);
+}
+
+static int host_cfg_string(void *ctx, const char *key, const char **out)
+{
+	const struct pm_plugin *p = ctx;
+	int i;
+
+	if (!key || !out)
+		return -EINVAL;
+	for (i = 0; i < p->n_over; i++) {
+		if (!strcmp(p->over[i].key, key)) {
+			*out = p->over[i].val;
+			return 0;
+		}
+	}
+	if (!p->cfg)
+		return -ENOENT;
+	return cfg_transport_string(p->cfg, p->name, key, out);
+}
+
+static int host_cfg_int(void *ctx, const char *key, int64_t *out)
+{
+	const struct pm_plugin *p = ctx;
+
+	if (!key || !out)
+		return -EINVAL;
+	if (!p->cfg)
+		return -ENOENT;
+	return cfg_transport_int(p->cfg, p->name, key, out);
+}
+
+int loader_set_string(struct pm_plugin *p, const char *key, const char *val)
+{
+	int i;
+
+	if (strlen(key) >= sizeof(p->over[0].key) ||
+	    strlen(val) >= sizeof(p->over[0].val))
+		return -ENOSPC;
+	for (i = 0; i < p->n_over; i++)
+		if (!strcmp(p->over[i].key, key))
+			break;
+	if (i == p->n_over) {
+		if (p->n_over == (int)(sizeof(p->over) / sizeof(p->over[0])))
+			return -ENOSPC;
+		p->n_over++;
+	}
+	snprintf(p->over[i].key, sizeof(p->over[i].key), "%s", key);
+	snprintf(p->over[i].val, sizeof(p->over[i].val), "%s", val);
+	return 0;
+}
+
+/* --- checks ---------------------------------------------------------- */
+
+/* The ops of ABI 1.0, all mandatory, by name for the rejection message. */
+#define OP(f) { #f, offsetof(struct pm_transport_ops, f) }
+static const struct {
+	const char *name;
+	size_t off;
+} mandatory_ops[] = {
+	OP(probe), OP(init), OP(fini), OP(listen), OP(endpoint),
+	OP(connect), OP(disconnect), OP(call), OP(reply), OP(drop),
+};
+#undef OP
+
+static void set_why(struct pm_plugin *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_why(struct pm_plugin *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->why, sizeof(p->why), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * dlerror() repeats the file name ("PATH: invalid ELF header"); the log
+ * line names the file already, so keep only the reason.
+ */
+static const char *dl_reason(const char *path, const char *e)
+{
+	size_t n = strlen(path);
+
+	if (!e)
+		return "unknown dlopen error";
+	if (!strncmp(e, path, n) && e[n] == ':' && e[n + 1] == ' ')
+		return e + n + 2;
+	return e;
+}
+
+/* Checks in the order the ABI promises things; 0 or -errno with p->why. */
+static int check_plugin(struct pm_plugin *p)
+{
+	const struct pm_transport_ops *ops;
+	pm_transport_entry_fn entry;
+	struct stat st;
+	size_t i;
+	int major;
+
+	if (stat(p->path, &st)) {
+		if (errno == ENOENT || errno == ENOTDIR) {
+			set_why(p, "not found");
+			return -ENOENT;
+		}
+		set_why(p, "cannot access: %s", strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_why(p, "rejected: not a regular file");
+		return -EINVAL;
+	}
+
+	dlerror();
+	p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		set_why(p, "rejected: cannot load: %s",
+			dl_reason(p->path, dlerror()));
+		return -ENOEXEC;
+	}
+
+	entry = (pm_transport_entry_fn)dlsym(p->dl, PM_TRANSPORT_ENTRY_NAME);
+	if (!entry) {
+		/* A plugin of another major exports pagemesh_transport_vN. */
+		for (major = 0; major < 10; major++) {
+			char sym[32];
+
+			snprintf(sym, sizeof(sym), "pagemesh_transport_v%d",
+				 major);
+			if (major != PM_TRANSPORT_ABI_MAJOR &&
+			    dlsym(p->dl, sym)) {
+				set_why(p, "rejected: built for ABI major %d (exports %s), core speaks %d",
+					major, sym, PM_TRANSPORT_ABI_MAJOR);
+				return -EPROTO;
+			}
+		}
+		set_why(p, "rejected: no entry symbol %s",
+			PM_TRANSPORT_ENTRY_NAME);
+		return -ENOEXEC;
+	}
+
+	ops = entry();
+	if (!ops) {
+		set_why(p, "rejected: %s() returned no ops table",
+			PM_TRANSPORT_ENTRY_NAME);
+		return -EINVAL;
+	}
+	/* size and the version fields keep their place in every major. */
+	if (ops->abi_major != PM_TRANSPORT_ABI_MAJOR) {
+		set_why(p, "rejected: ABI major %u, core speaks %d",
+			ops->abi_major, PM_TRANSPORT_ABI_MAJOR);
+		return -EPROTO;
+	}
+	if (ops->size < PM_OPS_MIN_SIZE) {
+		set_why(p, "rejected: ops table of %u bytes, ABI %d.0 needs at least %zu",
+			ops->size, PM_TRANSPORT_ABI_MAJOR, PM_OPS_MIN_SIZE);
+		return -EINVAL;
+	}
+	for (i = 0; i < sizeof(mandatory_ops) / sizeof(mandatory_ops[0]);
+	     i++) {
+		void (*fn)(void);
+
+		/* every op is a function pointer of the same size */
+		memcpy(&fn, (const char *)ops + mandatory_ops[i].off,
+		       sizeof(fn));
+		if (!fn) {
+			set_why(p, "rejected: mandatory op '%s' is NULL",
+				mandatory_ops[i].name);
+			return -EINVAL;
+		}
+	}
+	if (!ops->name || !ops->name[0]) {
+		set_why(p, "rejected: the ops table has an empty name");
+		return -EINVAL;
+	}
+	p->ops = ops;
+	return 0;
+}
+
+static int run_probe(struct pm_plugin *p)
+{
+	char why[sizeof(p->why)];
+	int r;
+
+	memset(why, 0, sizeof(why));
+	r = p->ops->probe(&p->host, why, sizeof(why));
+	why[sizeof(why) - 1] = '\0';
+	if (r > 0) {
+		set_why(p, "probe failed: probe returned %d, not 0 or -errno",
+			r);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		set_why(p, "probe failed: %s", why[0] ? why : strerror(-r));
+		return r;
+	}
+	/* A usable probe may say what it found (device, port state). */
+	snprintf(p->why, sizeof(p->why), "%s", why);
+	return 0;
+}
+
+static int open_one(struct pm_plugin *p, const char *path, const char *name,
+		    const struct cfg *cfg, int node_id, const char *next)
+{
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if (!name || !name[0] || strlen(name) >= sizeof(p->name)) {
+		set_why(p, "rejected: bad transport name");
+		pm_warn("transport: %s: %s; %s", path, p->why, next);
+		p->err = -EINVAL;
+		return p->err;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	/* Without a '/', dlopen would search the library path instead. */
+	if ((size_t)snprintf(p->path, sizeof(p->path), "%s%s",
+			     strchr(path, '/') ? "" : "./", path) >=
+	    sizeof(p->path)) {
+		set_why(p, "rejected: path too long");
+		r = -ENAMETOOLONG;
+		goto fail;
+	}
+	p->cfg = cfg;
+	p->host.size = sizeof(p->host);
+	p->host.abi_major = PM_TRANSPORT_ABI_MAJOR;
+	p->host.abi_minor = PM_TRANSPORT_ABI_MINOR;
+	p->host.ctx = p;
+	p->host.name = p->name;
+	p->host.page_size = PM_PAGE_SIZE;
+	p->host.node_id = node_id < 0 ? 0 : (uint32_t)node_id;
+	p->host.log = host_log;
+	p->host.cfg_string = host_cfg_string;
+	p->host.cfg_int = host_cfg_int;
+
+	r = check_plugin(p);
+	if (r)
+		goto fail_close;
+	r = run_probe(p);
+	if (r)
+		goto fail;	/* keep ops: --list-transports shows them */
+	p->usable = true;
+	pm_info("transport %s: %s: loaded (%s %s, ABI %u.%u)%s%s", p->name,
+		p->path, p->ops->name, p->ops->version ? p->ops->version : "?",
+		p->ops->abi_major, p->ops->abi_minor, p->why[0] ? ": " : "",
+		p->why);
+	return 0;
+
+fail_close:
+	p->ops = NULL;
+	if (p->dl)
+		dlclose(p->dl);
+	p->dl = NULL;
+fail:
+	p->err = r;
+	pm_warn("transport %s: %s: %s; %s", p->name, p->path, p->why, next);
+	return r;
+}
+
+int loader_open_path(struct pm_plugin *p, const char *path, const char *name,
+		     const struct cfg *cfg, int node_id)
+{
+	return open_one(p, path, name, cfg, node_id, NEXT_MSG);
+}
+
+static int open_in_dir(struct pm_plugin *p, const char *dir,
+		       const char *name, const struct cfg *cfg, int node_id,
+		       const char *next)
+{
+	char path[PATH_MAX];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		set_why(p, "rejected: path too long");
+		pm_warn("transport %s: %s/...: %s; %s", name, dir, p->why,
+			next);
+		p->err = -ENAMETOOLONG;
+		return p->err;
+	}
+	return open_one(p, path, name, cfg, node_id, next);
+}
+
+int loader_open(struct pm_plugin *p, const char *dir, const char *name,
+		const struct cfg *cfg, int node_id)
+{
+	return open_in_dir(p, dir, name, cfg, node_id, NEXT_MSG);
+}
+
+int loader_open_all(const struct cfg *cfg, struct pm_plugin *plugins)
+{
+	int i, n = 0;
+
+	for (i = 0; i < cfg->n_transports && i < CFG_MAX_TRANSPORTS; i++) {
+		const char *next = i + 1 < cfg->n_transports ?
+			NEXT_MSG : "no transport left to try";
+
+		if (!open_in_dir(&plugins[i], cfg->transport_dir,
+				 cfg->transports[i], cfg, cfg->node_id, next))
+			n++;
+	}
+	return n;
+}
+
+void loader_close(struct pm_plugin *p)
+{
+	if (p->ctx && p->ops)
+		p->ops->fini(p->ctx);
+	p->ctx = NULL;
+	if (p->dl)
+		dlclose(p->dl);
+	memset(p, 0, sizeof(*p));
+}
+
+void loader_caps_str(uint64_t caps, char *buf, size_t len)
+{
+	static const struct {
+		uint64_t bit;
+		const char *name;
+	} names[] = {
+		{ PM_CAP_RELIABLE, "reliable" },
+		{ PM_CAP_ZEROCOPY, "zerocopy" },
+		{ PM_CAP_RDMA, "rdma" },
+		{ PM_CAP_ONESIDED, "onesided" },
+		{ PM_CAP_BATCH, "batch" },
+	};
+	size_t i, used = 0;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(caps & names[i].bit))
+			continue;
+		caps &= ~names[i].bit;
+		used += snprintf(buf + used, used < len ? len - used : 0,
+				 "%s%s", used ? "," : "", names[i].name);
+	}
+	if (caps)	/* bits this core does not know: show them raw */
+		used += snprintf(buf + used, used < len ? len - used : 0,
+				 "%s0x%llx", used ? "," : "",
+				 (unsigned long long)caps);
+	if (!used)
+		snprintf(buf, len, "-");
+}
+
+void loader_print(const struct pm_plugin *plugins, int n, FILE *out)
+{
+	bool first_seen = false;
+	char caps[128];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const struct pm_plugin *p = &plugins[i];
+		const struct pm_transport_ops *o = p->ops;
+		bool first = p->usable && !first_seen;
+
+		if (first)
+			first_seen = true;
+		fprintf(out, "%d. %s%s\n", i + 1, p->name,
+			first ? "  [first usable: used]" : "");
+		fprintf(out, "   file:          %s\n", p->path);
+		if (o) {
+			loader_caps_str(o->caps, caps, sizeof(caps));
+			fprintf(out, "   name:          %s\n", o->name);
+			fprintf(out, "   version:       %s\n",
+				o->version ? o->version : "?");
+			fprintf(out, "   abi:           %u.%u\n", o->abi_major,
+				o->abi_minor);
+			fprintf(out, "   capabilities:  %s\n", caps);
+		}
+		if (p->usable)
+			fprintf(out, "   probe:         ok%s%s\n",
+				p->why[0] ? ": " : "", p->why);
+		else
+			fprintf(out, "   probe:         %s\n", p->why);
+	}
+}
+
+/* --- pagemesh --list-transports -c FILE ------------------------------ */
+
+static void list_usage(FILE *out)
+{
+	fprintf(out,
+"usage: pagemesh --list-transports -c FILE\n"
+"\n"
+"Loads every transport named in the config's transports.order from\n"
+"transports.dir (default build/plugins), checks it against the transport\n"
+"ABI and probes it, then prints for each: file, name, version, ABI,\n"
+"capabilities and the probe result (ok, or why it cannot be used). The\n"
+"first usable transport is marked; nodes prefer it.\n"
+"\n"
+"options:\n"
+"  -c, --config FILE   node config file (libconfig)\n"
+"  -h, --help          this text\n"
+"\n"
+"exit codes: 0 at least one transport is usable, 1 none is,\n"
+"            2 usage, 78 configuration error\n");
+}
+
+int cmd_list_transports(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pm_plugin *plugins;
+	const char *path = NULL;
+	char err[512];
+	struct cfg *c;
+	int i, n, opt, rc;
+
+	optind = 0;	/* full getopt re-initialisation (glibc) */
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			list_usage(stdout);
+			return PM_EXIT_OK;
+		default:
+			list_usage(stderr);
+			return PM_EXIT_USAGE;
+		}
+	}
+	if (!path || optind < argc) {
+		fprintf(stderr, "pagemesh --list-transports: %s\n",
+			!path ? "needs -c FILE" : "unexpected argument");
+		list_usage(stderr);
+		return PM_EXIT_USAGE;
+	}
+
+	c = calloc(1, sizeof(*c));
+	plugins = calloc(CFG_MAX_TRANSPORTS, sizeof(*plugins));
+	if (!c || !plugins) {
+		fprintf(stderr, "pagemesh --list-transports: out of memory\n");
+		rc = PM_EXIT_RUNTIME;
+		goto out_free;
+	}
+	if (cfg_load(path, c, err, sizeof(err))) {
+		fprintf(stderr, "pagemesh: %s\n", err);
+		rc = PM_EXIT_CONFIG;
+		goto out_cfg;
+	}
+	n = loader_open_all(c, plugins);
+	printf("transports of %s (from %s), in order of preference:\n",
+	       path, c->transport_dir);
+	loader_print(plugins, c->n_transports, stdout);
+	if (n)
+		printf("%d of %d transports usable\n", n, c->n_transports);
+	else
+		printf("no usable transport (0 of %d)\n", c->n_transports);
+	fflush(stdout);
+	for (i = 0; i < c->n_transports; i++)
+		loader_close(&plugins[i]);
+	rc = n ? PM_EXIT_OK : PM_EXIT_RUNTIME;
+out_cfg:
+	cfg_free(c);
+out_free:
+	free(plugins);
+	free(c);
+	return rc;
+}
