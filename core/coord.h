@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* Coordinator: how nodes find each other. The client (embedded HTTP server or
+ * etcd backend), the embedded server, and HTTP helpers shared with metrics. */
+#ifndef PM_COORD_H
+#define PM_COORD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cfg.h"
+
+/* Default liveness TTL: a node silent this long drops out. */
+#define COORD_TTL_MS_DEFAULT 5000
+/* Longest a GET /endpoints?wait=V is held by the server. */
+#define COORD_WAIT_MAX_MS 10000
+/* Largest request body the server reads; larger ones get 413. */
+#define COORD_BODY_MAX (64 * 1024)
+/* Name of the cluster used when a request names none. */
+#define COORD_DEFAULT_CLUSTER "default"
+
+/* ---- client ------------------------------------------------------------ */
+
+struct coord;
+
+struct coord_member {
+	int node_id;
+	int n_eps;
+	struct {
+		char transport[64];		/* "tcp", "io_uring-tcp", "rdma" */
+		char endpoint[PM_ENDPOINT_MAX];	/* the plugin's own string */
+	} eps[CFG_MAX_TRANSPORTS];
+};
+
+/*
+ * Connect to the coordinator named by c (coordinator.backend "embedded" or
+ * "etcd", coordinator.url/urls; optional coordinator.ttl_ms) and create the
+ * cluster (cluster.name, cluster.nodes, cluster.memory) unless it exists.
+ * An existing cluster with another node count or memory size is -EEXIST.
+ * 0 or -errno; errors are logged with the URL and HTTP status.
+ */
+int coord_open(const struct cfg *c, struct coord **out);
+
+/*
+ * Publish every endpoint of self (node_id = this node), then keep this node
+ * alive (heartbeats, or the etcd lease keepalive) on a thread of its own until
+ * coord_close(). If the coordinator forgets the node (restart, expiry), the
+ * thread registers it again. 0 or -errno.
+ */
+int coord_register(struct coord *co, const struct coord_member *self);
+
+/*
+ * The live members, sorted by node id, once the membership version is
+ * greater than after_version (0 returns at once). Waits at most timeout_ms:
+ * then -ETIMEDOUT, with out/n/version still filled with the current state.
+ * More than max members is -E2BIG (the first max are filled). The version
+ * moves on every membership change (join, new endpoint, leave, expiry); with
+ * etcd it is the store revision, which can also move for other writes.
+ */
+int coord_members(struct coord *co, uint64_t after_version, int timeout_ms,
+		  struct coord_member *out, int max, int *n, uint64_t *version);
+
+/* Stop heart-beating and leave (the node's entries are removed), free co. */
+void coord_close(struct coord *co);
+
+/* Liveness TTL in effect (server's, or the etcd lease's), in ms. */
+int coord_ttl_ms(const struct coord *co);
+
+/* ---- embedded server ----------------------------------------------------- */
+
+struct coord_server;
+
+/*
+ * Serve the coordinator API on listen ("HOST:PORT", "[V6]:PORT", ":PORT";
+ * port 0 picks a free one). 0 or -errno with a message in err.
+ */
+int coord_server_start(const char *listen, int ttl_ms,
+		       struct coord_server **out, char *err, size_t errlen);
+int coord_server_port(const struct coord_server *s);
+void coord_server_stop(struct coord_server *s);
+
+/* ---- HTTP helpers (coord_http.c), shared with metrics.c ------------------ */
+
+struct MHD_Daemon;
+
+/* "HOST:PORT" -> socket address. 0 or -EINVAL with a message in err. */
+int coord_parse_listen(const char *listen, struct sockaddr_storage *ss,
+		       socklen_t *sslen, char *err, size_t errlen);
+
+/*
+ * Start a libmicrohttpd daemon, one thread per connection, on listen, with
+ * handler and completion callback (MHD's types, kept opaque here so that
+ * users of coord.h need not include microhttpd.h). *port gets the bound port.
+ */
+int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
+		      void *completed, void *completed_cls, int conn_limit,
+		      struct MHD_Daemon **out, int *port, char *err,
+		      size_t errlen);
+
+/* Monotonic clock in ms; the clock of every deadline here. */
+int64_t coord_now_ms(void);
+
+#endif
