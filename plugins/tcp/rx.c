@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+/* Bounded receive buffer for stream frames: read in bulk, validate each
+ * header before its lengths are trusted, hand out whole frames in place. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tt.h"
+
+int tt_rx_init(struct tt_rx *rx)
+{
+	rx->buf = malloc(TT_RX_CAP);
+	if (!rx->buf)
+		return -ENOMEM;
+	tt_rx_reset(rx);
+	return 0;
+}
+
+void tt_rx_free(struct tt_rx *rx)
+{
+	free(rx->buf);
+	rx->buf = NULL;
+}
+
+void tt_rx_reset(struct tt_rx *rx)
+{
+	rx->start = 0;
+	rx->end = 0;
+	rx->need = PM_FRAME_HDR_LEN;
+}
+
+int tt_rx_next(struct tt_rx *rx, struct pm_frame_hdr *h, const uint8_t **body,
+	       const char **bad)
+{
+	uint32_t have = rx->end - rx->start;
+	uint32_t total;
+
+	if (have < PM_FRAME_HDR_LEN) {
+		rx->need = PM_FRAME_HDR_LEN;
+		return 0;
+	}
+	/* Decode a copy: the bytes stay raw in case the body is not in yet. */
+	memcpy(h, rx->buf + rx->start, PM_FRAME_HDR_LEN);
+	*bad = pm_frame_decode(h);
+	if (*bad)
+		return -EPROTO;
+	/* pm_frame_decode bounded both lengths, so this fits TT_RX_CAP. */
+	total = PM_FRAME_HDR_LEN + h->msg_len + h->payload_len;
+	if (have < total) {
+		rx->need = total;
+		return 0;
+	}
+	*body = rx->buf + rx->start + PM_FRAME_HDR_LEN;
+	rx->start += total;
+	rx->need = PM_FRAME_HDR_LEN;
+	return 1;
+}
+
+ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns,
+		   bool wait_first)
+{
+	uint32_t have = rx->end - rx->start;
+	ssize_t n;
+	int r;
+
+	if (have == 0) {
+		rx->start = 0;
+		rx->end = 0;
+	} else if (rx->start + rx->need > TT_RX_CAP || rx->end == TT_RX_CAP) {
+		/* The frame in progress would run off the end: move it to
+		 * the front (it is shorter than one frame). */
+		memmove(rx->buf, rx->buf + rx->start, have);
+		rx->start = 0;
+		rx->end = have;
+	}
+	if (wait_first) {
+		r = pm_net_wait(fd, POLLIN, deadline_ns);
+		if (r < 0)
+			return r;
+	}
+	n = pm_net_read_some(fd, rx->buf + rx->end, TT_RX_CAP - rx->end,
+			     deadline_ns);
+	if (n > 0)
+		rx->end += (uint32_t)n;
+	return n;
+}

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Plain TCP transport plugin: the ops table, instance life cycle and the
+ * listening side (an accept thread, one receive thread per incoming
+ * connection calling the core's handler inline).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "tt.h"
+
+#define TT_VERSION "1.0.0"
+#define TT_BACKLOG 128
+#define TT_SEND_TIMEOUT_MS 5000
+
+static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
+{
+	(void)host;
+	/* Plain sockets work wherever the core runs. */
+	if (why && whylen)
+		why[0] = '\0';
+	return 0;
+}
+
+static int tt_init(const struct pm_host *host, struct pm_tctx **out)
+{
+	struct pm_tctx *t;
+	int64_t ms = TT_SEND_TIMEOUT_MS;
+	int r;
+
+	if (!host || host->size < offsetof(struct pm_host, cfg_int) +
+				  sizeof(host->cfg_int) ||
+	    !host->log || !host->cfg_string || !host->cfg_int)
+		return -EINVAL;
+	r = host->cfg_int(host->ctx, "send_timeout_ms", &ms);
+	if (r == -ENOENT) {
+		ms = TT_SEND_TIMEOUT_MS;
+	} else if (r < 0 || ms < 1 || ms > 3600000) {
+		host->log(host->ctx, PM_LOG_ERROR,
+			  "transports.%s.send_timeout_ms must be an integer in 1..3600000",
+			  host->name ? host->name : "tcp");
+		return -EINVAL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->host = host;
+	t->send_timeout_ns = ms * 1000000;
+	t->lfd = -1;
+	t->stop_efd = -1;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&t->condattr);
+	pthread_condattr_setclock(&t->condattr, CLOCK_MONOTONIC);
+	*out = t;
+	return 0;
+}
+
+static struct tt_sconn *tt_find_locked(struct pm_tctx *t, uint64_t id)
+{
+	struct tt_sconn *sc;
+
+	for (sc = t->sconns; sc; sc = sc->next)
+		if (sc->id == id)
+			return sc;
+	return NULL;
+}
+
+static void tt_sconn_free(struct tt_sconn *sc)
+{
+	close(sc->fd);
+	tt_rx_free(&sc->rx);
+	pthread_mutex_destroy(&sc->send_lock);
+	free(sc);
+}
+
+/* Join and free incoming connections whose threads have ended. */
+static void tt_reap(struct pm_tctx *t)
+{
+	struct tt_sconn **pp, *sc, *dead = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	pp = &t->sconns;
+	while ((sc = *pp)) {
+		if (sc->finished && sc->refs == 0) {
+			*pp = sc->next;
+			sc->next = dead;
+			dead = sc;
+		} else {
+			pp = &sc->next;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	while ((sc = dead)) {
+		dead = sc->next;
+		pthread_join(sc->thr, NULL);
+		tt_sconn_free(sc);
+	}
+}
+
+/* Serve one incoming connection until it ends; then on_close, once. */
+static void *tt_recv_thread(void *arg)
+{
+	struct tt_sconn *sc = arg;
+	struct pm_tctx *t = sc->t;
+	struct pm_frame_hdr h;
+	struct pm_request req;
+	const uint8_t *body;
+	const char *bad = NULL;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		while ((r = tt_rx_next(&sc->rx, &h, &body, &bad)) == 1) {
+			if (h.kind != PM_FRAME_REQ) {
+				bad = "kind (a reply on a listening connection)";
+				r = -EPROTO;
+				break;
+			}
+			if (__atomic_load_n(&sc->dropping, __ATOMIC_ACQUIRE))
+				goto out;
+			req = (struct pm_request){
+				.conn_id = sc->id,
+				.req_id = h.id,
+				.msg = body,
+				.msg_len = h.msg_len,
+				.payload = h.payload_len ? body + h.msg_len :
+							   NULL,
+				.payload_len = h.payload_len,
+				.peer = sc->peer,
+			};
+			t->lst.on_request(t->lst.arg, &req);
+		}
+		if (r < 0) {
+			tt_log(t, PM_LOG_ERROR,
+			       "bad frame from %s (connection %llu): header field %s is invalid; dropping the connection",
+			       sc->peer, (unsigned long long)sc->id, bad);
+			break;
+		}
+		/* No deadline: shutdown() by drop() or fini() ends the wait. */
+		n = tt_rx_fill(&sc->rx, sc->fd, PM_NET_FOREVER, false);
+		if (n > 0)
+			continue;
+		if (n != -ECONNRESET &&
+		    !__atomic_load_n(&sc->dropping, __ATOMIC_ACQUIRE))
+			tt_log(t, PM_LOG_WARN, "connection %llu from %s: %s",
+			       (unsigned long long)sc->id, sc->peer,
+			       strerror((int)-n));
+		break;
+	}
+out:
+	pthread_mutex_lock(&t->lock);
+	sc->closed = true;
+	pthread_mutex_unlock(&t->lock);
+	shutdown(sc->fd, SHUT_RDWR);
+	if (t->lst.on_close)
+		t->lst.on_close(t->lst.arg, sc->id);
+	pthread_mutex_lock(&t->lock);
+	sc->finished = true;
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static int tt_accept_one(struct pm_tctx *t)
+{
+	struct tt_sconn *sc;
+	int fd, r;
+
+	fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc) {
+		r = -ENOMEM;
+		goto err_close;
+	}
+	r = tt_rx_init(&sc->rx);
+	if (r)
+		goto err_free;
+	pm_net_nodelay(fd);
+	pm_net_fd_name(fd, 0, sc->peer, sizeof(sc->peer));
+	sc->t = t;
+	sc->fd = fd;
+	pthread_mutex_init(&sc->send_lock, NULL);
+
+	pthread_mutex_lock(&t->lock);
+	sc->id = ++t->last_conn_id;
+	r = -pthread_create(&sc->thr, NULL, tt_recv_thread, sc);
+	if (r) {
+		pthread_mutex_unlock(&t->lock);
+		tt_log(t, PM_LOG_ERROR, "connection from %s: no thread: %s",
+		       sc->peer, strerror(-r));
+		pthread_mutex_destroy(&sc->send_lock);
+		tt_rx_free(&sc->rx);
+		goto err_free;
+	}
+	sc->next = t->sconns;
+	t->sconns = sc;
+	pthread_mutex_unlock(&t->lock);
+	tt_log(t, PM_LOG_DEBUG, "connection %llu from %s",
+	       (unsigned long long)sc->id, sc->peer);
+	return 0;
+
+err_free:
+	free(sc);
+err_close:
+	close(fd);
+	return r;
+}
+
+static void *tt_accept_thread(void *arg)
+{
+	struct pm_tctx *t = arg;
+	struct pollfd pfd[2];
+	int r, backoff_ms = -1;
+
+	for (;;) {
+		pfd[0] = (struct pollfd){ .fd = t->lfd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = t->stop_efd, .events = POLLIN };
+		/* After running out of fds, wait for the stop signal a
+		 * little before trying again instead of spinning. */
+		if (backoff_ms > 0)
+			r = poll(&pfd[1], 1, backoff_ms);
+		else
+			r = poll(pfd, 2, -1);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		tt_reap(t);
+		r = tt_accept_one(t);
+		if (r == 0 || r == -EAGAIN || r == -EINTR ||
+		    r == -ECONNABORTED) {
+			backoff_ms = -1;
+			continue;
+		}
+		tt_log(t, PM_LOG_WARN, "accept on %s: %s", t->endpoint,
+		       strerror(-r));
+		backoff_ms = 100;
+	}
+	return NULL;
+}
+
+static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	const char *ep, *adv = NULL;
+	char err[PM_ENDPOINT_MAX + 128], host[PM_NET_ADDRSTR_MAX];
+	const char *name = t->host->name ? t->host->name : "tcp";
+	int r;
+
+	if (!lst || !lst->on_request)
+		return -EINVAL;
+	if (t->listening)
+		return -EBUSY;
+	r = t->host->cfg_string(t->host->ctx, "listen", &ep);
+	if (r) {
+		tt_log(t, PM_LOG_ERROR, "transports.%s.listen is %s",
+		       name, r == -ENOENT ? "not set (want \"HOST:PORT\")" :
+					    "not a string");
+		return -EINVAL;
+	}
+	r = pm_net_parse(ep, &ss, &sl, err, sizeof(err));
+	if (r) {
+		tt_log(t, PM_LOG_ERROR, "transports.%s.listen: %s", name, err);
+		return r;
+	}
+	r = t->host->cfg_string(t->host->ctx, "advertise", &adv);
+	if (r == -ENOENT) {
+		adv = NULL;
+	} else if (r < 0 || strlen(adv) >= INET6_ADDRSTRLEN) {
+		tt_log(t, PM_LOG_ERROR,
+		       "transports.%s.advertise must be a host address string",
+		       name);
+		return -EINVAL;
+	}
+	r = pm_net_listen((struct sockaddr *)&ss, sl, TT_BACKLOG, &t->lfd);
+	if (r) {
+		tt_log(t, PM_LOG_ERROR, "transports.%s.listen: cannot listen on %s: %s",
+		       name, ep, strerror(-r));
+		return r;
+	}
+	sl = sizeof(ss);
+	if (getsockname(t->lfd, (struct sockaddr *)&ss, &sl) < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	r = pm_net_format((struct sockaddr *)&ss, t->endpoint,
+			  sizeof(t->endpoint));
+	if (r)
+		goto err_close;
+	if (adv) {
+		/* Peers on other hosts cannot dial 0.0.0.0: publish the
+		 * configured address with the port actually bound. */
+		snprintf(host, sizeof(host), strchr(adv, ':') ? "[%s]" : "%s",
+			 adv);
+		snprintf(t->endpoint, sizeof(t->endpoint), "%s%s", host,
+			 strrchr(t->endpoint, ':'));
+	}
+	t->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->stop_efd < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	t->lst = *lst;
+	r = -pthread_create(&t->accept_thr, NULL, tt_accept_thread, t);
+	if (r)
+		goto err_efd;
+	t->listening = true;
+	tt_log(t, PM_LOG_INFO, "listening on %s", t->endpoint);
+	return 0;
+
+err_efd:
+	close(t->stop_efd);
+	t->stop_efd = -1;
+err_close:
+	tt_log(t, PM_LOG_ERROR, "listen on %s: %s", ep, strerror(-r));
+	close(t->lfd);
+	t->lfd = -1;
+	return r;
+}
+
+static int tt_endpoint(struct pm_tctx *t, char *buf, size_t len)
+{
+	size_t n;
+
+	if (!t->listening)
+		return -ENOTCONN;
+	n = strlen(t->endpoint);
+	if (!buf || n >= len)
+		return -ENOSPC;
+	memcpy(buf, t->endpoint, n + 1);
+	return 0;
+}
+
+static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
+		    int status, const struct pm_msg *rep)
+{
+	struct tt_sconn *sc;
+	struct pm_frame_hdr h;
+	struct iovec iov[3];
+	int r;
+
+	if (status > 0 || status < -4095)
+		return -EINVAL;
+	r = tt_check_msg(rep);
+	if (r)
+		return r;
+
+	pthread_mutex_lock(&t->lock);
+	sc = tt_find_locked(t, conn_id);
+	if (!sc || sc->closed) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOTCONN;
+	}
+	sc->refs++;
+	pthread_mutex_unlock(&t->lock);
+
+	pm_frame_encode(&h, PM_FRAME_REP, req_id, status,
+			rep ? rep->msg_len : 0, rep ? rep->payload_len : 0);
+	iov[0] = (struct iovec){ &h, PM_FRAME_HDR_LEN };
+	iov[1] = (struct iovec){ rep ? rep->msg : NULL, rep ? rep->msg_len : 0 };
+	iov[2] = (struct iovec){ rep ? rep->payload : NULL,
+				 rep ? rep->payload_len : 0 };
+	pthread_mutex_lock(&sc->send_lock);
+	r = pm_net_writev_all(sc->fd, iov, 3, pm_now_ns() + t->send_timeout_ns);
+	pthread_mutex_unlock(&sc->send_lock);
+	if (r == -ETIMEDOUT) {
+		/* The peer stopped reading; a partial frame may be out, so
+		 * the connection cannot carry another one. */
+		tt_log(t, PM_LOG_WARN,
+		       "reply to %s (connection %llu) timed out: dropping it",
+		       sc->peer, (unsigned long long)conn_id);
+		shutdown(sc->fd, SHUT_RDWR);
+	} else if (r < 0) {
+		r = -ENOTCONN;
+	}
+
+	pthread_mutex_lock(&t->lock);
+	sc->refs--;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static int tt_drop(struct pm_tctx *t, uint64_t conn_id)
+{
+	struct tt_sconn *sc;
+	int r = 0;
+
+	pthread_mutex_lock(&t->lock);
+	sc = tt_find_locked(t, conn_id);
+	if (!sc || sc->closed || sc->dropping) {
+		r = -ENOENT;
+	} else {
+		__atomic_store_n(&sc->dropping, true, __ATOMIC_RELEASE);
+		shutdown(sc->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static void tt_fini(struct pm_tctx *t)
+{
+	struct tt_sconn *sc;
+	uint64_t one = 1;
+
+	if (!t)
+		return;
+	if (t->listening) {
+		if (write(t->stop_efd, &one, sizeof(one)) < 0)
+			tt_log(t, PM_LOG_ERROR, "fini: eventfd: %s",
+			       strerror(errno));
+		pthread_join(t->accept_thr, NULL);
+		close(t->lfd);
+		close(t->stop_efd);
+	}
+	/* The accept thread is gone, so the list only shrinks from here. */
+	pthread_mutex_lock(&t->lock);
+	for (sc = t->sconns; sc; sc = sc->next) {
+		__atomic_store_n(&sc->dropping, true, __ATOMIC_RELEASE);
+		shutdown(sc->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&t->lock);
+	while ((sc = t->sconns)) {
+		pthread_join(sc->thr, NULL);
+		t->sconns = sc->next;
+		tt_sconn_free(sc);
+	}
+	while (t->conns)
+		tt_disconnect(t->conns);
+	pthread_condattr_destroy(&t->condattr);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static void tt_disconnect_op(struct pm_tconn *c)
+{
+	if (c)
+		tt_disconnect(c);
+}
+
+static const struct pm_transport_ops tt_ops = {
+	.size = sizeof(struct pm_transport_ops),
+	.abi_major = PM_TRANSPORT_ABI_MAJOR,
+	.abi_minor = PM_TRANSPORT_ABI_MINOR,
+	.name = "tcp",
+	.version = TT_VERSION,
+	.caps = PM_CAP_RELIABLE,
+	.probe = tt_probe,
+	.init = tt_init,
+	.fini = tt_fini,
+	.listen = tt_listen,
+	.endpoint = tt_endpoint,
+	.connect = tt_connect,
+	.disconnect = tt_disconnect_op,
+	.call = tt_call,
+	.reply = tt_reply,
+	.drop = tt_drop,
+};
+
+PM_TRANSPORT_EXPORT const struct pm_transport_ops *PM_TRANSPORT_ENTRY(void)
+{
+	return &tt_ops;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals of the plain TCP transport plugin (prefix tt_), shared by its
+ * listener side (tcp.c), its calling side (conn.c) and frame buffer (rx.c). */
+#ifndef TT_H
+#define TT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <pagemesh/transport.h>
+
+#include "frame.h"
+#include "net.h"
+
+/* One whole frame always fits: the bound on per-connection memory. */
+#define TT_RX_CAP (PM_FRAME_HDR_LEN + PM_MSG_MAX + PM_PAYLOAD_MAX)
+
+#define tt_log(t, lvl, ...) ((t)->host->log((t)->host->ctx, (lvl), __VA_ARGS__))
+
+/* Receive buffer: frames are parsed in place, several per recv() when the
+ * peer pipelines. Owned by one reader at a time. */
+struct tt_rx {
+	uint8_t *buf;		/* TT_RX_CAP bytes */
+	uint32_t start;		/* first unparsed byte */
+	uint32_t end;		/* one past the last received byte */
+	uint32_t need;		/* bytes the frame at start needs in all */
+};
+
+int tt_rx_init(struct tt_rx *rx);
+void tt_rx_free(struct tt_rx *rx);
+void tt_rx_reset(struct tt_rx *rx);
+/*
+ * Next complete frame: 1 with *h decoded and *body pointing at its msg
+ * then payload (valid until the next tt_rx_fill), 0 if more bytes are
+ * needed, -EPROTO with *bad naming the header field that is wrong.
+ */
+int tt_rx_next(struct tt_rx *rx, struct pm_frame_hdr *h, const uint8_t **body,
+	       const char **bad);
+/* Receive more; bytes read, -ECONNRESET at end of stream, -ETIMEDOUT.
+ * wait_first polls before the first recv (saves a recv that would find
+ * nothing, right after a request went out). */
+ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns,
+		   bool wait_first);
+
+/* An incoming connection, served by its own receive thread. */
+struct tt_sconn {
+	struct tt_sconn *next;		/* in pm_tctx.sconns */
+	struct pm_tctx *t;
+	uint64_t id;
+	int fd;				/* closed only when freed */
+	char peer[PM_NET_ADDRSTR_MAX];
+	pthread_mutex_t send_lock;	/* one frame at a time on fd */
+	pthread_t thr;
+	/* under t->lock */
+	int refs;			/* replies being written */
+	bool closed;			/* on_close has been or is being called */
+	bool finished;			/* the thread is done; join it */
+	bool dropping;			/* drop() or fini(): deliver no more */
+	struct tt_rx rx;		/* the receive thread's */
+};
+
+struct pm_tctx {
+	const struct pm_host *host;
+	int64_t send_timeout_ns;	/* bound on a reply waiting for room */
+	pthread_condattr_t condattr;	/* CLOCK_MONOTONIC condvars */
+
+	pthread_mutex_t lock;		/* everything below */
+	bool listening;
+	int lfd;
+	int stop_efd;			/* wakes the accept thread */
+	pthread_t accept_thr;
+	struct pm_listener lst;
+	char endpoint[PM_ENDPOINT_MAX];
+	uint64_t last_conn_id;		/* never reused in an instance */
+	struct tt_sconn *sconns;
+	struct pm_tconn *conns;		/* outgoing, for fini() */
+};
+
+/* A call waiting on an outgoing connection; lives on the caller's stack. */
+struct tt_call {
+	struct tt_call *next, *prev;
+	uint64_t id;
+	struct pm_msg *rep;
+	pthread_cond_t cond;
+	int status;
+	bool done;
+};
+
+/* An outgoing connection. Lock order: send_lock, then lock. */
+struct pm_tconn {
+	struct pm_tconn *next;		/* in pm_tctx.conns */
+	struct pm_tctx *t;
+	struct sockaddr_storage sa;	/* where to redial */
+	socklen_t salen;
+	char peer[PM_NET_ADDRSTR_MAX];
+	int cancel_efd;			/* aborts a redial in disconnect() */
+
+	pthread_mutex_t send_lock;	/* one frame at a time on fd */
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t state_cv;	/* redial ended, reader left, users */
+	int fd;				/* changes with both locks held */
+	uint64_t gen;			/* bumped by each redial */
+	bool broken;			/* fd is dead; the next call redials */
+	bool redialling;
+	bool shutdown;			/* disconnect() or fini() ran */
+	bool reader;			/* a caller is reading fd */
+	int users;			/* threads inside call() */
+	uint64_t next_id;
+	struct tt_call *calls;		/* waiting for replies */
+	struct tt_rx rx;		/* owned by the reader */
+};
+
+int tt_connect(struct pm_tctx *t, const char *endpoint, int64_t deadline_ns,
+	       struct pm_tconn **out);
+void tt_disconnect(struct pm_tconn *c);
+int tt_call(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
+	    int64_t deadline_ns);
+
+/* Is m a sendable message? 0, -EMSGSIZE, -EINVAL. */
+int tt_check_msg(const struct pm_msg *m);
+
+static inline struct timespec tt_ts(int64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = ns / 1000000000,
+		.tv_nsec = ns % 1000000000,
+	};
+
+	return ts;
+}
+
+#endif /* TT_H */
