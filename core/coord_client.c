@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: MIT
+/* Coordinator client: libcurl requests with timeouts and failover across the
+ * configured URLs, the embedded-server backend and the heartbeat thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "coord_priv.h"
+#include "log.h"
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+/* curl_global_init is not thread-safe: run it once, before any thread. */
+static void coord_curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void coord_buf_free(struct coord_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
+{
+	struct coord_buf *b = arg;
+	size_t n = sz * nm;
+	char *nb;
+
+	if (n > COORD_RESP_MAX - b->len)
+		return 0;	/* too long: the transfer fails */
+	nb = realloc(b->data, b->len + n + 1);
+	if (!nb)
+		return 0;
+	b->data = nb;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	if (b->stream && b->stream(b, b->arg)) {
+		b->ended = true;
+		return 0;
+	}
+	return n;
+}
+
+static int curl_errno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -EHOSTUNREACH;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_WRITE_ERROR:
+		return -EMSGSIZE;
+	default:
+		return -EIO;
+	}
+}
+
+int coord_http_once(struct coord *co, int idx, const char *method,
+		    const char *path, const char *body, int timeout_ms,
+		    long *status, struct coord_buf *resp, int lvl)
+{
+	struct curl_slist *hdrs = NULL, *h;
+	char url[512];
+	CURLcode rc;
+	CURL *c;
+	int r = 0;
+
+	pthread_once(&curl_once, coord_curl_init);
+	if (curl_init_rc)
+		return -ENOMEM;
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+	snprintf(url, sizeof(url), "%s%s", co->urls[idx], path);
+	coord_buf_free(resp);
+	resp->ended = false;
+	c = curl_easy_init();
+	if (!c)
+		return -ENOMEM;
+	h = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (h)
+		hdrs = h;
+	/* No "Expect: 100-continue" round trip for our small bodies. */
+	h = curl_slist_append(hdrs, "Expect:");
+	if (h)
+		hdrs = h;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(co->connect_ms < timeout_ms ? co->connect_ms
+							    : timeout_ms));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (body || strcmp(method, "GET")) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
+				 (long)(body ? strlen(body) : 0));
+	}
+	if (strcmp(method, "GET") && strcmp(method, "POST"))
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	rc = curl_easy_perform(c);
+	*status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	if (rc == CURLE_WRITE_ERROR && resp->ended) {
+		rc = CURLE_OK;	/* the stream callback had what it needed */
+	} else if (rc) {
+		r = curl_errno(rc);
+		if (rc == CURLE_WRITE_ERROR)
+			pm_log(lvl, "coordinator %s %s: response over %d bytes",
+			       method, url, COORD_RESP_MAX);
+		else
+			pm_log(lvl, "coordinator %s %s: %s (HTTP status %ld)",
+			       method, url, curl_easy_strerror(rc), *status);
+	}
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	if (r)
+		coord_buf_free(resp);
+	return r;
+}
+
+int coord_http(struct coord *co, const char *method, const char *path,
+	       const char *body, int timeout_ms, long *status,
+	       struct coord_buf *resp)
+{
+	int64_t deadline = coord_now_ms() + timeout_ms;
+	int idx = __atomic_load_n(&co->cur, __ATOMIC_RELAXED);
+	int tries = 0, r = -ETIMEDOUT;
+	int64_t left;
+
+	while ((left = deadline - coord_now_ms()) > 0) {
+		/* After a full round of failures, pause before the next. */
+		if (tries && tries % co->n_urls == 0) {
+			struct timespec ts = { 0, 100 * 1000000L };
+
+			if (left <= 100)
+				break;
+			nanosleep(&ts, NULL);
+			left = deadline - coord_now_ms();
+		}
+		tries++;
+		r = coord_http_once(co, idx, method, path, body, (int)left,
+				    status, resp, PM_LOG_WARN);
+		if (!r && *status >= 500) {
+			pm_warn("coordinator %s %s%s: HTTP status %ld: %.200s",
+				method, co->urls[idx], path, *status,
+				resp->data ? resp->data : "");
+			coord_buf_free(resp);
+			r = -EIO;
+		}
+		if (!r) {
+			__atomic_store_n(&co->cur, idx, __ATOMIC_RELAXED);
+			return 0;
+		}
+		idx = (idx + 1) % co->n_urls;
+	}
+	return r;
+}
+
+bool coord_wait_stop(struct coord *co, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (!co->stop)
+		if (pthread_cond_timedwait(&co->cond, &co->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	return co->stop;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct coord_member *x = a, *y = b;
+
+	return (x->node_id > y->node_id) - (x->node_id < y->node_id);
+}
+
+void coord_sort_members(struct coord_member *m, int n)
+{
+	qsort(m, n, sizeof(*m), member_cmp);
+}
+
+int coord_ttl_ms(const struct coord *co)
+{
+	return co->ttl_ms;
+}
+
+/* ---- embedded backend --------------------------------------------------- */
+
+/* Integer field of a JSON answer in [lo, hi]; -EPROTO otherwise. */
+static int answer_int(const cJSON *o, const char *key, double lo, double hi,
+		      double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsNumber(v) || v->valuedouble < lo ||
+	    v->valuedouble > hi ||
+	    v->valuedouble != (double)(int64_t)v->valuedouble)
+		return -EPROTO;
+	*out = v->valuedouble;
+	return 0;
+}
+
+static int emb_open(struct coord *co)
+{
+	struct coord_buf b = { 0 };
+	cJSON *o, *a = NULL;
+	char *body;
+	double ttl;
+	long st;
+	int r;
+
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "name", co->cluster) ||
+	    !cJSON_AddNumberToObject(o, "nodes", co->nodes) ||
+	    !cJSON_AddNumberToObject(o, "memory_mb",
+				     (double)((co->memory + (1 << 20) - 1) >>
+					      20)) ||
+	    !cJSON_AddNumberToObject(o, "memory_bytes", (double)co->memory)) {
+		cJSON_Delete(o);
+		return -ENOMEM;
+	}
+	body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!body)
+		return -ENOMEM;
+	r = coord_http(co, "POST", "/clusters", body, co->request_ms, &st, &b);
+	free(body);
+	if (r) {
+		pm_err("coordinator: cannot create cluster '%s' at %s%s: %s",
+		       co->cluster, co->urls[co->cur],
+		       co->n_urls > 1 ? " (or any other URL)" : "",
+		       strerror(-r));
+		return r;
+	}
+	if (st != 200 && st != 201) {
+		pm_err("coordinator %s/clusters: HTTP status %ld: %.300s",
+		       co->urls[co->cur], st, b.data ? b.data : "");
+		r = st == 409 ? -EEXIST : -EIO;
+		goto out;
+	}
+	a = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
+	if (!a || answer_int(a, "ttl_ms", 1, 3600000, &ttl)) {
+		pm_err("coordinator %s/clusters: answer without a valid \"ttl_ms\"",
+		       co->urls[co->cur]);
+		r = -EPROTO;
+		goto out;
+	}
+	co->ttl_ms = (int)ttl;
+	r = 0;
+out:
+	cJSON_Delete(a);
+	coord_buf_free(&b);
+	return r;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" -> host, port; false if it is not that. */
+static bool split_hostport(const char *ep, char *host, size_t hlen,
+			   int *port)
+{
+	const char *colon, *h = ep;
+	size_t n;
+	char *end;
+	long p;
+
+	colon = strrchr(ep, ':');
+	if (!colon)
+		return false;
+	n = colon - ep;
+	if (*ep == '[') {
+		if (n < 2 || ep[n - 1] != ']')
+			return false;
+		h = ep + 1;
+		n -= 2;
+	}
+	if (!n || n >= hlen)
+		return false;
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || p < 1 || p > 65535)
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = (int)p;
+	return true;
+}
+
+static int emb_register(struct coord *co, const struct coord_member *self)
+{
+	struct coord_buf b = { 0 };
+	char path[128], host[PM_ENDPOINT_MAX];
+	int i, r = 0, port;
+	long st;
+
+	snprintf(path, sizeof(path), "/nodes/%d/endpoint", self->node_id);
+	for (i = 0; i < self->n_eps && !r; i++) {
+		cJSON *o = cJSON_CreateObject();
+		char *body;
+
+		if (!o || !cJSON_AddStringToObject(o, "cluster", co->cluster) ||
+		    !cJSON_AddStringToObject(o, "transport_type",
+					     self->eps[i].transport) ||
+		    !cJSON_AddStringToObject(o, "endpoint",
+					     self->eps[i].endpoint)) {
+			cJSON_Delete(o);
+			return -ENOMEM;
+		}
+		/* The tcp family publishes HOST:PORT: spell it out too, for
+		 * clients that read tcp_addr/tcp_port. */
+		if (strstr(self->eps[i].transport, "tcp") &&
+		    split_hostport(self->eps[i].endpoint, host, 64, &port) &&
+		    (!cJSON_AddStringToObject(o, "tcp_addr", host) ||
+		     !cJSON_AddNumberToObject(o, "tcp_port", port))) {
+			cJSON_Delete(o);
+			return -ENOMEM;
+		}
+		body = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (!body)
+			return -ENOMEM;
+		r = coord_http(co, "POST", path, body, co->request_ms, &st, &b);
+		free(body);
+		if (!r && st != 200 && st != 201) {
+			pm_err("coordinator %s%s: HTTP status %ld: %.300s",
+			       co->urls[co->cur], path, st,
+			       b.data ? b.data : "");
+			r = st == 404 ? -ENOENT : -EIO;
+		}
+		coord_buf_free(&b);
+	}
+	return r;
+}
+
+/* 0, -ENOENT if the server forgot us, or -errno. */
+static int emb_heartbeat(struct coord *co, int id)
+{
+	struct coord_buf b = { 0 };
+	char path[160];
+	long st;
+	int r;
+
+	snprintf(path, sizeof(path), "/nodes/%d/heartbeat?cluster=%s", id,
+		 co->cluster);
+	r = coord_http(co, "POST", path, NULL, co->request_ms, &st, &b);
+	if (!r && st == 404)
+		r = -ENOENT;
+	else if (!r && st != 200) {
+		pm_warn("coordinator %s%s: HTTP status %ld: %.300s",
+			co->urls[co->cur], path, st, b.data ? b.data : "");
+		r = -EIO;
+	}
+	coord_buf_free(&b);
+	return r;
+}
+
+/* Copy one endpoint into the member list (merging by node id). */
+static int add_ep(struct coord_member *m, int *n, int max, int *total,
+		  int id, const char *transport, const char *endpoint)
+{
+	int i;
+
+	if (strlen(transport) >= sizeof(m->eps[0].transport) ||
+	    strlen(endpoint) >= sizeof(m->eps[0].endpoint))
+		return -EPROTO;
+	for (i = 0; i < *n; i++)
+		if (m[i].node_id == id)
+			break;
+	if (i == *n) {
+		(*total)++;
+		if (*n >= max)
+			return 0;
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].node_id = id;
+		(*n)++;
+	}
+	if (m[i].n_eps >= CFG_MAX_TRANSPORTS)
+		return 0;
+	snprintf(m[i].eps[m[i].n_eps].transport,
+		 sizeof(m[i].eps[0].transport), "%s", transport);
+	snprintf(m[i].eps[m[i].n_eps].endpoint,
+		 sizeof(m[i].eps[0].endpoint), "%s", endpoint);
+	m[i].n_eps++;
+	return 0;
+}
+
+/* Parse a GET /endpoints answer. */
+static int emb_parse_members(struct coord *co, const struct coord_buf *b,
+			     struct coord_member *out, int max, int *n,
+			     uint64_t *version)
+{
+	const cJSON *eps, *node, *ts, *t;
+	int total = 0, r = -EPROTO;
+	double ver;
+	cJSON *a;
+
+	a = cJSON_ParseWithLength(b->data ? b->data : "", b->len);
+	eps = a ? cJSON_GetObjectItemCaseSensitive(a, "endpoints") : NULL;
+	if (!cJSON_IsObject(eps) ||
+	    answer_int(a, "version", 0, 9007199254740992.0, &ver))
+		goto bad;
+	*n = 0;
+	cJSON_ArrayForEach(node, eps) {
+		char *end;
+		long id;
+
+		errno = 0;
+		id = strtol(node->string, &end, 10);
+		if (!*node->string || *end || errno || id < 0 ||
+		    id >= CFG_MAX_NODES)
+			goto bad;
+		ts = cJSON_GetObjectItemCaseSensitive(node, "transports");
+		if (!cJSON_IsArray(ts))
+			goto bad;
+		cJSON_ArrayForEach(t, ts) {
+			const cJSON *tt, *ep;
+
+			tt = cJSON_GetObjectItemCaseSensitive(t,
+							"transport_type");
+			ep = cJSON_GetObjectItemCaseSensitive(t, "endpoint");
+			if (!cJSON_IsString(tt) || !cJSON_IsString(ep) ||
+			    add_ep(out, n, max, &total, (int)id,
+				   tt->valuestring, ep->valuestring))
+				goto bad;
+		}
+	}
+	coord_sort_members(out, *n);
+	*version = (uint64_t)ver;
+	cJSON_Delete(a);
+	return total > max ? -E2BIG : 0;
+bad:
+	pm_err("coordinator %s/endpoints: malformed answer: %.300s",
+	       co->urls[co->cur], b->data ? b->data : "");
+	cJSON_Delete(a);
+	return r;
+}
+
+static int emb_members(struct coord *co, uint64_t after, int timeout_ms,
+		       struct coord_member *out, int max, int *n,
+		       uint64_t *version)
+{
+	int64_t deadline = coord_now_ms() + timeout_ms, left;
+	struct coord_buf b = { 0 };
+	char path[256];
+	long st;
+	int r;
+
+	for (;;) {
+		left = deadline - coord_now_ms();
+		if (left < 0)
+			left = 0;
+		if (left > COORD_WAIT_MAX_MS)
+			left = COORD_WAIT_MAX_MS;
+		snprintf(path, sizeof(path),
+			 "/endpoints?cluster=%s&wait=%llu&timeout_ms=%lld",
+			 co->cluster, (unsigned long long)after,
+			 (long long)left);
+		/* The server holds the request up to left ms: allow that. */
+		r = coord_http(co, "GET", path, NULL,
+			       (int)left + co->request_ms, &st, &b);
+		if (r)
+			return r;
+		if (st != 200) {
+			pm_err("coordinator %s%s: HTTP status %ld: %.300s",
+			       co->urls[co->cur], path, st,
+			       b.data ? b.data : "");
+			coord_buf_free(&b);
+			return st == 404 ? -ENOENT : -EIO;
+		}
+		r = emb_parse_members(co, &b, out, max, n, version);
+		coord_buf_free(&b);
+		if (r && r != -E2BIG)
+			return r;
+		if (*version > after)
+			return r;
+		if (deadline - coord_now_ms() <= 0)
+			return -ETIMEDOUT;
+	}
+}
+
+static void emb_leave(struct coord *co, int id)
+{
+	struct coord_buf b = { 0 };
+	char path[160];
+	long st;
+
+	snprintf(path, sizeof(path), "/nodes/%d?cluster=%s", id, co->cluster);
+	if (!coord_http(co, "DELETE", path, NULL, co->request_ms, &st, &b) &&
+	    st != 200 && st != 404)
+		pm_warn("coordinator %s%s: HTTP status %ld",
+			co->urls[co->cur], path, st);
+	coord_buf_free(&b);
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+int coord_open(const struct cfg *c, struct coord **out)
+{
+	pthread_condattr_t ca;
+	struct coord *co;
+	int64_t v;
+	bool found;
+	char err[PATH_MAX + 128];
+	int i, r;
+
+	if (!c->n_coord_urls) {
+		pm_err("coordinator: no coordinator.url/urls in %s", c->path);
+		return -EINVAL;
+	}
+	/* The name goes into URLs and etcd keys unescaped. */
+	if (!c->cluster_name[0] ||
+	    strspn(c->cluster_name, "abcdefghijklmnopqrstuvwxyz"
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+		    strlen(c->cluster_name)) {
+		pm_err("%s: cluster.name '%s': use letters, digits, '_', '.' and '-' for a coordinated cluster",
+		       c->path, c->cluster_name);
+		return -EINVAL;
+	}
+	co = calloc(1, sizeof(*co));
+	if (!co)
+		return -ENOMEM;
+	co->backend = strcmp(c->coord_backend, "etcd") ? COORD_EMBEDDED
+						       : COORD_ETCD;
+	snprintf(co->cluster, sizeof(co->cluster), "%s", c->cluster_name);
+	co->nodes = c->cluster_nodes;
+	co->memory = c->memory;
+	co->n_urls = c->n_coord_urls;
+	for (i = 0; i < co->n_urls; i++) {
+		size_t l;
+
+		snprintf(co->urls[i], sizeof(co->urls[i]), "%s",
+			 c->coord_urls[i]);
+		/* "http://h:p/" and "http://h:p" mean the same. */
+		l = strlen(co->urls[i]);
+		while (l && co->urls[i][l - 1] == '/')
+			co->urls[i][--l] = '\0';
+	}
+	co->ttl_ms = COORD_TTL_MS_DEFAULT;
+	co->connect_ms = COORD_CONNECT_MS_DEFAULT;
+	co->request_ms = COORD_REQUEST_MS_DEFAULT;
+	if (c->loaded) {
+		r = cfg_lookup_int(c, "coordinator.ttl_ms", &v, &found, err,
+				   sizeof(err));
+		if (!r && found && (v < 100 || v > 3600000)) {
+			snprintf(err, sizeof(err),
+				 "%s: coordinator.ttl_ms: %lld is out of range [100, 3600000]",
+				 c->path, (long long)v);
+			r = -EINVAL;
+		}
+		if (!r && found)
+			co->ttl_ms = (int)v;
+		if (!r)
+			r = cfg_lookup_int(c, "coordinator.timeout_ms", &v,
+					   &found, err, sizeof(err));
+		if (!r && found && (v < 10 || v > 600000)) {
+			snprintf(err, sizeof(err),
+				 "%s: coordinator.timeout_ms: %lld is out of range [10, 600000]",
+				 c->path, (long long)v);
+			r = -EINVAL;
+		}
+		if (!r && found)
+			co->request_ms = (int)v;
+		if (r) {
+			pm_err("%s", err);
+			free(co);
+			return r;
+		}
+	}
+	pthread_mutex_init(&co->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&co->cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	r = co->backend == COORD_ETCD ? coord_etcd_open(co) : emb_open(co);
+	if (r) {
+		coord_close(co);
+		return r;
+	}
+	*out = co;
+	return 0;
+}
+
+static int do_register(struct coord *co)
+{
+	int r;
+
+	if (co->backend == COORD_ETCD)
+		return coord_etcd_register(co);
+	/* A restarted coordinator knows no cluster: make it again. */
+	r = emb_open(co);
+	return r ? r : emb_register(co, &co->self);
+}
+
+/* Keeps this node alive; registers again when the coordinator forgot it. */
+static void *hb_main(void *arg)
+{
+	struct coord *co = arg;
+	int r, failing = 0;
+
+	pthread_mutex_lock(&co->lock);
+	for (;;) {
+		/* Three beats per TTL: one lost beat does not expire us. */
+		if (coord_wait_stop(co, co->ttl_ms / 3 > 0 ? co->ttl_ms / 3
+							   : 1))
+			break;
+		pthread_mutex_unlock(&co->lock);
+		if (co->backend == COORD_ETCD)
+			r = coord_etcd_keepalive(co);
+		else
+			r = emb_heartbeat(co, co->self.node_id);
+		if (r == -ENOENT) {
+			pm_warn("coordinator: node %d was dropped (expired?); registering again",
+				co->self.node_id);
+			r = do_register(co);
+		}
+		if (r && !failing)
+			pm_warn("coordinator: heartbeat of node %d failed: %s",
+				co->self.node_id, strerror(-r));
+		else if (!r && failing)
+			pm_info("coordinator: heartbeats of node %d go through again",
+				co->self.node_id);
+		failing = r != 0;
+		pthread_mutex_lock(&co->lock);
+	}
+	pthread_mutex_unlock(&co->lock);
+	return NULL;
+}
+
+int coord_register(struct coord *co, const struct coord_member *self)
+{
+	int r, i;
+
+	if (self->node_id < 0 || self->node_id >= co->nodes ||
+	    self->n_eps < 1 || self->n_eps > CFG_MAX_TRANSPORTS)
+		return -EINVAL;
+	for (i = 0; i < self->n_eps; i++)
+		if (!self->eps[i].transport[0] || !self->eps[i].endpoint[0] ||
+		    strnlen(self->eps[i].transport,
+			    sizeof(self->eps[i].transport)) >=
+			    sizeof(self->eps[i].transport) ||
+		    strnlen(self->eps[i].endpoint,
+			    sizeof(self->eps[i].endpoint)) >=
+			    sizeof(self->eps[i].endpoint))
+			return -EINVAL;
+	pthread_mutex_lock(&co->lock);
+	if (co->hb_started) {
+		pthread_mutex_unlock(&co->lock);
+		return -EALREADY;
+	}
+	co->self = *self;
+	pthread_mutex_unlock(&co->lock);
+
+	r = do_register(co);
+	if (r)
+		return r;
+	pthread_mutex_lock(&co->lock);
+	co->registered = true;
+	r = pthread_create(&co->hb, NULL, hb_main, co);
+	co->hb_started = r == 0;
+	pthread_mutex_unlock(&co->lock);
+	if (r) {
+		pm_err("coordinator: cannot start the heartbeat thread: %s",
+		       strerror(r));
+		return -r;
+	}
+	return 0;
+}
+
+int coord_members(struct coord *co, uint64_t after_version, int timeout_ms,
+		  struct coord_member *out, int max, int *n, uint64_t *version)
+{
+	if (max < 0 || timeout_ms < 0)
+		return -EINVAL;
+	*n = 0;
+	*version = 0;
+	if (co->backend == COORD_ETCD)
+		return coord_etcd_members(co, after_version, timeout_ms, out,
+					  max, n, version);
+	return emb_members(co, after_version, timeout_ms, out, max, n,
+			   version);
+}
+
+void coord_close(struct coord *co)
+{
+	bool started;
+
+	if (!co)
+		return;
+	pthread_mutex_lock(&co->lock);
+	co->stop = true;
+	pthread_cond_broadcast(&co->cond);
+	started = co->hb_started;
+	pthread_mutex_unlock(&co->lock);
+	if (started)
+		pthread_join(co->hb, NULL);
+	if (co->registered) {
+		if (co->backend == COORD_ETCD)
+			coord_etcd_leave(co);
+		else
+			emb_leave(co, co->self.node_id);
+	}
+	pthread_cond_destroy(&co->cond);
+	pthread_mutex_destroy(&co->lock);
+	free(co);
+}

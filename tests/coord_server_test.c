@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: MIT
+/* The embedded coordinator as a real process (`pagemesh coordinator`) on
+ * loopback: every status code of its API, then the client library against
+ * it: register, discover, heartbeat expiry, long-poll wake-up, failover and
+ * re-registration after a coordinator restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <pthread.h>
+
+#include "coord.h"
+#include "coord_util.h"
+#include "log.h"
+
+#define TTL_MS 600
+
+static struct {
+	pid_t pid;
+	int port;
+	char url[64];
+	char log[64];
+} srv;
+
+static int start_coordinator(int port)
+{
+	char bin[512], listen[64], ttl[16], line[256];
+	char *argv[] = { bin, "coordinator", "--listen", listen, "--ttl-ms",
+			 ttl, NULL };
+	int fd = -1, r, p;
+
+	snprintf(bin, sizeof(bin), "%s/pagemesh", tu_build());
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
+	snprintf(srv.log, sizeof(srv.log), "/tmp/pm-coord-srv-%d.log",
+		 (int)getpid());
+	srv.pid = tu_spawn(argv, &fd, srv.log);
+	if (srv.pid < 0)
+		return -1;
+	/* It prints its address once it serves: no guessing when. */
+	r = tu_read_line(fd, line, sizeof(line), 10000);
+	close(fd);
+	if (r || sscanf(line, "listening on http://127.0.0.1:%d", &p) != 1) {
+		fprintf(stderr, "coordinator did not start (line '%s'), log %s\n",
+			r ? "" : line, srv.log);
+		tu_stop(srv.pid, SIGKILL, 1000);
+		srv.pid = 0;
+		return -1;
+	}
+	srv.port = p;
+	snprintf(srv.url, sizeof(srv.url), "http://127.0.0.1:%d", p);
+	return 0;
+}
+
+/* Stop it and require a clean exit: under ASan a leak makes it nonzero. */
+static int stop_coordinator(void)
+{
+	int st = tu_stop(srv.pid, SIGTERM, 10000);
+
+	srv.pid = 0;
+	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "coordinator exit status %d (log %s)\n", st,
+			srv.log);
+		return -1;
+	}
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	pm_log_level = PM_LOG_WARN;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return start_coordinator(0);
+}
+
+static int group_teardown(void **state)
+{
+	int r = srv.pid ? stop_coordinator() : 0;
+
+	(void)state;
+	if (!r)
+		unlink(srv.log);
+	curl_global_cleanup();
+	return r;
+}
+
+static void req(const char *method, const char *path, const char *body,
+		struct tu_resp *r)
+{
+	char url[512];
+
+	snprintf(url, sizeof(url), "%s%s", srv.url, path);
+	assert_int_equal(tu_http(method, url, body, body ? strlen(body) : 0,
+				 0, r),
+			 CURLE_OK);
+}
+
+static cJSON *json_of(const struct tu_resp *r)
+{
+	cJSON *o = cJSON_Parse(r->body);
+
+	if (!o)
+		fail_msg("not JSON: %s", r->body);
+	return o;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsNumber(v))
+		fail_msg("no number \"%s\"", key);
+	return v->valuedouble;
+}
+
+/* ---- the HTTP API, status by status --------------------------------------- */
+
+static void test_clusters(void **state)
+{
+	struct tu_resp r;
+	cJSON *o;
+
+	(void)state;
+	req("POST", "/clusters",
+	    "{\"name\":\"api\",\"nodes\":3,\"memory_mb\":64}", &r);
+	assert_int_equal(r.status, 201);
+	o = json_of(&r);
+	assert_string_equal(cJSON_GetObjectItem(o, "name")->valuestring,
+			    "api");
+	assert_int_equal(num(o, "nodes"), 3);
+	assert_int_equal(num(o, "memory_mb"), 64);
+	assert_int_equal(num(o, "ttl_ms"), TTL_MS);
+	cJSON_Delete(o);
+
+	/* Same shape again: fine; another shape: conflict. */
+	req("POST", "/clusters",
+	    "{\"name\":\"api\",\"nodes\":3,\"memory_mb\":64}", &r);
+	assert_int_equal(r.status, 200);
+	req("POST", "/clusters",
+	    "{\"name\":\"api\",\"nodes\":4,\"memory_mb\":64}", &r);
+	assert_int_equal(r.status, 409);
+
+	req("GET", "/clusters/api", NULL, &r);
+	assert_int_equal(r.status, 200);
+	o = json_of(&r);
+	assert_int_equal(num(o, "nodes"), 3);
+	cJSON_Delete(o);
+	req("GET", "/clusters/nosuch", NULL, &r);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "nosuch"));
+
+	req("POST", "/clusters", "{\"name\":\"x\",\"nodes\":0,"
+	    "\"memory_mb\":1}", &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "nodes"));
+	req("POST", "/clusters", "{\"nodes\":2,\"memory_mb\":1}", &r);
+	assert_int_equal(r.status, 400);
+	req("POST", "/clusters", "[1,2]", &r);
+	assert_int_equal(r.status, 400);
+}
+
+static void test_malformed_json(void **state)
+{
+	static const char *const bad[] = {
+		"{\"name\":\"x\",,\"nodes\":2}",
+		"{\"name\":\"x\", \"nodes\": 2",
+		"{\"transport_type\":\"tcp\" \"tcp_port\":1}",
+		"nonsense",
+	};
+	const char *paths[] = { "/clusters", "/clusters", "/nodes/0/endpoint",
+				"/nodes/0/endpoint" };
+	struct tu_resp r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *end = NULL;
+		cJSON *o;
+
+		/* Where cJSON itself stops on this text is the expected
+		 * offset. */
+		assert_null(cJSON_ParseWithLengthOpts(bad[i], strlen(bad[i]),
+						      &end, 0));
+		assert_non_null(end);
+		req("POST", paths[i], bad[i], &r);
+		assert_int_equal(r.status, 400);
+		o = json_of(&r);
+		assert_int_equal(num(o, "offset"), end - bad[i]);
+		assert_non_null(strstr(cJSON_GetObjectItem(o,
+						"error")->valuestring,
+				       "offset"));
+		cJSON_Delete(o);
+	}
+	req("POST", "/clusters", NULL, &r);
+	assert_int_equal(r.status, 400);
+}
+
+static void test_oversize(void **state)
+{
+	size_t n = COORD_BODY_MAX + 4096;
+	char *big = malloc(n + 1);
+	char url[128];
+	struct tu_resp *r = malloc(sizeof(*r));
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(r);
+	/* Valid JSON, just too long: only the size can be the reason. */
+	big[0] = '"';
+	memset(big + 1, 'a', n - 2);
+	big[n - 1] = '"';
+	big[n] = '\0';
+	snprintf(url, sizeof(url), "%s/clusters", srv.url);
+	assert_int_equal(tu_http("POST", url, big, n, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 413);
+	/* Without Content-Length the server finds out while reading. */
+	assert_int_equal(tu_http("POST", url, big, n, 1, r), CURLE_OK);
+	assert_int_equal(r->status, 413);
+	free(big);
+	free(r);
+}
+
+static void test_method_not_allowed(void **state)
+{
+	static const struct {
+		const char *method, *path, *allow;
+	} cases[] = {
+		{ "GET", "/clusters", "POST" },
+		{ "DELETE", "/clusters/api", "GET" },
+		{ "POST", "/endpoints", "GET" },
+		{ "GET", "/nodes/0/heartbeat", "POST" },
+		{ "PUT", "/nodes/0/endpoint", "POST" },
+		{ "GET", "/nodes/0", "DELETE" },
+	};
+	struct tu_resp r;
+	char want[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		req(cases[i].method, cases[i].path, NULL, &r);
+		assert_int_equal(r.status, 405);
+		snprintf(want, sizeof(want), "Allow: %s", cases[i].allow);
+		if (!strcasestr(r.headers, want))
+			fail_msg("%s %s: no '%s' in %s", cases[i].method,
+				 cases[i].path, want, r.headers);
+	}
+}
+
+static void test_not_found(void **state)
+{
+	struct tu_resp r;
+
+	(void)state;
+	req("GET", "/nope", NULL, &r);
+	assert_int_equal(r.status, 404);
+	req("POST", "/nodes/1/heartbeat?cluster=api", NULL, &r);
+	assert_int_equal(r.status, 404);	/* never registered */
+	req("POST", "/nodes/77/heartbeat?cluster=api", NULL, &r);
+	assert_int_equal(r.status, 404);	/* beyond nodes */
+	req("POST", "/nodes/abc/endpoint",
+	    "{\"transport_type\":\"tcp\",\"endpoint\":\"h:1\"}", &r);
+	assert_int_equal(r.status, 404);
+	req("POST", "/nodes/0/endpoint?cluster=nosuch",
+	    "{\"transport_type\":\"tcp\",\"endpoint\":\"h:1\"}", &r);
+	assert_int_equal(r.status, 404);
+	req("GET", "/endpoints?cluster=nosuch", NULL, &r);
+	assert_int_equal(r.status, 404);
+	req("GET", "/endpoints?wait=abc", NULL, &r);
+	assert_int_equal(r.status, 400);
+	req("POST", "/nodes/0/endpoint?cluster=api",
+	    "{\"transport_type\":\"tcp\",\"tcp_addr\":\"1.2.3.4\"}", &r);
+	assert_int_equal(r.status, 400);	/* port missing */
+	req("POST", "/nodes/0/endpoint?cluster=api",
+	    "{\"transport_type\":\"rdma\",\"endpoint\":\"x\","
+	    "\"rdma_gid\":\"zz\",\"rdma_qpn\":1,\"rdma_lid\":1,"
+	    "\"rdma_psn\":1}", &r);
+	assert_int_equal(r.status, 400);	/* gid not hex */
+}
+
+/* After all the bad input above, the service still answers properly. */
+static void test_still_serving(void **state)
+{
+	struct tu_resp r;
+	cJSON *o, *eps, *n0, *ts;
+
+	(void)state;
+	req("POST", "/nodes/2/endpoint",
+	    "{\"cluster\":\"api\",\"transport_type\":\"tcp\","
+	    "\"tcp_addr\":\"127.0.0.1\",\"tcp_port\":7701}", &r);
+	assert_int_equal(r.status, 201);
+	req("POST", "/nodes/2/endpoint?cluster=api",
+	    "{\"transport_type\":\"rdma\",\"endpoint\":\"qp\","
+	    "\"rdma_qpn\":17,\"rdma_lid\":3,"
+	    "\"rdma_gid\":\"fe800000000000000000000000000001\","
+	    "\"rdma_psn\":99}", &r);
+	assert_int_equal(r.status, 201);
+	req("POST", "/nodes/2/heartbeat?cluster=api", NULL, &r);
+	assert_int_equal(r.status, 200);
+	req("GET", "/endpoints?cluster=api", NULL, &r);
+	assert_int_equal(r.status, 200);
+	o = json_of(&r);
+	eps = cJSON_GetObjectItem(o, "endpoints");
+	n0 = cJSON_GetObjectItem(eps, "2");
+	assert_non_null(n0);
+	assert_string_equal(cJSON_GetObjectItem(n0, "transport_type")
+				    ->valuestring, "tcp");
+	assert_string_equal(cJSON_GetObjectItem(n0, "tcp_addr")->valuestring,
+			    "127.0.0.1");
+	assert_int_equal(num(n0, "tcp_port"), 7701);
+	/* The raw string the tcp plugin dials. */
+	assert_string_equal(cJSON_GetObjectItem(n0, "endpoint")->valuestring,
+			    "127.0.0.1:7701");
+	ts = cJSON_GetObjectItem(n0, "transports");
+	assert_int_equal(cJSON_GetArraySize(ts), 2);
+	assert_int_equal(num(cJSON_GetArrayItem(ts, 1), "rdma_qpn"), 17);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(ts, 1),
+						"rdma_gid")->valuestring,
+			    "fe800000000000000000000000000001");
+	assert_true(num(o, "version") > 1);
+	cJSON_Delete(o);
+	/* Leave: the node is gone at once. */
+	req("DELETE", "/nodes/2?cluster=api", NULL, &r);
+	assert_int_equal(r.status, 200);
+	req("GET", "/endpoints?cluster=api", NULL, &r);
+	o = json_of(&r);
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "endpoints"),
+					"2"));
+	cJSON_Delete(o);
+}
+
+/* ---- the client library ------------------------------------------------- */
+
+struct client {
+	char cfgpath[64];
+	struct cfg cfg;
+	struct coord *co;
+};
+
+static void client_open(struct client *cl, int id, const char *cluster,
+			const char *const *urls, int n_urls)
+{
+	char err[512];
+
+	assert_int_equal(tu_node_config(cl->cfgpath, sizeof(cl->cfgpath), id,
+					4, cluster, "embedded", urls, n_urls,
+					TTL_MS),
+			 0);
+	if (cfg_load(cl->cfgpath, &cl->cfg, err, sizeof(err)))
+		fail_msg("cfg_load: %s", err);
+	assert_int_equal(coord_open(&cl->cfg, &cl->co), 0);
+}
+
+static void client_register(struct client *cl, int id)
+{
+	struct coord_member m = { .node_id = id, .n_eps = 2 };
+
+	snprintf(m.eps[0].transport, sizeof(m.eps[0].transport), "tcp");
+	snprintf(m.eps[0].endpoint, sizeof(m.eps[0].endpoint),
+		 "127.0.0.1:%d", 9000 + id);
+	snprintf(m.eps[1].transport, sizeof(m.eps[1].transport),
+		 "io_uring-tcp");
+	snprintf(m.eps[1].endpoint, sizeof(m.eps[1].endpoint),
+		 "127.0.0.1:%d", 9100 + id);
+	assert_int_equal(coord_register(cl->co, &m), 0);
+}
+
+static void client_close(struct client *cl)
+{
+	coord_close(cl->co);
+	cfg_free(&cl->cfg);
+	unlink(cl->cfgpath);
+}
+
+static const struct coord_member *find(const struct coord_member *m, int n,
+				       int id)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (m[i].node_id == id)
+			return &m[i];
+	return NULL;
+}
+
+static void test_register_discover(void **state)
+{
+	const char *urls[] = { srv.url };
+	struct coord_member m[CFG_MAX_NODES];
+	struct client a, b;
+	const struct coord_member *p;
+	uint64_t v;
+	int n;
+
+	(void)state;
+	client_open(&a, 0, "disc", urls, 1);
+	client_open(&b, 1, "disc", urls, 1);
+	assert_int_equal(coord_ttl_ms(a.co), TTL_MS);
+	client_register(&a, 0);
+	client_register(&b, 1);
+	assert_int_equal(coord_members(a.co, 0, 1000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 2);
+	assert_true(v > 0);
+	assert_int_equal(m[0].node_id, 0);
+	assert_int_equal(m[1].node_id, 1);
+	p = find(m, n, 1);
+	assert_int_equal(p->n_eps, 2);
+	assert_string_equal(p->eps[0].transport, "tcp");
+	assert_string_equal(p->eps[0].endpoint, "127.0.0.1:9001");
+	assert_string_equal(p->eps[1].transport, "io_uring-tcp");
+	assert_string_equal(p->eps[1].endpoint, "127.0.0.1:9101");
+	/* Too small a buffer says so. */
+	assert_int_equal(coord_members(a.co, 0, 1000, m, 1, &n, &v), -E2BIG);
+	assert_int_equal(n, 1);
+
+	/* Heartbeats carry both past several TTLs: nothing changes. */
+	assert_int_equal(coord_members(a.co, v, 3 * TTL_MS, m, CFG_MAX_NODES,
+				       &n, &v),
+			 -ETIMEDOUT);
+	assert_int_equal(n, 2);
+
+	/* A clean close removes the node and moves the version. */
+	client_close(&b);
+	assert_int_equal(coord_members(a.co, v, 5000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].node_id, 0);
+	client_close(&a);
+}
+
+static void test_heartbeat_expiry(void **state)
+{
+	const char *urls[] = { srv.url };
+	struct coord_member m[CFG_MAX_NODES];
+	long long t0;
+	struct client a;
+	struct tu_resp r;
+	uint64_t v;
+	int n;
+
+	(void)state;
+	client_open(&a, 0, "exp", urls, 1);
+	client_register(&a, 0);
+	/* Node 3 registers by hand and never beats again. */
+	req("POST", "/nodes/3/endpoint?cluster=exp",
+	    "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:9\"}", &r);
+	assert_int_equal(r.status, 201);
+	t0 = tu_now_ms();
+	assert_int_equal(coord_members(a.co, 0, 1000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 2);
+	/* Wait for the version to move: node 3 must drop out, and not before
+	 * its TTL is up. */
+	while (n == 2 && tu_now_ms() - t0 < 10 * TTL_MS)
+		if (coord_members(a.co, v, 10 * TTL_MS, m, CFG_MAX_NODES, &n,
+				  &v) == -ETIMEDOUT)
+			break;
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].node_id, 0);
+	assert_true(tu_now_ms() - t0 >= TTL_MS);
+	req("POST", "/nodes/3/heartbeat?cluster=exp", NULL, &r);
+	assert_int_equal(r.status, 404);
+	client_close(&a);
+}
+
+struct waiter {
+	struct coord *co;
+	uint64_t after, version;
+	int r, n;
+	struct coord_member m[CFG_MAX_NODES];
+};
+
+static void *wait_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->r = coord_members(w->co, w->after, 8000, w->m, CFG_MAX_NODES,
+			     &w->n, &w->version);
+	return NULL;
+}
+
+static void test_wait_wakes(void **state)
+{
+	const char *urls[] = { srv.url };
+	struct coord_member m[CFG_MAX_NODES];
+	struct waiter w = { 0 };
+	struct client a, b;
+	pthread_t t;
+	uint64_t v;
+	int n;
+
+	(void)state;
+	client_open(&a, 0, "wake", urls, 1);
+	client_open(&b, 2, "wake", urls, 1);
+	client_register(&a, 0);
+	assert_int_equal(coord_members(a.co, 0, 1000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	w.co = a.co;
+	w.after = v;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	/* Whether the waiter is already parked or not, it must see this. */
+	client_register(&b, 2);
+	pthread_join(t, NULL);
+	assert_int_equal(w.r, 0);
+	assert_true(w.version > v);
+	assert_int_equal(w.n, 2);
+	assert_non_null(find(w.m, w.n, 2));
+	client_close(&b);
+	client_close(&a);
+}
+
+/* First URL dead, coordinator restarted under the client: the client
+ * fails over and its heartbeat thread registers the node again. */
+static void test_failover_and_restart(void **state)
+{
+	char dead[64];
+	const char *urls[] = { dead, srv.url };
+	struct coord_member m[CFG_MAX_NODES];
+	struct client a;
+	struct tu_resp resp;
+	uint64_t v;
+	int n, r, port = srv.port;
+
+	(void)state;
+	snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", tu_free_port());
+	client_open(&a, 1, "fo", urls, 2);
+	client_register(&a, 1);
+	assert_int_equal(coord_members(a.co, 0, 1000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 1);
+
+	assert_int_equal(stop_coordinator(), 0);
+	assert_int_equal(start_coordinator(port), 0);
+	/* The new coordinator starts empty. Another node would create the
+	 * cluster (as here, or the client's heartbeat thread does it first:
+	 * then this is a 200); the heartbeat thread must put node 1 back. */
+	req("POST", "/clusters", "{\"name\":\"fo\",\"nodes\":4,"
+	    "\"memory_mb\":64}", &resp);
+	assert_true(resp.status == 201 || resp.status == 200);
+	r = coord_members(a.co, 0, 1000, m, CFG_MAX_NODES, &n, &v);
+	assert_int_equal(r, 0);
+	if (n == 0)
+		r = coord_members(a.co, v, 10000, m, CFG_MAX_NODES, &n, &v);
+	assert_int_equal(r, 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].node_id, 1);
+	assert_string_equal(m[0].eps[0].endpoint, "127.0.0.1:9001");
+	client_close(&a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clusters),
+		cmocka_unit_test(test_malformed_json),
+		cmocka_unit_test(test_oversize),
+		cmocka_unit_test(test_method_not_allowed),
+		cmocka_unit_test(test_not_found),
+		cmocka_unit_test(test_still_serving),
+		cmocka_unit_test(test_register_discover),
+		cmocka_unit_test(test_heartbeat_expiry),
+		cmocka_unit_test(test_wait_wakes),
+		cmocka_unit_test(test_failover_and_restart),
+	};
+
+	return cmocka_run_group_tests_name("coord_server", tests, group_setup,
+					   group_teardown);
+}
