@@ -1,0 +1,20 @@
+# Transport conformance suite: one program, run once per built plugin
+# (conformance-NAME), like fabtests across libfabric providers.
+$(B)/tests/conformance: tests/conformance.c plugins/common/frame.h $(LIB_A) \
+		$(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -Iplugins/common -o $@ \
+		tests/conformance.c $(LIB_A) $(LDFLAGS) $(CORE_LIBS) -lcmocka
+
+TEST_BINS += $(B)/tests/conformance
+
+# PLUGIN_SOS is complete here: the Makefile includes tests/*.mk after the
+# plugin rules.
+define conformance_rule
+TESTS += conformance-$(1)
+conformance-$(1): $(B)/tests/conformance $(B)/plugins/$(1).so
+	$$(RUN) 120 $(B)/tests/conformance $(B)/plugins/$(1).so
+endef
+$(foreach so,$(PLUGIN_SOS),\
+	$(eval $(call conformance_rule,$(basename $(notdir $(so))))))
