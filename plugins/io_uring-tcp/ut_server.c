@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -452,10 +453,13 @@ static void *ut_srv_main(void *arg)
 	if (t->sring_defer) {
 		/* The submitter of a SINGLE_ISSUER ring is the thread that
 		 * enables it. */
-		r = io_uring_enable_rings(&t->sring);
+		/* liburing 2.3 declares io_uring_enable_rings but does not
+		 * export it: register directly. */
+		r = (int)syscall(__NR_io_uring_register, t->sring.ring_fd,
+				 IORING_REGISTER_ENABLE_RINGS, NULL, 0);
 		if (r < 0)
-			ut_log(t, PM_LOG_ERROR, "io_uring_enable_rings: %s",
-			       strerror(-r));
+			ut_log(t, PM_LOG_ERROR, "enable io_uring: %s",
+			       strerror(errno));
 	}
 	ut_srv_arm_accept(t);
 	ut_srv_arm_event(t);

@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MIT
+/*
+ * io_uring-tcp tests that the shared conformance suite does not cover:
+ * the wire interop with the plain tcp plugin in both directions (both use
+ * plugins/common/frame.h), replies from another thread under load, a
+ * malformed frame from a raw socket, and redial after the peer restarts.
+ * Real sockets on 127.0.0.1, both plugins loaded through the core loader.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frame.h"
+#include "loader.h"
+#include "log.h"
+#include "net.h"
+
+#define SEC 1000000000LL
+
+static char ut_path[PATH_MAX], tcp_path[PATH_MAX];
+
+/* --- a server: echoes msg, answers payload requests with a page ---------- */
+
+struct srv {
+	struct pm_plugin pl;
+	char ep[PM_ENDPOINT_MAX];
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int closes;		/* on_close calls */
+	int requests;
+	bool defer;		/* reply from another thread, in reverse */
+	struct { uint64_t conn, req; uint8_t msg[64]; uint32_t len; } q[64];
+	int nq;
+	bool stop;
+	pthread_t thr;
+};
+
+/* The reply page: byte i of the page is (seed + i) & 0xff. */
+static void fill_page(uint8_t *p, uint8_t seed)
+{
+	for (uint32_t i = 0; i < PM_PAGE_SIZE; i++)
+		p[i] = (uint8_t)(seed + i);
+}
+
+static void answer(struct srv *s, uint64_t conn, uint64_t req,
+		   const void *msg, uint32_t len)
+{
+	uint8_t page[PM_PAGE_SIZE];
+	struct pm_msg rep = { .msg = (void *)msg, .msg_len = len };
+
+	if (len >= 1) {
+		fill_page(page, ((const uint8_t *)msg)[0]);
+		rep.payload = page;
+		rep.payload_len = PM_PAGE_SIZE;
+	}
+	s->pl.ops->reply(s->pl.ctx, conn, req, 0, &rep);
+}
+
+static void on_request(void *arg, const struct pm_request *rq)
+{
+	struct srv *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	s->requests++;
+	if (s->defer && s->nq < 64 && rq->msg_len <= 64) {
+		s->q[s->nq].conn = rq->conn_id;
+		s->q[s->nq].req = rq->req_id;
+		memcpy(s->q[s->nq].msg, rq->msg, rq->msg_len);
+		s->q[s->nq].len = rq->msg_len;
+		s->nq++;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	pthread_mutex_unlock(&s->lock);
+	answer(s, rq->conn_id, rq->req_id, rq->msg, rq->msg_len);
+}
+
+static void on_close(void *arg, uint64_t conn_id)
+{
+	struct srv *s = arg;
+
+	(void)conn_id;
+	pthread_mutex_lock(&s->lock);
+	s->closes++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Deferred mode: answer queued requests newest first, from this thread. */
+static void *replier(void *arg)
+{
+	struct srv *s = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		if (!s->nq) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+			continue;
+		}
+		s->nq--;
+		uint64_t c = s->q[s->nq].conn, r = s->q[s->nq].req;
+		uint8_t m[64];
+		uint32_t l = s->q[s->nq].len;
+
+		memcpy(m, s->q[s->nq].msg, l);
+		pthread_mutex_unlock(&s->lock);
+		answer(s, c, r, m, l);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static int srv_start(struct srv *s, const char *path, const char *name,
+		     const char *listen, bool defer)
+{
+	struct pm_listener l = { on_request, on_close, s };
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->defer = defer;
+	r = loader_open_path(&s->pl, path, name, NULL, 1);
+	if (r)
+		return r;
+	assert_int_equal(loader_set_string(&s->pl, "listen", listen), 0);
+	r = s->pl.ops->init(&s->pl.host, &s->pl.ctx);
+	if (r)
+		return r;
+	r = s->pl.ops->listen(s->pl.ctx, &l);
+	if (r)
+		return r;
+	if (defer)
+		assert_int_equal(pthread_create(&s->thr, NULL, replier, s), 0);
+	return s->pl.ops->endpoint(s->pl.ctx, s->ep, sizeof(s->ep));
+}
+
+static void srv_stop(struct srv *s)
+{
+	if (s->defer) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thr, NULL);
+	}
+	loader_close(&s->pl);
+}
+
+/* --- client side --------------------------------------------------------- */
+
+struct cli {
+	struct pm_plugin pl;
+	struct pm_tconn *c;
+};
+
+static void cli_start(struct cli *c, const char *path, const char *name,
+		      const char *ep)
+{
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(loader_open_path(&c->pl, path, name, NULL, 2), 0);
+	assert_int_equal(c->pl.ops->init(&c->pl.host, &c->pl.ctx), 0);
+	assert_int_equal(c->pl.ops->connect(c->pl.ctx, ep,
+					    pm_now_ns() + 5 * SEC, &c->c), 0);
+}
+
+static void cli_stop(struct cli *c)
+{
+	c->pl.ops->disconnect(c->c);
+	loader_close(&c->pl);
+}
+
+/* One call: 1..16 byte message -> echo + a page derived from byte 0. */
+static int one_call(struct cli *c, uint8_t seed, int len, int64_t dl)
+{
+	uint8_t msg[16], back[PM_MSG_MAX], page[PM_PAGE_SIZE], want[PM_PAGE_SIZE];
+	struct pm_msg req = { .msg = msg, .msg_len = (uint32_t)len };
+	struct pm_msg rep = { .msg = back, .msg_cap = sizeof(back),
+			      .payload = page, .payload_cap = sizeof(page) };
+	int r;
+
+	for (int i = 0; i < len; i++)
+		msg[i] = (uint8_t)(seed + i * 7);
+	r = c->pl.ops->call(c->c, &req, &rep, dl);
+	if (r)
+		return r;
+	if (rep.msg_len != (uint32_t)len || memcmp(back, msg, (size_t)len))
+		return -EBADMSG;
+	fill_page(want, msg[0]);
+	if (rep.payload_len != PM_PAGE_SIZE || memcmp(page, want, PM_PAGE_SIZE))
+		return -EBADMSG;
+	return 0;
+}
+
+struct load { struct cli *c; int id, n, fails, first_err; };
+
+static void *load_thread(void *arg)
+{
+	struct load *l = arg;
+
+	for (int i = 0; i < l->n; i++) {
+		int r = one_call(l->c, (uint8_t)(l->id * 31 + i), 1 + i % 16,
+				 pm_now_ns() + 5 * SEC);
+
+		if (r) {
+			if (!l->fails++)
+				l->first_err = r;
+		}
+	}
+	return NULL;
+}
+
+/* threads x calls on one connection; every reply checked byte by byte. */
+static void run_load(struct cli *c, int threads, int calls)
+{
+	pthread_t th[16];
+	struct load l[16];
+
+	for (int i = 0; i < threads; i++) {
+		l[i] = (struct load){ c, i, calls, 0, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, load_thread,
+						&l[i]), 0);
+	}
+	for (int i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		if (l[i].fails)
+			print_error("thread %d: %d failed calls, first %s\n",
+				    i, l[i].fails, strerror(-l[i].first_err));
+		assert_int_equal(l[i].fails, 0);
+	}
+}
+
+static void pair(const char *spath, const char *sname, const char *cpath,
+		 const char *cname)
+{
+	struct srv s;
+	struct cli c;
+
+	assert_int_equal(srv_start(&s, spath, sname, "127.0.0.1:0", false), 0);
+	cli_start(&c, cpath, cname, s.ep);
+	assert_int_equal(one_call(&c, 1, 16, pm_now_ns() + 5 * SEC), 0);
+	run_load(&c, 8, 300);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
+static int skip_unless_built(void)
+{
+	if (access(ut_path, R_OK) || access(tcp_path, R_OK)) {
+		print_message("skipped: needs %s and %s\n", ut_path, tcp_path);
+		return 1;
+	}
+	return 0;
+}
+
+static void test_self(void **st)
+{
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	pair(ut_path, "io_uring-tcp", ut_path, "io_uring-tcp");
+}
+
+static void test_interop_ut_client_tcp_server(void **st)
+{
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	pair(tcp_path, "tcp", ut_path, "io_uring-tcp");
+}
+
+static void test_interop_tcp_client_ut_server(void **st)
+{
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	pair(ut_path, "io_uring-tcp", tcp_path, "tcp");
+}
+
+/* Replies from another thread, newest request first, 8 callers. */
+static void test_deferred_out_of_order(void **st)
+{
+	struct srv s;
+	struct cli c;
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
+				   "127.0.0.1:0", true), 0);
+	cli_start(&c, ut_path, "io_uring-tcp", s.ep);
+	run_load(&c, 8, 100);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
+/* Wait until s->closes reaches n, at most 5 s. */
+static int wait_closes(struct srv *s, int n)
+{
+	int64_t dl = pm_now_ns() + 5 * SEC;
+	struct timespec ts;
+	int got;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->closes < n && pm_now_ns() < dl) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+	}
+	got = s->closes;
+	pthread_mutex_unlock(&s->lock);
+	return got;
+}
+
+/* A raw peer sends a frame with a bad magic: it is dropped (on_close),
+ * no request reaches the core, and other peers are still served. */
+static void test_bad_frame(void **st)
+{
+	struct sockaddr_storage ss;
+	struct pm_frame_hdr h;
+	struct srv s;
+	struct cli c;
+	socklen_t sl = 0;
+	char err[PM_ENDPOINT_MAX + 128], b;
+	int fd = -1;
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
+				   "127.0.0.1:0", false), 0);
+	assert_int_equal(pm_net_parse(s.ep, &ss, &sl, err, sizeof(err)), 0);
+	assert_int_equal(pm_net_dial((struct sockaddr *)&ss, sl,
+				     pm_now_ns() + 5 * SEC, -1, &fd), 0);
+	pm_frame_encode(&h, PM_FRAME_REQ, 7, 0, 4, 0);
+	h.magic ^= 0xff;
+	assert_int_equal(send(fd, &h, sizeof(h), MSG_NOSIGNAL), sizeof(h));
+	assert_int_equal(send(fd, "abcd", 4, MSG_NOSIGNAL), 4);
+	assert_int_equal(wait_closes(&s, 1), 1);
+	/* The server closed our socket: we read end of stream. */
+	assert_int_equal(pm_net_wait(fd, POLLIN, pm_now_ns() + 5 * SEC), 0);
+	assert_int_equal(recv(fd, &b, 1, MSG_DONTWAIT), 0);
+	close(fd);
+	assert_int_equal(s.requests, 0);
+
+	cli_start(&c, ut_path, "io_uring-tcp", s.ep);
+	assert_int_equal(one_call(&c, 9, 5, pm_now_ns() + 5 * SEC), 0);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
+/* The server goes away and comes back on the same port: the next call
+ * redials by itself. */
+static void test_peer_restart(void **st)
+{
+	struct srv s;
+	struct cli c;
+	char ep[PM_ENDPOINT_MAX];
+	int r;
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
+				   "127.0.0.1:0", false), 0);
+	strcpy(ep, s.ep);
+	cli_start(&c, ut_path, "io_uring-tcp", ep);
+	assert_int_equal(one_call(&c, 3, 8, pm_now_ns() + 5 * SEC), 0);
+	srv_stop(&s);
+	/* Nobody listens: fails, without hanging past its deadline. */
+	r = one_call(&c, 4, 8, pm_now_ns() + 2 * SEC);
+	assert_true(r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT);
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp", ep, false), 0);
+	assert_int_equal(one_call(&c, 5, 8, pm_now_ns() + 5 * SEC), 0);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
+/* A request nobody answers times out; the connection stays usable. */
+static void test_timeout_then_ok(void **st)
+{
+	struct srv s;
+	struct cli c;
+	struct pm_msg req = { .msg = "", .msg_len = 0 }, rep = { 0 };
+	int64_t t0;
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	/* Deferred server with its replier stopped: nothing is answered. */
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
+				   "127.0.0.1:0", false), 0);
+	s.defer = true;
+	cli_start(&c, ut_path, "io_uring-tcp", s.ep);
+	t0 = pm_now_ns();
+	assert_int_equal(c.pl.ops->call(c.c, &req, &rep, t0 + SEC / 5),
+			 -ETIMEDOUT);
+	assert_true(pm_now_ns() - t0 < 2 * SEC);
+	pthread_mutex_lock(&s.lock);
+	s.defer = false;
+	pthread_mutex_unlock(&s.lock);
+	assert_int_equal(one_call(&c, 6, 3, pm_now_ns() + 5 * SEC), 0);
+	cli_stop(&c);
+	s.defer = false;
+	srv_stop(&s);
+}
+
+int main(void)
+{
+	const char *b = getenv("PM_BUILD");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_self),
+		cmocka_unit_test(test_interop_ut_client_tcp_server),
+		cmocka_unit_test(test_interop_tcp_client_ut_server),
+		cmocka_unit_test(test_deferred_out_of_order),
+		cmocka_unit_test(test_bad_frame),
+		cmocka_unit_test(test_peer_restart),
+		cmocka_unit_test(test_timeout_then_ok),
+	};
+
+	pm_log_level = getenv("PM_VERBOSE") ? PM_LOG_DEBUG : PM_LOG_WARN;
+	snprintf(ut_path, sizeof(ut_path), "%s/plugins/io_uring-tcp.so",
+		 b ? b : "build");
+	snprintf(tcp_path, sizeof(tcp_path), "%s/plugins/tcp.so",
+		 b ? b : "build");
+	return cmocka_run_group_tests_name("io_uring-tcp", tests, NULL, NULL);
+}
