@@ -5,12 +5,29 @@
  * so a lone caller sends and reads its own reply with no thread hand-off.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "tt.h"
+
+int tt_sock_setup(int fd)
+{
+	struct timeval tv = {
+		.tv_sec = TT_RCVTIMEO_NS / 1000000000,
+		.tv_usec = TT_RCVTIMEO_NS % 1000000000 / 1000,
+	};
+	int fl;
+
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
 
 int tt_check_msg(const struct pm_msg *m)
 {
@@ -78,8 +95,12 @@ static void tt_break_locked(struct pm_tconn *c, uint64_t gen, int err,
 	if (c->shutdown || c->broken || c->gen != gen)
 		return;
 	c->broken = true;
-	tt_log(c->t, PM_LOG_WARN, "connection to %s lost: %s: %s", c->peer,
-	       what, strerror(-err));
+	if (err == -ECONNRESET)
+		tt_log(c->t, PM_LOG_WARN, "connection to %s lost: %s",
+		       c->peer, what);
+	else
+		tt_log(c->t, PM_LOG_WARN, "connection to %s lost: %s: %s",
+		       c->peer, what, strerror(-err));
 	tt_fail_all_locked(c, -ECONNRESET);
 	shutdown(c->fd, SHUT_RDWR);
 	pthread_cond_broadcast(&c->state_cv);
@@ -111,6 +132,8 @@ static int tt_redial_locked(struct pm_tconn *c, int64_t deadline_ns)
 	pthread_mutex_unlock(&c->lock);
 	r = pm_net_dial((struct sockaddr *)&c->sa, c->salen, deadline_ns,
 			c->cancel_efd, &fd);
+	if (r == 0)
+		r = tt_sock_setup(fd);
 	pthread_mutex_lock(&c->lock);
 	/* The reader of the dead socket leaves promptly: it was shut down. */
 	while (r == 0 && c->reader && !c->shutdown)
@@ -217,7 +240,6 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 	struct pm_frame_hdr h;
 	const uint8_t *body;
 	const char *bad = NULL;
-	bool wait_first = true;
 	ssize_t n;
 	int r;
 
@@ -242,9 +264,7 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 		if (me->done)
 			return;
 		pthread_mutex_unlock(&c->lock);
-		/* Right after a send nothing is there yet: wait, then read. */
-		n = tt_rx_fill(&c->rx, c->fd, deadline_ns, wait_first);
-		wait_first = false;
+		n = tt_rx_fill(&c->rx, c->fd, deadline_ns, TT_RX_DEADLINE);
 		pthread_mutex_lock(&c->lock);
 		if (n > 0)
 			continue;
@@ -254,20 +274,31 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 			return;
 		}
 		tt_break_locked(c, gen, (int)n,
-				n == -ECONNRESET ? "peer closed" : "recv");
+				n == -ECONNRESET ? "the peer closed it" : "recv");
 		return;
 	}
 }
 
-/* Lock m, waiting at most until deadline_ns. */
+/*
+ * Lock m, waiting at most until deadline_ns. timedlock takes CLOCK_REALTIME,
+ * so the time left is carried over (pthread_mutex_clocklock would not need
+ * that, but thread sanitizers do not know it).
+ */
 static int tt_lock_until(pthread_mutex_t *m, int64_t deadline_ns)
 {
 	struct timespec ts;
+	int64_t left;
 
 	if (pthread_mutex_trylock(m) == 0)
 		return 0;
-	ts = tt_ts(deadline_ns);
-	return -pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+	left = deadline_ns - pm_now_ns();
+	if (left <= 0)
+		return -ETIMEDOUT;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	left += ts.tv_nsec;
+	ts.tv_sec += left / 1000000000;
+	ts.tv_nsec = left % 1000000000;
+	return -pthread_mutex_timedlock(m, &ts);
 }
 
 /*
@@ -341,11 +372,11 @@ again:
 		c->reader = true;
 		reader = true;
 		pthread_mutex_unlock(&c->lock);
-		n = tt_rx_fill(&c->rx, c->fd, 0, false);
+		n = tt_rx_fill(&c->rx, c->fd, 0, TT_RX_NOWAIT);
 		pthread_mutex_lock(&c->lock);
 		if (n < 0 && n != -ETIMEDOUT) {
 			tt_break_locked(c, gen, (int)n, n == -ECONNRESET ?
-					"peer closed" : "recv");
+					"the peer closed it" : "recv");
 			if (!me.done)
 				tt_complete_locked(c, &me, -ECONNRESET);
 			c->reader = false;
@@ -440,6 +471,11 @@ int tt_connect(struct pm_tctx *t, const char *endpoint, int64_t deadline_ns,
 	}
 	r = pm_net_dial((struct sockaddr *)&c->sa, c->salen, deadline_ns, -1,
 			&c->fd);
+	if (r == 0) {
+		r = tt_sock_setup(c->fd);
+		if (r)
+			close(c->fd);
+	}
 	if (r) {
 		tt_log(t, PM_LOG_WARN, "connect to %s: %s", c->peer,
 		       strerror(-r));

@@ -56,12 +56,32 @@ int tt_rx_next(struct tt_rx *rx, struct pm_frame_hdr *h, const uint8_t **body,
 	return 1;
 }
 
-ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns,
-		   bool wait_first)
+/*
+ * One blocking recv() on a blocking socket: the cheapest wait there is
+ * (a poll() first would double the system calls of every round trip).
+ * SO_RCVTIMEO (TT_RCVTIMEO_NS on calling connections, none on receive
+ * threads, which shutdown() wakes) bounds it; -EAGAIN when that passed.
+ */
+static ssize_t tt_recv_blocking(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do {
+		n = recv(fd, buf, len, 0);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return n;
+	if (n == 0)
+		return -ECONNRESET;
+	return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns, int mode)
 {
 	uint32_t have = rx->end - rx->start;
+	void *dst;
+	size_t room;
 	ssize_t n;
-	int r;
 
 	if (have == 0) {
 		rx->start = 0;
@@ -73,13 +93,29 @@ ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns,
 		rx->start = 0;
 		rx->end = have;
 	}
-	if (wait_first) {
-		r = pm_net_wait(fd, POLLIN, deadline_ns);
-		if (r < 0)
-			return r;
+	dst = rx->buf + rx->end;
+	room = TT_RX_CAP - rx->end;
+	switch (mode) {
+	case TT_RX_NOWAIT:
+		n = pm_net_read_some(fd, dst, room, 0);
+		break;
+	case TT_RX_FOREVER:
+		n = tt_recv_blocking(fd, dst, room);
+		break;
+	default:
+		/* Far from the deadline, block in recv() for at most one
+		 * SO_RCVTIMEO slice; near it, poll for exactly what is left. */
+		for (;;) {
+			if (deadline_ns - pm_now_ns() <= TT_RCVTIMEO_NS + 1000000) {
+				n = pm_net_read_some(fd, dst, room, deadline_ns);
+				break;
+			}
+			n = tt_recv_blocking(fd, dst, room);
+			if (n != -EAGAIN)
+				break;
+		}
+		break;
 	}
-	n = pm_net_read_some(fd, rx->buf + rx->end, TT_RX_CAP - rx->end,
-			     deadline_ns);
 	if (n > 0)
 		rx->end += (uint32_t)n;
 	return n;

@@ -141,7 +141,7 @@ static void *tt_recv_thread(void *arg)
 			break;
 		}
 		/* No deadline: shutdown() by drop() or fini() ends the wait. */
-		n = tt_rx_fill(&sc->rx, sc->fd, PM_NET_FOREVER, false);
+		n = tt_rx_fill(&sc->rx, sc->fd, PM_NET_FOREVER, TT_RX_FOREVER);
 		if (n > 0)
 			continue;
 		if (n != -ECONNRESET &&
@@ -169,7 +169,9 @@ static int tt_accept_one(struct pm_tctx *t)
 	struct tt_sconn *sc;
 	int fd, r;
 
-	fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	/* Blocking: the receive thread waits in recv() alone; replies are
+	 * written with MSG_DONTWAIT and their own deadline. */
+	fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	sc = calloc(1, sizeof(*sc));
@@ -188,6 +190,8 @@ static int tt_accept_one(struct pm_tctx *t)
 
 	pthread_mutex_lock(&t->lock);
 	sc->id = ++t->last_conn_id;
+	tt_log(t, PM_LOG_DEBUG, "connection %llu from %s",
+	       (unsigned long long)sc->id, sc->peer);
 	r = -pthread_create(&sc->thr, NULL, tt_recv_thread, sc);
 	if (r) {
 		pthread_mutex_unlock(&t->lock);
@@ -200,8 +204,6 @@ static int tt_accept_one(struct pm_tctx *t)
 	sc->next = t->sconns;
 	t->sconns = sc;
 	pthread_mutex_unlock(&t->lock);
-	tt_log(t, PM_LOG_DEBUG, "connection %llu from %s",
-	       (unsigned long long)sc->id, sc->peer);
 	return 0;
 
 err_free:

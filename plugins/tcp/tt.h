@@ -17,6 +17,13 @@
 /* One whole frame always fits: the bound on per-connection memory. */
 #define TT_RX_CAP (PM_FRAME_HDR_LEN + PM_MSG_MAX + PM_PAYLOAD_MAX)
 
+/* Receive timeout of calling sockets: the slice a reader blocks in recv()
+ * before it looks at its deadline again. */
+#define TT_RCVTIMEO_NS 1000000000LL
+
+/* Put a dialled socket in blocking mode with the TT_RCVTIMEO_NS slice. */
+int tt_sock_setup(int fd);
+
 #define tt_log(t, lvl, ...) ((t)->host->log((t)->host->ctx, (lvl), __VA_ARGS__))
 
 /* Receive buffer: frames are parsed in place, several per recv() when the
@@ -38,11 +45,11 @@ void tt_rx_reset(struct tt_rx *rx);
  */
 int tt_rx_next(struct tt_rx *rx, struct pm_frame_hdr *h, const uint8_t **body,
 	       const char **bad);
-/* Receive more; bytes read, -ECONNRESET at end of stream, -ETIMEDOUT.
- * wait_first polls before the first recv (saves a recv that would find
- * nothing, right after a request went out). */
-ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns,
-		   bool wait_first);
+/* Receive more: bytes read, -ECONNRESET at end of stream, -ETIMEDOUT.
+ * TT_RX_NOWAIT: only what is already there; TT_RX_FOREVER: until data or
+ * shutdown(); TT_RX_DEADLINE: until deadline_ns. */
+enum { TT_RX_DEADLINE, TT_RX_NOWAIT, TT_RX_FOREVER };
+ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns, int mode);
 
 /* An incoming connection, served by its own receive thread. */
 struct tt_sconn {
