@@ -167,6 +167,9 @@ static void ut_teardown(struct ut_conn *c)
 {
 	if (!c->up)
 		return;
+	/* The ring's requests hold the socket until the ring is gone, which
+	 * the kernel finishes asynchronously: end the TCP connection now. */
+	shutdown(c->fd, SHUT_RDWR);
 	io_uring_queue_exit(&c->ring);
 	ut_bufring_free(NULL, &c->br);
 	close(c->fd);
@@ -434,6 +437,22 @@ static void ut_reap(struct ut_conn *c)
 		ut_break(c, -ECONNRESET);
 }
 
+/* Put queued frames on the wire through the ring, if none are in flight. */
+static void ut_start_send(struct ut_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->up || !ut_sendq_start(&c->sq))
+		return;
+	sqe = io_uring_get_sqe(&c->ring);
+	if (!sqe) {
+		c->sq.inflight = false;
+		return;
+	}
+	ut_sendq_prep(&c->sq, sqe, c->fd, UT_UD(UT_UD_SEND, 0));
+	ut_submit_now(c);
+}
+
 /*
  * One round as the driver: submit what is queued, wait (until deadline_ns)
  * for completions, process them. Lock held on entry and return; released
@@ -488,9 +507,12 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 		ut_log(c->t, PM_LOG_WARN, "io_uring_enter for %s: %s", c->ep,
 		       strerror(-r));
 	ut_reap(c);
-	/* A resubmitted short send must not wait for the next driver. */
-	if (c->up)
+	/* A resubmitted short send, or frames queued while we waited, must
+	 * not wait for the next driver. */
+	if (c->up) {
 		ut_submit_now(c);
+		ut_start_send(c);
+	}
 	c->driving = false;
 }
 
@@ -502,10 +524,40 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 static void ut_follower_send(struct ut_conn *c)
 {
 	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	unsigned head;
+	bool done = false;
 	ssize_t n;
 
-	if (c->sq.inflight || !c->sq.fill_len)
+	if (!c->sq.fill_len)
 		return;
+	if (c->sq.inflight) {
+		/*
+		 * The driver's send usually completed inside its
+		 * io_uring_enter, which still waits for the reply. Its CQE
+		 * shows whether all of it went: then the socket is ours
+		 * (the driver accounts the CQE later). If not, wake the
+		 * driver so it queues our frame when the send ends.
+		 */
+		io_uring_for_each_cqe(&c->ring, head, cqe) {
+			if (UT_UD_KIND(cqe->user_data) == UT_UD_SEND) {
+				done = cqe->res >= 0 &&
+				       (uint32_t)cqe->res ==
+				       c->sq.fly_len - c->sq.fly_off;
+				break;
+			}
+		}
+		if (!done) {
+			sqe = io_uring_get_sqe(&c->ring);
+			if (sqe) {
+				io_uring_prep_nop(sqe);
+				io_uring_sqe_set_data64(sqe,
+							UT_UD(UT_UD_NOP, 0));
+				ut_submit_now(c);
+			}
+			return;
+		}
+	}
 	n = send(c->fd, c->sq.fill, c->sq.fill_len,
 		 MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n > 0) {
@@ -516,15 +568,7 @@ static void ut_follower_send(struct ut_conn *c)
 		return;
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		return;	/* the receive side reports the broken socket */
-	if (ut_sendq_start(&c->sq)) {
-		sqe = io_uring_get_sqe(&c->ring);
-		if (!sqe) {
-			c->sq.inflight = false;
-			return;
-		}
-		ut_sendq_prep(&c->sq, sqe, c->fd, UT_UD(UT_UD_SEND, 0));
-		ut_submit_now(c);
-	}
+	ut_start_send(c);
 }
 
 /* --- slots --------------------------------------------------------------- */

@@ -446,6 +446,7 @@ static void *ut_srv_main(void *arg)
 	uint32_t *list, idx;
 	unsigned head, n, nsend;
 	bool accept_armed = true, event_armed = true;
+	int64_t accept_retry = 0;
 	int r;
 
 	ut_tls_server = t;
@@ -465,9 +466,10 @@ static void *ut_srv_main(void *arg)
 	ut_srv_arm_event(t);
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE) && list) {
 		nsend = ut_srv_flush(t, list);
-		if (!accept_armed) {
+		if (!accept_armed && pm_now_ns() >= accept_retry) {
 			ut_srv_arm_accept(t);
 			accept_armed = true;
+			accept_retry = 0;
 		}
 		if (!event_armed) {
 			ut_srv_arm_event(t);
@@ -479,8 +481,8 @@ static void *ut_srv_main(void *arg)
 		 * the next request cost one system call. A send that blocks
 		 * must not stall other peers long: cap the wait then.
 		 */
-		ts.tv_sec = nsend ? 0 : 1;
-		ts.tv_nsec = nsend ? 1000000 : 0;
+		ts.tv_sec = nsend || accept_retry ? 0 : 1;
+		ts.tv_nsec = nsend ? 1000000 : accept_retry ? 100000000 : 0;
 		r = io_uring_submit_and_wait_timeout(&t->sring, &cqe, nsend + 1,
 						     &ts, NULL);
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN &&
@@ -495,13 +497,20 @@ static void *ut_srv_main(void *arg)
 			case UT_UD_ACCEPT:
 				if (!(cqe->flags & IORING_CQE_F_MORE))
 					accept_armed = false;
-				if (cqe->res >= 0)
+				if (cqe->res >= 0) {
 					ut_srv_accept(t, cqe->res);
-				else if (cqe->res != -EAGAIN &&
-					 cqe->res != -EINTR &&
-					 cqe->res != -ECANCELED)
+				} else if (cqe->res == -EINVAL) {
+					/* fini shut the listener down */
+					accept_retry = INT64_MAX;
+				} else if (cqe->res != -EAGAIN &&
+					   cqe->res != -EINTR &&
+					   cqe->res != -ECANCELED) {
+					/* e.g. EMFILE: retry later, not in a
+					 * loop */
 					ut_log(t, PM_LOG_WARN, "accept: %s",
 					       strerror(-cqe->res));
+					accept_retry = pm_now_ns() + 100000000;
+				}
 				break;
 			case UT_UD_EVENT:
 				event_armed = false;
@@ -769,6 +778,11 @@ void ut_server_fini(struct ut_tctx *t)
 {
 	uint32_t i;
 
+	/* A multishot accept holds the listening socket until the ring is
+	 * torn down, asynchronously: stop listening now, so a restarted
+	 * node can bind the port at once. */
+	if (t->lfd >= 0)
+		shutdown(t->lfd, SHUT_RDWR);
 	if (t->sthread_ok) {
 		__atomic_store_n(&t->stop, true, __ATOMIC_RELEASE);
 		ut_kick(t);
