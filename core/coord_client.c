@@ -137,7 +137,7 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 }
 
 int coord_http(struct coord *co, const char *method, const char *path,
-	       const char *body, int timeout_ms, long *status,
+	       const char *body, int timeout_ms, int attempt_ms, long *status,
 	       struct coord_buf *resp)
 {
 	int64_t deadline = coord_now_ms() + timeout_ms;
@@ -156,6 +156,8 @@ int coord_http(struct coord *co, const char *method, const char *path,
 			left = deadline - coord_now_ms();
 		}
 		tries++;
+		if (attempt_ms > 0 && left > attempt_ms)
+			left = attempt_ms;
 		r = coord_http_once(co, idx, method, path, body, (int)left,
 				    status, resp, PM_LOG_WARN);
 		if (!r && *status >= 500) {
@@ -248,7 +250,8 @@ static int emb_open(struct coord *co)
 	cJSON_Delete(o);
 	if (!body)
 		return -ENOMEM;
-	r = coord_http(co, "POST", "/clusters", body, co->request_ms, &st, &b);
+	r = coord_http(co, "POST", "/clusters", body, co->request_ms, 0, &st,
+		       &b);
 	free(body);
 	if (r) {
 		pm_err("coordinator: cannot create cluster '%s' at %s%s: %s",
@@ -341,7 +344,8 @@ static int emb_register(struct coord *co, const struct coord_member *self)
 		cJSON_Delete(o);
 		if (!body)
 			return -ENOMEM;
-		r = coord_http(co, "POST", path, body, co->request_ms, &st, &b);
+		r = coord_http(co, "POST", path, body, co->request_ms, 0, &st,
+			       &b);
 		free(body);
 		if (!r && st != 200 && st != 201) {
 			pm_err("coordinator %s%s: HTTP status %ld: %.300s",
@@ -364,7 +368,7 @@ static int emb_heartbeat(struct coord *co, int id)
 
 	snprintf(path, sizeof(path), "/nodes/%d/heartbeat?cluster=%s", id,
 		 co->cluster);
-	r = coord_http(co, "POST", path, NULL, co->request_ms, &st, &b);
+	r = coord_http(co, "POST", path, NULL, co->request_ms, 0, &st, &b);
 	if (!r && st == 404)
 		r = -ENOENT;
 	else if (!r && st != 200) {
@@ -479,7 +483,7 @@ static int emb_members(struct coord *co, uint64_t after, int timeout_ms,
 			 (long long)left);
 		/* The server holds the request up to left ms: allow that. */
 		r = coord_http(co, "GET", path, NULL,
-			       (int)left + co->request_ms, &st, &b);
+			       (int)left + co->request_ms, 0, &st, &b);
 		if (r)
 			return r;
 		if (st != 200) {
@@ -507,8 +511,8 @@ static void emb_leave(struct coord *co, int id)
 	long st;
 
 	snprintf(path, sizeof(path), "/nodes/%d?cluster=%s", id, co->cluster);
-	if (!coord_http(co, "DELETE", path, NULL, co->request_ms, &st, &b) &&
-	    st != 200 && st != 404)
+	if (!coord_http(co, "DELETE", path, NULL, co->request_ms, 0, &st,
+			&b) && st != 200 && st != 404)
 		pm_warn("coordinator %s%s: HTTP status %ld",
 			co->urls[co->cur], path, st);
 	coord_buf_free(&b);

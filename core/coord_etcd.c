@@ -104,7 +104,10 @@ static int etcd_call(struct coord *co, const char *path, cJSON *body,
 	cJSON_Delete(body);
 	if (!txt)
 		return -ENOMEM;
-	r = coord_http(co, "POST", path, txt, co->request_ms, &st, &b);
+	/* Give each member part of the time: one that hangs (no quorum,
+	 * slow disk) must not eat the whole budget. */
+	r = coord_http(co, "POST", path, txt, co->request_ms,
+		       co->n_urls > 1 ? co->request_ms / 2 : 0, &st, &b);
 	free(txt);
 	if (r) {
 		pm_err("etcd %s: no answer from %d URL(s): %s", path,
@@ -265,7 +268,8 @@ int coord_etcd_register(struct coord *co)
 		    !cJSON_AddStringToObject(v, "transport_type",
 					     m->eps[i].transport) ||
 		    !cJSON_AddStringToObject(v, "endpoint",
-					     m->eps[i].endpoint)) {
+					     m->eps[i].endpoint) ||
+		    !cJSON_AddNumberToObject(v, "index", i)) {
 			cJSON_Delete(v);
 			return -ENOMEM;
 		}
@@ -345,7 +349,8 @@ static int etcd_range(struct coord *co, struct coord_member *out, int max,
 {
 	char key[ETCD_KEY_MAX], end[ETCD_KEY_MAX], k[ETCD_KEY_MAX];
 	char val[ETCD_VAL_MAX];
-	const cJSON *kv, *kvs, *tt, *ep, *id;
+	const cJSON *kv, *kvs, *tt, *ep, *id, *ix;
+	int (*ord)[CFG_MAX_TRANSPORTS];
 	int total = 0, i, r;
 	cJSON *req, *ans, *vj;
 	int64_t rev;
@@ -363,6 +368,11 @@ static int etcd_range(struct coord *co, struct coord_member *out, int max,
 	r = etcd_call(co, "/v3/kv/range", req, &ans);
 	if (r)
 		return r;
+	ord = calloc(max > 0 ? max : 1, sizeof(*ord));
+	if (!ord) {
+		cJSON_Delete(ans);
+		return -ENOMEM;
+	}
 	r = -EPROTO;
 	if (get_i64(cJSON_GetObjectItemCaseSensitive(ans, "header"),
 		    "revision", &rev) || rev <= 0)
@@ -385,6 +395,7 @@ static int etcd_range(struct coord *co, struct coord_member *out, int max,
 		vj = cJSON_Parse(val);
 		id = cJSON_GetObjectItemCaseSensitive(vj, "node_id");
 		tt = cJSON_GetObjectItemCaseSensitive(vj, "transport_type");
+		ix = cJSON_GetObjectItemCaseSensitive(vj, "index");
 		ep = cJSON_GetObjectItemCaseSensitive(vj, "endpoint");
 		if (!cJSON_IsNumber(id) || id->valuedouble < 0 ||
 		    id->valuedouble >= co->nodes ||
@@ -409,13 +420,22 @@ static int etcd_range(struct coord *co, struct coord_member *out, int max,
 			}
 		}
 		if (i < *n && out[i].n_eps < CFG_MAX_TRANSPORTS) {
-			int e = out[i].n_eps++;
+			/* Keys come sorted by transport name; put the
+			 * endpoints back in the node's own order. */
+			int e = out[i].n_eps++, k = e, pos;
 
-			snprintf(out[i].eps[e].transport,
-				 sizeof(out[i].eps[e].transport), "%s",
+			pos = cJSON_IsNumber(ix) ? (int)ix->valuedouble : e;
+			while (k > 0 && ord[i][k - 1] > pos) {
+				out[i].eps[k] = out[i].eps[k - 1];
+				ord[i][k] = ord[i][k - 1];
+				k--;
+			}
+			ord[i][k] = pos;
+			snprintf(out[i].eps[k].transport,
+				 sizeof(out[i].eps[k].transport), "%s",
 				 tt->valuestring);
-			snprintf(out[i].eps[e].endpoint,
-				 sizeof(out[i].eps[e].endpoint), "%s",
+			snprintf(out[i].eps[k].endpoint,
+				 sizeof(out[i].eps[k].endpoint), "%s",
 				 ep->valuestring);
 		}
 		cJSON_Delete(vj);
@@ -423,10 +443,12 @@ static int etcd_range(struct coord *co, struct coord_member *out, int max,
 	coord_sort_members(out, *n);
 	*version = (uint64_t)rev;
 	cJSON_Delete(ans);
+	free(ord);
 	return total > max ? -E2BIG : 0;
 bad:
 	pm_err("etcd %s/v3/kv/range: malformed answer", co->urls[co->cur]);
 	cJSON_Delete(ans);
+	free(ord);
 	return r;
 }
 

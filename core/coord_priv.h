@@ -13,7 +13,7 @@
 enum coord_backend { COORD_EMBEDDED, COORD_ETCD };
 
 #define COORD_CONNECT_MS_DEFAULT 1000
-#define COORD_REQUEST_MS_DEFAULT 3000
+#define COORD_REQUEST_MS_DEFAULT 5000
 /* Largest response body kept; a longer one is an error, not a realloc. */
 #define COORD_RESP_MAX (1 << 20)
 
@@ -61,11 +61,13 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 
 /*
  * The same with failover: tries every URL, starting with the last that
- * answered, in rounds until timeout_ms elapses. A 5xx answer counts as a
- * failure of that URL. 0 with the answer, or -errno of the last failure.
+ * answered, in rounds until timeout_ms elapses, each try at most attempt_ms
+ * (0: all the time left), so that a member that hangs costs only that much.
+ * A 5xx answer counts as a failure of that URL. 0 with the answer, or
+ * -errno of the last failure.
  */
 int coord_http(struct coord *co, const char *method, const char *path,
-	       const char *body, int timeout_ms, long *status,
+	       const char *body, int timeout_ms, int attempt_ms, long *status,
 	       struct coord_buf *resp);
 
 /* Wait on co->cond up to ms; true if stop was set. Caller holds co->lock. */
