@@ -29,12 +29,13 @@ extern "C" {
 
 struct pm_node;
 
-/* Latency histogram: PM_HIST_SUB buckets per power of two from 2^PM_HIST_MIN_SHIFT
- * ns; bucket i counts samples <= pm_hist_bound_ns(i). The last bucket
- * counts everything larger. */
+/* Latency histogram: PM_HIST_SUB buckets per power of two from
+ * 2^PM_HIST_MIN_SHIFT ns; bucket i counts samples in
+ * (pm_hist_bound_ns(i - 1), pm_hist_bound_ns(i)]. Bucket 94 ends near 3.7 s;
+ * the last bucket counts everything larger. */
 #define PM_HIST_MIN_SHIFT 8	/* 256 ns */
 #define PM_HIST_SUB 4
-#define PM_HIST_BUCKETS 96	/* up to ~4.5 min */
+#define PM_HIST_BUCKETS 96
 
 struct pm_stats {
 	uint64_t faults_zero;		/* resolved with UFFDIO_ZEROPAGE */

@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Coherence (DESIGN.md §4): the home directory, which serialises requests
+ * per page, and the actions a home asks of holders (invalidate, recall,
+ * downgrade). Single writer / many readers, invalidation based.
+ *
+ * Invariant the races rest on: a node is in a page's directory entry only
+ * while it holds a copy or a grant to it is in flight. So an action that
+ * finds no copy but a fetch in flight is about that grant: it is answered
+ * from the grant when it lands, and the grant is dropped (pager.c). A node
+ * that answers "not held" costs nothing: every page's latest data is in the
+ * home's store unless an exclusive holder has written it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "log.h"
+#include "node.h"
+
+static struct dir_entry *dir_of(struct pm_node *n, uint64_t page)
+{
+	return &n->dir[page - n->home_first];
+}
+
+static uint8_t *store_of(struct pm_node *n, uint64_t page)
+{
+	return n->store + (page - n->home_first) * PM_PAGE_SIZE;
+}
+
+int coh_init(struct pm_node *n)
+{
+	size_t slen = n->home_count * PM_PAGE_SIZE;
+
+	n->dir = calloc(n->home_count ? n->home_count : 1, sizeof(*n->dir));
+	if (!n->dir)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n->home_count; i++)
+		n->dir[i].zero = 1;
+	if (!slen)
+		return 0;
+	/* Untouched store pages cost nothing until data arrives. */
+	n->store = mmap(NULL, slen, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (n->store == MAP_FAILED) {
+		n->store = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+void coh_fini(struct pm_node *n)
+{
+	struct deferred *d;
+
+	if (n->store)
+		munmap(n->store, n->home_count * PM_PAGE_SIZE);
+	n->store = NULL;
+	for (uint64_t i = 0; n->dir && i < n->home_count; i++) {
+		struct txn *t = n->dir[i].qhead;
+
+		while (t) {
+			struct txn *next = t->next;
+
+			if (!t->local)
+				free(t);
+			t = next;
+		}
+	}
+	free(n->dir);
+	n->dir = NULL;
+	while ((d = n->deferred)) {
+		n->deferred = d->next;
+		free(d);
+	}
+}
+
+/* ---- node side: what a home asks of a holder ------------------------- */
+
+/*
+ * Apply op to our copy (llock held, copy present). Fills rp and, when the
+ * page's data must go back, buf. Returns true when buf is the payload.
+ */
+static bool apply_action(struct pm_node *n, uint64_t page, uint8_t op,
+			 struct pm_proto_rep *rp, void *buf)
+{
+	uint8_t s = n->lstate[page];
+	uint8_t ls = s & LS_MASK;
+	bool data = ls == LS_EXCL || op != PM_OP_INVAL;
+
+	if (s & LF_FETCHING)
+		s |= LF_ACTED;	/* an upgrade in flight is stale now */
+	if (op == PM_OP_DOWNGRADE) {
+		pager_protect(n, page, buf);
+		n->lstate[page] = LS_SHARED | (s & ~LS_MASK);
+		STAT_ADD(n, downgrades_received, 1);
+	} else {
+		pager_drop(n, page, data ? buf : NULL);
+		n->lstate[page] = LS_INVALID | (s & ~LS_MASK);
+		STAT_ADD(n, inval_received, 1);
+	}
+	rp->flags = data ? PM_RP_DATA : 0;
+	return data;
+}
+
+void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
+		const struct pm_proto_req *rq)
+{
+	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
+	struct pm_proto_rep rp = {
+		.op = rq->op, .from = (uint16_t)n->id, .page = rq->page,
+	};
+	uint64_t page = rq->page;
+	struct deferred *d;
+	bool data = false;
+	uint8_t s;
+
+	if (page_home(n, page) != rq->from) {
+		pm_warn("peer %s (node %u): %s for page %llu whose home is node %d; refused",
+			req->peer, rq->from,
+			rq->op == PM_OP_INVAL ? "invalidate" : "recall",
+			(unsigned long long)page, page_home(n, page));
+		node_reply(n, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
+			   NULL, 0);
+		return;
+	}
+	pthread_mutex_lock(llock_of(n, page));
+	s = n->lstate[page];
+	if ((s & LS_MASK) == LS_INVALID) {
+		if (s & LF_FETCHING) {
+			d = malloc(sizeof(*d));
+			if (d) {
+				*d = (struct deferred){
+					.page = page, .op = rq->op, .tidx = tidx,
+					.conn_id = req->conn_id,
+					.req_id = req->req_id,
+				};
+				pthread_mutex_lock(&n->dfr_lock);
+				d->next = n->deferred;
+				n->deferred = d;
+				pthread_mutex_unlock(&n->dfr_lock);
+				pthread_mutex_unlock(llock_of(n, page));
+				return;
+			}
+			/* Cannot defer: refuse the grant when it lands. */
+			n->lstate[page] |= LF_STALE;
+		}
+		rp.flags = PM_RP_NOT_HELD;
+	} else {
+		data = apply_action(n, page, rq->op, &rp, buf);
+	}
+	pthread_mutex_unlock(llock_of(n, page));
+	if (data)
+		STAT_ADD(n, pages_sent, 1);
+	node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp,
+		   data ? buf : NULL, data ? PM_PAGE_SIZE : 0);
+}
+
+/* ---- home side -------------------------------------------------------- */
+
+/* Ask node `who` to act on page; its data, if any, lands in the store. */
+static void act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
+{
+	struct dir_entry *e = dir_of(n, page);
+	struct pm_proto_rep rp = { 0 };
+	uint8_t *st = store_of(n, page);
+	uint32_t plen = PM_PAGE_SIZE;
+	int r;
+
+	if (who == n->id) {
+		pthread_mutex_lock(llock_of(n, page));
+		if ((n->lstate[page] & LS_MASK) != LS_INVALID &&
+		    apply_action(n, page, op, &rp, st))
+			e->zero = 0;
+		pthread_mutex_unlock(llock_of(n, page));
+		return;
+	}
+	struct pm_proto_req rq = {
+		.op = op, .from = (uint16_t)n->id, .page = page,
+	};
+
+	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
+
+	STAT_ADD(n, inval_sent, 1);
+	/* Into a bounce buffer: a call that fails half-way must not leave
+	 * a torn page in the store. */
+	r = node_call(n, who, &rq, &rp, buf, &plen);
+	if (r) {
+		/* The holder is unreachable; what it held is lost. */
+		pm_err("page %llu: %s to node %d failed: %s; continuing with the home copy",
+		       (unsigned long long)page,
+		       op == PM_OP_INVAL ? "invalidate" :
+		       op == PM_OP_RECALL ? "recall" : "downgrade",
+		       who, strerror(-r));
+		return;
+	}
+	if (rp.flags & PM_RP_DATA) {
+		if (plen != PM_PAGE_SIZE) {
+			pm_err("page %llu: node %d returned %u bytes, not a page",
+			       (unsigned long long)page, who, plen);
+			return;
+		}
+		memcpy(st, buf, PM_PAGE_SIZE);
+		STAT_ADD(n, pages_received, 1);
+		e->zero = 0;
+	}
+}
+
+/* Does t need actions by other nodes over the network? (dlock held) */
+static bool needs_remote(struct pm_node *n, const struct dir_entry *e,
+			 const struct txn *t)
+{
+	uint64_t others;
+
+	if (e->state == DIR_EXCL)
+		return e->owner != t->from && e->owner != n->id;
+	if (e->state == DIR_SHARED && t->op == PM_OP_WRITE) {
+		others = e->sharers & ~(1ull << t->from) & ~(1ull << n->id);
+		return others != 0;
+	}
+	return false;
+}
+
+/*
+ * Run t's transaction: actions, then the directory update. The entry is
+ * busy or its dlock held, so nothing else changes it or the store.
+ * Returns the grant flags.
+ */
+static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
+			   const struct txn *t)
+{
+	uint64_t me = 1ull << t->from;
+	bool had_copy;
+
+	if (t->op == PM_OP_READ) {
+		if (e->state == DIR_EXCL && e->owner != t->from) {
+			act_on(n, t->page, e->owner, PM_OP_DOWNGRADE);
+			e->sharers = 1ull << e->owner;
+		} else if (e->state != DIR_SHARED) {
+			/* UNOWNED, or the owner itself lost its copy. */
+			e->sharers = 0;
+		}
+		e->state = DIR_SHARED;
+		e->sharers |= me;
+		return e->zero ? PM_RP_ZERO : PM_RP_DATA;
+	}
+
+	had_copy = (t->flags & PM_RQ_HAS_COPY) && e->state == DIR_SHARED &&
+		   (e->sharers & me);
+	if (e->state == DIR_SHARED) {
+		for (int i = 0; i < n->nodes; i++)
+			if (i != t->from && (e->sharers & (1ull << i)))
+				act_on(n, t->page, i, PM_OP_INVAL);
+	} else if (e->state == DIR_EXCL && e->owner != t->from) {
+		act_on(n, t->page, e->owner, PM_OP_RECALL);
+	}
+	e->state = DIR_EXCL;
+	e->owner = (uint16_t)t->from;
+	e->sharers = 0;
+	if (had_copy)
+		return PM_RP_EXCL;
+	return PM_RP_EXCL | (e->zero ? PM_RP_ZERO : PM_RP_DATA);
+}
+
+/* Hand the grant to the requester. */
+static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
+{
+	struct pm_proto_rep rp = {
+		.op = t->op, .flags = gflags, .from = (uint16_t)n->id,
+		.page = t->page,
+	};
+	bool data = gflags & PM_RP_DATA;
+	uint8_t *st = store_of(n, t->page);
+	int r;
+
+	if (!t->local) {
+		STAT_ADD(n, requests_served, 1);
+		if (data)
+			STAT_ADD(n, pages_sent, 1);
+		return node_reply(n, t->tidx, t->conn_id, t->req_id, 0, &rp,
+				  data ? st : NULL, data ? PM_PAGE_SIZE : 0);
+	}
+	pthread_mutex_lock(llock_of(n, t->page));
+	r = pager_install(n, t->page,
+			  (gflags & PM_RP_EXCL) ? LS_EXCL : LS_SHARED,
+			  data ? st : NULL, gflags & PM_RP_ZERO);
+	if (!r)
+		n->lstate[t->page] = (gflags & PM_RP_EXCL) ? LS_EXCL
+							   : LS_SHARED;
+	else
+		n->lstate[t->page] &= LS_MASK;
+	n->lstate[t->page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
+	pthread_mutex_unlock(llock_of(n, t->page));
+	if (r)
+		pager_wake(n, t->page);
+	else if (data)
+		STAT_ADD(n, faults_local, 1);
+	else if (gflags & PM_RP_ZERO)
+		STAT_ADD(n, faults_zero, 1);
+	return r;
+}
+
+static void complete_local(struct pm_node *n, struct txn *t, int r)
+{
+	pthread_mutex_lock(&n->txn_lock);
+	t->result = r;
+	t->done = true;
+	pthread_cond_broadcast(&n->txn_cv);
+	pthread_mutex_unlock(&n->txn_lock);
+}
+
+static void queue_work(struct pm_node *n, struct txn *t)
+{
+	pthread_mutex_lock(&n->wq_lock);
+	t->next = NULL;
+	if (n->wq_tail)
+		n->wq_tail->next = t;
+	else
+		n->wq_head = t;
+	n->wq_tail = t;
+	pthread_cond_signal(&n->wq_cv);
+	pthread_mutex_unlock(&n->wq_lock);
+}
+
+/* The transaction on page ended: start the next queued one, or idle. */
+static void txn_finish(struct pm_node *n, uint64_t page)
+{
+	struct dir_entry *e = dir_of(n, page);
+	struct txn *next;
+
+	pthread_mutex_lock(dlock_of(n, page));
+	next = e->qhead;
+	if (next) {
+		e->qhead = next->next;
+		if (!e->qhead)
+			e->qtail = NULL;
+	} else {
+		e->busy = 0;
+	}
+	pthread_mutex_unlock(dlock_of(n, page));
+	if (next)
+		queue_work(n, next);
+}
+
+/* Run a transaction on a thread that may wait on the network. */
+static void txn_run(struct pm_node *n, struct txn *t)
+{
+	struct dir_entry *e = dir_of(n, t->page);
+	uint64_t page = t->page;
+	int r;
+
+	r = txn_deliver(n, t, txn_execute(n, e, t));
+	if (t->local)
+		complete_local(n, t, r);
+	else
+		free(t);
+	txn_finish(n, page);
+}
+
+static void *worker(void *arg)
+{
+	struct pm_node *n = arg;
+	struct txn *t;
+
+	for (;;) {
+		pthread_mutex_lock(&n->wq_lock);
+		while (!n->wq_head && !n->stopping)
+			pthread_cond_wait(&n->wq_cv, &n->wq_lock);
+		t = n->wq_head;
+		if (t) {
+			n->wq_head = t->next;
+			if (!n->wq_head)
+				n->wq_tail = NULL;
+		}
+		pthread_mutex_unlock(&n->wq_lock);
+		if (!t)
+			return NULL;
+		txn_run(n, t);
+	}
+}
+
+int coh_workers_start(struct pm_node *n)
+{
+	int r;
+
+	for (n->nworkers = 0; n->nworkers < 2; n->nworkers++) {
+		r = pthread_create(&n->workers[n->nworkers], NULL, worker, n);
+		if (r)
+			return -r;
+	}
+	return 0;
+}
+
+void coh_workers_stop(struct pm_node *n)
+{
+	pthread_mutex_lock(&n->wq_lock);
+	n->stopping = true;
+	pthread_cond_broadcast(&n->wq_cv);
+	pthread_mutex_unlock(&n->wq_lock);
+	for (int i = 0; i < n->nworkers; i++)
+		pthread_join(n->workers[i], NULL);
+	n->nworkers = 0;
+}
+
+void coh_remote_request(struct pm_node *n, int tidx,
+			const struct pm_request *req,
+			const struct pm_proto_req *rq)
+{
+	struct txn local = {
+		.page = rq->page, .from = rq->from, .op = rq->op,
+		.flags = rq->flags, .tidx = tidx, .conn_id = req->conn_id,
+		.req_id = req->req_id,
+	};
+	struct dir_entry *e;
+	struct txn *t;
+
+	if (rq->page < n->home_first ||
+	    rq->page - n->home_first >= n->home_count) {
+		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
+
+		pm_warn("peer %s (node %u): request for page %llu, not homed here; refused",
+			req->peer, rq->from, (unsigned long long)rq->page);
+		node_reply(n, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
+			   NULL, 0);
+		return;
+	}
+	e = dir_of(n, rq->page);
+	pthread_mutex_lock(dlock_of(n, rq->page));
+	if (!e->busy && !needs_remote(n, e, &local)) {
+		/* Fast path, inline on the receive thread: no hand-off. */
+		txn_deliver(n, &local, txn_execute(n, e, &local));
+		pthread_mutex_unlock(dlock_of(n, rq->page));
+		return;
+	}
+	t = malloc(sizeof(*t));
+	if (!t) {
+		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
+
+		pthread_mutex_unlock(dlock_of(n, rq->page));
+		node_reply(n, tidx, req->conn_id, req->req_id, -ENOMEM, &rp,
+			   NULL, 0);
+		return;
+	}
+	*t = local;
+	if (e->busy) {
+		t->next = NULL;
+		if (e->qtail)
+			e->qtail->next = t;
+		else
+			e->qhead = t;
+		e->qtail = t;
+		pthread_mutex_unlock(dlock_of(n, rq->page));
+		return;
+	}
+	e->busy = 1;
+	pthread_mutex_unlock(dlock_of(n, rq->page));
+	queue_work(n, t);
+}
+
+int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
+		    uint8_t flags)
+{
+	struct txn t = {
+		.page = page, .from = n->id, .op = op, .flags = flags,
+		.local = true,
+	};
+	struct dir_entry *e = dir_of(n, page);
+	int r;
+
+	pthread_mutex_lock(dlock_of(n, page));
+	if (e->busy) {
+		t.next = NULL;
+		if (e->qtail)
+			e->qtail->next = &t;
+		else
+			e->qhead = &t;
+		e->qtail = &t;
+		pthread_mutex_unlock(dlock_of(n, page));
+		pthread_mutex_lock(&n->txn_lock);
+		while (!t.done)
+			pthread_cond_wait(&n->txn_cv, &n->txn_lock);
+		pthread_mutex_unlock(&n->txn_lock);
+		return t.result;
+	}
+	if (!needs_remote(n, e, &t)) {
+		r = txn_deliver(n, &t, txn_execute(n, e, &t));
+		pthread_mutex_unlock(dlock_of(n, page));
+		return r;
+	}
+	e->busy = 1;
+	pthread_mutex_unlock(dlock_of(n, page));
+	r = txn_deliver(n, &t, txn_execute(n, e, &t));
+	txn_finish(n, page);
+	return r;
+}

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/* A node's internal state, shared by node.c (start-up, peers, barrier),
+ * coh.c (home directory and coherence actions) and pager.c (userfaultfd). */
+#ifndef PM_NODE_H
+#define PM_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <pagemesh/pagemesh.h>
+#include <pagemesh/transport.h>
+
+#include "cfg.h"
+#include "loader.h"
+#include "proto.h"
+
+#define PM_NLOCKS 1024	/* striped page locks */
+
+/* Node-local page state (lstate[]): low bits the mapping, high bits flags. */
+enum {
+	LS_INVALID = 0,		/* not mapped here */
+	LS_SHARED = 1,		/* mapped read-only (uffd-wp) */
+	LS_EXCL = 2,		/* mapped writable */
+	LS_MASK = 3,
+	LF_FETCHING = 0x10,	/* a request to home is in flight */
+	LF_ACTED = 0x20,	/* home acted on our old copy while we were
+				 * upgrading: an upgrade grant is stale */
+	LF_STALE = 0x40,	/* whatever grant is in flight is stale */
+};
+
+/* Directory state at home. */
+enum { DIR_UNOWNED = 0, DIR_SHARED = 1, DIR_EXCL = 2 };
+
+struct txn;
+
+struct dir_entry {
+	uint8_t state;		/* DIR_* */
+	uint8_t zero;		/* never written anywhere: store is zeros */
+	uint8_t busy;		/* a transaction owns the entry */
+	uint8_t rsvd;
+	uint16_t owner;		/* DIR_EXCL */
+	uint64_t sharers;	/* DIR_SHARED: bit per node */
+	struct txn *qhead, *qtail;	/* requests waiting for !busy */
+};
+
+/* A request at home: from a remote node (answered with reply()) or from
+ * this node's own fault thread (local; installed in place). */
+struct txn {
+	struct txn *next;
+	uint64_t page;
+	int from;
+	uint8_t op;		/* PM_OP_READ / PM_OP_WRITE */
+	uint8_t flags;		/* PM_RQ_* */
+	bool local;
+	/* remote */
+	int tidx;
+	uint64_t conn_id, req_id;
+	/* local: the waiting fault thread */
+	bool done;
+	int result;
+};
+
+/* An action from home that arrived while our own fetch was in flight:
+ * answered by the fault thread when the grant lands. */
+struct deferred {
+	struct deferred *next;
+	uint64_t page;
+	uint8_t op;
+	int tidx;
+	uint64_t conn_id, req_id;
+};
+
+struct peer {
+	int id;
+	int tidx;			/* plugin used to reach it, -1 none */
+	char endpoint[PM_ENDPOINT_MAX];
+	struct pm_tconn *conn;		/* outgoing, NULL until connected */
+	char last_err[512];		/* why the last connect failed */
+};
+
+struct listener_ctx {
+	struct pm_node *node;
+	int tidx;
+};
+
+struct node_stats {
+	uint64_t faults_zero, faults_local, faults_remote, faults_wp;
+	uint64_t faults_total, pages_sent, pages_received;
+	uint64_t inval_sent, inval_received, downgrades_received;
+	uint64_t requests_served, bytes_sent, bytes_received;
+	uint64_t poisoned, peer_failures;
+	uint64_t hist[PM_HIST_BUCKETS];
+};
+
+struct pm_node {
+	struct cfg cfg;
+	int id, nodes;
+	int timeout_ms;
+
+	uint8_t *region;
+	size_t len;
+	uint64_t npages;
+	uint64_t per_home;		/* pages per home (block split) */
+	uint64_t home_first, home_count;	/* pages homed here */
+	uint8_t *store;			/* home copies of homed pages */
+	struct dir_entry *dir;		/* one per homed page */
+	uint8_t *lstate;		/* one per region page */
+	pthread_mutex_t llock[PM_NLOCKS];	/* lstate, deferred */
+	pthread_mutex_t dlock[PM_NLOCKS];	/* dir entries */
+	struct deferred *deferred;	/* under dfr_lock */
+	pthread_mutex_t dfr_lock;
+
+	/* pager */
+	int uffd;
+	int stop_efd;
+	int nthreads;
+	pthread_t *fault_threads;
+
+	/* transports */
+	struct pm_plugin plugins[CFG_MAX_TRANSPORTS];
+	struct listener_ctx lctx[CFG_MAX_TRANSPORTS];
+	int nplugins;
+	bool listening[CFG_MAX_TRANSPORTS];
+	struct peer peers[CFG_MAX_NODES];	/* indexed by node id */
+
+	/* home workers: run transactions that must wait on the network */
+	pthread_mutex_t wq_lock;
+	pthread_cond_t wq_cv;
+	struct txn *wq_head, *wq_tail;
+	pthread_t workers[2];
+	int nworkers;
+	bool stopping;
+
+	/* local waiters on busy pages */
+	pthread_mutex_t txn_lock;
+	pthread_cond_t txn_cv;
+
+	/* barrier (served by node 0) */
+	pthread_mutex_t bar_lock;
+	pthread_cond_t bar_cv;
+	uint32_t bar_gen;		/* my next barrier generation */
+	uint32_t bar_serve_gen;		/* node 0: generation being gathered */
+	uint32_t bar_done_gen;		/* node 0: last completed generation */
+	int bar_count;			/* node 0: arrived in bar_serve_gen */
+	bool bar_arrived[CFG_MAX_NODES];
+	struct {
+		int tidx;
+		uint64_t conn_id, req_id;
+	} bar_waiters[CFG_MAX_NODES];	/* by node id */
+
+	struct node_stats st;
+};
+
+#define STAT_ADD(n, field, v) \
+	__atomic_fetch_add(&(n)->st.field, (v), __ATOMIC_RELAXED)
+
+static inline int page_home(const struct pm_node *n, uint64_t page)
+{
+	return (int)(page / n->per_home);
+}
+
+static inline void *page_addr(const struct pm_node *n, uint64_t page)
+{
+	return n->region + page * PM_PAGE_SIZE;
+}
+
+static inline pthread_mutex_t *llock_of(struct pm_node *n, uint64_t page)
+{
+	return &n->llock[page % PM_NLOCKS];
+}
+
+static inline pthread_mutex_t *dlock_of(struct pm_node *n, uint64_t page)
+{
+	return &n->dlock[page % PM_NLOCKS];
+}
+
+/* node.c */
+int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
+	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len);
+int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,
+	       uint64_t req_id, int status, const struct pm_proto_rep *rp,
+	       const void *payload, uint32_t payload_len);
+
+/* coh.c: home side */
+int coh_init(struct pm_node *n);
+void coh_fini(struct pm_node *n);
+void coh_remote_request(struct pm_node *n, int tidx,
+			const struct pm_request *req,
+			const struct pm_proto_req *rq);
+void coh_workers_stop(struct pm_node *n);
+int coh_workers_start(struct pm_node *n);
+/* This node's own fault on a page it is home for: runs the transaction
+ * and installs the page. 0 or -errno. */
+int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
+		    uint8_t flags);
+/* coh.c: node side, an action from home */
+void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
+		const struct pm_proto_req *rq);
+
+/* pager.c */
+int pager_start(struct pm_node *n);
+void pager_stop(struct pm_node *n);
+/* Install a grant for page (called with llock held). */
+int pager_install(struct pm_node *n, uint64_t page, int lstate_new,
+		  const void *data, bool zero);
+/* Drop our copy: write-protect, optionally copy out, DONTNEED, wake. */
+void pager_drop(struct pm_node *n, uint64_t page, void *copy_out);
+/* Make our exclusive copy read-only, optionally copy it out. */
+void pager_protect(struct pm_node *n, uint64_t page, void *copy_out);
+void pager_wake(struct pm_node *n, uint64_t page);
+void stats_record_fault(struct pm_node *n, uint64_t ns);
+
+#endif

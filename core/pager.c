@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The pager: the region under userfaultfd (missing + write-protect), and
+ * fault threads that each carry one fault from the uffd read to the wake on
+ * their own (a hand-off to another thread costs ~100 us on these machines).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "node.h"
+
+/* Newer than the uapi headers of Debian 12; the running kernel has it. */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+static const uint8_t zero_page[PM_PAGE_SIZE] __attribute__((aligned(4096)));
+static bool have_poison;
+
+static struct uffdio_range page_range(struct pm_node *n, uint64_t page)
+{
+	return (struct uffdio_range){
+		.start = (uintptr_t)page_addr(n, page),
+		.len = PM_PAGE_SIZE,
+	};
+}
+
+void pager_wake(struct pm_node *n, uint64_t page)
+{
+	struct uffdio_range r = page_range(n, page);
+
+	if (ioctl(n->uffd, UFFDIO_WAKE, &r) && errno != ENOENT)
+		pm_warn("page %llu: UFFDIO_WAKE: %s",
+			(unsigned long long)page, strerror(errno));
+}
+
+static int wp_set(struct pm_node *n, uint64_t page, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = page_range(n, page),
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	if (ioctl(n->uffd, UFFDIO_WRITEPROTECT, &wp)) {
+		pm_err("page %llu: UFFDIO_WRITEPROTECT(%s): %s",
+		       (unsigned long long)page, on ? "on" : "off",
+		       strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Map a granted page. Called with the page's llock held and the page not
+ * mapped (lstate INVALID) unless this is an upgrade of a shared copy
+ * (excl, no data, not zero). Wakes the threads waiting on it.
+ */
+int pager_install(struct pm_node *n, uint64_t page, int ls_new,
+		  const void *data, bool zero)
+{
+	uint8_t ls_old = n->lstate[page] & LS_MASK;
+	struct uffdio_copy cp;
+	struct uffdio_zeropage zp;
+
+	if (ls_new == LS_EXCL && !data && !zero) {
+		/* Upgrade: we hold the current data read-only. */
+		if (ls_old != LS_SHARED) {
+			pm_err("page %llu: upgrade grant without a copy",
+			       (unsigned long long)page);
+			return -EPROTO;
+		}
+		return wp_set(n, page, false); /* also wakes */
+	}
+	if (ls_old != LS_INVALID) {
+		/* A fresh copy over a stale one: drop ours first. */
+		if (madvise(page_addr(n, page), PM_PAGE_SIZE, MADV_DONTNEED))
+			return -errno;
+	}
+	if (ls_new == LS_EXCL && zero) {
+		/* Safe for a writer: its retry COWs the zero page. A reader
+		 * gets a write-protected copy instead (below), because a
+		 * write to the zero page would COW without any fault. */
+		zp = (struct uffdio_zeropage){ .range = page_range(n, page) };
+		if (!ioctl(n->uffd, UFFDIO_ZEROPAGE, &zp))
+			return 0;
+		if (errno != EEXIST)
+			goto fail;
+		pager_wake(n, page);
+		return 0;
+	}
+	cp = (struct uffdio_copy){
+		.dst = (uintptr_t)page_addr(n, page),
+		.src = (uintptr_t)(data ? data : zero_page),
+		.len = PM_PAGE_SIZE,
+		.mode = ls_new == LS_SHARED ? UFFDIO_COPY_MODE_WP : 0,
+	};
+	if (!ioctl(n->uffd, UFFDIO_COPY, &cp))
+		return 0;
+	if (errno != EEXIST)
+		goto fail;
+	pager_wake(n, page);
+	return 0;
+fail:
+	pm_err("page %llu: installing %s copy: %s", (unsigned long long)page,
+	       ls_new == LS_EXCL ? "exclusive" : "shared", strerror(errno));
+	return -errno;
+}
+
+void pager_protect(struct pm_node *n, uint64_t page, void *copy_out)
+{
+	if ((n->lstate[page] & LS_MASK) == LS_EXCL)
+		wp_set(n, page, true);
+	if (copy_out)
+		memcpy(copy_out, page_addr(n, page), PM_PAGE_SIZE);
+}
+
+void pager_drop(struct pm_node *n, uint64_t page, void *copy_out)
+{
+	/* Stop local writers first so the copy is the final data. */
+	pager_protect(n, page, copy_out);
+	if (madvise(page_addr(n, page), PM_PAGE_SIZE, MADV_DONTNEED))
+		pm_err("page %llu: MADV_DONTNEED: %s",
+		       (unsigned long long)page, strerror(errno));
+	/* Threads blocked on our write-protect refault and ask again. */
+	pager_wake(n, page);
+}
+
+/* The page cannot be had: the faulting thread gets SIGBUS, never a hang. */
+static void pager_poison(struct pm_node *n, uint64_t page, int err)
+{
+	struct uffdio_poison p = { .range = page_range(n, page) };
+
+	STAT_ADD(n, poisoned, 1);
+	pm_err("page %llu (home node %d): cannot fetch: %s; faulting thread gets SIGBUS",
+	       (unsigned long long)page, page_home(n, page), strerror(-err));
+	if (have_poison && !ioctl(n->uffd, UFFDIO_POISON, &p))
+		return;
+	pm_err("page %llu: UFFDIO_POISON: %s", (unsigned long long)page,
+	       have_poison ? strerror(errno) : "not supported by the kernel");
+}
+
+/* Take pending actions for page off the deferred list (llock held). */
+static struct deferred *take_deferred(struct pm_node *n, uint64_t page)
+{
+	struct deferred *d, **pp, *out = NULL;
+
+	pthread_mutex_lock(&n->dfr_lock);
+	for (pp = &n->deferred; (d = *pp);) {
+		if (d->page == page) {
+			*pp = d->next;
+			d->next = out;
+			out = d;
+		} else {
+			pp = &d->next;
+		}
+	}
+	pthread_mutex_unlock(&n->dfr_lock);
+	return out;
+}
+
+/*
+ * Answer actions that arrived while our fetch was in flight: they are
+ * about the grant we just received (or failed to), which we drop.
+ */
+static void answer_deferred(struct pm_node *n, struct deferred *d,
+			    const struct pm_proto_rep *grant, const void *data,
+			    bool got)
+{
+	while (d) {
+		struct deferred *next = d->next;
+		struct pm_proto_rep rp = {
+			.op = d->op, .from = (uint16_t)n->id, .page = d->page,
+		};
+		const void *pl = NULL;
+
+		if (!got) {
+			rp.flags = PM_RP_NOT_HELD;
+		} else if (d->op != PM_OP_INVAL || (grant->flags & PM_RP_EXCL)) {
+			rp.flags = grant->flags & (PM_RP_DATA | PM_RP_ZERO);
+			pl = (grant->flags & PM_RP_DATA) ? data : NULL;
+		}
+		if (pl)
+			STAT_ADD(n, pages_sent, 1);
+		node_reply(n, d->tidx, d->conn_id, d->req_id, 0, &rp, pl,
+			   pl ? PM_PAGE_SIZE : 0);
+		free(d);
+		d = next;
+	}
+}
+
+static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
+			 uint8_t flags)
+{
+	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
+	struct pm_proto_req rq = {
+		.op = op, .flags = flags, .from = (uint16_t)n->id,
+		.page = page,
+	};
+	struct pm_proto_rep rp = { 0 };
+	struct deferred *d;
+	uint32_t plen = sizeof(buf);
+	bool excl, installed = false;
+	uint8_t s;
+	int r;
+
+	r = node_call(n, page_home(n, page), &rq, &rp, buf, &plen);
+	if (!r && (rp.op != op || rp.page != page ||
+		   ((rp.flags & PM_RP_DATA) && plen != PM_PAGE_SIZE) ||
+		   (!(rp.flags & PM_RP_DATA) && plen != 0))) {
+		pm_err("page %llu: malformed grant from node %d (op %u flags %#x payload %u)",
+		       (unsigned long long)page, page_home(n, page), rp.op,
+		       rp.flags, plen);
+		r = -EPROTO;
+	}
+	excl = rp.flags & PM_RP_EXCL;
+
+	/*
+	 * Which grants are stale (coh.c has the invariant): an upgrade
+	 * after home acted on the copy it upgrades; any grant that deferred
+	 * actions are about (they are answered from it below). A full grant
+	 * after an action on an old copy is newer than that action: keep
+	 * it, or the directory would name us holder of nothing.
+	 */
+	pthread_mutex_lock(llock_of(n, page));
+	d = take_deferred(n, page);
+	s = n->lstate[page];
+	if (!r && !d && !(s & LF_STALE) &&
+	    !((s & LF_ACTED) && !(rp.flags & (PM_RP_DATA | PM_RP_ZERO)))) {
+		bool data = rp.flags & PM_RP_DATA, zero = rp.flags & PM_RP_ZERO;
+
+		if (!pager_install(n, page, excl ? LS_EXCL : LS_SHARED,
+				   data ? buf : NULL, zero)) {
+			n->lstate[page] = excl ? LS_EXCL : LS_SHARED;
+			installed = true;
+			if (data) {
+				STAT_ADD(n, faults_remote, 1);
+				STAT_ADD(n, pages_received, 1);
+			} else if (zero) {
+				STAT_ADD(n, faults_zero, 1);
+			}
+		}
+	}
+	n->lstate[page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
+	pthread_mutex_unlock(llock_of(n, page));
+	answer_deferred(n, d, &rp, buf, !r);
+
+	if (r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
+	    r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH) {
+		pager_poison(n, page, r);
+		return;
+	}
+	if (r)
+		pm_err("page %llu: request to home node %d failed: %s",
+		       (unsigned long long)page, page_home(n, page),
+		       strerror(-r));
+	if (!installed)
+		pager_wake(n, page);	/* retry: refault and ask again */
+}
+
+static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
+{
+	int64_t t0 = pm_now_ns();
+	uint64_t page;
+	uint8_t s, op, flags = 0;
+
+	if (addr < (uintptr_t)n->region ||
+	    addr >= (uintptr_t)n->region + n->len) {
+		pm_err("fault at %#llx outside the region",
+		       (unsigned long long)addr);
+		return;
+	}
+	page = (addr - (uintptr_t)n->region) / PM_PAGE_SIZE;
+
+	pthread_mutex_lock(llock_of(n, page));
+	s = n->lstate[page];
+	if (s & LF_FETCHING) {
+		/* The fetch in flight wakes every thread waiting on it. */
+		pthread_mutex_unlock(llock_of(n, page));
+		return;
+	}
+	if (fflags & UFFD_PAGEFAULT_FLAG_WP) {
+		if ((s & LS_MASK) != LS_SHARED) {
+			/* Upgraded or dropped since: just retry. */
+			pthread_mutex_unlock(llock_of(n, page));
+			pager_wake(n, page);
+			return;
+		}
+		op = PM_OP_WRITE;
+		flags = PM_RQ_HAS_COPY;
+		STAT_ADD(n, faults_wp, 1);
+	} else {
+		if ((s & LS_MASK) != LS_INVALID) {
+			pthread_mutex_unlock(llock_of(n, page));
+			pager_wake(n, page);
+			return;
+		}
+		op = (fflags & UFFD_PAGEFAULT_FLAG_WRITE) ? PM_OP_WRITE
+							  : PM_OP_READ;
+	}
+	n->lstate[page] = (s & LS_MASK) | LF_FETCHING;
+	pthread_mutex_unlock(llock_of(n, page));
+
+	if (page_home(n, page) == n->id) {
+		int r = coh_local_fault(n, page, op, flags);
+
+		if (r)
+			pager_poison(n, page, r);
+	} else {
+		fault_remote(n, page, op, flags);
+	}
+	STAT_ADD(n, faults_total, 1);
+	stats_record_fault(n, (uint64_t)(pm_now_ns() - t0));
+}
+
+static void *fault_thread(void *arg)
+{
+	struct pm_node *n = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = n->uffd, .events = POLLIN },
+		{ .fd = n->stop_efd, .events = POLLIN },
+	};
+	struct uffd_msg msg;
+	ssize_t r;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			pm_err("pager: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		r = read(n->uffd, &msg, sizeof(msg));
+		if (r < 0) {
+			/* Another fault thread took it: benign. */
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			pm_err("pager: read uffd: %s", strerror(errno));
+			break;
+		}
+		if (r != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		handle_fault(n, msg.arg.pagefault.address,
+			     msg.arg.pagefault.flags);
+	}
+	return NULL;
+}
+
+int pager_start(struct pm_node *n)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP,
+	};
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)n->region, .len = n->len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	const uint64_t need = (1ull << _UFFDIO_COPY) |
+			      (1ull << _UFFDIO_ZEROPAGE) |
+			      (1ull << _UFFDIO_WAKE) |
+			      (1ull << _UFFDIO_WRITEPROTECT);
+	int i, r;
+
+	n->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (n->uffd < 0) {
+		r = -errno;
+		pm_err("userfaultfd: %s%s", strerror(errno),
+		       errno == EPERM ? " (needs root, CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)" : "");
+		return r;
+	}
+	/* Ask for POISON when the kernel has it (6.6+): bounded failure. */
+	api.features |= UFFD_FEATURE_POISON;
+	if (ioctl(n->uffd, UFFDIO_API, &api)) {
+		close(n->uffd);
+		n->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		api = (struct uffdio_api){
+			.api = UFFD_API,
+			.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP,
+		};
+		if (n->uffd < 0 || ioctl(n->uffd, UFFDIO_API, &api)) {
+			r = -errno;
+			pm_err("UFFDIO_API: %s (write-protect support needed)",
+			       strerror(errno));
+			return r;
+		}
+	}
+	have_poison = api.features & UFFD_FEATURE_POISON;
+	if (ioctl(n->uffd, UFFDIO_REGISTER, &reg)) {
+		r = -errno;
+		pm_err("UFFDIO_REGISTER (missing+wp) of %zu bytes: %s", n->len,
+		       strerror(errno));
+		return r;
+	}
+	if ((reg.ioctls & need) != need) {
+		pm_err("userfaultfd lacks COPY/ZEROPAGE/WAKE/WRITEPROTECT for this region");
+		return -ENOTSUP;
+	}
+	n->stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (n->stop_efd < 0)
+		return -errno;
+	n->fault_threads = calloc(n->nthreads, sizeof(pthread_t));
+	if (!n->fault_threads)
+		return -ENOMEM;
+	for (i = 0; i < n->nthreads; i++) {
+		r = pthread_create(&n->fault_threads[i], NULL, fault_thread, n);
+		if (r) {
+			n->nthreads = i;
+			return -r;
+		}
+	}
+	return 0;
+}
+
+void pager_stop(struct pm_node *n)
+{
+	uint64_t one = 1;
+	int i;
+
+	if (n->stop_efd >= 0 && n->fault_threads) {
+		if (write(n->stop_efd, &one, sizeof(one)) != sizeof(one))
+			pm_err("pager: cannot signal fault threads: %s",
+			       strerror(errno));
+		for (i = 0; i < n->nthreads; i++)
+			pthread_join(n->fault_threads[i], NULL);
+	}
+	free(n->fault_threads);
+	n->fault_threads = NULL;
+	if (n->stop_efd >= 0)
+		close(n->stop_efd);
+	if (n->uffd >= 0)
+		close(n->uffd);
+	n->stop_efd = n->uffd = -1;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* The core protocol: what the bytes of a transport message mean. Plugins
+ * never look inside; every field is validated by proto_check() on arrival. */
+#ifndef PM_PROTO_H
+#define PM_PROTO_H
+
+#include <stdint.h>
+
+enum pm_op {
+	PM_OP_HELLO = 1,	/* -> any: who I am, cluster geometry */
+	PM_OP_READ,		/* -> home: want a read-only copy */
+	PM_OP_WRITE,		/* -> home: want the exclusive copy */
+	PM_OP_INVAL,		/* home -> sharer: drop your copy */
+	PM_OP_RECALL,		/* home -> owner: send data, drop your copy */
+	PM_OP_DOWNGRADE,	/* home -> owner: send data, keep read-only */
+	PM_OP_BARRIER,		/* -> node 0: arrived at barrier gen */
+	PM_OP_MAX
+};
+
+/* Request flags. */
+#define PM_RQ_HAS_COPY 0x01	/* WRITE: I hold a read-only copy (upgrade) */
+
+/* Reply flags. */
+#define PM_RP_DATA 0x01		/* payload carries the page */
+#define PM_RP_ZERO 0x02		/* the page was never written: all zero */
+#define PM_RP_EXCL 0x04		/* grant is exclusive (else shared) */
+#define PM_RP_NOT_HELD 0x08	/* action target held no copy */
+
+struct pm_proto_req {
+	uint8_t op;		/* enum pm_op */
+	uint8_t flags;		/* PM_RQ_* */
+	uint16_t from;		/* sender's node id */
+	uint32_t arg;		/* HELLO: cluster nodes; BARRIER: generation */
+	uint64_t page;		/* page index (READ..DOWNGRADE) */
+	uint64_t arg64;		/* HELLO: region bytes */
+} __attribute__((packed));	/* HELLO's payload: the cluster name */
+
+struct pm_proto_rep {
+	uint8_t op;		/* echoes the request op */
+	uint8_t flags;		/* PM_RP_* */
+	uint16_t from;
+	uint32_t rsvd;
+	uint64_t page;
+} __attribute__((packed));
+
+#endif

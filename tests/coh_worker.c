@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One node of a coherence workload, run as its own process by the
+ * integration tests and the demo: joins the cluster through the public API
+ * and checks its results itself (exit 0 = exact, 1 = wrong, 78 = config).
+ *
+ *   coh_worker CONFIG WORKLOAD [ITERATIONS]
+ *   workloads: stripes counter bank monotonic random all
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pagemesh/pagemesh.h>
+
+#define PAGE 4096u
+#define BARRIER_MS 60000
+
+static struct pm_node *node;
+static uint8_t *mem;
+static size_t mem_len;
+static int me, nodes;
+
+/* Layout of the region (page offsets), shared by every node. */
+#define PG_COUNTER 0	/* one hot counter alone on its page */
+#define PG_MIXED 1	/* counter + per-node data on one page */
+#define PG_LOCK 2	/* bank spin lock */
+#define PG_ACCOUNTS 3	/* 4 pages of accounts */
+#define N_ACCOUNTS (4 * PAGE / 8)
+#define PG_MONO 8	/* monotonic words, one per page: 8 pages */
+#define N_MONO 8
+#define PG_DONE 16	/* flags */
+#define PG_RANDOM 32	/* random slots: 64 pages */
+#define N_RANDOM_PAGES 64
+#define PG_STRIPES 128	/* the rest */
+
+#define FAIL(...)                                                         \
+	do {                                                              \
+		fprintf(stderr, "node %d: FAIL: ", me);                   \
+		fprintf(stderr, __VA_ARGS__);                             \
+		fprintf(stderr, "\n");                                    \
+		return 1;                                                 \
+	} while (0)
+
+static uint64_t *word(uint64_t page, uint64_t idx)
+{
+	return (uint64_t *)(mem + page * PAGE) + idx;
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static int barrier(void)
+{
+	int r = pm_node_barrier(node, BARRIER_MS);
+
+	if (r)
+		fprintf(stderr, "node %d: barrier: %s\n", me, strerror(-r));
+	return r;
+}
+
+/* Each node writes its own stripes, then everyone verifies all of them. */
+static int w_stripes(long iters)
+{
+	uint64_t first = PG_STRIPES, npages = mem_len / PAGE - PG_STRIPES;
+	uint64_t stripe = 4;	/* pages per stripe */
+	(void)iters;
+
+	for (uint64_t p = 0; p < npages; p++) {
+		uint64_t owner = (p / stripe) % nodes;
+
+		if ((int)owner != me)
+			continue;
+		for (uint64_t w = 0; w < PAGE / 8; w += 8)
+			*word(first + p, w) = mix((first + p) << 12 | w) ^ owner;
+	}
+	if (barrier())
+		return 1;
+	for (uint64_t p = 0; p < npages; p++) {
+		uint64_t owner = (p / stripe) % nodes;
+
+		for (uint64_t w = 0; w < PAGE / 8; w += 8) {
+			uint64_t want = mix((first + p) << 12 | w) ^ owner;
+
+			if (*word(first + p, w) != want)
+				FAIL("stripes: page %" PRIu64 " word %" PRIu64
+				     " is %#" PRIx64 ", node %" PRIu64
+				     " wrote %#" PRIx64,
+				     first + p, w, *word(first + p, w), owner,
+				     want);
+		}
+	}
+	printf("node %d: stripes: %" PRIu64 " pages verified\n", me, npages);
+	return barrier();
+}
+
+/* Atomic increments from every node, alone on a page and beside other
+ * nodes' data on the same page. */
+static int w_counter(long iters)
+{
+	uint64_t *hot = word(PG_COUNTER, 0);
+	uint64_t *mixed = word(PG_MIXED, 0);
+	uint64_t *mine = word(PG_MIXED, 8 + me * 8);
+
+	if (barrier())
+		return 1;
+	for (long i = 0; i < iters; i++) {
+		__atomic_fetch_add(hot, 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(mixed, 1, __ATOMIC_SEQ_CST);
+		*mine = (uint64_t)i + 1;	/* unrelated data, same page */
+	}
+	if (barrier())
+		return 1;
+	if (*hot != (uint64_t)iters * nodes)
+		FAIL("counter: %" PRIu64 ", expected %" PRIu64, *hot,
+		     (uint64_t)iters * nodes);
+	if (*mixed != (uint64_t)iters * nodes)
+		FAIL("mixed counter: %" PRIu64 ", expected %" PRIu64, *mixed,
+		     (uint64_t)iters * nodes);
+	for (int i = 0; i < nodes; i++)
+		if (*word(PG_MIXED, 8 + i * 8) != (uint64_t)iters)
+			FAIL("node %d's word beside the counter is %" PRIu64
+			     ", expected %ld", i, *word(PG_MIXED, 8 + i * 8),
+			     iters);
+	printf("node %d: counter: %" PRIu64 " = %d nodes x %ld, exact\n", me,
+	       *hot, nodes, iters);
+	return barrier();
+}
+
+static void lock(uint64_t *l)
+{
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+}
+
+static void unlock(uint64_t *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+/* Lock-protected transfers between accounts on several pages: the total
+ * never changes, checked under the lock as we go and at the end. */
+static int w_bank(long iters)
+{
+	uint64_t *l = word(PG_LOCK, 0);
+	const int64_t per = 1000;
+	uint64_t seed = mix(me + 1);
+
+	if (me == 0)
+		for (int a = 0; a < (int)N_ACCOUNTS; a++)
+			*(int64_t *)word(PG_ACCOUNTS, a) = per;
+	if (barrier())
+		return 1;
+	for (long i = 0; i < iters; i++) {
+		uint64_t a, b;
+		int64_t amt;
+
+		seed = mix(seed);
+		a = seed % N_ACCOUNTS;
+		b = (seed >> 20) % N_ACCOUNTS;
+		amt = (int64_t)((seed >> 40) % 100);
+		lock(l);
+		*(int64_t *)word(PG_ACCOUNTS, a) -= amt;
+		*(int64_t *)word(PG_ACCOUNTS, b) += amt;
+		if (i % 64 == 0) {
+			int64_t sum = 0;
+
+			for (int k = 0; k < (int)N_ACCOUNTS; k++)
+				sum += *(int64_t *)word(PG_ACCOUNTS, k);
+			if (sum != per * (int64_t)N_ACCOUNTS) {
+				unlock(l);
+				FAIL("bank: total %" PRId64 " mid-run, expected %"
+				     PRId64, sum, per * (int64_t)N_ACCOUNTS);
+			}
+		}
+		unlock(l);
+	}
+	if (barrier())
+		return 1;
+	int64_t sum = 0;
+
+	for (int k = 0; k < (int)N_ACCOUNTS; k++)
+		sum += *(int64_t *)word(PG_ACCOUNTS, k);
+	if (sum != per * (int64_t)N_ACCOUNTS)
+		FAIL("bank: total %" PRId64 ", expected %" PRId64, sum,
+		     per * (int64_t)N_ACCOUNTS);
+	printf("node %d: bank: %ld transfers, total %" PRId64 " kept\n", me,
+	       iters, sum);
+	return barrier();
+}
+
+/* One writer raises words on several pages; readers must never see any
+ * of them go backwards, nor a later word ahead of an earlier one's
+ * write order (the writer writes mono[0..7] in order each round). */
+static int w_monotonic(long iters)
+{
+	uint64_t *done = word(PG_DONE, 0);
+	uint64_t seen[N_MONO] = { 0 }, reads = 0;
+
+	if (barrier())
+		return 1;
+	if (me == 0) {
+		for (long i = 1; i <= iters; i++)
+			for (int k = 0; k < N_MONO; k++)
+				__atomic_store_n(word(PG_MONO + k, 0),
+						 (uint64_t)i, __ATOMIC_SEQ_CST);
+		__atomic_store_n(done, 1, __ATOMIC_SEQ_CST);
+	} else {
+		while (!__atomic_load_n(done, __ATOMIC_SEQ_CST)) {
+			uint64_t v[N_MONO];
+
+			/* Read in reverse write order: later words may
+			 * lag, never lead. */
+			for (int k = N_MONO - 1; k >= 0; k--)
+				v[k] = __atomic_load_n(word(PG_MONO + k, 0),
+						       __ATOMIC_SEQ_CST);
+			for (int k = 0; k < N_MONO; k++) {
+				if (v[k] < seen[k])
+					FAIL("monotonic: word %d went back from %"
+					     PRIu64 " to %" PRIu64, k, seen[k],
+					     v[k]);
+				seen[k] = v[k];
+				if (k && v[k] > v[k - 1])
+					FAIL("monotonic: word %d = %" PRIu64
+					     " ahead of word %d = %" PRIu64,
+					     k, v[k], k - 1, v[k - 1]);
+			}
+			reads++;
+		}
+	}
+	if (barrier())
+		return 1;
+	for (int k = 0; k < N_MONO; k++)
+		if (*word(PG_MONO + k, 0) != (uint64_t)iters)
+			FAIL("monotonic: final word %d = %" PRIu64, k,
+			     *word(PG_MONO + k, 0));
+	printf("node %d: monotonic: %s, %" PRIu64 " reads, never backwards\n",
+	       me, me ? "reader" : "writer", reads);
+	return barrier();
+}
+
+/* Random reads and writes: each node owns slots spread over shared pages
+ * (interleaved with other nodes' slots), keeps a shadow, and checks its
+ * own slots exactly and others' slots never go backwards. */
+static int w_random(long iters)
+{
+	const uint64_t nslots = N_RANDOM_PAGES * (PAGE / 8);
+	uint64_t *shadow = calloc(nslots, sizeof(*shadow));
+	uint64_t seed = mix(0x1234 + me);
+	int ret = 1;
+
+	if (!shadow)
+		return 1;
+	if (barrier())
+		goto out;
+	for (long i = 0; i < iters; i++) {
+		uint64_t s, *w;
+
+		seed = mix(seed);
+		s = seed % nslots;
+		w = word(PG_RANDOM, 0) + s;
+		if ((int)(s % nodes) == me && (seed >> 60) < 8) {
+			*w = ++shadow[s] << 8 | (uint64_t)me;
+		} else {
+			uint64_t v = *w;
+
+			if ((int)(s % nodes) == me && v != (shadow[s] ? (shadow[s] << 8 | (uint64_t)me) : 0)) {
+				fprintf(stderr, "node %d: FAIL: random: own slot %" PRIu64 " is %#" PRIx64 ", wrote %#" PRIx64 "\n",
+					me, s, v, shadow[s] << 8 | (uint64_t)me);
+				goto out;
+			}
+			if ((int)(s % nodes) != me && v >> 8 < shadow[s]) {
+				fprintf(stderr, "node %d: FAIL: random: slot %" PRIu64 " went back to %" PRIu64 " from %" PRIu64 "\n",
+					me, s, v >> 8, shadow[s]);
+				goto out;
+			}
+			if ((int)(s % nodes) != me)
+				shadow[s] = v >> 8;
+		}
+	}
+	/* Publish how many writes each slot got, then check everyone's. */
+	if (barrier())
+		goto out;
+	for (uint64_t s = 0; s < nslots; s++) {
+		uint64_t v = *(word(PG_RANDOM, 0) + s);
+
+		if ((int)(s % nodes) == me &&
+		    v != (shadow[s] ? (shadow[s] << 8 | (uint64_t)me) : 0)) {
+			fprintf(stderr, "node %d: FAIL: random: final own slot %" PRIu64 " is %#" PRIx64 "\n",
+				me, s, v);
+			goto out;
+		}
+		if (v && (v & 0xff) != s % nodes) {
+			fprintf(stderr, "node %d: FAIL: random: slot %" PRIu64 " tagged by node %" PRIu64 "\n",
+				me, s, v & 0xff);
+			goto out;
+		}
+	}
+	printf("node %d: random: %ld operations verified\n", me, iters);
+	ret = barrier();
+out:
+	free(shadow);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	char err[1024];
+	struct pm_stats st;
+	long iters;
+	int code, r = 0;
+	const char *w;
+
+	if (argc < 3 || argc > 4) {
+		fprintf(stderr, "usage: coh_worker CONFIG stripes|counter|bank|monotonic|random|all [ITERATIONS]\n");
+		return 2;
+	}
+	w = argv[2];
+	iters = argc == 4 ? strtol(argv[3], NULL, 10) : 2000;
+	node = pm_node_start_ex(argv[1], err, sizeof(err), &code);
+	if (!node) {
+		fprintf(stderr, "coh_worker: %s\n", err);
+		return code;
+	}
+	me = pm_node_id(node);
+	nodes = pm_node_count(node);
+	mem = pm_node_region(node, &mem_len);
+	if (mem_len < (PG_STRIPES + 16) * (size_t)PAGE) {
+		fprintf(stderr, "coh_worker: region too small (%zu bytes)\n",
+			mem_len);
+		pm_node_stop(node);
+		return 2;
+	}
+	bool all = !strcmp(w, "all");
+
+	if (!r && (all || !strcmp(w, "stripes")))
+		r = w_stripes(iters);
+	if (!r && (all || !strcmp(w, "counter")))
+		r = w_counter(iters);
+	if (!r && (all || !strcmp(w, "bank")))
+		r = w_bank(iters);
+	if (!r && (all || !strcmp(w, "monotonic")))
+		r = w_monotonic(iters);
+	if (!r && (all || !strcmp(w, "random")))
+		r = w_random(iters * 10);
+	pm_node_stats(node, &st);
+	printf("node %d: stats: faults zero %" PRIu64 " local %" PRIu64
+	       " remote %" PRIu64 " wp %" PRIu64 " pages sent %" PRIu64
+	       " received %" PRIu64 " inval sent %" PRIu64 " received %"
+	       PRIu64 " p50 %" PRIu64 " ns p99 %" PRIu64 " ns\n",
+	       me, st.faults_zero, st.faults_local, st.faults_remote,
+	       st.faults_wp, st.pages_sent, st.pages_received,
+	       st.invalidations_sent, st.invalidations_received,
+	       st.fault_p50_ns, st.fault_p99_ns);
+	fflush(stdout);
+	pm_node_stop(node);
+	return r ? 1 : 0;
+}
