@@ -46,7 +46,7 @@
 #include "log.h"
 
 #define CALL_MS 10000		/* deadline of calls that must succeed */
-#define MAX_CONNS 1024		/* incoming connections one server tracks */
+#define MAX_CONNS 1024		/* incoming connections a server tracks */
 #define XOR 0xA5		/* echo replies: every byte ^ XOR */
 
 /* --- the plugin under test --------------------------------------------- */
@@ -230,10 +230,10 @@ static void ih_setup(struct ihost *ih, const char *listen, const char *label)
 
 enum {
 	CMD_ECHO = 0,	/* reply at once: msg and payload ^ XOR */
-	CMD_HOLD = 1,	/* keep (conn_id, req_id); the test replies or not */
+	CMD_HOLD = 1,	/* keep (conn_id, req_id); the test may reply */
 	CMD_STATUS = 2,	/* reply at once with status arg, no data */
 	CMD_BIG = 3,	/* reply at once with a payload of arg bytes */
-	CMD_DEFER = 4,	/* keep; a replier thread echoes later, shuffled */
+	CMD_DEFER = 4,	/* keep; a replier thread echoes, shuffled */
 };
 
 #define CMD_MAGIC "PMCF"
@@ -278,12 +278,12 @@ struct srv {
 	uint64_t dup_closes;		/* on_close twice for one conn */
 	uint64_t late_callbacks;	/* any callback after fini returned */
 	uint64_t req_after_close;	/* on_request after on_close */
-	uint64_t bad_requests;		/* lengths/pointers out of contract */
+	uint64_t bad_requests;		/* bad lengths or pointers */
 	uint64_t reply_errs;
 	int first_reply_err;
 	struct held *held;
 	int nheld, held_cap;
-	int inflight;			/* client calls in flight (deferred) */
+	int inflight;			/* client calls in flight */
 	bool finished;
 };
 
@@ -382,7 +382,7 @@ static void srv_on_request(void *arg, const struct pm_request *rq)
 
 			if (!n) {
 				pthread_mutex_unlock(&s->mu);
-				return;	/* the caller times out and says so */
+				return;	/* the caller times out */
 			}
 			s->held = n;
 			s->held_cap = cap;
@@ -977,7 +977,7 @@ static void test_listen_endpoint(void **state)
 		int fd;
 
 		assert_int_equal(r, -EINVAL);
-		/* a port nobody listens on: refused, well before the deadline */
+		/* a port nobody listens on: refused before the deadline */
 		fd = socket(strchr(host, ':') ? AF_INET6 : AF_INET,
 			    SOCK_STREAM, 0);
 		assert_true(fd >= 0);
@@ -1169,7 +1169,7 @@ static void *worker_main(void *a)
 	int i, r;
 
 	for (i = 0; i < w->n; i++) {
-		uint32_t mlen = (uint32_t)(rng_next(&w->rng) % (PM_MSG_MAX + 1));
+		uint32_t mlen = rng_next(&w->rng) % (PM_MSG_MAX + 1);
 		uint32_t plen = random_payload_len(&w->rng);
 
 		if (w->s) {
@@ -1432,7 +1432,7 @@ static void test_peer_gone_mid_call(void **state)
 	caller_start(cl, f->c, CMD_HOLD, 10000);
 	assert_true(srv_wait(f->s, p_held, 1, 5000));
 	t0 = pm_now_ns();
-	srv_stop(f->s);		/* the peer goes away while the call waits */
+	srv_stop(f->s);	/* the peer goes away while the call waits */
 	print_message("  server fini took %.1f ms\n", ms_since(t0));
 	if (join_ms(cl->th, 9000))
 		fail_msg("call still blocked 9 s after its peer went away");

@@ -27,7 +27,7 @@
 #include "log.h"
 
 static char build_dir[PATH_MAX];	/* absolute $PM_BUILD */
-static char bad_dir[PATH_MAX];		/* absolute $PM_BUILD/tests/bad_plugins */
+static char bad_dir[PATH_MAX];		/* $PM_BUILD/tests/bad_plugins */
 
 /* --- capture of the log (fd 2) around a call ------------------------- */
 
