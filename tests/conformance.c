@@ -17,7 +17,8 @@
  *                          stream frame (plugins/common/frame.h) on raw
  *                          sockets, for a stream transport with its own
  *   PM_CONFORMANCE_SEED    seed of the random data (printed every run)
- * The raw-socket cases run only when the endpoint is HOST:PORT.
+ * The raw-socket cases run only when the endpoint is HOST:PORT and the
+ * plugin is not an RDMA transport (PM_CAP_RDMA): a stream transport.
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -867,6 +868,18 @@ static bool parse_hostport(const char *ep, char *host, size_t hlen,
 	return true;
 }
 
+/*
+ * A stream transport: its endpoint is HOST:PORT of a TCP listener, so raw
+ * sockets can reach it. An RDMA transport's IP:PORT is an rdma_cm address,
+ * not a TCP port.
+ */
+static bool is_stream(const char *ep, char *host, size_t hlen, char *port,
+		      size_t plen)
+{
+	return !(ops->caps & PM_CAP_RDMA) &&
+	       parse_hostport(ep, host, hlen, port, plen);
+}
+
 /* --- the tests ------------------------------------------------------------ */
 
 static void test_load(void **state)
@@ -956,9 +969,9 @@ static void test_listen_endpoint(void **state)
 	f = fix_up();
 	n = strlen(f->s->ep);
 	print_message("  endpoint: %s (%s)\n", f->s->ep,
-		      parse_hostport(f->s->ep, host, sizeof(host), port,
-				     sizeof(port)) ? "stream HOST:PORT" :
-		      "not HOST:PORT");
+		      is_stream(f->s->ep, host, sizeof(host), port,
+				sizeof(port)) ? "stream HOST:PORT" :
+		      "not a TCP HOST:PORT");
 	assert_true(n > 0 && n < PM_ENDPOINT_MAX);
 	assert_int_equal(ops->endpoint(f->s->t, buf, 1), -ENOSPC);
 	assert_int_equal(ops->endpoint(f->s->t, buf, n), -ENOSPC);
@@ -970,7 +983,7 @@ static void test_listen_endpoint(void **state)
 			 &c);
 	assert_true(r < 0);
 
-	if (parse_hostport(f->s->ep, host, sizeof(host), port, sizeof(port))) {
+	if (is_stream(f->s->ep, host, sizeof(host), port, sizeof(port))) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		char dead[PM_ENDPOINT_MAX + 16];
@@ -1468,10 +1481,10 @@ static void test_reconnect(void **state)
 	f->s = NULL;
 	s2 = srv_alloc();	/* ... and comes back on the same endpoint */
 	r = srv_start(s2, ep, "server2");
-	if (r && !parse_hostport(ep, host, sizeof(host), port, sizeof(port))) {
+	if (r && !is_stream(ep, host, sizeof(host), port, sizeof(port))) {
 		srv_free(s2);
 		f->s = srv_alloc();
-		print_message("SKIP: cannot listen again on endpoint %s (%s); not a HOST:PORT transport\n",
+		print_message("SKIP: cannot listen again on endpoint %s (%s); not a stream transport\n",
 			      ep, strerror(-r));
 		fix_down(f);
 		skip();
@@ -1777,9 +1790,9 @@ static struct rawfix *raw_up(bool needs_frame)
 	rf = calloc(1, sizeof(*rf));	/* heap: see fix_up */
 	assert_non_null(rf);
 	rf->f = fix_up();
-	if (!parse_hostport(rf->f->s->ep, rf->host, sizeof(rf->host),
+	if (!is_stream(rf->f->s->ep, rf->host, sizeof(rf->host),
 			    rf->port, sizeof(rf->port))) {
-		print_message("SKIP: endpoint '%s' is not HOST:PORT: raw-socket cases apply to stream transports only\n",
+		print_message("SKIP: endpoint '%s' is not the HOST:PORT of a TCP listener: raw-socket cases apply to stream transports only\n",
 			      rf->f->s->ep);
 		fix_down(rf->f);
 		skip();
