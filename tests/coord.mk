@@ -1,7 +1,7 @@
 # Coordinator and metrics tests: the embedded coordinator as a real process,
 # the client against it and against real etcd (one member and three), and
 # the metrics endpoint parsed back from HTTP.
-COORD_TESTS := coord_server_test coord_etcd_test
+COORD_TESTS := coord_server_test coord_etcd_test metrics_test
 
 $(addprefix $(B)/tests/,$(COORD_TESTS)): $(B)/tests/%: tests/%.c \
 		tests/coord_util.h $(LIB_A) $(CORE_HDRS)
@@ -11,7 +11,7 @@ $(addprefix $(B)/tests/,$(COORD_TESTS)): $(B)/tests/%: tests/%.c \
 		$(LDFLAGS) $(CORE_LIBS) -lcmocka
 
 TEST_BINS += $(addprefix $(B)/tests/,$(COORD_TESTS))
-TESTS += test-coord-server test-coord-etcd
+TESTS += test-coord-server test-coord-etcd test-metrics
 
 test-coord-server: $(B)/tests/coord_server_test $(BIN)
 	$(RUN) 120 $(B)/tests/coord_server_test

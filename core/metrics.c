@@ -1,0 +1,700 @@
+// SPDX-License-Identifier: MIT
+/* Prometheus text exposition of a node's counters (GET /metrics on
+ * metrics.listen) and `pagemesh stats`, which prints them as a table. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
+
+#include "cli.h"
+#include "coord.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Weak: the node defines it; a program without the node (tests, tools)
+ * passes metrics_extra.hist_bound_ns instead. */
+extern uint64_t pm_hist_bound_ns(int i) __attribute__((weak));
+
+struct metrics {
+	struct MHD_Daemon *d;
+	int port;
+	metrics_fill_fn fill;
+	void *arg;
+};
+
+/* ---- rendering ------------------------------------------------------------ */
+
+struct sb {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_printf(struct sb *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += n;
+			return;
+		}
+		{
+			size_t cap = b->cap ? b->cap * 2 : 16384;
+			char *np;
+
+			while (cap - b->len <= (size_t)n)
+				cap *= 2;
+			np = realloc(b->p, cap);
+			if (!np) {
+				b->oom = true;
+				return;
+			}
+			b->p = np;
+			b->cap = cap;
+		}
+	}
+}
+
+/* A label value with \, " and newline escaped, as the format requires. */
+static const char *esc(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < len; s++) {
+		if (*s == '\\' || *s == '"') {
+			buf[o++] = '\\';
+			buf[o++] = *s;
+		} else if (*s == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = 'n';
+		} else {
+			buf[o++] = *s;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static void family(struct sb *b, const char *name, const char *type,
+		   const char *help)
+{
+	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct sb *b, const char *name, const char *help,
+		    uint64_t v)
+{
+	family(b, name, "counter", help);
+	sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(struct sb *b, const char *name, const char *help,
+		  uint64_t v)
+{
+	family(b, name, "gauge", help);
+	sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void seconds_gauge(struct sb *b, const char *name, const char *help,
+			  uint64_t ns)
+{
+	family(b, name, "gauge", help);
+	sb_printf(b, "%s %.9f\n", name, ns / 1e9);
+}
+
+static void render_hist(struct sb *b, const struct pm_stats *st,
+			const struct metrics_extra *x)
+{
+	static const char *const name = "pagemesh_fault_duration_seconds";
+	uint64_t (*bound)(int) = x->hist_bound_ns ? x->hist_bound_ns
+						  : pm_hist_bound_ns;
+	unsigned long long cum = 0;
+	int i;
+
+	if (!bound)
+		return;	/* nothing to say where the buckets end */
+	family(b, name, "histogram",
+	       "Time from a page fault to the page being installed.");
+	for (i = 0; i < PM_HIST_BUCKETS - 1; i++) {
+		cum += st->fault_hist[i];
+		sb_printf(b, "%s_bucket{le=\"%.12g\"} %llu\n", name,
+			  bound(i) / 1e9, cum);
+	}
+	cum += st->fault_hist[PM_HIST_BUCKETS - 1];
+	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+	sb_printf(b, "%s_sum %.9f\n", name, x->fault_sum_ns / 1e9);
+	sb_printf(b, "%s_count %llu\n", name, cum);
+}
+
+char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
+		     size_t *len)
+{
+	static const struct {
+		const char *kind;
+		size_t off;
+	} kinds[] = {
+		{ "zero", offsetof(struct pm_stats, faults_zero) },
+		{ "local", offsetof(struct pm_stats, faults_local) },
+		{ "remote", offsetof(struct pm_stats, faults_remote) },
+		{ "write_protect", offsetof(struct pm_stats, faults_wp) },
+	};
+	char e1[128], e2[128];
+	struct sb b = { 0 };
+	size_t k;
+	int i;
+
+	family(&b, "pagemesh_info", "gauge",
+	       "Always 1; the labels say which node this is.");
+	if (x->node_id >= 0)
+		sb_printf(&b, "pagemesh_info{node=\"%d\",cluster=\"%s\",version=\"%s\"} 1\n",
+			  x->node_id, esc(x->cluster, e1, sizeof(e1)),
+			  PM_VERSION);
+	else
+		sb_printf(&b, "pagemesh_info{cluster=\"%s\",version=\"%s\"} 1\n",
+			  esc(x->cluster, e1, sizeof(e1)), PM_VERSION);
+
+	family(&b, "pagemesh_faults_total", "counter",
+	       "Page faults serviced, by how they were resolved.");
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		sb_printf(&b, "pagemesh_faults_total{kind=\"%s\"} %llu\n",
+			  kinds[k].kind,
+			  (unsigned long long)*(const uint64_t *)
+			  ((const char *)st + kinds[k].off));
+	counter(&b, "pagemesh_faults_serviced_total",
+		"All page faults serviced.", st->faults_total);
+	counter(&b, "pagemesh_pages_sent_total",
+		"Page payloads sent to peers.", st->pages_sent);
+	counter(&b, "pagemesh_pages_received_total",
+		"Page payloads received from peers.", st->pages_received);
+	counter(&b, "pagemesh_invalidations_sent_total",
+		"Invalidate or recall requests sent.", st->invalidations_sent);
+	counter(&b, "pagemesh_invalidations_received_total",
+		"Invalidate or recall requests received.",
+		st->invalidations_received);
+	counter(&b, "pagemesh_downgrades_received_total",
+		"Exclusive copies made read-only on request.",
+		st->downgrades_received);
+	counter(&b, "pagemesh_requests_served_total",
+		"Protocol requests answered as a page's home.",
+		st->requests_served);
+	counter(&b, "pagemesh_sent_bytes_total",
+		"Bytes sent through all transports.", st->bytes_sent);
+	counter(&b, "pagemesh_received_bytes_total",
+		"Bytes received through all transports.", st->bytes_received);
+	counter(&b, "pagemesh_evictions_total",
+		"Pages dropped to stay under the local limit.", st->evictions);
+	counter(&b, "pagemesh_writebacks_total",
+		"Dirty pages written back to their home.", st->writebacks);
+	counter(&b, "pagemesh_prefetched_pages_total",
+		"Pages installed ahead of a fault.", st->prefetched);
+	counter(&b, "pagemesh_poisoned_faults_total",
+		"Faults failed with UFFDIO_POISON.", st->poisoned);
+	counter(&b, "pagemesh_peer_failures_total", "Peers declared dead.",
+		st->peer_failures);
+	gauge(&b, "pagemesh_resident_bytes",
+	      "Bytes of the region mapped on this node.",
+	      st->resident_pages * PM_PAGE_SIZE);
+	if (x->region_bytes)
+		gauge(&b, "pagemesh_region_bytes",
+		      "Size of the shared region.", x->region_bytes);
+	seconds_gauge(&b, "pagemesh_fault_p50_seconds",
+		      "Median fault service time.", st->fault_p50_ns);
+	seconds_gauge(&b, "pagemesh_fault_p99_seconds",
+		      "99th percentile fault service time.", st->fault_p99_ns);
+	render_hist(&b, st, x);
+
+	if (x->n_transports > 0) {
+		static const struct {
+			const char *name, *type, *help;
+			size_t off;
+		} tf[] = {
+			{ "pagemesh_transport_sent_bytes_total", "counter",
+			  "Bytes sent through this transport.",
+			  offsetof(struct metrics_transport, bytes_sent) },
+			{ "pagemesh_transport_received_bytes_total", "counter",
+			  "Bytes received through this transport.",
+			  offsetof(struct metrics_transport, bytes_received) },
+			{ "pagemesh_transport_sent_messages_total", "counter",
+			  "Messages sent through this transport.",
+			  offsetof(struct metrics_transport, messages_sent) },
+			{ "pagemesh_transport_received_messages_total",
+			  "counter", "Messages received through this transport.",
+			  offsetof(struct metrics_transport,
+				   messages_received) },
+			{ "pagemesh_transport_errors_total", "counter",
+			  "Failed calls on this transport.",
+			  offsetof(struct metrics_transport, errors) },
+		};
+		int n = x->n_transports < CFG_MAX_TRANSPORTS ?
+			x->n_transports : CFG_MAX_TRANSPORTS;
+
+		for (k = 0; k < sizeof(tf) / sizeof(tf[0]); k++) {
+			family(&b, tf[k].name, tf[k].type, tf[k].help);
+			for (i = 0; i < n; i++)
+				sb_printf(&b, "%s{transport=\"%s\"} %llu\n",
+					  tf[k].name,
+					  esc(x->transports[i].name, e1,
+					      sizeof(e1)),
+					  (unsigned long long)*(const uint64_t *)
+					  ((const char *)&x->transports[i] +
+					   tf[k].off));
+		}
+	}
+
+	if (x->n_peers > 0) {
+		int n = x->n_peers < METRICS_MAX_PEERS ? x->n_peers
+						       : METRICS_MAX_PEERS;
+
+		family(&b, "pagemesh_peer_up", "gauge",
+		       "1 if the peer is connected and answering.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_peer_up{peer=\"%d\",transport=\"%s\"} %d\n",
+				  x->peers[i].node_id,
+				  esc(x->peers[i].transport, e1, sizeof(e1)),
+				  x->peers[i].up ? 1 : 0);
+		family(&b, "pagemesh_peer_sent_bytes_total", "counter",
+		       "Bytes sent to this peer.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_peer_sent_bytes_total{peer=\"%d\",transport=\"%s\"} %llu\n",
+				  x->peers[i].node_id,
+				  esc(x->peers[i].transport, e1, sizeof(e1)),
+				  (unsigned long long)x->peers[i].bytes_sent);
+		family(&b, "pagemesh_peer_received_bytes_total", "counter",
+		       "Bytes received from this peer.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_peer_received_bytes_total{peer=\"%d\",transport=\"%s\"} %llu\n",
+				  x->peers[i].node_id,
+				  esc(x->peers[i].transport, e1, sizeof(e1)),
+				  (unsigned long long)
+				  x->peers[i].bytes_received);
+	}
+
+	if (x->n_msgs > 0) {
+		int n = x->n_msgs < METRICS_MAX_MSG_TYPES ?
+			x->n_msgs : METRICS_MAX_MSG_TYPES;
+
+		family(&b, "pagemesh_coherence_sent_messages_total", "counter",
+		       "Coherence protocol messages sent, by type.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_coherence_sent_messages_total{type=\"%s\"} %llu\n",
+				  esc(x->msgs[i].type, e2, sizeof(e2)),
+				  (unsigned long long)x->msgs[i].sent);
+		family(&b, "pagemesh_coherence_received_messages_total",
+		       "counter",
+		       "Coherence protocol messages received, by type.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_coherence_received_messages_total{type=\"%s\"} %llu\n",
+				  esc(x->msgs[i].type, e2, sizeof(e2)),
+				  (unsigned long long)x->msgs[i].received);
+	}
+
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+/* ---- the HTTP endpoint ----------------------------------------------------- */
+
+static enum MHD_Result plain(struct MHD_Connection *conn, unsigned int status,
+			     const char *msg, const char *allow)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(msg), (void *)msg,
+					    MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; charset=utf-8");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
+				       const char *url, const char *method,
+				       const char *version,
+				       const char *upload_data,
+				       size_t *upload_data_size, void **con_cls)
+{
+	struct metrics *m = cls;
+	struct metrics_extra *x;
+	struct MHD_Response *r;
+	struct pm_stats *st;
+	enum MHD_Result ret;
+	size_t len;
+	char *txt;
+	int rc;
+
+	(void)version;
+	(void)upload_data;
+	/* First call: headers only. Nothing here takes a body. */
+	if (!*con_cls) {
+		*con_cls = m;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/metrics"))
+		return plain(conn, MHD_HTTP_NOT_FOUND,
+			     "not found: metrics are at /metrics\n", NULL);
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return plain(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+			     "use GET\n", "GET, HEAD");
+
+	st = calloc(1, sizeof(*st));
+	x = calloc(1, sizeof(*x));
+	if (!st || !x) {
+		free(st);
+		free(x);
+		return MHD_NO;
+	}
+	x->node_id = -1;
+	rc = m->fill(m->arg, st, x);
+	txt = rc ? NULL : metrics_render(st, x, &len);
+	free(st);
+	free(x);
+	if (rc) {
+		pm_warn("metrics: cannot read the counters: %s", strerror(-rc));
+		return plain(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			     "cannot read the counters\n", NULL);
+	}
+	if (!txt)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(len, txt, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(txt);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+struct metrics *metrics_start(const char *listen, metrics_fill_fn fill,
+			      void *arg, char *err, size_t errlen)
+{
+	struct metrics *m;
+
+	if (!fill) {
+		snprintf(err, errlen, "metrics: no fill function");
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errlen, "metrics: out of memory");
+		return NULL;
+	}
+	m->fill = fill;
+	m->arg = arg;
+	if (coord_httpd_start(listen, (void *)metrics_handler, m, NULL, NULL,
+			      16, &m->d, &m->port, err, errlen)) {
+		free(m);
+		return NULL;
+	}
+	pm_info("metrics on http://%s/metrics (port %d)", listen, m->port);
+	return m;
+}
+
+int metrics_port(const struct metrics *m)
+{
+	return m->port;
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->d);
+	free(m);
+}
+
+/* ---- `pagemesh stats` ------------------------------------------------------ */
+
+#define STATS_MAX_NODES 16
+#define STATS_BODY_MAX (4 << 20)
+
+struct stats_body {
+	char *p;
+	size_t len;
+};
+
+static size_t stats_data(char *p, size_t sz, size_t nm, void *arg)
+{
+	struct stats_body *b = arg;
+	size_t n = sz * nm;
+	char *np;
+
+	if (n > STATS_BODY_MAX - b->len)
+		return 0;
+	np = realloc(b->p, b->len + n + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+/* GET url (with /metrics appended when it has no path). 0 or -errno. */
+static int stats_fetch(const char *node, struct stats_body *b)
+{
+	const char *path = strstr(node, "://");
+	char url[512];
+	long status = 0;
+	CURLcode rc;
+	CURL *c;
+
+	path = strchr(path ? path + 3 : node, '/');
+	snprintf(url, sizeof(url), "%s%.400s%s",
+		 strstr(node, "://") ? "" : "http://", node,
+		 path ? "" : "/metrics");
+	c = curl_easy_init();
+	if (!c)
+		return -ENOMEM;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stats_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (rc) {
+		fprintf(stderr, "pagemesh stats: %s: %s\n", url,
+			curl_easy_strerror(rc));
+		return -EIO;
+	}
+	if (status != 200) {
+		fprintf(stderr, "pagemesh stats: %s: HTTP status %ld\n", url,
+			status);
+		return -EIO;
+	}
+	return 0;
+}
+
+struct stats_row {
+	char key[192];
+	char val[STATS_MAX_NODES][32];
+};
+
+struct stats_table {
+	struct stats_row *rows;
+	int n, cap;
+	char head[STATS_MAX_NODES][64];
+};
+
+static struct stats_row *stats_row(struct stats_table *t, const char *key)
+{
+	struct stats_row *nr;
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->rows[i].key, key))
+			return &t->rows[i];
+	if (t->n == t->cap) {
+		int cap = t->cap ? t->cap * 2 : 64;
+
+		nr = realloc(t->rows, cap * sizeof(*nr));
+		if (!nr)
+			return NULL;
+		t->rows = nr;
+		t->cap = cap;
+	}
+	nr = &t->rows[t->n++];
+	memset(nr, 0, sizeof(*nr));
+	snprintf(nr->key, sizeof(nr->key), "%s", key);
+	return nr;
+}
+
+/* One sample line "name{labels} value" into column col. */
+static int stats_line(struct stats_table *t, int col, char *line)
+{
+	char *val, *name = line;
+	struct stats_row *r;
+	const char *lab;
+
+	val = strrchr(line, ' ');
+	if (!val || val == line)
+		return -EINVAL;
+	*val++ = '\0';
+	if (!strncmp(name, "pagemesh_", 9))
+		name += 9;
+	/* Buckets belong in a plot; the table shows count, sum, p50/p99. */
+	if (strstr(name, "_bucket{"))
+		return 0;
+	if (!strncmp(name, "info{", 5)) {
+		lab = strstr(name, "node=\"");
+		if (lab)
+			snprintf(t->head[col], sizeof(t->head[col]),
+				 "node %.*s", (int)strcspn(lab + 6, "\""),
+				 lab + 6);
+		return 0;
+	}
+	r = stats_row(t, name);
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->val[col], sizeof(r->val[col]), "%s", val);
+	return 0;
+}
+
+static void stats_usage(FILE *f)
+{
+	fprintf(f,
+"usage: pagemesh stats -c FILE | --node URL [--node URL ...]\n"
+"\n"
+"Fetches /metrics from each node and prints the counters as a table, one\n"
+"column per node.\n"
+"\n"
+"  -c, --config FILE   a node config: its metrics.listen is the node\n"
+"  -n, --node URL      http://HOST:PORT (or HOST:PORT, or the full\n"
+"                      /metrics URL); repeat for more nodes (up to %d)\n"
+"  -h, --help          this text\n",
+		STATS_MAX_NODES);
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char nodes[STATS_MAX_NODES][300], err[PATH_MAX + 256];
+	struct stats_table t = { 0 };
+	int n = 0, opt, i, col, ret = PM_EXIT_OK;
+	size_t w = 6;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': {
+			struct cfg *c = calloc(1, sizeof(*c));
+			char host[256], *colon;
+
+			if (!c)
+				return PM_EXIT_RUNTIME;
+			if (cfg_load(optarg, c, err, sizeof(err))) {
+				fprintf(stderr, "pagemesh stats: %s\n", err);
+				cfg_free(c);
+				free(c);
+				return PM_EXIT_CONFIG;
+			}
+			if (!c->metrics_listen[0]) {
+				fprintf(stderr, "pagemesh stats: %s: no metrics.listen: this node serves no metrics\n",
+					optarg);
+				cfg_free(c);
+				free(c);
+				return PM_EXIT_CONFIG;
+			}
+			/* A wildcard listen address is reached on loopback. */
+			snprintf(host, sizeof(host), "%s", c->metrics_listen);
+			colon = strrchr(host, ':');
+			if (n < STATS_MAX_NODES && colon) {
+				*colon = '\0';
+				snprintf(nodes[n++], sizeof(nodes[0]),
+					 "http://%s:%s/metrics",
+					 !*host || !strcmp(host, "0.0.0.0") ||
+					 !strcmp(host, "*") ? "127.0.0.1" :
+					 !strcmp(host, "[::]") ? "[::1]" : host,
+					 colon + 1);
+			}
+			cfg_free(c);
+			free(c);
+			break;
+		}
+		case 'n':
+			if (n < STATS_MAX_NODES)
+				snprintf(nodes[n++], sizeof(nodes[0]), "%s",
+					 optarg);
+			break;
+		case 'h':
+			stats_usage(stdout);
+			return PM_EXIT_OK;
+		default:
+			stats_usage(stderr);
+			return PM_EXIT_USAGE;
+		}
+	}
+	if (!n || optind < argc) {
+		stats_usage(stderr);
+		return PM_EXIT_USAGE;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return PM_EXIT_RUNTIME;
+	for (col = 0; col < n; col++) {
+		struct stats_body b = { 0 };
+		char *line, *save = NULL;
+
+		snprintf(t.head[col], sizeof(t.head[col]), "%.63s", nodes[col]);
+		if (stats_fetch(nodes[col], &b)) {
+			ret = PM_EXIT_RUNTIME;
+			free(b.p);
+			continue;
+		}
+		for (line = strtok_r(b.p, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			if (line[0] == '#' || !line[0])
+				continue;
+			if (stats_line(&t, col, line) == -ENOMEM) {
+				ret = PM_EXIT_RUNTIME;
+				break;
+			}
+		}
+		free(b.p);
+	}
+	curl_global_cleanup();
+	for (i = 0; i < t.n; i++)
+		if (strlen(t.rows[i].key) > w)
+			w = strlen(t.rows[i].key);
+	if (t.n) {
+		printf("%-*s", (int)w, "metric");
+		for (col = 0; col < n; col++)
+			printf("  %18s", t.head[col]);
+		printf("\n");
+		for (i = 0; i < t.n; i++) {
+			printf("%-*s", (int)w, t.rows[i].key);
+			for (col = 0; col < n; col++)
+				printf("  %18s", t.rows[i].val[col][0] ?
+				       t.rows[i].val[col] : "-");
+			printf("\n");
+		}
+	}
+	free(t.rows);
+	return ret;
+}
