@@ -467,6 +467,7 @@ static int emb_members(struct coord *co, uint64_t after, int timeout_ms,
 {
 	int64_t deadline = coord_now_ms() + timeout_ms, left;
 	struct coord_buf b = { 0 };
+	bool recreated = false;
 	char path[256];
 	long st;
 	int r;
@@ -486,6 +487,16 @@ static int emb_members(struct coord *co, uint64_t after, int timeout_ms,
 			       (int)left + co->request_ms, 0, &st, &b);
 		if (r)
 			return r;
+		if (st == 404 && !recreated) {
+			/* A restarted coordinator lost the cluster: make it
+			 * again (the heartbeat thread re-registers us). */
+			coord_buf_free(&b);
+			recreated = true;
+			r = emb_open(co);
+			if (r)
+				return r;
+			continue;
+		}
 		if (st != 200) {
 			pm_err("coordinator %s%s: HTTP status %ld: %.300s",
 			       co->urls[co->cur], path, st,

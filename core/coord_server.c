@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <libconfig.h>
@@ -239,6 +240,7 @@ static struct coord_cluster *add_cluster(struct coord_server *s,
 					 const char *name)
 {
 	struct coord_cluster *cl;
+	struct timespec ts;
 
 	if (s->n_clusters >= COORD_MAX_CLUSTERS)
 		return NULL;
@@ -246,7 +248,11 @@ static struct coord_cluster *add_cluster(struct coord_server *s,
 	if (!cl)
 		return NULL;
 	snprintf(cl->name, sizeof(cl->name), "%s", name);
-	cl->version = 1;
+	/* Start from the wall clock in us: a restarted coordinator then
+	 * never hands out a version a client has already seen and would
+	 * wait past. (JSON doubles carry it exactly: below 2^53.) */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	cl->version = (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	s->clusters[s->n_clusters++] = cl;
 	return cl;
 }

@@ -232,6 +232,24 @@ static inline int tu_http(const char *method, const char *url,
 	return rc;
 }
 
+/* Temp files made here, removed by tu_cleanup_files() even when a test
+ * failed half-way. */
+static char tu_files[64][64];
+static int tu_n_files;
+
+static inline void tu_track_file(const char *path)
+{
+	if (tu_n_files < 64)
+		snprintf(tu_files[tu_n_files++], sizeof(tu_files[0]), "%s",
+			 path);
+}
+
+static inline void tu_cleanup_files(void)
+{
+	while (tu_n_files > 0)
+		unlink(tu_files[--tu_n_files]);
+}
+
 /* Write a node config for the coordinator client; path into out. */
 static inline int tu_node_config(char *out, size_t outlen, int node_id,
 				 int nodes, const char *cluster,
@@ -266,6 +284,7 @@ static inline int tu_node_config(char *out, size_t outlen, int node_id,
 		return -EIO;
 	}
 	snprintf(out, outlen, "%s", tmpl);
+	tu_track_file(tmpl);
 	return 0;
 }
 

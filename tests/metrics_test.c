@@ -252,6 +252,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	metrics_stop(srv);
+	tu_cleanup_files();
 	curl_global_cleanup();
 	return 0;
 }
@@ -404,7 +405,9 @@ static void test_http_errors(void **state)
 	pthread_mutex_lock(&fake.lock);
 	fake.fail = true;
 	pthread_mutex_unlock(&fake.lock);
+	pm_log_level = PM_LOG_ERROR;	/* the warning is expected */
 	assert_int_equal(tu_http("GET", url, NULL, 0, 0, r), CURLE_OK);
+	pm_log_level = PM_LOG_WARN;
 	assert_int_equal(r->status, 500);
 	pthread_mutex_lock(&fake.lock);
 	fake.fail = false;
@@ -484,6 +487,7 @@ static void test_stats_command(void **state)
 	/* -c: the node's config names the address. */
 	fd = mkstemp(cfgpath);
 	assert_true(fd >= 0);
+	tu_track_file(cfgpath);
 	f = fdopen(fd, "w");
 	assert_non_null(f);
 	fprintf(f, "node = { id = 0; };\n"
