@@ -1058,7 +1058,7 @@ static void test_call_sizes(void **state)
 
 static void test_reply_too_big(void **state)
 {
-	uint8_t *pay = malloc(4096 + GUARD), msg[PM_MSG_MAX];
+	uint8_t *pay, msg[PM_MSG_MAX];
 	struct pm_msg rep = { 0 };
 	uint64_t rng = seed ^ 2;
 	struct fix *f;
@@ -1067,6 +1067,7 @@ static void test_reply_too_big(void **state)
 
 	(void)state;
 	REQUIRE_USABLE();
+	pay = malloc(4096 + GUARD);
 	assert_non_null(pay);
 	f = fix_up();
 	rep.msg = msg;
@@ -1235,14 +1236,16 @@ static int run_workers(struct worker *w, struct pm_tconn *c, struct srv *s,
 
 static void test_concurrent_calls(void **state)
 {
-	struct worker *w = calloc(NWORKERS, sizeof(*w));
-	struct errbox *eb = calloc(1, sizeof(*eb));
+	struct worker *w;
+	struct errbox *eb;
 	struct fix *f;
 	int64_t t0;
 	int ok;
 
 	(void)state;
 	REQUIRE_USABLE();
+	w = calloc(NWORKERS, sizeof(*w));
+	eb = calloc(1, sizeof(*eb));
 	assert_non_null(w);
 	assert_non_null(eb);
 	eb_init(eb);
@@ -1340,16 +1343,20 @@ static void *replier_main(void *a)
 
 static void test_deferred_out_of_order(void **state)
 {
-	struct worker *w = calloc(NWORKERS, sizeof(*w));
-	struct replier *rp = calloc(1, sizeof(*rp));
-	struct errbox *eb = calloc(1, sizeof(*eb));
-	struct errbox *reb = calloc(1, sizeof(*reb));
+	struct worker *w;
+	struct replier *rp;
+	struct errbox *eb;
+	struct errbox *reb;
 	struct fix *f;
 	int64_t t0;
 	int ok;
 
 	(void)state;
 	REQUIRE_USABLE();
+	w = calloc(NWORKERS, sizeof(*w));
+	rp = calloc(1, sizeof(*rp));
+	eb = calloc(1, sizeof(*eb));
+	reb = calloc(1, sizeof(*reb));
 	assert_non_null(w);
 	assert_non_null(eb);
 	assert_non_null(reb);
@@ -1433,13 +1440,14 @@ static void test_call_timeout(void **state)
 
 static void test_peer_gone_mid_call(void **state)
 {
-	struct caller *cl = calloc(1, sizeof(*cl));
+	struct caller *cl;
 	struct fix *f;
 	int64_t t0;
 	int r;
 
 	(void)state;
 	REQUIRE_USABLE();
+	cl = calloc(1, sizeof(*cl));
 	assert_non_null(cl);
 	f = fix_up();
 	caller_start(cl, f->c, CMD_HOLD, 10000);
@@ -1591,13 +1599,14 @@ static void test_reply_unknown_conn(void **state)
 
 static void test_disconnect_inflight(void **state)
 {
-	struct caller *cl = calloc(NHELD, sizeof(*cl));
+	struct caller *cl;
 	struct fix *f;
 	int64_t t0, t1;
 	int i;
 
 	(void)state;
 	REQUIRE_USABLE();
+	cl = calloc(NHELD, sizeof(*cl));
 	assert_non_null(cl);
 	f = fix_up();
 	for (i = 0; i < NHELD; i++)
@@ -1628,13 +1637,14 @@ static void test_disconnect_inflight(void **state)
 
 static void test_fini_inflight(void **state)
 {
-	struct caller *cl = calloc(2, sizeof(*cl));
+	struct caller *cl;
 	struct fix *f;
 	int64_t t0;
 	int i;
 
 	(void)state;
 	REQUIRE_USABLE();
+	cl = calloc(2, sizeof(*cl));
 	assert_non_null(cl);
 	f = fix_up();
 	for (i = 0; i < 2; i++)
