@@ -83,7 +83,8 @@ static inline int pm_net_parse(const char *ep, struct sockaddr_storage *ss,
 	host[hlen] = '\0';
 
 	if (*p < '0' || *p > '9') {
-		snprintf(err, errlen, "endpoint '%s': port is not a number", ep);
+		snprintf(err, errlen, "endpoint '%s': port is not a number",
+			 ep);
 		return -EINVAL;
 	}
 	errno = 0;

@@ -246,7 +246,7 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 	for (;;) {
 		while ((r = tt_rx_next(&c->rx, &h, &body, &bad)) == 1) {
 			if (h.kind != PM_FRAME_REP) {
-				bad = "kind (a request on a calling connection)";
+				bad = "kind (a request to a caller)";
 				r = -EPROTO;
 				break;
 			}
@@ -273,8 +273,8 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 				tt_complete_locked(c, me, -ETIMEDOUT);
 			return;
 		}
-		tt_break_locked(c, gen, (int)n,
-				n == -ECONNRESET ? "the peer closed it" : "recv");
+		tt_break_locked(c, gen, (int)n, n == -ECONNRESET ?
+				"the peer closed it" : "recv");
 		return;
 	}
 }
@@ -325,7 +325,8 @@ static int tt_send(struct pm_tconn *c, uint64_t gen, uint64_t id,
 	pm_frame_encode(&h, PM_FRAME_REQ, id, 0, req ? req->msg_len : 0,
 			req ? req->payload_len : 0);
 	iov[0] = (struct iovec){ &h, PM_FRAME_HDR_LEN };
-	iov[1] = (struct iovec){ req ? req->msg : NULL, req ? req->msg_len : 0 };
+	iov[1] = (struct iovec){ req ? req->msg : NULL,
+				 req ? req->msg_len : 0 };
 	iov[2] = (struct iovec){ req ? req->payload : NULL,
 				 req ? req->payload_len : 0 };
 	r = pm_net_writev_all(c->fd, iov, 3, deadline_ns);

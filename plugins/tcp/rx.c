@@ -79,6 +79,7 @@ static ssize_t tt_recv_blocking(int fd, void *buf, size_t len)
 ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns, int mode)
 {
 	uint32_t have = rx->end - rx->start;
+	int64_t left;
 	void *dst;
 	size_t room;
 	ssize_t n;
@@ -106,8 +107,10 @@ ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns, int mode)
 		/* Far from the deadline, block in recv() for at most one
 		 * SO_RCVTIMEO slice; near it, poll for exactly what is left. */
 		for (;;) {
-			if (deadline_ns - pm_now_ns() <= TT_RCVTIMEO_NS + 1000000) {
-				n = pm_net_read_some(fd, dst, room, deadline_ns);
+			left = deadline_ns - pm_now_ns();
+			if (left <= TT_RCVTIMEO_NS + 1000000) {
+				n = pm_net_read_some(fd, dst, room,
+						     deadline_ns);
 				break;
 			}
 			n = tt_recv_blocking(fd, dst, room);

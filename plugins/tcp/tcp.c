@@ -116,7 +116,7 @@ static void *tt_recv_thread(void *arg)
 	for (;;) {
 		while ((r = tt_rx_next(&sc->rx, &h, &body, &bad)) == 1) {
 			if (h.kind != PM_FRAME_REQ) {
-				bad = "kind (a reply on a listening connection)";
+				bad = "kind (a reply to a listener)";
 				r = -EPROTO;
 				break;
 			}
@@ -282,7 +282,8 @@ static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 	}
 	r = pm_net_listen((struct sockaddr *)&ss, sl, TT_BACKLOG, &t->lfd);
 	if (r) {
-		tt_log(t, PM_LOG_ERROR, "transports.%s.listen: cannot listen on %s: %s",
+		tt_log(t, PM_LOG_ERROR,
+		       "transports.%s.listen: cannot listen on %s: %s",
 		       name, ep, strerror(-r));
 		return r;
 	}
@@ -365,7 +366,8 @@ static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 	pm_frame_encode(&h, PM_FRAME_REP, req_id, status,
 			rep ? rep->msg_len : 0, rep ? rep->payload_len : 0);
 	iov[0] = (struct iovec){ &h, PM_FRAME_HDR_LEN };
-	iov[1] = (struct iovec){ rep ? rep->msg : NULL, rep ? rep->msg_len : 0 };
+	iov[1] = (struct iovec){ rep ? rep->msg : NULL,
+				 rep ? rep->msg_len : 0 };
 	iov[2] = (struct iovec){ rep ? rep->payload : NULL,
 				 rep ? rep->payload_len : 0 };
 	pthread_mutex_lock(&sc->send_lock);

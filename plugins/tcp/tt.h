@@ -32,7 +32,7 @@ struct tt_rx {
 	uint8_t *buf;		/* TT_RX_CAP bytes */
 	uint32_t start;		/* first unparsed byte */
 	uint32_t end;		/* one past the last received byte */
-	uint32_t need;		/* bytes the frame at start needs in all */
+	uint32_t need;		/* size of the frame at start, if known */
 };
 
 int tt_rx_init(struct tt_rx *rx);
@@ -62,9 +62,9 @@ struct tt_sconn {
 	pthread_t thr;
 	/* under t->lock */
 	int refs;			/* replies being written */
-	bool closed;			/* on_close has been or is being called */
+	bool closed;			/* on_close is called or done */
 	bool finished;			/* the thread is done; join it */
-	bool dropping;			/* drop() or fini(): deliver no more */
+	bool dropping;			/* drop, fini: no more requests */
 	struct tt_rx rx;		/* the receive thread's */
 };
 
@@ -102,14 +102,14 @@ struct pm_tconn {
 	struct sockaddr_storage sa;	/* where to redial */
 	socklen_t salen;
 	char peer[PM_NET_ADDRSTR_MAX];
-	int cancel_efd;			/* aborts a redial in disconnect() */
+	int cancel_efd;			/* disconnect aborts a redial */
 
 	pthread_mutex_t send_lock;	/* one frame at a time on fd */
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t state_cv;	/* redial ended, reader left, users */
-	int fd;				/* changes with both locks held */
+	int fd;				/* changed under both locks */
 	uint64_t gen;			/* bumped by each redial */
-	bool broken;			/* fd is dead; the next call redials */
+	bool broken;			/* fd is dead: next call redials */
 	bool redialling;
 	bool shutdown;			/* disconnect() or fini() ran */
 	bool reader;			/* a caller is reading fd */
