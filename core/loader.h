@@ -32,6 +32,9 @@ struct pm_plugin {
 };
 
 /*
+ * A struct pm_plugin must stay where it is while the plugin is open: its
+ * host table points back into it (host.ctx, host.name). Do not copy it.
+ *
  * Open dir/name.so and check it: entry symbol, ABI major, table size,
  * mandatory ops, name; then run probe(). Fills p (always: p->why says why
  * when !p->usable) and logs one line naming the file, the reason and the
