@@ -3,6 +3,14 @@
  * Plain TCP transport plugin: the ops table, instance life cycle and the
  * listening side (an accept thread, one receive thread per incoming
  * connection calling the core's handler inline).
+ *
+ * Settings (transports.tcp.KEY):
+ *   listen          "HOST:PORT" or "[V6]:PORT" to accept on; port 0 picks
+ *                   a free one. Needed by listen().
+ *   advertise       host address published instead of the bound one
+ *                   (for a wildcard listen); the bound port is kept.
+ *   send_timeout_ms how long a reply may wait for room in the socket
+ *                   before the connection is dropped (5000).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -158,6 +166,8 @@ out:
 	shutdown(sc->fd, SHUT_RDWR);
 	if (t->lst.on_close)
 		t->lst.on_close(t->lst.arg, sc->id);
+	/* The rest waits for the next accept or fini to be reaped. */
+	tt_rx_free(&sc->rx);
 	pthread_mutex_lock(&t->lock);
 	sc->finished = true;
 	pthread_mutex_unlock(&t->lock);
@@ -249,6 +259,7 @@ static void *tt_accept_thread(void *arg)
 static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 {
 	struct sockaddr_storage ss;
+	struct in6_addr a6;
 	socklen_t sl;
 	const char *ep, *adv = NULL;
 	char err[PM_ENDPOINT_MAX + 128], host[PM_NET_ADDRSTR_MAX];
@@ -274,9 +285,12 @@ static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 	r = t->host->cfg_string(t->host->ctx, "advertise", &adv);
 	if (r == -ENOENT) {
 		adv = NULL;
-	} else if (r < 0 || strlen(adv) >= INET6_ADDRSTRLEN) {
+	} else if (r < 0 || strlen(adv) >= INET6_ADDRSTRLEN ||
+		   (inet_pton(AF_INET, adv, &a6) != 1 &&
+		    inet_pton(AF_INET6, adv, &a6) != 1)) {
+		/* Peers parse it with pm_net_parse: numeric only. */
 		tt_log(t, PM_LOG_ERROR,
-		       "transports.%s.advertise must be a host address string",
+		       "transports.%s.advertise must be a numeric IPv4 or IPv6 address",
 		       name);
 		return -EINVAL;
 	}
@@ -299,10 +313,14 @@ static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 	if (adv) {
 		/* Peers on other hosts cannot dial 0.0.0.0: publish the
 		 * configured address with the port actually bound. */
-		snprintf(host, sizeof(host), strchr(adv, ':') ? "[%s]" : "%s",
-			 adv);
-		snprintf(t->endpoint, sizeof(t->endpoint), "%s%s", host,
-			 strrchr(t->endpoint, ':'));
+		snprintf(host, sizeof(host), strchr(adv, ':') ? "[%s]:%u" :
+			 "%s:%u", adv, tt_port((struct sockaddr *)&ss));
+		snprintf(t->endpoint, sizeof(t->endpoint), "%s", host);
+	} else if (!strncmp(t->endpoint, "0.0.0.0:", 8) ||
+		   !strncmp(t->endpoint, "[::]:", 5)) {
+		tt_log(t, PM_LOG_WARN,
+		       "listening on %s, which peers cannot dial: set transports.%s.advertise to this host's address",
+		       t->endpoint, name);
 	}
 	t->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->stop_efd < 0) {

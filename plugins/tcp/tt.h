@@ -128,6 +128,14 @@ int tt_call(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
 /* Is m a sendable message? 0, -EMSGSIZE, -EINVAL. */
 int tt_check_msg(const struct pm_msg *m);
 
+/* The port of an AF_INET or AF_INET6 address, host order. */
+static inline unsigned int tt_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
 static inline struct timespec tt_ts(int64_t ns)
 {
 	struct timespec ts = {
