@@ -61,6 +61,7 @@
 #define RV_RNR_RETRY 7			/* 7 = retry receiver-not-ready forever */
 #define RV_REPLY_WAIT_MS 1000		/* reply() waits this long for a buffer */
 #define RV_CM_STEP_MS 2000		/* cap for address and route resolution */
+#define RV_DISC_WAIT_MS 1000		/* wait for the peer's disconnect reply */
 
 /* Work request ids: kind in the high half, buffer index in the low half. */
 enum rv_wr_kind {
@@ -111,7 +112,7 @@ struct rv_link {
 	bool closing;			/* no new work; thread exits */
 	int err;			/* what calls get once closing */
 	bool exited;			/* thread has finished */
-	bool qp_err;			/* QP moved to the error state */
+	bool cm_gone;			/* CM saw the disconnect complete */
 	uint32_t seq;			/* request id generator */
 	struct rv_slot *slots;		/* outgoing: RV_NCALL */
 	uint32_t *free_send;		/* incoming: stack of free send bufs */
@@ -170,6 +171,7 @@ int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
 		   struct rv_link **out);
 int rv_link_start(struct rv_link *l);
 void rv_link_close(struct rv_link *l, int err);
+void rv_link_cm_gone(struct rv_link *l);
 bool rv_link_broken(struct rv_link *l);
 void rv_link_destroy(struct rv_link *l);
 int rv_link_call(struct rv_link *l, const struct pm_msg *req,

@@ -137,6 +137,15 @@ void rv_link_close(struct rv_link *l, int err)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* The CM reports the connection fully gone (peer answered or timed out). */
+void rv_link_cm_gone(struct rv_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->cm_gone = true;
+	pthread_cond_broadcast(&l->free_cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
 bool rv_link_broken(struct rv_link *l)
 {
 	bool b;
@@ -337,6 +346,33 @@ static void rv_heartbeat(struct rv_link *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/*
+ * Tell the peer of an incoming link that it is closed, and wait (bounded)
+ * until its CM has answered: by then the dialling side has marked its link
+ * broken, so a call it makes after our on_close redials instead of going
+ * into a dead queue pair. Not while fini runs: the CM thread is gone.
+ */
+static void rv_link_disconnect_wait(struct rv_link *l)
+{
+	struct pm_tctx *t = l->t;
+	int64_t dl = pm_now_ns() + (int64_t)RV_DISC_WAIT_MS * 1000000;
+	bool stopping;
+
+	pthread_mutex_lock(&t->lock);
+	stopping = t->stopping;
+	pthread_mutex_unlock(&t->lock);
+	/* Fails when never connected or when the peer disconnected first
+	 * (the CM thread answered it): nothing to wait for then. */
+	if (rdma_disconnect(l->id) || stopping)
+		return;
+	pthread_mutex_lock(&l->lock);
+	while (!l->cm_gone)
+		if (rv_cond_wait_until(&l->free_cond, &l->lock, dl) ==
+		    ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&l->lock);
+}
+
 static void *rv_link_thread(void *arg)
 {
 	struct rv_link *l = arg;
@@ -411,17 +447,17 @@ static void *rv_link_thread(void *arg)
 			rv_heartbeat(l);
 	}
 
-	/* Flush posted work so the hardware lets go of our buffers soon;
-	 * destroying the QP (rv_link_destroy) is what guarantees it. */
-	if (l->id->qp) {
+	if (l->incoming) {
+		/* rdma_disconnect also moves the QP to the error state. */
+		rv_link_disconnect_wait(l);
+		if (t->lst.on_close)
+			t->lst.on_close(t->lst.arg, l->conn_id);
+	} else if (l->id->qp) {
+		/* Flush posted work so the hardware lets go of our buffers
+		 * soon; destroying the QP (rv_link_destroy) guarantees it. */
 		struct ibv_qp_attr qa = { .qp_state = IBV_QPS_ERR };
 
 		ibv_modify_qp(l->id->qp, &qa, IBV_QP_STATE);
-	}
-	if (l->incoming) {
-		rdma_disconnect(l->id);	/* tell the peer now */
-		if (t->lst.on_close)
-			t->lst.on_close(t->lst.arg, l->conn_id);
 	}
 	pthread_mutex_lock(&l->lock);
 	l->exited = true;
@@ -669,12 +705,21 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 		if (rv_cond_wait_until(&s->cond, &l->lock,
 				       deadline_ns) == ETIMEDOUT)
 			break;
-	if (s->done)
+	if (s->done) {
 		ret = s->status;
-	else if (l->closing)
+	} else if (l->closing) {
 		ret = l->err;
-	else
+	} else {
 		ret = -ETIMEDOUT;
+		/* Worth a line when the transport itself has not delivered
+		 * the request: the peer's HCA never acknowledged it. */
+		if (s->send_busy)
+			rv_log(l->t, PM_LOG_WARN,
+			       "peer %s: call timed out before its request was acknowledged (%d calls waiting, last receive %lld ms ago)",
+			       l->peer, l->inflight,
+			       (long long)((pm_now_ns() - l->last_rx_ns) /
+					   1000000));
+	}
 out_release:
 	s->used = false;
 	s->rep = NULL;

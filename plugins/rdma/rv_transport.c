@@ -210,17 +210,21 @@ static void rv_cm_event(struct pm_tctx *t, struct rdma_cm_event *ev)
 	l = ev->id->context;
 	switch (ev->event) {
 	case RDMA_CM_EVENT_DISCONNECTED:
-		rdma_disconnect(ev->id);	/* answer the peer's DREQ */
-		/* fall through */
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 	case RDMA_CM_EVENT_CONNECT_ERROR:
 	case RDMA_CM_EVENT_UNREACHABLE:
 	case RDMA_CM_EVENT_REJECTED:
+	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
 		if (l) {
 			rv_log(t, PM_LOG_DEBUG, "peer %s: %s", l->peer,
 			       rdma_event_str(ev->event));
+			/* Broken first, then answer the peer's DREQ: once it
+			 * has our answer, our next call redials. */
 			rv_link_close(l, -ECONNRESET);
+			rv_link_cm_gone(l);
 		}
+		if (ev->event == RDMA_CM_EVENT_DISCONNECTED)
+			rdma_disconnect(ev->id);
 		break;
 	default:
 		break;
