@@ -40,6 +40,7 @@ struct ut_slot {
 	uint32_t pay_cap, pay_len;
 	uint32_t prev, next;	/* list of sleeping followers */
 	bool listed;
+	pid_t tid;		/* the calling thread */
 };
 
 struct ut_conn {
@@ -56,6 +57,10 @@ struct ut_conn {
 	struct io_uring ring;
 	struct ut_bufring br;
 	bool recv_armed;
+	bool recv_cancelling;
+	pid_t recv_owner;		/* thread whose task work feeds it */
+	int64_t owner_seen_ns;		/* when the owner last left a call */
+	unsigned owner_calls;		/* calls of the owner in progress */
 
 	bool driving;
 	bool shutdown;
@@ -79,6 +84,26 @@ static void ut_ts_from_ns(struct timespec *ts, int64_t ns)
 	ts->tv_sec = ns / 1000000000;
 	ts->tv_nsec = ns % 1000000000;
 }
+
+static __thread pid_t ut_tid;
+
+static pid_t ut_gettid(void)
+{
+	if (!ut_tid)
+		ut_tid = gettid();
+	return ut_tid;
+}
+
+/*
+ * Ownership of the multishot receive. The kernel runs its receive work on
+ * the thread that armed it; if that thread is asleep elsewhere (or busy in
+ * its own code), every reply costs an extra cross-CPU wake-up before the
+ * driver sees it (measured: 31 us instead of 20 us per call at one in
+ * flight). So the ring is handed preferably to the owner, and a driver
+ * takes the receive over (cancel, re-arm) when the owner has been out of
+ * calls on this connection for a while.
+ */
+#define UT_OWNER_STALE_NS 1000000
 
 /* --- follower list ------------------------------------------------------- */
 
@@ -121,11 +146,27 @@ static void ut_wake_all(struct ut_conn *c)
 		pthread_cond_signal(&c->slots[i].cv);
 }
 
-/* Nobody drives the ring: let one sleeping caller take it over. */
+/* The owner of the receive, if it sleeps as a follower. */
+static uint32_t ut_owner_waiting(struct ut_conn *c)
+{
+	uint32_t i;
+
+	for (i = c->whead; i != UT_NIL; i = c->slots[i].next)
+		if (c->slots[i].tid == c->recv_owner)
+			return i;
+	return UT_NIL;
+}
+
+/* Nobody drives the ring: let one sleeping caller take it over, the
+ * receive's owner if it is one of them. */
 static void ut_handoff(struct ut_conn *c)
 {
-	if (!c->driving && c->whead != UT_NIL)
-		pthread_cond_signal(&c->slots[c->whead].cv);
+	uint32_t i;
+
+	if (c->driving || c->whead == UT_NIL)
+		return;
+	i = ut_owner_waiting(c);
+	pthread_cond_signal(&c->slots[i != UT_NIL ? i : c->whead].cv);
 }
 
 static void ut_slot_done(struct ut_conn *c, uint32_t i, int status)
@@ -176,6 +217,7 @@ static void ut_teardown(struct ut_conn *c)
 	c->fd = -1;
 	c->up = false;
 	c->recv_armed = false;
+	c->recv_cancelling = false;
 	ut_sendq_free(&c->sq);
 	memset(&c->p, 0, sizeof(c->p));
 	c->cur = UT_NIL;
@@ -230,6 +272,7 @@ static int ut_open(struct ut_conn *c, int64_t deadline_ns)
 	memset(&c->p, 0, sizeof(c->p));
 	c->cur = UT_NIL;
 	c->recv_armed = false;
+	c->recv_cancelling = false;
 	return 0;
 
 err_ring:
@@ -394,8 +437,10 @@ static void ut_reap(struct ut_conn *c)
 			}
 			break;
 		case UT_UD_RECV:
-			if (!(cqe->flags & IORING_CQE_F_MORE))
+			if (!(cqe->flags & IORING_CQE_F_MORE)) {
 				c->recv_armed = false;
+				c->recv_cancelling = false;
+			}
 			if (cqe->res > 0) {
 				if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
 					err = err ? err : -EIO;
@@ -468,6 +513,18 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 	int r;
 
 	c->driving = true;
+	if (c->recv_armed && !c->recv_cancelling &&
+	    c->recv_owner != ut_gettid() && !c->owner_calls &&
+	    pm_now_ns() - c->owner_seen_ns > UT_OWNER_STALE_NS) {
+		/* Take the receive over; re-armed once its last CQE is in,
+		 * so no two receives ever race for the stream. */
+		sqe = io_uring_get_sqe(&c->ring);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, UT_UD(UT_UD_RECV, 0), 0);
+			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_NOP, 0));
+			c->recv_cancelling = true;
+		}
+	}
 	if (!c->recv_armed) {
 		sqe = io_uring_get_sqe(&c->ring);
 		if (sqe) {
@@ -476,6 +533,9 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 			sqe->buf_group = c->br.bgid;
 			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_RECV, 0));
 			c->recv_armed = true;
+			/* The driver is inside its one call. */
+			c->recv_owner = ut_gettid();
+			c->owner_calls = 1;
 		}
 	}
 	if (ut_sendq_start(&c->sq)) {
@@ -645,6 +705,9 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 	s->state = UT_S_WAIT;
 	s->queued = false;
 	s->broke = false;
+	s->tid = ut_gettid();
+	if (s->tid == c->recv_owner)
+		c->owner_calls++;
 
 	for (;;) {
 		if (s->state == UT_S_DONE) {
@@ -711,6 +774,11 @@ sleep:
 	if (r == 0) {
 		rep->msg_len = s->msg_len;
 		rep->payload_len = s->pay_len;
+	}
+	if (s->tid == c->recv_owner) {
+		if (c->owner_calls)
+			c->owner_calls--;
+		c->owner_seen_ns = pm_now_ns();
 	}
 	ut_slot_put(c, i);
 out:
