@@ -77,6 +77,9 @@ struct coord_server;
  */
 int coord_server_start(const char *listen, int ttl_ms,
 		       struct coord_server **out, char *err, size_t errlen);
+/* From now on, refuse write requests not signed with key (401). */
+int coord_server_set_key(struct coord_server *s, const unsigned char *key,
+			 size_t len);
 int coord_server_port(const struct coord_server *s);
 void coord_server_stop(struct coord_server *s);
 
@@ -100,5 +103,27 @@ int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
 
 /* Monotonic clock in ms; the clock of every deadline here. */
 int64_t coord_now_ms(void);
+
+/*
+ * Cluster key (security.key_file) for the coordinator's write requests:
+ * POST and DELETE carry "X-Pagemesh-Auth: TS:MAC", TS the sender's Unix time
+ * in ms, MAC the hex HMAC-SHA256 under the key of
+ * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (PATH without the query, CLUSTER the
+ * ?cluster= value or ""). The server accepts TS within COORD_AUTH_SKEW_MS.
+ */
+#define COORD_AUTH_HEADER "X-Pagemesh-Auth"
+#define COORD_AUTH_SKEW_MS 30000
+#define COORD_KEY_MIN 16
+#define COORD_KEY_MAX 4096
+
+/* Read a key file (16 to 4096 bytes, used as is). 0 or -errno + err. */
+int coord_load_key(const char *path, unsigned char *key, size_t *len,
+		   char *err, size_t errlen);
+/* hex[65] = MAC as above. 0 or -ENOMEM. */
+int coord_auth_mac(const unsigned char *key, size_t keylen, int64_t ts,
+		   const char *method, const char *path, const char *cluster,
+		   const char *body, size_t bodylen, char hex[65]);
+/* Unix time in ms (the TS of the auth header). */
+int64_t coord_wall_ms(void);
 
 #endif

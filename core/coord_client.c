@@ -69,6 +69,40 @@ static int curl_errno(CURLcode rc)
 	}
 }
 
+/* Sign a write for a coordinator that has the cluster key (see coord.h). */
+static int auth_header(struct coord *co, const char *method,
+		       const char *path, const char *body,
+		       struct curl_slist **hdrs)
+{
+	char p[512], cluster[CFG_NAME_MAX] = "", hex[65], line[160];
+	struct curl_slist *h;
+	int64_t ts = coord_wall_ms();
+	char *q, *cv, *save = NULL;
+	int r;
+
+	snprintf(p, sizeof(p), "%s", path);
+	q = strchr(p, '?');
+	if (q) {
+		*q++ = '\0';
+		for (cv = strtok_r(q, "&", &save); cv;
+		     cv = strtok_r(NULL, "&", &save))
+			if (!strncmp(cv, "cluster=", 8))
+				snprintf(cluster, sizeof(cluster), "%s",
+					 cv + 8);
+	}
+	r = coord_auth_mac(co->key, co->keylen, ts, method, p, cluster, body,
+			   body ? strlen(body) : 0, hex);
+	if (r)
+		return r;
+	snprintf(line, sizeof(line), "%s: %lld:%s", COORD_AUTH_HEADER,
+		 (long long)ts, hex);
+	h = curl_slist_append(*hdrs, line);
+	if (!h)
+		return -ENOMEM;
+	*hdrs = h;
+	return 0;
+}
+
 int coord_http_once(struct coord *co, int idx, const char *method,
 		    const char *path, const char *body, int timeout_ms,
 		    long *status, struct coord_buf *resp, int lvl)
@@ -97,6 +131,15 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 	h = curl_slist_append(hdrs, "Expect:");
 	if (h)
 		hdrs = h;
+	if (co->keylen && co->backend == COORD_EMBEDDED &&
+	    strcmp(method, "GET")) {
+		r = auth_header(co, method, path, body, &hdrs);
+		if (r) {
+			curl_slist_free_all(hdrs);
+			curl_easy_cleanup(c);
+			return r;
+		}
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROXY, "");
@@ -263,7 +306,7 @@ static int emb_open(struct coord *co)
 	if (st != 200 && st != 201) {
 		pm_err("coordinator %s/clusters: HTTP status %ld: %.300s",
 		       co->urls[co->cur], st, b.data ? b.data : "");
-		r = st == 409 ? -EEXIST : -EIO;
+		r = st == 409 ? -EEXIST : st == 401 ? -EACCES : -EIO;
 		goto out;
 	}
 	a = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
@@ -351,7 +394,7 @@ static int emb_register(struct coord *co, const struct coord_member *self)
 			pm_err("coordinator %s%s: HTTP status %ld: %.300s",
 			       co->urls[co->cur], path, st,
 			       b.data ? b.data : "");
-			r = st == 404 ? -ENOENT : -EIO;
+			r = st == 404 ? -ENOENT : st == 401 ? -EACCES : -EIO;
 		}
 		coord_buf_free(&b);
 	}
@@ -599,6 +642,15 @@ int coord_open(const struct cfg *c, struct coord **out)
 			co->request_ms = (int)v;
 		if (r) {
 			pm_err("%s", err);
+			free(co);
+			return r;
+		}
+	}
+	if (c->key_file[0] && co->backend == COORD_EMBEDDED) {
+		r = coord_load_key(c->key_file, co->key, &co->keylen, err,
+				   sizeof(err));
+		if (r) {
+			pm_err("%s: security.key_file: %s", c->path, err);
 			free(co);
 			return r;
 		}

@@ -28,6 +28,8 @@ struct coord {
 	int ttl_ms;			/* liveness TTL (server's / lease's) */
 	int connect_ms;
 	int request_ms;
+	size_t keylen;			/* security.key_file; 0: none */
+	unsigned char key[COORD_KEY_MAX + 1];
 
 	pthread_mutex_t lock;		/* the fields below */
 	pthread_cond_t cond;		/* stop was set */

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <libconfig.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 
 #include "cli.h"
 #include "coord.h"
@@ -59,6 +60,8 @@ struct coord_server {
 	pthread_t reaper;
 	int n_clusters;
 	struct coord_cluster *clusters[COORD_MAX_CLUSTERS];
+	size_t keylen;			/* 0: writes need no signature */
+	unsigned char key[COORD_KEY_MAX];
 };
 
 /* Per-request state: the body, read up to COORD_BODY_MAX. */
@@ -836,6 +839,41 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 
 /* ---- dispatch ---------------------------------------------------------- */
 
+/* With a cluster key, a write must carry a fresh MAC of itself. */
+static bool signed_ok(struct coord_server *s, struct MHD_Connection *conn,
+		      const char *url, const char *method,
+		      const struct coord_req *rq, const char **why)
+{
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						    COORD_AUTH_HEADER);
+	const char *cluster = MHD_lookup_connection_value(conn,
+			MHD_GET_ARGUMENT_KIND, "cluster");
+	char want[65], *end;
+	long long ts;
+
+	if (!h) {
+		*why = "missing " COORD_AUTH_HEADER " (this coordinator has a cluster key)";
+		return false;
+	}
+	errno = 0;
+	ts = strtoll(h, &end, 10);
+	if (errno || end == h || *end != ':' || strlen(end + 1) != 64) {
+		*why = "malformed " COORD_AUTH_HEADER " (want TS:HEX-HMAC)";
+		return false;
+	}
+	if (llabs(coord_wall_ms() - ts) > COORD_AUTH_SKEW_MS) {
+		*why = "stale " COORD_AUTH_HEADER " timestamp (clocks apart?)";
+		return false;
+	}
+	if (coord_auth_mac(s->key, s->keylen, ts, method, url, cluster,
+			   rq->body, rq->len, want) ||
+	    CRYPTO_memcmp(want, end + 1, 64)) {
+		*why = "wrong " COORD_AUTH_HEADER " signature (another key?)";
+		return false;
+	}
+	return true;
+}
+
 static enum MHD_Result route(struct coord_server *s,
 			     struct MHD_Connection *conn, const char *url,
 			     const char *method, struct coord_req *rq)
@@ -950,6 +988,13 @@ static enum MHD_Result coord_handler(void *cls, struct MHD_Connection *conn,
 		return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
 				  "request body is over the limit of %d bytes",
 				  COORD_BODY_MAX);
+	if (s->keylen && strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		const char *why = NULL;
+
+		if (!signed_ok(s, conn, url, method, rq, &why))
+			return send_error(conn, MHD_HTTP_UNAUTHORIZED, NULL,
+					  "%s %s: %s", method, url, why);
+	}
 	return route(s, conn, url, method, rq);
 }
 
@@ -1053,6 +1098,18 @@ int coord_server_start(const char *listen, int ttl_ms,
 	return 0;
 }
 
+int coord_server_set_key(struct coord_server *s, const unsigned char *key,
+			 size_t len)
+{
+	if (len < COORD_KEY_MIN || len > COORD_KEY_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	memcpy(s->key, key, len);
+	s->keylen = len;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 int coord_server_port(const struct coord_server *s)
 {
 	return s->port;
@@ -1086,6 +1143,7 @@ static void coordinator_usage(FILE *f)
 {
 	fprintf(f,
 "usage: pagemesh coordinator -c FILE | --listen ADDR:PORT [--ttl-ms N]\n"
+"                            [--key-file FILE]\n"
 "\n"
 "Runs the embedded coordinator (HTTP+JSON) until SIGINT or SIGTERM.\n"
 "\n"
@@ -1096,6 +1154,10 @@ static void coordinator_usage(FILE *f)
 "                      over the file's\n"
 "  -t, --ttl-ms N      a node without heartbeat for N ms drops out\n"
 "                      (default %d)\n"
+"  -k, --key-file FILE cluster key: writes (POST, DELETE) must be signed\n"
+"                      with it (header %s, HMAC-SHA256;\n"
+"                      the file's coordinator.key_file or\n"
+"                      security.key_file works too)\n"
 "  -h, --help          this text\n"
 "\n"
 "On start it prints 'listening on http://ADDR:PORT' to stdout.\n"
@@ -1110,16 +1172,20 @@ static void coordinator_usage(FILE *f)
 "  DELETE /nodes/ID                                 leave now\n"
 "  GET  /endpoints[?wait=V[&timeout_ms=T]]          {\"endpoints\":{...},\n"
 "       \"version\":N}; wait holds until version > V (at most %d ms)\n"
-"Errors: 400 (malformed JSON names the offset), 404, 405 (with Allow),\n"
-"409 (cluster exists with another shape), 413 (body over %d bytes).\n",
-		COORD_TTL_MS_DEFAULT, COORD_DEFAULT_CLUSTER, COORD_WAIT_MAX_MS,
-		COORD_BODY_MAX);
+"Errors: 400 (malformed JSON names the offset), 401 (unsigned write with\n"
+"a key), 404, 405 (with Allow), 409 (cluster exists with another shape),\n"
+"413 (body over %d bytes).\n",
+		COORD_TTL_MS_DEFAULT, COORD_AUTH_HEADER, COORD_DEFAULT_CLUSTER,
+		COORD_WAIT_MAX_MS, COORD_BODY_MAX);
 }
 
 /* coordinator.listen / coordinator.ttl_ms from a libconfig file. */
 static int coordinator_config(const char *path, char *listen, size_t llen,
-			      int *ttl_ms)
+			      int *ttl_ms, char *keyfile, size_t klen)
 {
+	static const char *const keykeys[] = { "coordinator.key_file",
+					       "security.key_file" };
+	size_t k;
 	config_setting_t *s;
 	const char *str;
 	long long v;
@@ -1165,6 +1231,19 @@ static int coordinator_config(const char *path, char *listen, size_t llen,
 		if (*ttl_ms < 0)
 			*ttl_ms = (int)v;
 	}
+	for (k = 0; k < 2 && !*keyfile; k++) {
+		s = config_lookup(&lc, keykeys[k]);
+		if (!s)
+			continue;
+		str = config_setting_get_string(s);
+		if (!str || !*str || strlen(str) >= klen) {
+			fprintf(stderr, "pagemesh coordinator: %s:%u: %s: expected a file name\n",
+				path, config_setting_source_line(s),
+				keykeys[k]);
+			goto out;
+		}
+		snprintf(keyfile, klen, "%s", str);
+	}
 	if (!*listen) {
 		fprintf(stderr, "pagemesh coordinator: %s: missing key 'coordinator.listen' (or give --listen)\n",
 			path);
@@ -1182,10 +1261,14 @@ int cmd_coordinator(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "ttl-ms", required_argument, NULL, 't' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char listen[256] = "", err[512], *end;
+	char listen[256] = "", err[PATH_MAX + 128], keyfile[PATH_MAX] = "";
+	unsigned char *key = NULL;
+	size_t keylen = 0;
+	char *end;
 	const char *config = NULL;
 	struct coord_server *s;
 	sigset_t set;
@@ -1193,7 +1276,7 @@ int cmd_coordinator(int argc, char **argv)
 	long v;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:l:t:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:l:t:k:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -1212,6 +1295,9 @@ int cmd_coordinator(int argc, char **argv)
 			}
 			ttl_ms = (int)v;
 			break;
+		case 'k':
+			snprintf(keyfile, sizeof(keyfile), "%s", optarg);
+			break;
 		case 'h':
 			coordinator_usage(stdout);
 			return PM_EXIT_OK;
@@ -1226,12 +1312,23 @@ int cmd_coordinator(int argc, char **argv)
 	}
 	if (config) {
 		r = coordinator_config(config, listen, sizeof(listen),
-				       &ttl_ms);
+				       &ttl_ms, keyfile, sizeof(keyfile));
 		if (r)
 			return r;
 	}
 	if (ttl_ms < 0)
 		ttl_ms = COORD_TTL_MS_DEFAULT;
+	if (*keyfile) {
+		key = malloc(COORD_KEY_MAX + 1);
+		if (!key)
+			return PM_EXIT_RUNTIME;
+		r = coord_load_key(keyfile, key, &keylen, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "pagemesh coordinator: %s\n", err);
+			free(key);
+			return PM_EXIT_CONFIG;
+		}
+	}
 
 	/* Signals are taken by sigwait() below, not by any worker thread. */
 	sigemptyset(&set);
@@ -1243,9 +1340,14 @@ int cmd_coordinator(int argc, char **argv)
 	pm_log_set_prefix("coordinator");
 	r = coord_server_start(listen, ttl_ms, &s, err, sizeof(err));
 	if (r) {
+		free(key);
 		fprintf(stderr, "pagemesh coordinator: %s\n", err);
 		return r == -EINVAL ? PM_EXIT_USAGE : PM_EXIT_RUNTIME;
 	}
+	/* Keys were checked on load: this cannot fail on length. */
+	if (key)
+		coord_server_set_key(s, key, keylen);
+	free(key);
 	{
 		char host[256];
 		char *colon;
@@ -1258,8 +1360,9 @@ int cmd_coordinator(int argc, char **argv)
 		       *host ? host : "0.0.0.0", coord_server_port(s), ttl_ms);
 		fflush(stdout);
 	}
-	pm_info("serving on %s, port %d, ttl %d ms", listen,
-		coord_server_port(s), ttl_ms);
+	pm_info("serving on %s, port %d, ttl %d ms, writes %s", listen,
+		coord_server_port(s), ttl_ms,
+		keylen ? "signed with the cluster key" : "open to anyone");
 	if (sigwait(&set, &sig))
 		sig = SIGTERM;
 	pm_info("stopping on signal %d", sig);

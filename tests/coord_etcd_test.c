@@ -197,7 +197,7 @@ static int client_open(struct client *cl, int id, int nodes,
 		urls[i] = ec.m[i].url;
 	assert_int_equal(tu_node_config(cl->cfgpath, sizeof(cl->cfgpath), id,
 					nodes, cluster, "etcd", urls, ec.n,
-					TTL_MS),
+					TTL_MS, NULL),
 			 0);
 	if (cfg_load(cl->cfgpath, &cl->cfg, err, sizeof(err)))
 		fail_msg("cfg_load: %s", err);

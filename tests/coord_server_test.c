@@ -18,55 +18,71 @@
 
 #define TTL_MS 600
 
-static struct {
+struct coordproc {
 	pid_t pid;
 	int port;
 	char url[64];
 	char log[64];
-} srv;
+};
 
-static int start_coordinator(int port)
+static struct coordproc srv;
+
+/* Start `pagemesh coordinator` (with a cluster key when keyfile is set). */
+static int start_coordinator_on(struct coordproc *cp, int port,
+				const char *keyfile)
 {
 	char bin[512], listen[64], ttl[16], line[256];
 	char *argv[] = { bin, "coordinator", "--listen", listen, "--ttl-ms",
-			 ttl, NULL };
+			 ttl, keyfile ? "--key-file" : NULL, (char *)keyfile,
+			 NULL };
 	int fd = -1, r, p;
 
 	snprintf(bin, sizeof(bin), "%s/pagemesh", tu_build());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
-	snprintf(srv.log, sizeof(srv.log), "/tmp/pm-coord-srv-%d.log",
-		 (int)getpid());
-	srv.pid = tu_spawn(argv, &fd, srv.log);
-	if (srv.pid < 0)
+	snprintf(cp->log, sizeof(cp->log), "/tmp/pm-coord-srv-%d-%s.log",
+		 (int)getpid(), keyfile ? "key" : "open");
+	cp->pid = tu_spawn(argv, &fd, cp->log);
+	if (cp->pid < 0)
 		return -1;
 	/* It prints its address once it serves: no guessing when. */
 	r = tu_read_line(fd, line, sizeof(line), 10000);
 	close(fd);
 	if (r || sscanf(line, "listening on http://127.0.0.1:%d", &p) != 1) {
 		fprintf(stderr, "coordinator did not start (line '%s'), log %s\n",
-			r ? "" : line, srv.log);
-		tu_stop(srv.pid, SIGKILL, 1000);
-		srv.pid = 0;
+			r ? "" : line, cp->log);
+		tu_stop(cp->pid, SIGKILL, 1000);
+		cp->pid = 0;
 		return -1;
 	}
-	srv.port = p;
-	snprintf(srv.url, sizeof(srv.url), "http://127.0.0.1:%d", p);
+	cp->port = p;
+	snprintf(cp->url, sizeof(cp->url), "http://127.0.0.1:%d", p);
 	return 0;
 }
 
 /* Stop it and require a clean exit: under ASan a leak makes it nonzero. */
-static int stop_coordinator(void)
+static int stop_coordinator_on(struct coordproc *cp)
 {
-	int st = tu_stop(srv.pid, SIGTERM, 10000);
+	int st = tu_stop(cp->pid, SIGTERM, 10000);
 
-	srv.pid = 0;
+	cp->pid = 0;
 	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		fprintf(stderr, "coordinator exit status %d (log %s)\n", st,
-			srv.log);
+			cp->log);
 		return -1;
 	}
+	unlink(cp->log);
 	return 0;
+}
+
+static int start_coordinator(int port)
+{
+	return start_coordinator_on(&srv, port, NULL);
+}
+
+static int stop_coordinator(void)
+{
+	return stop_coordinator_on(&srv);
 }
 
 static int group_setup(void **state)
@@ -82,8 +98,6 @@ static int group_teardown(void **state)
 	int r = srv.pid ? stop_coordinator() : 0;
 
 	(void)state;
-	if (!r)
-		unlink(srv.log);
 	tu_cleanup_files();
 	curl_global_cleanup();
 	return r;
@@ -342,18 +356,35 @@ struct client {
 	struct coord *co;
 };
 
-static void client_open(struct client *cl, int id, const char *cluster,
-			const char *const *urls, int n_urls)
+static int client_open_key(struct client *cl, int id, const char *cluster,
+			   const char *const *urls, int n_urls,
+			   const char *keyfile)
 {
-	char err[512];
+	char err[512], extra[256] = "";
+	int r;
 
+	if (keyfile)
+		snprintf(extra, sizeof(extra),
+			 "security = { key_file = \"%s\"; };\n", keyfile);
 	assert_int_equal(tu_node_config(cl->cfgpath, sizeof(cl->cfgpath), id,
 					4, cluster, "embedded", urls, n_urls,
-					TTL_MS),
+					TTL_MS, extra),
 			 0);
 	if (cfg_load(cl->cfgpath, &cl->cfg, err, sizeof(err)))
 		fail_msg("cfg_load: %s", err);
-	assert_int_equal(coord_open(&cl->cfg, &cl->co), 0);
+	r = coord_open(&cl->cfg, &cl->co);
+	if (r) {
+		cfg_free(&cl->cfg);
+		unlink(cl->cfgpath);
+	}
+	return r;
+}
+
+static void client_open(struct client *cl, int id, const char *cluster,
+			const char *const *urls, int n_urls)
+{
+	assert_int_equal(client_open_key(cl, id, cluster, urls, n_urls, NULL),
+			 0);
 }
 
 static void client_register(struct client *cl, int id)
@@ -558,6 +589,116 @@ static void test_failover_and_restart(void **state)
 	client_close(&a);
 }
 
+/* A key file of n bytes of the given value; its path into out. */
+static void write_key(char *out, size_t len, int byte, size_t n)
+{
+	char tmpl[] = "/tmp/pm-coord-key-XXXXXX";
+	unsigned char k[64];
+	int fd = mkstemp(tmpl);
+
+	assert_true(fd >= 0 && n <= sizeof(k));
+	tu_track_file(tmpl);
+	memset(k, byte, n);
+	assert_int_equal(write(fd, k, n), (ssize_t)n);
+	close(fd);
+	snprintf(out, len, "%s", tmpl);
+}
+
+/* A signed request made by hand: ts and body chosen by the test. */
+static long signed_post(const struct coordproc *cp, const char *keyfile,
+			const char *path, const char *body, int64_t ts,
+			const char *signed_body)
+{
+	unsigned char key[COORD_KEY_MAX + 1];
+	char hex[65], hdr[160], url[256], err[256];
+	struct curl_slist *h = NULL;
+	struct tu_resp *r = malloc(sizeof(*r));
+	size_t kl;
+	long st;
+	CURL *c;
+
+	assert_non_null(r);
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(coord_load_key(keyfile, key, &kl, err, sizeof(err)),
+			 0);
+	assert_int_equal(coord_auth_mac(key, kl, ts, "POST", path, NULL,
+					signed_body, strlen(signed_body), hex),
+			 0);
+	snprintf(hdr, sizeof(hdr), COORD_AUTH_HEADER ": %lld:%s",
+		 (long long)ts, hex);
+	snprintf(url, sizeof(url), "%s%s", cp->url, path);
+	c = curl_easy_init();
+	h = curl_slist_append(h, hdr);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_body_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	free(r);
+	return st;
+}
+
+/* With a cluster key, writes must be signed with it; reads stay open. */
+static void test_cluster_key(void **state)
+{
+	static const char body[] = "{\"name\":\"k\",\"nodes\":4,"
+				   "\"memory_mb\":64}";
+	char key[64], other[64], url[128];
+	struct coord_member m[CFG_MAX_NODES];
+	struct coordproc kp = { 0 };
+	const char *urls[1] = { kp.url };
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct client a, bad;
+	uint64_t v;
+	int n;
+
+	(void)state;
+	assert_non_null(r);
+	write_key(key, sizeof(key), 0x5a, 32);
+	write_key(other, sizeof(other), 0x33, 32);
+	assert_int_equal(start_coordinator_on(&kp, 0, key), 0);
+
+	snprintf(url, sizeof(url), "%s/clusters", kp.url);
+	assert_int_equal(tu_http("POST", url, body, strlen(body), 0, r), 0);
+	assert_int_equal(r->status, 401);
+	snprintf(url, sizeof(url), "%s/endpoints", kp.url);
+	assert_int_equal(tu_http("GET", url, NULL, 0, 0, r), 0);
+	assert_int_equal(r->status, 200);
+	/* Right key, but a minute old; right key, other body; then good. */
+	assert_int_equal(signed_post(&kp, key, "/clusters", body,
+				     coord_wall_ms() - 60000, body), 401);
+	assert_int_equal(signed_post(&kp, key, "/clusters", body,
+				     coord_wall_ms(), "{}"), 401);
+	assert_int_equal(signed_post(&kp, other, "/clusters", body,
+				     coord_wall_ms(), body), 401);
+	assert_int_equal(signed_post(&kp, key, "/clusters", body,
+				     coord_wall_ms(), body), 201);
+
+	pm_log_level = -1;	/* the refusal below is expected */
+	assert_int_equal(client_open_key(&bad, 0, "k", urls, 1, other),
+			 -EACCES);
+	pm_log_level = PM_LOG_WARN;
+	assert_int_equal(client_open_key(&a, 0, "k", urls, 1, key), 0);
+	client_register(&a, 0);
+	assert_int_equal(coord_members(a.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 1);
+	/* Heartbeats are signed too: still there after several TTLs. */
+	assert_int_equal(coord_members(a.co, v, 3 * TTL_MS, m, CFG_MAX_NODES,
+				       &n, &v),
+			 -ETIMEDOUT);
+	assert_int_equal(n, 1);
+	client_close(&a);
+	assert_int_equal(stop_coordinator_on(&kp), 0);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_heartbeat_expiry),
 		cmocka_unit_test(test_wait_wakes),
 		cmocka_unit_test(test_failover_and_restart),
+		cmocka_unit_test(test_cluster_key),
 	};
 
 	return cmocka_run_group_tests_name("coord_server", tests, group_setup,

@@ -254,7 +254,7 @@ static inline void tu_cleanup_files(void)
 static inline int tu_node_config(char *out, size_t outlen, int node_id,
 				 int nodes, const char *cluster,
 				 const char *backend, const char *const *urls,
-				 int n_urls, int ttl_ms)
+				 int n_urls, int ttl_ms, const char *extra)
 {
 	char tmpl[] = "/tmp/pm-coord-cfg-XXXXXX";
 	FILE *f;
@@ -278,7 +278,7 @@ static inline int tu_node_config(char *out, size_t outlen, int node_id,
 		node_id, cluster, nodes, backend, ttl_ms);
 	for (i = 0; i < n_urls; i++)
 		fprintf(f, "%s\"%s\"", i ? ", " : "", urls[i]);
-	fprintf(f, " ];\n};\n");
+	fprintf(f, " ];\n};\n%s", extra ? extra : "");
 	if (fclose(f)) {
 		unlink(tmpl);
 		return -EIO;
