@@ -74,6 +74,8 @@ struct ut_conn {
 	uint32_t cur;			/* slot of the frame being read */
 
 	uint32_t whead, wtail;		/* sleeping followers */
+	uint32_t nwake;			/* completed, to wake after unlock */
+	uint32_t wake[UT_MAX_SLOTS];
 	uint32_t nfree;
 	uint32_t freelist[UT_MAX_SLOTS];
 	struct ut_slot slots[UT_MAX_SLOTS];
@@ -169,13 +171,35 @@ static void ut_handoff(struct ut_conn *c)
 	pthread_cond_signal(&c->slots[i != UT_NIL ? i : c->whead].cv);
 }
 
+/* Complete slot i; its caller is woken once the driver lets go of the
+ * lock, so it does not wake only to block on the mutex. */
 static void ut_slot_done(struct ut_conn *c, uint32_t i, int status)
 {
 	struct ut_slot *s = &c->slots[i];
 
 	s->state = UT_S_DONE;
 	s->status = status;
-	pthread_cond_signal(&s->cv);
+	if (s->listed && c->nwake < UT_MAX_SLOTS)
+		c->wake[c->nwake++] = i;
+	else if (s->listed)
+		pthread_cond_signal(&s->cv);
+}
+
+/* Wake the callers completed in this round. Lock held on entry and
+ * return; dropped meanwhile. A slot reused since only sees a spurious
+ * wake-up, which every waiter tolerates (it re-checks its state). */
+static void ut_wake_done(struct ut_conn *c)
+{
+	uint32_t w[UT_MAX_SLOTS], n = c->nwake, k;
+
+	if (!n)
+		return;
+	memcpy(w, c->wake, n * sizeof(*w));
+	c->nwake = 0;
+	pthread_mutex_unlock(&c->lock);
+	for (k = 0; k < n; k++)
+		pthread_cond_signal(&c->slots[w[k]].cv);
+	pthread_mutex_lock(&c->lock);
 }
 
 /* --- socket and ring ----------------------------------------------------- */
@@ -574,6 +598,7 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 		ut_start_send(c);
 	}
 	c->driving = false;
+	ut_wake_done(c);
 }
 
 /*
@@ -794,6 +819,7 @@ int ut_connect(struct pm_tctx *tc, const char *endpoint, int64_t deadline_ns,
 	       struct pm_tconn **out)
 {
 	struct ut_tctx *t = (struct ut_tctx *)tc;
+	pthread_mutexattr_t ma;
 	pthread_condattr_t ca;
 	struct ut_conn *c;
 	char err[PM_ENDPOINT_MAX + 128];
@@ -829,6 +855,13 @@ int ut_connect(struct pm_tctx *tc, const char *endpoint, int64_t deadline_ns,
 	}
 	pthread_condattr_destroy(&ca);
 	c->nfree = UT_MAX_SLOTS;
+	/* Hold times are short (a reap, a memcpy): spin a little before
+	 * sleeping in the kernel, which costs a context switch. */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_init(&c->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	c->whead = c->wtail = UT_NIL;
 	c->cur = UT_NIL;
 
