@@ -63,6 +63,13 @@
 #define RV_CM_STEP_MS 2000		/* cap for address and route resolution */
 #define RV_DISC_WAIT_MS 1000		/* wait for the peer's disconnect reply */
 
+/*
+ * rv_link_call's answer when the link broke and the request provably never
+ * reached the peer (its send failed or was never posted): the call may
+ * redial and send it again without risking a second execution.
+ */
+#define RV_ENOTSENT (-EAGAIN)
+
 /* Work request ids: kind in the high half, buffer index in the low half. */
 enum rv_wr_kind {
 	RV_WR_RECV = 1,
@@ -83,6 +90,7 @@ struct rv_slot {
 	bool used;		/* a call owns the slot */
 	bool done;		/* reply copied (or failed) */
 	bool send_busy;		/* send posted, completion not yet seen */
+	bool send_ok;		/* the peer's HCA acknowledged the send */
 	pthread_cond_t cond;	/* the owning call waits here */
 };
 

@@ -177,7 +177,12 @@ static int rv_reap_sends_locked(struct rv_link *l)
 					l->last_rx_ns = pm_now_ns();
 			} else if (kind == RV_WR_SEND && idx < l->nsend) {
 				if (l->slots) {
-					l->slots[idx].send_busy = false;
+					struct rv_slot *s = &l->slots[idx];
+
+					s->send_busy = false;
+					s->send_ok = wc[i].status ==
+						IBV_WC_SUCCESS;
+					pthread_cond_broadcast(&s->cond);
 				} else if (l->nfree < l->nsend) {
 					l->free_send[l->nfree++] = idx;
 				}
@@ -373,6 +378,36 @@ static void rv_link_disconnect_wait(struct rv_link *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* Reap the flushed sends of a closing outgoing link, for at most 300 ms. */
+static void rv_drain_sends(struct rv_link *l)
+{
+	int64_t dl = pm_now_ns() + 300000000;
+	struct pollfd pfd = { .fd = l->ch->fd, .events = POLLIN };
+	struct ibv_cq *cq;
+	void *ctx;
+	bool busy;
+	uint32_t i;
+
+	for (;;) {
+		pthread_mutex_lock(&l->lock);
+		rv_reap_sends_locked(l);
+		busy = false;
+		for (i = 0; i < RV_NCALL; i++)
+			busy |= l->slots[i].send_busy;
+		pthread_mutex_unlock(&l->lock);
+		if (!busy || pm_now_ns() >= dl)
+			return;
+		if (ibv_req_notify_cq(l->scq, 0))
+			return;
+		pthread_mutex_lock(&l->lock);
+		rv_reap_sends_locked(l);
+		pthread_mutex_unlock(&l->lock);
+		if (poll(&pfd, 1, 20) > 0)
+			while (ibv_get_cq_event(l->ch, &cq, &ctx) == 0)
+				ibv_ack_cq_events(cq, 1);
+	}
+}
+
 static void *rv_link_thread(void *arg)
 {
 	struct rv_link *l = arg;
@@ -453,11 +488,13 @@ static void *rv_link_thread(void *arg)
 		if (t->lst.on_close)
 			t->lst.on_close(t->lst.arg, l->conn_id);
 	} else if (l->id->qp) {
-		/* Flush posted work so the hardware lets go of our buffers
-		 * soon; destroying the QP (rv_link_destroy) guarantees it. */
+		/* Flush posted work, so calls learn whether their request
+		 * ever reached the peer (rv_link_call retries those that
+		 * did not). Destroying the QP is what frees the buffers. */
 		struct ibv_qp_attr qa = { .qp_state = IBV_QPS_ERR };
 
 		ibv_modify_qp(l->id->qp, &qa, IBV_QP_STATE);
+		rv_drain_sends(l);
 	}
 	pthread_mutex_lock(&l->lock);
 	l->exited = true;
@@ -646,7 +683,14 @@ void rv_link_destroy(struct rv_link *l)
 	free(l);
 }
 
-/* One call on an outgoing link: take a slot, send, wait for the reply. */
+/* The link broke before our request reached the peer. */
+static int rv_not_sent(struct rv_link *l)
+{
+	return l->err == -ESHUTDOWN ? -ESHUTDOWN : RV_ENOTSENT;
+}
+
+/* One call on an outgoing link: take a slot, send, wait for the reply.
+ * RV_ENOTSENT when the link broke and the request never reached the peer. */
 int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 		 struct pm_msg *rep, int64_t deadline_ns)
 {
@@ -657,7 +701,7 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 	pthread_mutex_lock(&l->lock);
 	for (;;) {
 		if (l->closing) {
-			ret = l->err;
+			ret = rv_not_sent(l);
 			goto out_unlock;
 		}
 		for (i = 0; i < RV_NCALL; i++)
@@ -689,16 +733,17 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 	pthread_mutex_lock(&l->lock);
 	if (l->closing) {
 		s->send_busy = false;
-		ret = l->err;
+		ret = rv_not_sent(l);
 		goto out_release;
 	}
+	s->send_ok = false;
 	ret = rv_post_send(l, RV_WRID(RV_WR_SEND, i), rv_send_buf(l, i), len);
 	if (ret) {
 		s->send_busy = false;
 		rv_log(l->t, PM_LOG_WARN, "peer %s: cannot post a send: %s",
 		       l->peer, strerror(-ret));
 		rv_link_close_locked(l, -ECONNRESET);
-		ret = -ECONNRESET;
+		ret = rv_not_sent(l);
 		goto out_release;
 	}
 	while (!s->done && !l->closing)
@@ -708,7 +753,22 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 	if (s->done) {
 		ret = s->status;
 	} else if (l->closing) {
-		ret = l->err;
+		/* Did the request reach the peer? The closing link thread
+		 * flushes the send queue; wait briefly for our send's fate. */
+		int64_t dl = pm_now_ns() + 500000000;
+
+		if (dl > deadline_ns)
+			dl = deadline_ns;
+		while (s->send_busy && !s->done)
+			if (rv_cond_wait_until(&s->cond, &l->lock, dl) ==
+			    ETIMEDOUT)
+				break;
+		if (s->done)
+			ret = s->status;
+		else if (!s->send_busy && !s->send_ok)
+			ret = rv_not_sent(l);
+		else
+			ret = l->err;
 	} else {
 		ret = -ETIMEDOUT;
 		/* Worth a line when the transport itself has not delivered

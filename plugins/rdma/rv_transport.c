@@ -653,10 +653,9 @@ static void rv_disconnect(struct pm_tconn *c)
 
 /* A usable link for a call (ref taken), redialling once if it broke. */
 static int rv_conn_link(struct pm_tconn *c, int64_t deadline_ns,
-			struct rv_link **out)
+			bool *redialled, struct rv_link **out)
 {
 	struct rv_link *l, *nl;
-	bool redialled = false;
 	int err;
 
 	for (;;) {
@@ -671,7 +670,7 @@ static int rv_conn_link(struct pm_tconn *c, int64_t deadline_ns,
 		l = c->link;
 		if (l && !rv_link_broken(l))
 			break;
-		if (redialled)
+		if (*redialled)
 			return -ECONNRESET;
 		c->link = NULL;
 		c->dialing = true;
@@ -697,7 +696,7 @@ static int rv_conn_link(struct pm_tconn *c, int64_t deadline_ns,
 			return -ESHUTDOWN;
 		}
 		c->link = nl;
-		redialled = true;
+		*redialled = true;
 	}
 	__atomic_add_fetch(&l->refs, 1, __ATOMIC_ACQ_REL);
 	*out = l;
@@ -709,6 +708,7 @@ static int rv_call(struct pm_tconn *c, const struct pm_msg *req,
 {
 	struct pm_msg none = { 0 };
 	struct rv_link *l = NULL;
+	bool redialled = false;
 	int ret;
 
 	if (!c || !req)
@@ -727,15 +727,24 @@ static int rv_call(struct pm_tconn *c, const struct pm_msg *req,
 		return -ESHUTDOWN;
 	}
 	c->callers++;
-	ret = rv_conn_link(c, deadline_ns, &l);
-	pthread_mutex_unlock(&c->lock);
-
-	if (!ret) {
-		ret = rv_link_call(l, req, rep, deadline_ns);
-		rv_link_put(l);
+	for (;;) {
+		ret = rv_conn_link(c, deadline_ns, &redialled, &l);
+		pthread_mutex_unlock(&c->lock);
+		if (!ret) {
+			ret = rv_link_call(l, req, rep, deadline_ns);
+			rv_link_put(l);
+		}
+		pthread_mutex_lock(&c->lock);
+		/* A request that never reached the peer of a broken link
+		 * goes out once more on a fresh one: the peer may have been
+		 * gone before we heard of it (its CM disconnect is async). */
+		if (ret != RV_ENOTSENT)
+			break;
+		if (redialled) {
+			ret = -ECONNRESET;
+			break;
+		}
 	}
-
-	pthread_mutex_lock(&c->lock);
 	if (--c->callers == 0)
 		pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
