@@ -61,6 +61,22 @@ int coord_register(struct coord *co, const struct coord_member *self);
 int coord_members(struct coord *co, uint64_t after_version, int timeout_ms,
 		  struct coord_member *out, int max, int *n, uint64_t *version);
 
+/*
+ * Wait until at least want members are live (e.g. cluster.nodes at start-up),
+ * up to timeout_ms: 0, or -ETIMEDOUT with the members seen so far in out.
+ */
+int coord_wait_members(struct coord *co, int want, int timeout_ms,
+		       struct coord_member *out, int max, int *n,
+		       uint64_t *version);
+
+/*
+ * Turn members into c->peers (what start-up reads for a static peer list):
+ * every member but c->node_id, each endpoint filed under its transport's
+ * index in c->transports; transports this node does not use are left out.
+ * Returns the number of peers set.
+ */
+int coord_fill_peers(struct cfg *c, const struct coord_member *m, int n);
+
 /* Stop heart-beating and leave (the node's entries are removed), free co. */
 void coord_close(struct coord *co);
 

@@ -770,6 +770,51 @@ int coord_members(struct coord *co, uint64_t after_version, int timeout_ms,
 			   version);
 }
 
+int coord_wait_members(struct coord *co, int want, int timeout_ms,
+		       struct coord_member *out, int max, int *n,
+		       uint64_t *version)
+{
+	int64_t deadline = coord_now_ms() + timeout_ms, left;
+	uint64_t v = 0;
+	int r;
+
+	for (;;) {
+		left = deadline - coord_now_ms();
+		r = coord_members(co, v, left > 0 ? (int)left : 0, out, max, n,
+				  version);
+		if (r && r != -ETIMEDOUT)
+			return r;
+		if (*n >= want)
+			return 0;
+		if (r == -ETIMEDOUT || left <= 0)
+			return -ETIMEDOUT;
+		v = *version;
+	}
+}
+
+int coord_fill_peers(struct cfg *c, const struct coord_member *m, int n)
+{
+	int i, e, t, k = 0;
+
+	for (i = 0; i < n && k < CFG_MAX_NODES; i++) {
+		struct cfg_peer *p = &c->peers[k];
+
+		if (m[i].node_id == c->node_id)
+			continue;
+		memset(p, 0, sizeof(*p));
+		p->id = m[i].node_id;
+		for (e = 0; e < m[i].n_eps && e < CFG_MAX_TRANSPORTS; e++) {
+			t = cfg_transport_index(c, m[i].eps[e].transport);
+			if (t >= 0)
+				snprintf(p->endpoint[t], sizeof(p->endpoint[t]),
+					 "%s", m[i].eps[e].endpoint);
+		}
+		k++;
+	}
+	c->n_peers = k;
+	return k;
+}
+
 void coord_close(struct coord *co)
 {
 	bool started;

@@ -446,6 +446,19 @@ static void test_register_discover(void **state)
 	assert_string_equal(p->eps[0].endpoint, "127.0.0.1:9001");
 	assert_string_equal(p->eps[1].transport, "io_uring-tcp");
 	assert_string_equal(p->eps[1].endpoint, "127.0.0.1:9101");
+	/* What start-up does with them: wait for all, file them as peers
+	 * (only transports in this node's order: tcp here). */
+	assert_int_equal(coord_wait_members(b.co, 2, 2000, m, CFG_MAX_NODES,
+					    &n, &v), 0);
+	assert_int_equal(coord_fill_peers(&b.cfg, m, n), 1);
+	assert_int_equal(b.cfg.n_peers, 1);
+	assert_int_equal(b.cfg.peers[0].id, 0);
+	assert_string_equal(b.cfg.peers[0].endpoint[cfg_transport_index(
+						&b.cfg, "tcp")],
+			    "127.0.0.1:9000");
+	assert_int_equal(coord_wait_members(b.co, 3, 300, m, CFG_MAX_NODES,
+					    &n, &v), -ETIMEDOUT);
+	assert_int_equal(n, 2);
 	/* Too small a buffer says so. */
 	assert_int_equal(coord_members(a.co, 0, 1000, m, 1, &n, &v), -E2BIG);
 	assert_int_equal(n, 1);
