@@ -397,6 +397,7 @@ static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 		tt_log(t, PM_LOG_WARN,
 		       "reply to %s (connection %llu) timed out: dropping it",
 		       sc->peer, (unsigned long long)conn_id);
+		__atomic_store_n(&sc->dropping, true, __ATOMIC_RELEASE);
 		shutdown(sc->fd, SHUT_RDWR);
 	} else if (r < 0) {
 		r = -ENOTCONN;

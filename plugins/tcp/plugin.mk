@@ -1,0 +1,16 @@
+# tcp transport: plain sockets, no library beyond libc.
+PKGS_tcp :=
+
+# Its own tests (wire splitting, slow readers, reply/drop races, settings,
+# endpoint parsing); the shared conformance suite runs against it too.
+$(B)/tests/tt_test: plugins/tcp/test/tt_test.c $(wildcard plugins/common/*.h) \
+		include/pagemesh/transport.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -Iplugins/common -o $@ $< $(LDFLAGS) -ldl -lcmocka
+
+TEST_BINS += $(B)/tests/tt_test
+TESTS += test-tcp
+
+test-tcp: $(B)/tests/tt_test $(B)/plugins/tcp.so
+	$(RUN) 120 $(B)/tests/tt_test

@@ -1,0 +1,786 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Tests of the tcp transport beyond the shared conformance suite: endpoint
+ * parsing (plugins/common/net.h), its settings, frames split or pipelined
+ * on the wire, a peer that stops reading, replies racing drop(), many
+ * connections. Real sockets on loopback; build/plugins/tcp.so via dlopen.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <pagemesh/transport.h>
+
+#include "frame.h"
+#include "net.h"
+
+#define SEC 1000000000LL
+#define MAX_CONNS 64
+
+static const struct pm_transport_ops *ops;
+static void *dl;
+
+/* --- host table: settings from a small key list, log lines counted ---- */
+
+struct host {
+	struct pm_host h;
+	const char *keys[4];
+	const char *vals[4];
+	const char *ikey;
+	int64_t ival;
+	pthread_mutex_t mu;
+	char last[512];		/* last warning or error line */
+	int lines;
+};
+
+static void h_log(void *ctx, int level, const char *fmt, ...)
+{
+	struct host *h = ctx;
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (level <= PM_LOG_WARN) {
+		pthread_mutex_lock(&h->mu);
+		snprintf(h->last, sizeof(h->last), "%s", line);
+		h->lines++;
+		pthread_mutex_unlock(&h->mu);
+	}
+	if (level <= PM_LOG_INFO)
+		fprintf(stderr, "  tcp: %s\n", line);
+}
+
+static int h_str(void *ctx, const char *key, const char **out)
+{
+	struct host *h = ctx;
+	int i;
+
+	for (i = 0; i < 4 && h->keys[i]; i++) {
+		if (!strcmp(h->keys[i], key)) {
+			*out = h->vals[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int h_int(void *ctx, const char *key, int64_t *out)
+{
+	struct host *h = ctx;
+
+	if (h->ikey && !strcmp(h->ikey, key)) {
+		*out = h->ival;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static struct host *host_new(const char *listen)
+{
+	struct host *h = calloc(1, sizeof(*h));
+
+	assert_non_null(h);
+	h->h.size = sizeof(h->h);
+	h->h.abi_major = PM_TRANSPORT_ABI_MAJOR;
+	h->h.abi_minor = PM_TRANSPORT_ABI_MINOR;
+	h->h.ctx = h;
+	h->h.name = "tcp";
+	h->h.page_size = PM_PAGE_SIZE;
+	h->h.log = h_log;
+	h->h.cfg_string = h_str;
+	h->h.cfg_int = h_int;
+	pthread_mutex_init(&h->mu, NULL);
+	if (listen) {
+		h->keys[0] = "listen";
+		h->vals[0] = listen;
+	}
+	return h;
+}
+
+static void host_free(struct host *h)
+{
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+/* --- a server whose handler answers per the first byte of the msg ------ */
+
+enum { OP_ECHO = 'e', OP_BIG = 'b', OP_HOLD = 'h' };
+
+struct held {
+	uint64_t conn, req;
+};
+
+struct srv {
+	struct host *host;
+	struct pm_tctx *t;
+	char ep[PM_ENDPOINT_MAX];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int requests;
+	int closes;
+	uint64_t closed[MAX_CONNS];
+	uint64_t conns[MAX_CONNS];	/* conn ids in order of first request */
+	int nconns;
+	struct held held[MAX_CONNS];
+	int nheld;
+	int reply_errors;		/* replies that failed inline */
+	uint8_t big[PM_PAYLOAD_MAX];
+};
+
+static void note_conn(struct srv *s, uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < s->nconns; i++)
+		if (s->conns[i] == id)
+			return;
+	if (s->nconns < MAX_CONNS)
+		s->conns[s->nconns++] = id;
+}
+
+static void on_request(void *arg, const struct pm_request *rq)
+{
+	struct srv *s = arg;
+	const uint8_t *m = rq->msg;
+	uint8_t out[PM_MSG_MAX], *pay = NULL;
+	struct pm_msg rep = { 0 };
+	uint32_t i;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	s->requests++;
+	note_conn(s, rq->conn_id);
+	if (rq->msg_len && m[0] == OP_HOLD && s->nheld < MAX_CONNS) {
+		s->held[s->nheld++] = (struct held){ rq->conn_id, rq->req_id };
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+
+	if (rq->msg_len && m[0] == OP_BIG) {
+		rep.payload = s->big;
+		rep.payload_len = PM_PAYLOAD_MAX;
+	} else {
+		/* echo: msg reversed, payload ^ 0x5a: proves the bytes went
+		 * through the handler, not back from some buffer */
+		for (i = 0; i < rq->msg_len; i++)
+			out[i] = m[rq->msg_len - 1 - i];
+		rep.msg = out;
+		rep.msg_len = rq->msg_len;
+		if (rq->payload_len) {
+			pay = malloc(rq->payload_len);
+			assert_non_null(pay);
+			for (i = 0; i < rq->payload_len; i++)
+				pay[i] = ((const uint8_t *)rq->payload)[i] ^
+					 0x5a;
+		}
+		rep.payload = pay;
+		rep.payload_len = rq->payload_len;
+	}
+	r = ops->reply(s->t, rq->conn_id, rq->req_id, 0, &rep);
+	if (r) {
+		pthread_mutex_lock(&s->mu);
+		s->reply_errors++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	free(pay);
+}
+
+static void on_close(void *arg, uint64_t conn_id)
+{
+	struct srv *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->closes < MAX_CONNS)
+		s->closed[s->closes] = conn_id;
+	s->closes++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static struct srv *srv_new(const char *listen, const char *ikey, int64_t ival)
+{
+	struct srv *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+	struct pm_listener l = { on_request, on_close, s };
+	size_t i;
+
+	assert_non_null(s);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	for (i = 0; i < sizeof(s->big); i++)
+		s->big[i] = (uint8_t)(i * 7 + 3);
+	s->host = host_new(listen);
+	s->host->ikey = ikey;
+	s->host->ival = ival;
+	assert_int_equal(ops->init(&s->host->h, &s->t), 0);
+	assert_int_equal(ops->listen(s->t, &l), 0);
+	assert_int_equal(ops->endpoint(s->t, s->ep, sizeof(s->ep)), 0);
+	return s;
+}
+
+static void srv_free(struct srv *s)
+{
+	if (s->t)
+		ops->fini(s->t);
+	host_free(s->host);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Wait until *field (under s->mu) reaches n, at most ms. */
+static bool srv_wait(struct srv *s, const int *field, int n, int ms)
+{
+	int64_t dl = pm_now_ns() + (int64_t)ms * 1000000;
+	struct timespec ts = { dl / SEC, dl % SEC };
+	bool ok;
+
+	pthread_mutex_lock(&s->mu);
+	while (*field < n)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	ok = *field >= n;
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
+/* --- raw sockets speaking the frame format ----------------------------- */
+
+static int raw_dial(const char *ep)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char err[256];
+	int fd = -1;
+
+	assert_int_equal(pm_net_parse(ep, &ss, &sl, err, sizeof(err)), 0);
+	assert_int_equal(pm_net_dial((struct sockaddr *)&ss, sl,
+				     pm_now_ns() + 5 * SEC, -1, &fd), 0);
+	return fd;
+}
+
+/* Encode request id with msg m (mlen) and payload p (plen) into buf. */
+static size_t put_req(uint8_t *buf, uint64_t id, const void *m, uint32_t mlen,
+		      const void *p, uint32_t plen)
+{
+	struct pm_frame_hdr h;
+
+	pm_frame_encode(&h, PM_FRAME_REQ, id, 0, mlen, plen);
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), m, mlen);
+	if (plen)
+		memcpy(buf + sizeof(h) + mlen, p, plen);
+	return sizeof(h) + mlen + plen;
+}
+
+/* Read one reply frame from fd into h/body (body >= PM_MSG_MAX +
+ * PM_PAYLOAD_MAX), at most until deadline. */
+static int raw_reply(int fd, struct pm_frame_hdr *h, uint8_t *body,
+		     int64_t deadline)
+{
+	const char *bad;
+	int r;
+
+	r = pm_net_read_all(fd, h, sizeof(*h), deadline);
+	if (r)
+		return r;
+	bad = pm_frame_decode(h);
+	if (bad) {
+		print_error("reply header field %s is invalid\n", bad);
+		return -EPROTO;
+	}
+	return pm_net_read_all(fd, body, h->msg_len + h->payload_len,
+			       deadline);
+}
+
+/* --- tests ---------------------------------------------------------- */
+
+static void test_parse_endpoints(void **state)
+{
+	static const struct {
+		const char *ep, *printed;
+	} good[] = {
+		{ "127.0.0.1:7701", "127.0.0.1:7701" },
+		{ "10.1.2.3:0", "10.1.2.3:0" },
+		{ "localhost:80", "127.0.0.1:80" },
+		{ "*:9", "0.0.0.0:9" },
+		{ ":65535", "0.0.0.0:65535" },
+		{ "[::1]:7701", "[::1]:7701" },
+		{ "[fe80::1:2]:1", "[fe80::1:2]:1" },
+	};
+	static const char *const bad[] = {
+		"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+		"127.0.0.1:-1", "127.0.0.1:1x", "127.0.0.1: 1", "host:1",
+		"::1:5", "[::1:5", "[::1]5", "[::1]:", "[127.0.0.1]:5",
+		"1.2.3.4.5:1", "127.0.0.1:99999999999999999999",
+	};
+	struct sockaddr_storage ss;
+	char err[256], buf[PM_NET_ADDRSTR_MAX];
+	volatile size_t small;
+	socklen_t sl;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(pm_net_parse(good[i].ep, &ss, &sl, err,
+					      sizeof(err)), 0);
+		assert_int_equal(pm_net_format((struct sockaddr *)&ss, buf,
+					       sizeof(buf)), 0);
+		assert_string_equal(buf, good[i].printed);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(pm_net_parse(bad[i], &ss, &sl, err,
+					      sizeof(err)), -EINVAL);
+		/* the message names the endpoint it rejects */
+		assert_non_null(strstr(err, bad[i]));
+	}
+	assert_int_equal(pm_net_parse(NULL, &ss, &sl, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(pm_net_parse("127.0.0.1:1", &ss, &sl, err,
+				      sizeof(err)), 0);
+	/* "127.0.0.1:1" needs 12 bytes (a volatile size, so the compiler
+	 * does not flag the truncation we ask for) */
+	small = 8;
+	assert_int_equal(pm_net_format((struct sockaddr *)&ss, buf, small),
+			 -ENOSPC);
+}
+
+static void nop_request(void *arg, const struct pm_request *rq)
+{
+	(void)arg;
+	(void)rq;
+}
+
+static void nop_close(void *arg, uint64_t conn_id)
+{
+	(void)arg;
+	(void)conn_id;
+}
+
+static void test_settings(void **state)
+{
+	struct pm_listener l = { nop_request, nop_close, NULL };
+	struct pm_tctx *t;
+	struct host *h;
+	struct srv *s;
+	char ep[PM_ENDPOINT_MAX];
+	int fd;
+
+	(void)state;
+	/* no listen key: -EINVAL and a line saying which key */
+	h = host_new(NULL);
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->endpoint(t, ep, sizeof(ep)), -ENOTCONN);
+	assert_int_equal(ops->listen(t, &l), -EINVAL);
+	assert_non_null(strstr(h->last, "transports.tcp.listen"));
+	ops->fini(t);
+	host_free(h);
+
+	/* unparsable listen */
+	h = host_new("127.0.0.1:http");
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), -EINVAL);
+	assert_non_null(strstr(h->last, "127.0.0.1:http"));
+	ops->fini(t);
+	host_free(h);
+
+	/* a port someone listens on: the bind error, not a hang */
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	h = host_new(s->ep);
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), -EADDRINUSE);
+	ops->fini(t);
+	host_free(h);
+	srv_free(s);
+
+	/* send_timeout_ms out of range */
+	h = host_new("127.0.0.1:0");
+	h->ikey = "send_timeout_ms";
+	h->ival = 0;
+	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
+	assert_non_null(strstr(h->last, "send_timeout_ms"));
+	host_free(h);
+
+	/* advertise: published instead of the wildcard, port kept; a name
+	 * is refused (peers parse endpoints numerically) */
+	h = host_new("0.0.0.0:0");
+	h->keys[1] = "advertise";
+	h->vals[1] = "127.0.0.1";
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), 0);
+	assert_int_equal(ops->endpoint(t, ep, sizeof(ep)), 0);
+	assert_int_equal(strncmp(ep, "127.0.0.1:", 10), 0);
+	assert_true(atoi(ep + 10) > 0);
+	fd = raw_dial(ep);	/* it is really there */
+	close(fd);
+	ops->fini(t);
+	h->vals[1] = "node1.example";
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), -EINVAL);
+	assert_non_null(strstr(h->last, "advertise"));
+	ops->fini(t);
+	host_free(h);
+
+	/* a wildcard without advertise works but says it cannot be dialled */
+	h = host_new("0.0.0.0:0");
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), 0);
+	assert_non_null(strstr(h->last, "advertise"));
+	ops->fini(t);
+	host_free(h);
+}
+
+struct writer {
+	int fd;
+	const uint8_t *wire;
+	size_t len;
+	unsigned seed;
+	int err;
+};
+
+/* First half in random pieces (down to single bytes), the rest at once. */
+static void *split_writer(void *arg)
+{
+	struct writer *w = arg;
+	struct iovec iov;
+	size_t off, k;
+
+	for (off = 0; off < w->len / 2 && !w->err; off += k) {
+		k = 1 + rand_r(&w->seed) % (rand_r(&w->seed) % 4 ? 3000 : 7);
+		if (k > w->len / 2 - off)
+			k = w->len / 2 - off;
+		iov = (struct iovec){ (void *)(w->wire + off), k };
+		w->err = pm_net_writev_all(w->fd, &iov, 1,
+					   pm_now_ns() + 5 * SEC);
+	}
+	iov = (struct iovec){ (void *)(w->wire + off), w->len - off };
+	if (!w->err)
+		w->err = pm_net_writev_all(w->fd, &iov, 1,
+					   pm_now_ns() + 5 * SEC);
+	return NULL;
+}
+
+/*
+ * Requests written in random pieces (down to single bytes) and several in
+ * one write: the listener must reassemble each frame whatever the split,
+ * including maximum-size ones that wrap its buffer.
+ */
+static void test_split_and_pipelined(void **state)
+{
+	enum { N = 12 };
+	static uint8_t wire[N * (24 + PM_MSG_MAX + PM_PAYLOAD_MAX)];
+	static uint8_t body[PM_MSG_MAX + PM_PAYLOAD_MAX];
+	static uint8_t pay[N][PM_PAYLOAD_MAX];
+	uint8_t msg[N][PM_MSG_MAX];
+	uint32_t mlen[N], plen[N], j;
+	unsigned seed = (unsigned)pm_now_ns();
+	struct pm_frame_hdr h;
+	struct writer w;
+	pthread_t th;
+	struct srv *s;
+	size_t len = 0;
+	int fd, i;
+
+	(void)state;
+	print_message("  seed %u\n", seed);
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	for (i = 0; i < N; i++) {
+		mlen[i] = i % 3 == 0 ? PM_MSG_MAX :
+				       1 + rand_r(&seed) % PM_MSG_MAX;
+		plen[i] = i % 4 == 1 ? PM_PAYLOAD_MAX :
+				       rand_r(&seed) % (PM_PAYLOAD_MAX + 1);
+		for (j = 0; j < mlen[i]; j++)
+			msg[i][j] = (uint8_t)rand_r(&seed);
+		msg[i][0] = OP_ECHO;
+		for (j = 0; j < plen[i]; j++)
+			pay[i][j] = (uint8_t)rand_r(&seed);
+		len += put_req(wire + len, 1000 + i, msg[i], mlen[i], pay[i],
+			       plen[i]);
+	}
+	fd = raw_dial(s->ep);
+	/* write from another thread: replies come back while we write */
+	w = (struct writer){ fd, wire, len, seed, 0 };
+	assert_int_equal(pthread_create(&th, NULL, split_writer, &w), 0);
+	/* one receive thread per connection: replies come in order */
+	for (i = 0; i < N; i++) {
+		assert_int_equal(raw_reply(fd, &h, body, pm_now_ns() + 5 * SEC),
+				 0);
+		assert_int_equal(h.kind, PM_FRAME_REP);
+		assert_int_equal(h.id, 1000 + i);
+		assert_int_equal(h.status, 0);
+		assert_int_equal(h.msg_len, mlen[i]);
+		assert_int_equal(h.payload_len, plen[i]);
+		for (j = 0; j < mlen[i]; j++)
+			assert_int_equal(body[j], msg[i][mlen[i] - 1 - j]);
+		for (j = 0; j < plen[i]; j++)
+			if (body[mlen[i] + j] != (pay[i][j] ^ 0x5a))
+				fail_msg("request %d: payload byte %u differs",
+					 i, j);
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(w.err, 0);
+	close(fd);
+	assert_true(srv_wait(s, &s->closes, 1, 5000));
+	assert_int_equal(s->reply_errors, 0);
+	srv_free(s);
+}
+
+/*
+ * A peer that sends requests but never reads: once its socket buffers are
+ * full, a reply waits at most send_timeout_ms, then the connection is
+ * dropped (on_close) and the listener serves others as before.
+ */
+static void test_slow_reader_dropped(void **state)
+{
+	uint8_t m[1] = { OP_BIG }, buf[64];
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	struct srv *s;
+	int64_t t0;
+	size_t len;
+	int fd, i, rcv = 4096;
+	uint64_t rng = 1;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", "send_timeout_ms", 300);
+	fd = raw_dial(s->ep);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv,
+				    sizeof(rcv)), 0);
+	t0 = pm_now_ns();
+	/* 16 MiB of replies: beyond what socket buffers hold (4 MiB) */
+	for (i = 0; i < 256; i++) {
+		struct iovec iov;
+
+		len = put_req(buf, i + 1, m, 1, NULL, 0);
+		iov = (struct iovec){ buf, len };
+		if (pm_net_writev_all(fd, &iov, 1, pm_now_ns() + 5 * SEC))
+			break;	/* the listener dropped us already */
+	}
+	assert_true(srv_wait(s, &s->closes, 1, 10000));
+	print_message("  non-reading peer dropped after %.0f ms, %d replies failed\n",
+		      (pm_now_ns() - t0) / 1e6, s->reply_errors);
+	/* the one that timed out; requests already received are not handed
+	 * to the core once the connection is being dropped */
+	assert_int_equal(s->reply_errors, 1);
+	close(fd);
+
+	/* everyone else is still served */
+	ch = host_new(NULL);
+	assert_int_equal(ops->init(&ch->h, &ct), 0);
+	assert_int_equal(ops->connect(ct, s->ep, pm_now_ns() + 5 * SEC, &c),
+			 0);
+	for (i = 0; i < 10; i++) {
+		uint8_t q[16], r[16];
+		struct pm_msg req = { q, 16, 0, NULL, 0, 0 };
+		struct pm_msg rep = { r, 0, 16, NULL, 0, 0 };
+		int j;
+
+		for (j = 0; j < 16; j++) {
+			rng = rng * 6364136223846793005ULL +
+			      1442695040888963407ULL;
+			q[j] = (uint8_t)(rng >> 56);
+		}
+		q[0] = OP_ECHO;
+		assert_int_equal(ops->call(c, &req, &rep,
+					   pm_now_ns() + 5 * SEC), 0);
+		assert_int_equal(rep.msg_len, 16);
+		for (j = 0; j < 16; j++)
+			assert_int_equal(r[j], q[15 - j]);
+	}
+	ops->disconnect(c);
+	ops->fini(ct);
+	host_free(ch);
+	srv_free(s);
+}
+
+struct racer {
+	struct srv *s;
+	int ok, notconn, other;
+};
+
+/* Reply to every held request as soon as it shows up. */
+static void *replier(void *arg)
+{
+	struct racer *rc = arg;
+	struct srv *s = rc->s;
+	struct held h;
+	int64_t dl = pm_now_ns() + 5 * SEC;
+	struct timespec ts = { dl / SEC, dl % SEC };
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	while (s->nheld == 0)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	if (s->nheld == 0) {
+		pthread_mutex_unlock(&s->mu);
+		return NULL;
+	}
+	h = s->held[--s->nheld];
+	pthread_mutex_unlock(&s->mu);
+	r = ops->reply(s->t, h.conn, h.req, 0, NULL);
+	if (r == 0)
+		rc->ok++;
+	else if (r == -ENOTCONN)
+		rc->notconn++;
+	else
+		rc->other++;
+	return NULL;
+}
+
+/*
+ * reply() from another thread racing drop() and the connection's end:
+ * 0 or -ENOTCONN, never a crash or a write to a freed connection (run
+ * under ASan to see the latter), and on_close exactly once per connection.
+ */
+static void test_reply_races_drop(void **state)
+{
+	enum { ROUNDS = MAX_CONNS };
+	struct racer rc = { 0 };
+	uint64_t ids[ROUNDS];
+	struct srv *s;
+	uint8_t buf[64], m[1] = { OP_HOLD };
+	size_t len;
+	int i, fd;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	rc.s = s;
+	for (i = 0; i < ROUNDS; i++) {
+		pthread_t th;
+		struct iovec iov;
+		uint64_t id;
+
+		fd = raw_dial(s->ep);
+		len = put_req(buf, 1, m, 1, NULL, 0);
+		iov = (struct iovec){ buf, len };
+		assert_int_equal(pm_net_writev_all(fd, &iov, 1,
+						   pm_now_ns() + 5 * SEC), 0);
+		assert_true(srv_wait(s, &s->requests, i + 1, 5000));
+		pthread_mutex_lock(&s->mu);
+		id = s->held[s->nheld - 1].conn;
+		pthread_mutex_unlock(&s->mu);
+		ids[i] = id;
+		assert_int_equal(pthread_create(&th, NULL, replier, &rc), 0);
+		assert_int_equal(ops->drop(s->t, id), 0);
+		pthread_join(th, NULL);
+		assert_true(srv_wait(s, &s->closes, i + 1, 5000));
+		assert_int_equal(ops->drop(s->t, id), -ENOENT);
+		assert_int_equal(ops->reply(s->t, id, 1, 0, NULL), -ENOTCONN);
+		close(fd);
+	}
+	print_message("  %d rounds: reply won %d times, lost (-ENOTCONN) %d times\n",
+		      ROUNDS, rc.ok, rc.notconn);
+	assert_int_equal(rc.other, 0);
+	assert_int_equal(rc.ok + rc.notconn, ROUNDS);
+	assert_int_equal(s->closes, ROUNDS);
+	for (i = 0; i < ROUNDS; i++) {
+		assert_int_equal(s->closed[i], ids[i]);
+		if (i)
+			assert_true(ids[i] > ids[i - 1]);
+	}
+	srv_free(s);
+}
+
+/*
+ * Many incoming connections: ids unique and increasing, all served, and
+ * fini() closes each (one on_close apiece) without hanging.
+ */
+static void test_many_connections(void **state)
+{
+	enum { N = 24 };
+	struct pm_tconn *c[N];
+	struct pm_tctx *ct;
+	struct host *ch;
+	struct srv *s;
+	int i, j;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	ch = host_new(NULL);
+	assert_int_equal(ops->init(&ch->h, &ct), 0);
+	for (i = 0; i < N; i++) {
+		uint8_t q[4] = { OP_ECHO, (uint8_t)i, 2, 3 }, r[4];
+		struct pm_msg req = { q, 4, 0, NULL, 0, 0 };
+		struct pm_msg rep = { r, 0, 4, NULL, 0, 0 };
+
+		assert_int_equal(ops->connect(ct, s->ep,
+					      pm_now_ns() + 5 * SEC, &c[i]), 0);
+		assert_int_equal(ops->call(c[i], &req, &rep,
+					   pm_now_ns() + 5 * SEC), 0);
+		assert_int_equal(r[2], (uint8_t)i);
+	}
+	/* one call per connection, in order: ids in order of arrival */
+	assert_int_equal(s->nconns, N);
+	for (i = 1; i < N; i++)
+		assert_true(s->conns[i] > s->conns[i - 1]);
+	/* half go away from the client side, the rest with the server */
+	for (i = 0; i < N / 2; i++)
+		ops->disconnect(c[i]);
+	assert_true(srv_wait(s, &s->closes, N / 2, 5000));
+	ops->fini(s->t);
+	s->t = NULL;
+	assert_int_equal(s->closes, N);
+	for (i = 0; i < N; i++)
+		for (j = i + 1; j < N; j++)
+			assert_true(s->closed[i] != s->closed[j]);
+	ops->fini(ct);	/* disconnects the other half */
+	host_free(ch);
+	srv_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_endpoints),
+		cmocka_unit_test(test_settings),
+		cmocka_unit_test(test_split_and_pipelined),
+		cmocka_unit_test(test_slow_reader_dropped),
+		cmocka_unit_test(test_reply_races_drop),
+		cmocka_unit_test(test_many_connections),
+	};
+	const char *b = getenv("PM_BUILD");
+	char path[4096];
+	pm_transport_entry_fn entry;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/plugins/tcp.so", b ? b : "build");
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		fprintf(stderr, "tt_test: %s\n", dlerror());
+		return 1;
+	}
+	entry = (pm_transport_entry_fn)dlsym(dl, PM_TRANSPORT_ENTRY_NAME);
+	if (!entry) {
+		fprintf(stderr, "tt_test: %s: no %s\n", path,
+			PM_TRANSPORT_ENTRY_NAME);
+		return 1;
+	}
+	ops = entry();
+	r = cmocka_run_group_tests_name("tcp transport", tests, NULL, NULL);
+	dlclose(dl);
+	return r;
+}
