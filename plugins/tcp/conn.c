@@ -347,6 +347,10 @@ int tt_call(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
 	r = tt_check_msg(req);
 	if (r)
 		return r;
+	/* The reader copies into rep from its own thread: check it now. */
+	if (rep && ((rep->msg_cap && !rep->msg) ||
+		    (rep->payload_cap && !rep->payload)))
+		return -EINVAL;
 	if (pm_now_ns() >= deadline_ns)
 		return -ETIMEDOUT;
 	pthread_cond_init(&me.cond, &c->t->condattr);
