@@ -127,6 +127,8 @@ void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
 	}
 	pthread_mutex_lock(llock_of(n, page));
 	s = n->lstate[page];
+	pm_dbg("page %llu: action %u from home, state %#x", (unsigned long long)page,
+	       rq->op, s);
 	if ((s & LS_MASK) == LS_INVALID) {
 		if (s & LF_FETCHING) {
 			d = malloc(sizeof(*d));
@@ -159,8 +161,11 @@ void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
 
 /* ---- home side -------------------------------------------------------- */
 
-/* Ask node `who` to act on page; its data, if any, lands in the store. */
-static void act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
+/*
+ * Ask node `who` to act on page; its data, if any, lands in the store.
+ * Returns whether `who` still holds a copy afterwards (a downgraded one).
+ */
+static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
 {
 	struct dir_entry *e = dir_of(n, page);
 	struct pm_proto_rep rp = { 0 };
@@ -169,12 +174,14 @@ static void act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
 	int r;
 
 	if (who == n->id) {
+		bool held;
+
 		pthread_mutex_lock(llock_of(n, page));
-		if ((n->lstate[page] & LS_MASK) != LS_INVALID &&
-		    apply_action(n, page, op, &rp, st))
+		held = (n->lstate[page] & LS_MASK) != LS_INVALID;
+		if (held && apply_action(n, page, op, &rp, st))
 			e->zero = 0;
 		pthread_mutex_unlock(llock_of(n, page));
-		return;
+		return held && op == PM_OP_DOWNGRADE;
 	}
 	struct pm_proto_req rq = {
 		.op = op, .from = (uint16_t)n->id, .page = page,
@@ -193,18 +200,20 @@ static void act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
 		       op == PM_OP_INVAL ? "invalidate" :
 		       op == PM_OP_RECALL ? "recall" : "downgrade",
 		       who, strerror(-r));
-		return;
+		return false;
 	}
 	if (rp.flags & PM_RP_DATA) {
 		if (plen != PM_PAGE_SIZE) {
 			pm_err("page %llu: node %d returned %u bytes, not a page",
 			       (unsigned long long)page, who, plen);
-			return;
+			return false;
 		}
 		memcpy(st, buf, PM_PAGE_SIZE);
 		STAT_ADD(n, pages_received, 1);
 		e->zero = 0;
 	}
+	/* NOT_HELD with data: answered from a grant it then dropped. */
+	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD);
 }
 
 /* Does t need actions by other nodes over the network? (dlock held) */
@@ -233,10 +242,15 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 	uint64_t me = 1ull << t->from;
 	bool had_copy;
 
+	pm_dbg("page %llu: home: op %u flags %#x from %d; dir state %u owner %u sharers %#llx",
+	       (unsigned long long)t->page, t->op, t->flags, t->from, e->state,
+	       e->owner, (unsigned long long)e->sharers);
+
 	if (t->op == PM_OP_READ) {
 		if (e->state == DIR_EXCL && e->owner != t->from) {
-			act_on(n, t->page, e->owner, PM_OP_DOWNGRADE);
-			e->sharers = 1ull << e->owner;
+			e->sharers = act_on(n, t->page, e->owner,
+					    PM_OP_DOWNGRADE) ?
+				     1ull << e->owner : 0;
 		} else if (e->state != DIR_SHARED) {
 			/* UNOWNED, or the owner itself lost its copy. */
 			e->sharers = 0;

@@ -2,6 +2,7 @@
 /* Leveled logging to stderr: one write() per line so lines of concurrent
  * threads and processes do not interleave. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,6 +11,23 @@
 
 int pm_log_level = PM_LOG_INFO;
 static char log_prefix[64] = "pagemesh";
+
+/* PM_LOG_LEVEL=debug (or 0-3) in the environment overrides -v. */
+__attribute__((constructor)) static void log_from_env(void)
+{
+	const char *e = getenv("PM_LOG_LEVEL");
+
+	if (!e)
+		return;
+	if (!strcmp(e, "debug"))
+		pm_log_level = PM_LOG_DEBUG;
+	else if (!strcmp(e, "info"))
+		pm_log_level = PM_LOG_INFO;
+	else if (!strcmp(e, "warn"))
+		pm_log_level = PM_LOG_WARN;
+	else if (!strcmp(e, "error"))
+		pm_log_level = PM_LOG_ERROR;
+}
 
 void pm_log_set_prefix(const char *prefix)
 {

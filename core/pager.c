@@ -195,7 +195,9 @@ static void answer_deferred(struct pm_node *n, struct deferred *d,
 		if (!got) {
 			rp.flags = PM_RP_NOT_HELD;
 		} else if (d->op != PM_OP_INVAL || (grant->flags & PM_RP_EXCL)) {
-			rp.flags = grant->flags & (PM_RP_DATA | PM_RP_ZERO);
+			/* The data, and that we keep no copy of it. */
+			rp.flags = (grant->flags & (PM_RP_DATA | PM_RP_ZERO)) |
+				   PM_RP_NOT_HELD;
 			pl = (grant->flags & PM_RP_DATA) ? data : NULL;
 		}
 		if (pl)
@@ -259,6 +261,9 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			}
 		}
 	}
+	pm_dbg("page %llu: grant op %u flags %#x r %d state %#x deferred %d -> %s",
+	       (unsigned long long)page, op, rp.flags, r, s, d != NULL,
+	       installed ? "installed" : "dropped");
 	n->lstate[page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
 	pthread_mutex_unlock(llock_of(n, page));
 	answer_deferred(n, d, &rp, buf, !r);
@@ -318,6 +323,9 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 	}
 	n->lstate[page] = (s & LS_MASK) | LF_FETCHING;
 	pthread_mutex_unlock(llock_of(n, page));
+	pm_dbg("page %llu: fault %#llx state %#x -> request op %u flags %#x",
+	       (unsigned long long)page, (unsigned long long)fflags, s, op,
+	       flags);
 
 	if (page_home(n, page) == n->id) {
 		int r = coh_local_fault(n, page, op, flags);

@@ -24,7 +24,8 @@ enum pm_op {
 #define PM_RP_DATA 0x01		/* payload carries the page */
 #define PM_RP_ZERO 0x02		/* the page was never written: all zero */
 #define PM_RP_EXCL 0x04		/* grant is exclusive (else shared) */
-#define PM_RP_NOT_HELD 0x08	/* action target held no copy */
+#define PM_RP_NOT_HELD 0x08	/* action target keeps no copy (with DATA:
+				 * answered from a grant it then dropped) */
 
 struct pm_proto_req {
 	uint8_t op;		/* enum pm_op */

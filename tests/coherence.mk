@@ -1,0 +1,10 @@
+# Multi-node coherence: coh_worker is one node running a workload through
+# the public API; coherence_test starts clusters of them (loopback, and
+# network namespaces joined by veth) and checks every node's verdict.
+$(B)/tests/coh_worker: tests/coh_worker.c $(LIB_A) include/pagemesh/pagemesh.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/coh_worker.c $(LIB_A) $(LDFLAGS) \
+		$(CORE_LIBS)
+
+TEST_BINS += $(B)/tests/coh_worker
