@@ -161,11 +161,15 @@ static int tt_redial_locked(struct pm_tconn *c, int64_t deadline_ns)
 		close(fd);
 	c->redialling = false;
 	pthread_cond_broadcast(&c->state_cv);
-	if (r == 0)
+	/* Every call redials a dead peer once: say so once per outage. */
+	if (r == 0) {
 		tt_log(c->t, PM_LOG_INFO, "reconnected to %s", c->peer);
-	else
-		tt_log(c->t, PM_LOG_WARN, "redial to %s failed: %s", c->peer,
-		       strerror(-r));
+		c->redial_failing = false;
+	} else if (r != -ESHUTDOWN) {
+		tt_log(c->t, c->redial_failing ? PM_LOG_DEBUG : PM_LOG_WARN,
+		       "redial to %s failed: %s", c->peer, strerror(-r));
+		c->redial_failing = true;
+	}
 	return r;
 }
 
@@ -482,7 +486,9 @@ int tt_connect(struct pm_tctx *t, const char *endpoint, int64_t deadline_ns,
 			close(c->fd);
 	}
 	if (r) {
-		tt_log(t, PM_LOG_WARN, "connect to %s: %s", c->peer,
+		/* The caller gets r and may retry at its pace (start-up
+		 * dials peers that are not up yet): no warning here. */
+		tt_log(t, PM_LOG_DEBUG, "connect to %s: %s", c->peer,
 		       strerror(-r));
 		goto err_efd;
 	}

@@ -111,6 +111,7 @@ struct pm_tconn {
 	uint64_t gen;			/* bumped by each redial */
 	bool broken;			/* fd is dead: next call redials */
 	bool redialling;
+	bool redial_failing;		/* its failure was logged */
 	bool shutdown;			/* disconnect() or fini() ran */
 	bool reader;			/* a caller is reading fd */
 	int users;			/* threads inside call() */
