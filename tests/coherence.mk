@@ -8,3 +8,13 @@ $(B)/tests/coh_worker: tests/coh_worker.c $(LIB_A) include/pagemesh/pagemesh.h
 		$(CORE_LIBS)
 
 TEST_BINS += $(B)/tests/coh_worker
+
+$(B)/tests/coherence_test: tests/coherence_test.c tests/cluster.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/coherence_test.c $(LDFLAGS) -lcmocka
+
+TEST_BINS += $(B)/tests/coherence_test
+TESTS += test-coherence
+test-coherence: $(B)/tests/coherence_test $(B)/tests/coh_worker plugins
+	$(RUN) 900 $(B)/tests/coherence_test

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test helper: write configs for an N-node cluster, start one process per
+ * node (optionally inside a network namespace), wait for all of them with
+ * a deadline (SIGCHLD, no polling sleeps), and kill what is left.
+ * Header-only; each test program includes it once.
+ */
+#ifndef PM_TEST_CLUSTER_H
+#define PM_TEST_CLUSTER_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CL_MAX 8
+
+struct cluster {
+	int n;
+	char dir[256];			/* temp dir with configs and logs */
+	char host[CL_MAX][64];		/* address each node listens on */
+	int port[CL_MAX];
+	char netns[CL_MAX][64];		/* "" = run in this namespace */
+	pid_t pid[CL_MAX];
+	int status[CL_MAX];		/* exit code, 128+sig, or -1 */
+	char extra[1024];		/* appended to every config */
+	const char *transport;		/* "tcp" (default) */
+	const char *node_transport[CL_MAX];	/* per node override */
+};
+
+static inline const char *cl_build(void)
+{
+	const char *b = getenv("PM_BUILD");
+
+	return b && *b ? b : "build";
+}
+
+/* A free loopback TCP port (bound and released: fine for tests). */
+static inline int cl_free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &l))
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* n nodes on loopback, memory as a config string ("64M"). */
+static inline int cl_init(struct cluster *c, int n)
+{
+	memset(c, 0, sizeof(*c));
+	c->n = n;
+	c->transport = "tcp";
+	snprintf(c->dir, sizeof(c->dir), "/tmp/pm-test-XXXXXX");
+	if (!mkdtemp(c->dir))
+		return -errno;
+	for (int i = 0; i < n; i++) {
+		snprintf(c->host[i], sizeof(c->host[i]), "127.0.0.1");
+		c->port[i] = cl_free_port();
+		if (c->port[i] < 0)
+			return -EADDRNOTAVAIL;
+		c->pid[i] = -1;
+	}
+	return 0;
+}
+
+static inline void cl_path(const struct cluster *c, int i, const char *ext,
+			   char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/node%d.%s", c->dir, i, ext);
+}
+
+static inline int cl_write_configs(struct cluster *c, const char *memory)
+{
+	char path[512];
+
+	for (int i = 0; i < c->n; i++) {
+		const char *tr = c->node_transport[i] ? c->node_transport[i]
+						      : c->transport;
+		FILE *f;
+
+		cl_path(c, i, "cfg", path, sizeof(path));
+		f = fopen(path, "w");
+		if (!f)
+			return -errno;
+		fprintf(f,
+			"node = { id = %d; };\n"
+			"cluster = { name = \"test\"; nodes = %d; memory = \"%s\"; startup_timeout_ms = 20000; };\n"
+			"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
+			"  %s = { listen = \"%s:%d\"; }; };\n"
+			"peers = (",
+			i, c->n, memory, tr, cl_build(), tr, c->host[i],
+			c->port[i]);
+		for (int j = 0, k = 0; j < c->n; j++) {
+			if (j == i)
+				continue;
+			/* Same wire format: a peer's endpoint is reachable
+			 * by this node's transport whatever it runs. */
+			fprintf(f, "%s\n  { id = %d; %s = \"%s:%d\"; }",
+				k++ ? "," : "", j, tr, c->host[j], c->port[j]);
+		}
+		fprintf(f, "\n);\npager = { threads = 2; };\n%s\n", c->extra);
+		fclose(f);
+	}
+	return 0;
+}
+
+/* Start node i: argv[0] is the program; "{cfg}" in argv is replaced. */
+static inline int cl_spawn(struct cluster *c, int i, char *const argv[])
+{
+	char cfg[512], out[512];
+	char *av[32];
+	int k = 0, fd;
+	pid_t pid;
+
+	cl_path(c, i, "cfg", cfg, sizeof(cfg));
+	cl_path(c, i, "log", out, sizeof(out));
+	if (c->netns[i][0]) {
+		av[k++] = (char *)"ip";
+		av[k++] = (char *)"netns";
+		av[k++] = (char *)"exec";
+		av[k++] = c->netns[i];
+	}
+	for (int j = 0; argv[j] && k < 31; j++)
+		av[k++] = strcmp(argv[j], "{cfg}") ? argv[j] : cfg;
+	av[k] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(av[0], av);
+		fprintf(stderr, "exec %s: %s\n", av[0], strerror(errno));
+		_exit(127);
+	}
+	c->pid[i] = pid;
+	c->status[i] = -1;
+	return 0;
+}
+
+static inline void cl_block_sigchld(void)
+{
+	sigset_t s;
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+}
+
+/* Wait until every started node exited or timeout_ms passed; then kill
+ * the rest. Returns how many were still running at the deadline. */
+static inline int cl_wait(struct cluster *c, int timeout_ms)
+{
+	struct timespec end, now, left;
+	sigset_t s;
+	int running, st, late = 0;
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += timeout_ms / 1000;
+	end.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		running = 0;
+		for (int i = 0; i < c->n; i++) {
+			if (c->pid[i] <= 0)
+				continue;
+			if (waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
+				c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
+						: 128 + WTERMSIG(st);
+				c->pid[i] = -1;
+			} else {
+				running++;
+			}
+		}
+		if (!running)
+			return late;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			break;
+		/* SIGCHLD is blocked: wait for the next child exit. */
+		sigtimedwait(&s, NULL, &left);
+	}
+	for (int i = 0; i < c->n; i++) {
+		if (c->pid[i] <= 0)
+			continue;
+		late++;
+		kill(c->pid[i], SIGKILL);
+		waitpid(c->pid[i], &st, 0);
+		c->status[i] = 128 + SIGKILL;
+		c->pid[i] = -1;
+	}
+	return late;
+}
+
+/* Print node i's log (on failure, so the reason is in the test output). */
+static inline void cl_dump(const struct cluster *c, int i, const char *grep)
+{
+	char path[512], line[1024];
+	FILE *f;
+
+	cl_path(c, i, "log", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (!grep || strstr(line, grep))
+			printf("    [node %d] %s", i, line);
+	fclose(f);
+}
+
+static inline void cl_cleanup(struct cluster *c)
+{
+	char cmd[600];
+
+	cl_wait(c, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+	if (system(cmd))
+		fprintf(stderr, "cleanup: %s failed\n", cmd);
+}
+
+#endif

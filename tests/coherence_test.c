@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Multi-node coherence, real processes: three coh_worker nodes per test
+ * on loopback, then the whole suite again with each node in its own
+ * network namespace joined through veth pairs to a bridge. Each node
+ * checks its own results (exact counters, kept bank totals, monotonic
+ * reads, verified stripes and random slots); a test passes when every
+ * node says so.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cluster.h"
+
+static void run_cluster(struct cluster *c, const char *workload,
+			const char *iters, int timeout_ms)
+{
+	char prog[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)workload,
+			 (char *)iters, NULL };
+	int late, bad = 0;
+
+	snprintf(prog, sizeof(prog), "%s/tests/coh_worker", cl_build());
+	assert_int_equal(cl_write_configs(c, "64M"), 0);
+	for (int i = 0; i < c->n; i++)
+		assert_int_equal(cl_spawn(c, i, argv), 0);
+	late = cl_wait(c, timeout_ms);
+	for (int i = 0; i < c->n; i++) {
+		if (c->status[i] != 0) {
+			printf("  node %d exited %d; its log:\n", i,
+			       c->status[i]);
+			cl_dump(c, i, NULL);
+			bad++;
+		} else {
+			cl_dump(c, i, ": ");	/* result and stats lines */
+		}
+	}
+	if (late)
+		printf("  %d node(s) still running after %d ms: killed\n",
+		       late, timeout_ms);
+	assert_int_equal(late, 0);
+	assert_int_equal(bad, 0);
+}
+
+static void loopback(const char *workload, const char *iters)
+{
+	struct cluster c;
+
+	assert_int_equal(cl_init(&c, 3), 0);
+	run_cluster(&c, workload, iters, 120000);
+	cl_cleanup(&c);
+}
+
+static void test_stripes(void **state)
+{
+	(void)state;
+	loopback("stripes", "1");
+}
+
+static void test_counter(void **state)
+{
+	(void)state;
+	loopback("counter", "5000");
+}
+
+static void test_bank(void **state)
+{
+	(void)state;
+	loopback("bank", "3000");
+}
+
+static void test_monotonic(void **state)
+{
+	(void)state;
+	loopback("monotonic", "3000");
+}
+
+static void test_random(void **state)
+{
+	(void)state;
+	loopback("random", "3000");
+}
+
+/* Mixed transports: same wire format, so a tcp node and io_uring-tcp
+ * nodes form one cluster. */
+static void test_mixed_transports(void **state)
+{
+	char so[512];
+	struct cluster c;
+
+	(void)state;
+	snprintf(so, sizeof(so), "%s/plugins/io_uring-tcp.so", cl_build());
+	if (access(so, F_OK)) {
+		printf("SKIP mixed transports: %s not built\n", so);
+		skip();
+	}
+	assert_int_equal(cl_init(&c, 3), 0);
+	c.node_transport[1] = "io_uring-tcp";
+	c.node_transport[2] = "io_uring-tcp";
+	run_cluster(&c, "all", "1500", 180000);
+	cl_cleanup(&c);
+}
+
+/* ---- network namespaces ------------------------------------------------- */
+
+static char ns_hub[32];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	if (r)
+		printf("  command failed (%d): %s\n", r, cmd);
+	return r;
+}
+
+static void netns_down(int n)
+{
+	char cmd[256];
+
+	for (int i = 0; i <= n && ns_hub[0]; i++) {
+		if (i < n)
+			snprintf(cmd, sizeof(cmd),
+				 "ip netns del %s-n%d 2>/dev/null", ns_hub, i);
+		else
+			snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null",
+				 ns_hub);
+		if (system(cmd) < 0)
+			printf("  cannot run: %s\n", cmd);
+	}
+}
+
+/* A hub namespace with a bridge; node i in namespace HUB-nI with address
+ * 10.213.7.(10+i)/24 on a veth whose peer is in the bridge. */
+static int netns_up(struct cluster *c)
+{
+	snprintf(ns_hub, sizeof(ns_hub), "pmt%d", (int)getpid());
+	if (sh("ip netns add %s && ip -n %s link add br0 type bridge && "
+	       "ip -n %s link set br0 up", ns_hub, ns_hub, ns_hub))
+		return -1;
+	for (int i = 0; i < c->n; i++) {
+		snprintf(c->netns[i], sizeof(c->netns[i]), "%s-n%d", ns_hub, i);
+		snprintf(c->host[i], sizeof(c->host[i]), "10.213.7.%d",
+			 10 + i);
+		c->port[i] = 7701;
+		if (sh("ip netns add %s && "
+		       "ip -n %s link add eth0 type veth peer name v%d netns %s && "
+		       "ip -n %s link set v%d master br0 up && "
+		       "ip -n %s addr add %s/24 dev eth0 && "
+		       "ip -n %s link set eth0 up && ip -n %s link set lo up",
+		       c->netns[i], c->netns[i], i, ns_hub, ns_hub, i,
+		       c->netns[i], c->host[i], c->netns[i], c->netns[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static void test_netns(void **state)
+{
+	struct cluster c;
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("SKIP netns: needs root to create network namespaces\n");
+		skip();
+	}
+	if (system("ip netns list >/dev/null 2>&1")) {
+		printf("SKIP netns: 'ip netns' does not work here\n");
+		skip();
+	}
+	assert_int_equal(cl_init(&c, 3), 0);
+	if (netns_up(&c)) {
+		netns_down(c.n);
+		cl_cleanup(&c);
+		fail_msg("could not create the namespaces");
+	}
+	run_cluster(&c, "all", "1500", 240000);
+	cl_cleanup(&c);
+	netns_down(c.n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stripes),
+		cmocka_unit_test(test_counter),
+		cmocka_unit_test(test_bank),
+		cmocka_unit_test(test_monotonic),
+		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_mixed_transports),
+		cmocka_unit_test(test_netns),
+	};
+
+	cl_block_sigchld();
+	return cmocka_run_group_tests_name("coherence", tests, NULL, NULL);
+}
