@@ -44,6 +44,7 @@ enum ut_ud {
 	UT_UD_NOP = 3,
 	UT_UD_ACCEPT = 4,
 	UT_UD_EVENT = 5,
+	UT_UD_CANCEL = 6,
 };
 #define UT_UD(kind, idx) ((uint64_t)(kind) | ((uint64_t)(idx) << 8))
 #define UT_UD_KIND(ud) ((unsigned)((ud) & 0xff))

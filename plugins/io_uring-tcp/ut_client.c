@@ -497,6 +497,12 @@ static void ut_reap(struct ut_conn *c)
 				err = err ? err : cqe->res;
 			}
 			break;
+		case UT_UD_CANCEL:
+			/* -EALREADY: it was running; try again on a later
+			 * round. -ENOENT: it had ended; it re-arms anyway. */
+			if (cqe->res < 0 && c->recv_armed)
+				c->recv_cancelling = false;
+			break;
 		default:
 			break;
 		}
@@ -545,7 +551,7 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 		sqe = io_uring_get_sqe(&c->ring);
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, UT_UD(UT_UD_RECV, 0), 0);
-			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_NOP, 0));
+			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_CANCEL, 0));
 			c->recv_cancelling = true;
 		}
 	}

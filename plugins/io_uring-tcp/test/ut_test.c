@@ -425,6 +425,54 @@ static void test_timeout_then_ok(void **st)
 	srv_stop(&s);
 }
 
+static void *one_call_thread(void *arg)
+{
+	struct cli *c = arg;
+
+	return (void *)(intptr_t)one_call(c, 11, 4, pm_now_ns() + 5 * SEC);
+}
+
+/*
+ * The receive runs its kernel work on the thread that armed it. That
+ * thread exits (the kernel cancels its requests) or idles while others
+ * call: the calls of the others still complete, every reply checked.
+ */
+static void test_receive_owner_changes(void **st)
+{
+	struct srv s;
+	struct cli c;
+	pthread_t th;
+	void *ret;
+	int i;
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
+				   "127.0.0.1:0", false), 0);
+	cli_start(&c, ut_path, "io_uring-tcp", s.ep);
+	for (i = 0; i < 3; i++) {
+		/* A short-lived thread arms the receive and exits. */
+		assert_int_equal(pthread_create(&th, NULL, one_call_thread, &c),
+				 0);
+		pthread_join(th, &ret);
+		assert_int_equal((int)(intptr_t)ret, 0);
+		/* This thread now calls with the owner gone. */
+		for (int k = 0; k < 50; k++)
+			assert_int_equal(one_call(&c, (uint8_t)k, 16,
+						  pm_now_ns() + 5 * SEC), 0);
+	}
+	/* This thread owns it and idles in pthread_join while 4 others
+	 * call. */
+	run_load(&c, 4, 200);
+	/* All on the first connection: no break and redial on the way. */
+	pthread_mutex_lock(&s.lock);
+	assert_int_equal(s.closes, 0);
+	pthread_mutex_unlock(&s.lock);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
 int main(void)
 {
 	const char *b = getenv("PM_BUILD");
@@ -436,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_bad_frame),
 		cmocka_unit_test(test_peer_restart),
 		cmocka_unit_test(test_timeout_then_ok),
+		cmocka_unit_test(test_receive_owner_changes),
 	};
 
 	pm_log_level = getenv("PM_VERBOSE") ? PM_LOG_DEBUG : PM_LOG_WARN;
