@@ -77,11 +77,25 @@ static void tt_fail_all_locked(struct pm_tconn *c, int status)
 		tt_complete_locked(c, c->calls, status);
 }
 
-/* No one reads: hand the reader role to a waiting caller. */
+/*
+ * No one reads: hand the reader role to a caller blocked waiting. Not to
+ * one still sending: its replies cannot be due yet, and while it sends,
+ * replies for the others would sit unread (with large messages the peer
+ * then stops reading our requests, and sender and peer wait on each
+ * other). A caller that finishes sending takes the role itself.
+ */
 static void tt_pass_reader_locked(struct pm_tconn *c)
 {
-	if (!c->reader && c->calls && !c->broken && !c->shutdown)
-		pthread_cond_signal(&c->calls->cond);
+	struct tt_call *call;
+
+	if (c->reader || c->broken || c->shutdown)
+		return;
+	for (call = c->calls; call; call = call->next) {
+		if (call->waiting) {
+			pthread_cond_signal(&call->cond);
+			return;
+		}
+	}
 }
 
 /*
@@ -367,6 +381,7 @@ again:
 		goto out;
 	me.id = c->next_id++;
 	me.done = false;
+	me.waiting = false;
 	me.status = 0;
 	tt_link(c, &me);
 	gen = c->gen;
@@ -431,8 +446,10 @@ again:
 			tt_read_locked(c, &me, gen, deadline_ns);
 			continue;
 		}
-		if (tt_wait_locked(&me.cond, &c->lock, deadline_ns) < 0 &&
-		    !me.done)
+		me.waiting = true;
+		r = tt_wait_locked(&me.cond, &c->lock, deadline_ns);
+		me.waiting = false;
+		if (r < 0 && !me.done)
 			tt_complete_locked(c, &me, -ETIMEDOUT);
 	}
 	if (reader) {
