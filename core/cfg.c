@@ -390,7 +390,7 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 				 strerror(errno ? errno : ENOENT));
 			return -ENOENT;
 		}
-		snprintf(err, errlen, "%s:%d: syntax error: %s",
+		snprintf(err, errlen, "%s:%d: cannot parse: %s",
 			 config_error_file(&c->lc) ? config_error_file(&c->lc)
 						   : path,
 			 config_error_line(&c->lc), config_error_text(&c->lc));

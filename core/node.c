@@ -434,8 +434,6 @@ static int hello(struct pm_node *n, int peer, char *why, size_t whylen)
 static int plan_peers(struct pm_node *n, char *err, size_t errlen, int *code)
 {
 	const struct cfg *c = &n->cfg;
-	char missing[256] = "";
-	size_t o = 0;
 
 	for (int i = 0; i < n->nodes; i++)
 		n->peers[i] = (struct peer){ .id = i, .tidx = -1 };
@@ -455,14 +453,28 @@ static int plan_peers(struct pm_node *n, char *err, size_t errlen, int *code)
 				    "%s: peers: node %d has no endpoint for a transport usable here (see --list-transports)",
 				    c->path, cp->id);
 	}
-	for (int i = 0; i < n->nodes; i++)
-		if (i != n->id && n->peers[i].tidx < 0 &&
-		    o < sizeof(missing) - 8)
+	return 0;
+}
+
+/* Without a coordinator, the static peer list must name every node. */
+static int check_peers(const struct cfg *c, char *err, size_t errlen,
+		       int *code)
+{
+	bool listed[CFG_MAX_NODES] = { false };
+	char missing[256] = "";
+	size_t o = 0;
+
+	if (c->n_coord_urls)
+		return 0;
+	for (int k = 0; k < c->n_peers; k++)
+		listed[c->peers[k].id] = true;
+	for (int i = 0; i < c->cluster_nodes; i++)
+		if (i != c->node_id && !listed[i] && o < sizeof(missing) - 8)
 			o += snprintf(missing + o, sizeof(missing) - o, " %d", i);
 	if (o)
 		return fail(err, errlen, PM_EXIT_CONFIG, code,
 			    "%s: cluster.nodes is %d but peers lists no endpoint for node(s)%s (and no coordinator is configured)",
-			    c->path, n->nodes, missing);
+			    c->path, c->cluster_nodes, missing);
 	return 0;
 }
 
@@ -651,7 +663,8 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 			*code = PM_EXIT_CONFIG;
 		goto out_free;
 	}
-	if (check_transports(&n->cfg, err, errlen, code))
+	if (check_transports(&n->cfg, err, errlen, code) ||
+	    check_peers(&n->cfg, err, errlen, code))
 		goto out_free;
 	n->id = n->cfg.node_id;
 	n->nodes = n->cfg.cluster_nodes;

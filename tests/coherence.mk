@@ -18,3 +18,14 @@ TEST_BINS += $(B)/tests/coherence_test
 TESTS += test-coherence
 test-coherence: $(B)/tests/coherence_test $(B)/tests/coh_worker plugins
 	$(RUN) 900 $(B)/tests/coherence_test
+
+$(B)/tests/config_test: tests/config_test.c tests/cluster.h $(LIB_A) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ tests/config_test.c $(LIB_A) \
+		$(LDFLAGS) $(CORE_LIBS) -lcmocka
+
+TEST_BINS += $(B)/tests/config_test
+TESTS += test-config
+test-config: $(B)/tests/config_test $(BIN)
+	$(RUN) 120 $(B)/tests/config_test
