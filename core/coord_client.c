@@ -254,7 +254,7 @@ int coord_ttl_ms(const struct coord *co)
 	return co->ttl_ms;
 }
 
-/* ---- embedded backend --------------------------------------------------- */
+/* ---- embedded backend ---------------------------------------------------- */
 
 /* Integer field of a JSON answer in [lo, hi]; -EPROTO otherwise. */
 static int answer_int(const cJSON *o, const char *key, double lo, double hi,
@@ -572,7 +572,7 @@ static void emb_leave(struct coord *co, int id)
 	coord_buf_free(&b);
 }
 
-/* ---- public API ------------------------------------------------------------ */
+/* ---- public API ---------------------------------------------------------- */
 
 int coord_open(const struct cfg *c, struct coord **out)
 {

@@ -110,7 +110,8 @@ int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
 		      size_t errlen)
 {
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+			     MHD_USE_INTERNAL_POLLING_THREAD |
+			     MHD_USE_ERROR_LOG;
 	struct sockaddr_storage ss, bound;
 	socklen_t sslen, blen = sizeof(bound);
 	const union MHD_DaemonInfo *info;

@@ -71,7 +71,7 @@ struct coord_req {
 	bool too_big;
 };
 
-/* ---- responses ---------------------------------------------------------- */
+/* ---- responses ----------------------------------------------------------- */
 
 static enum MHD_Result send_json(struct MHD_Connection *conn,
 				 unsigned int status, cJSON *obj,
@@ -126,7 +126,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
 	return send_json(conn, status, o, allow);
 }
 
-/* ---- validation ----------------------------------------------------------- */
+/* ---- validation ---------------------------------------------------------- */
 
 static bool valid_name(const char *s, size_t max)
 {
@@ -226,7 +226,7 @@ static cJSON *parse_body(struct MHD_Connection *conn, struct coord_req *rq,
 	return o;
 }
 
-/* ---- state (callers hold s->lock) ------------------------------------------ */
+/* ---- state (callers hold s->lock) ---------------------------------------- */
 
 static struct coord_cluster *find_cluster(struct coord_server *s,
 					  const char *name)
@@ -343,7 +343,7 @@ fail:
 	return NULL;
 }
 
-/* ---- handlers ---------------------------------------------------------- */
+/* ---- handlers ------------------------------------------------------------ */
 
 static enum MHD_Result post_cluster(struct coord_server *s,
 				    struct MHD_Connection *conn,
@@ -670,7 +670,8 @@ static enum MHD_Result post_endpoint(struct coord_server *s,
 		status = MHD_HTTP_CREATED;
 	}
 	nd->last_seen_ms = coord_now_ms();
-	if (status == MHD_HTTP_CREATED || memcmp(&nd->eps[i], &ep, sizeof(ep))) {
+	if (status == MHD_HTTP_CREATED ||
+	    memcmp(&nd->eps[i], &ep, sizeof(ep))) {
 		nd->eps[i] = ep;
 		bump(s, cl);
 		pm_info("cluster '%s': node %d %s endpoint %s", cl->name, id,
@@ -837,7 +838,7 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 	return out ? send_json(conn, MHD_HTTP_OK, out, NULL) : MHD_NO;
 }
 
-/* ---- dispatch ---------------------------------------------------------- */
+/* ---- dispatch ------------------------------------------------------------ */
 
 /* With a cluster key, a write must carry a fresh MAC of itself. */
 static bool signed_ok(struct coord_server *s, struct MHD_Connection *conn,
@@ -1137,7 +1138,7 @@ void coord_server_stop(struct coord_server *s)
 	free(s);
 }
 
-/* ---- `pagemesh coordinator` ------------------------------------------- */
+/* ---- `pagemesh coordinator` ---------------------------------------------- */
 
 static void coordinator_usage(FILE *f)
 {

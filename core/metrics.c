@@ -27,7 +27,7 @@ struct metrics {
 	void *arg;
 };
 
-/* ---- rendering ------------------------------------------------------------ */
+/* ---- rendering ----------------------------------------------------------- */
 
 struct sb {
 	char *p;
@@ -251,14 +251,17 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 
 		for (k = 0; k < sizeof(tf) / sizeof(tf[0]); k++) {
 			family(&b, tf[k].name, tf[k].type, tf[k].help);
-			for (i = 0; i < n; i++)
+			for (i = 0; i < n; i++) {
+				const uint64_t *v = (const uint64_t *)
+					((const char *)&x->transports[i] +
+					 tf[k].off);
+
 				sb_printf(&b, "%s{transport=\"%s\"} %llu\n",
 					  tf[k].name,
 					  esc(x->transports[i].name, e1,
 					      sizeof(e1)),
-					  (unsigned long long)*(const uint64_t *)
-					  ((const char *)&x->transports[i] +
-					   tf[k].off));
+					  (unsigned long long)*v);
+			}
 		}
 	}
 
@@ -317,7 +320,7 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 	return b.p;
 }
 
-/* ---- the HTTP endpoint ----------------------------------------------------- */
+/* ---- the HTTP endpoint --------------------------------------------------- */
 
 static enum MHD_Result plain(struct MHD_Connection *conn, unsigned int status,
 			     const char *msg, const char *allow)
@@ -440,7 +443,7 @@ void metrics_stop(struct metrics *m)
 	free(m);
 }
 
-/* ---- `pagemesh stats` ------------------------------------------------------ */
+/* ---- `pagemesh stats` ---------------------------------------------------- */
 
 #define STATS_MAX_NODES 16
 #define STATS_BODY_MAX (4 << 20)

@@ -16,7 +16,8 @@
 #include "coord_util.h"
 #include "log.h"
 
-#define TTL_MS 2000	/* etcd's shortest lease is about 2 s */
+/* etcd's shortest lease is about 2 s; the rest is margin for load. */
+#define TTL_MS 3000
 #define MAX_MEMBERS 3
 
 struct member {

@@ -101,7 +101,7 @@ static void near_(double a, double b, double eps, const char *what, int line)
 static struct metrics *srv;
 static char url[128];
 
-/* ---- a small parser of the text format -------------------------------- */
+/* ---- a small parser of the text format ----------------------------------- */
 
 #define MAX_SAMPLES 512
 #define MAX_FAMILIES 128
@@ -229,7 +229,7 @@ static void scrape(struct scrape *sc, struct pm_stats *st,
 	free(r);
 }
 
-/* ---- tests ---------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------- */
 
 static int setup(void **state)
 {
