@@ -5,6 +5,7 @@
  * on the wire, a peer that stops reading, replies racing drop(), many
  * connections. Real sockets on loopback; build/plugins/tcp.so via dlopen.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -752,6 +753,138 @@ static void test_many_connections(void **state)
 	srv_free(s);
 }
 
+/* Threads of this process, from /proc/self/task. */
+static int count_threads(void)
+{
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* One verified echo of mlen/plen seeded bytes on c; 0 or the error. */
+static int echo(struct pm_tconn *c, uint32_t mlen, uint32_t plen,
+		unsigned *seed)
+{
+	static __thread uint8_t q[PM_MSG_MAX], r[PM_MSG_MAX];
+	static __thread uint8_t qp[PM_PAYLOAD_MAX], rp[PM_PAYLOAD_MAX];
+	struct pm_msg req = { q, mlen, 0, qp, plen, 0 };
+	struct pm_msg rep = { r, 0, sizeof(r), rp, 0, sizeof(rp) };
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < mlen; i++)
+		q[i] = (uint8_t)rand_r(seed);
+	if (mlen)
+		q[0] = OP_ECHO;
+	for (i = 0; i < plen; i++)
+		qp[i] = (uint8_t)rand_r(seed);
+	ret = ops->call(c, &req, &rep, pm_now_ns() + 10 * SEC);
+	if (ret)
+		return ret;
+	if (rep.msg_len != mlen || rep.payload_len != plen)
+		return -EBADMSG;
+	for (i = 0; i < mlen; i++)
+		if (r[i] != q[mlen - 1 - i])
+			return -EBADMSG;
+	for (i = 0; i < plen; i++)
+		if (rp[i] != (qp[i] ^ 0x5a))
+			return -EBADMSG;
+	return 0;
+}
+
+/*
+ * The calling side has no threads of its own: a call sends and reads its
+ * reply on the caller's thread (no hand-off, DESIGN.md section 3). Only
+ * the listener runs threads (accept, one per incoming connection).
+ */
+static void test_caller_reads_itself(void **state)
+{
+	unsigned seed = 7;
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	struct srv *s;
+	int before, i;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	ch = host_new(NULL);
+	before = count_threads();
+	assert_int_equal(ops->init(&ch->h, &ct), 0);
+	assert_int_equal(ops->connect(ct, s->ep, pm_now_ns() + 5 * SEC, &c),
+			 0);
+	/* the listener's receive thread for it exists once a call went */
+	assert_int_equal(echo(c, 16, 4096, &seed), 0);
+	before++;
+	for (i = 0; i < 100; i++)
+		assert_int_equal(echo(c, 16, i % 2 ? 4096 : 0, &seed), 0);
+	assert_int_equal(count_threads(), before);
+	ops->fini(ct);
+	host_free(ch);
+	srv_free(s);
+}
+
+struct big {
+	struct pm_tconn *c;
+	unsigned seed;
+	int err;
+};
+
+static void *big_caller(void *arg)
+{
+	struct big *b = arg;
+	int i;
+
+	for (i = 0; i < 40 && !b->err; i++)
+		b->err = echo(b->c, PM_MSG_MAX, PM_PAYLOAD_MAX, &b->seed);
+	return NULL;
+}
+
+/*
+ * Several threads on one connection, every message of the largest size
+ * both ways: more bytes in flight than a default socket buffer, so the
+ * reader role must keep moving to whoever is waiting.
+ */
+static void test_concurrent_large(void **state)
+{
+	enum { T = 6 };
+	struct big b[T];
+	pthread_t th[T];
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	struct srv *s;
+	int i;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	ch = host_new(NULL);
+	assert_int_equal(ops->init(&ch->h, &ct), 0);
+	assert_int_equal(ops->connect(ct, s->ep, pm_now_ns() + 5 * SEC, &c),
+			 0);
+	for (i = 0; i < T; i++) {
+		b[i] = (struct big){ c, (unsigned)pm_now_ns() + i, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, big_caller,
+						&b[i]), 0);
+	}
+	for (i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		if (b[i].err)
+			fail_msg("thread %d: %s", i, strerror(-b[i].err));
+	}
+	assert_int_equal(s->requests, T * 40);
+	ops->fini(ct);
+	host_free(ch);
+	srv_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -761,6 +894,8 @@ int main(void)
 		cmocka_unit_test(test_slow_reader_dropped),
 		cmocka_unit_test(test_reply_races_drop),
 		cmocka_unit_test(test_many_connections),
+		cmocka_unit_test(test_caller_reads_itself),
+		cmocka_unit_test(test_concurrent_large),
 	};
 	const char *b = getenv("PM_BUILD");
 	char path[4096];
