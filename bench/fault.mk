@@ -1,0 +1,14 @@
+# Remote fault benchmark: pagemesh next to the naive one-handler-thread
+# design, measured in the same run (issue: pager).
+$(B)/bench/fault_bench: bench/fault_bench.c $(LIB_A) include/pagemesh/pagemesh.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+
+BENCH_BINS += $(B)/bench/fault_bench
+BENCHES += bench-fault
+
+bench-fault: $(B)/bench/fault_bench plugins
+	@for t in $(notdir $(basename $(filter-out %/rdma.so,$(PLUGIN_SOS)))); do \
+		$(RUN) 300 $(B)/bench/fault_bench -t $$t -o $(B)/bench || exit 1; \
+	done

@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Remote fault benchmark: what an application thread waits for when it
+ * touches a page whose data lives on another node, through pagemesh, next
+ * to the naive design measured in the same run: one handler thread that
+ * per fault sends a 16-byte request over loopback TCP to a server process,
+ * receives 4 KiB and does UFFDIO_COPY. Rounds of both alternate so the
+ * machine's noise hits both alike; only the ratios mean anything.
+ *
+ *   fault_bench [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]
+ *
+ * Cases: remote read fault (page written by its home, data travels) and
+ * remote write fault (ownership moves from the home's exclusive copy),
+ * with 1 and 2 faulting threads. Prints median and p99 per fault (as the
+ * faulting thread sees it) and faults/s (all threads, wall clock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pagemesh/pagemesh.h>
+
+#define PAGE 4096u
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct result {
+	uint64_t p50, p99;	/* ns */
+	double rate;		/* faults/s */
+};
+
+/* Samples of several rounds pooled, then one median and p99. */
+struct series {
+	uint64_t *ns;
+	size_t n, cap;
+	double rate_sum;
+	int rounds;
+};
+
+static void series_add(struct series *s, const uint64_t *ns, size_t n,
+		       double rate)
+{
+	if (s->n + n > s->cap) {
+		s->cap = (s->n + n) * 2;
+		s->ns = realloc(s->ns, s->cap * sizeof(*s->ns));
+		if (!s->ns) {
+			perror("realloc");
+			exit(1);
+		}
+	}
+	memcpy(s->ns + s->n, ns, n * sizeof(*ns));
+	s->n += n;
+	s->rate_sum += rate;
+	s->rounds++;
+}
+
+static struct result series_result(struct series *s)
+{
+	struct result r = { 0 };
+
+	if (!s->n)
+		return r;
+	qsort(s->ns, s->n, sizeof(*s->ns), cmp_u64);
+	r.p50 = s->ns[s->n / 2];
+	r.p99 = s->ns[(size_t)(s->n * 0.99)];
+	r.rate = s->rate_sum / s->rounds;
+	return r;
+}
+
+/* ---- the faulting side, shared by both designs --------------------------- */
+
+struct toucher {
+	pthread_t th;
+	volatile uint8_t *base;
+	size_t first, count;	/* pages */
+	bool write;
+	uint64_t *ns;
+	pthread_barrier_t *go;
+};
+
+static void *touch_pages(void *arg)
+{
+	struct toucher *t = arg;
+
+	pthread_barrier_wait(t->go);
+	for (size_t i = 0; i < t->count; i++) {
+		volatile uint8_t *p = t->base + (t->first + i) * PAGE + 64;
+		int64_t t0 = now_ns();
+
+		if (t->write)
+			*p = (uint8_t)i;
+		else
+			(void)*p;
+		t->ns[i] = (uint64_t)(now_ns() - t0);
+	}
+	return NULL;
+}
+
+/* Touch pages [first, first+count) from nthreads threads (split evenly). */
+static double run_touchers(volatile uint8_t *base, size_t first, size_t count,
+			   int nthreads, bool write, uint64_t *ns)
+{
+	struct toucher t[2];
+	pthread_barrier_t go;
+	int64_t t0;
+	size_t per = count / nthreads;
+
+	pthread_barrier_init(&go, NULL, nthreads + 1);
+	for (int i = 0; i < nthreads; i++) {
+		t[i] = (struct toucher){
+			.base = base, .first = first + i * per, .count = per,
+			.write = write, .ns = ns + i * per, .go = &go,
+		};
+		pthread_create(&t[i].th, NULL, touch_pages, &t[i]);
+	}
+	t0 = now_ns();
+	pthread_barrier_wait(&go);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(t[i].th, NULL);
+	pthread_barrier_destroy(&go);
+	return (double)(per * nthreads) * 1e9 / (double)(now_ns() - t0);
+}
+
+/* ---- naive baseline ---------------------------------------------------- */
+
+struct naive {
+	int sock;		/* to the page server */
+	int uffd, stop;
+	uint8_t *region;
+	size_t len;
+	pthread_t handler;
+	pid_t server;
+};
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t r = recv(fd, p, len, 0);
+
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static void naive_server(int lfd)
+{
+	uint8_t page[PAGE];
+	uint64_t req[2];
+	int one = 1, fd = accept(lfd, NULL, NULL);
+
+	if (fd < 0)
+		_exit(1);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while (read_full(fd, req, sizeof(req)) == 0) {
+		memset(page, (int)(req[0] & 0xff), sizeof(page));
+		if (send(fd, page, sizeof(page), 0) != (ssize_t)sizeof(page))
+			break;
+	}
+	_exit(0);
+}
+
+static void *naive_handler(void *arg)
+{
+	struct naive *nv = arg;
+	uint8_t page[PAGE] __attribute__((aligned(4096)));
+	struct pollfd pfd[2] = {
+		{ .fd = nv->uffd, .events = POLLIN },
+		{ .fd = nv->stop, .events = POLLIN },
+	};
+	struct uffd_msg msg;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 || pfd[1].revents)
+			break;
+		if (read(nv->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t addr = msg.arg.pagefault.address & ~(uint64_t)(PAGE - 1);
+		uint64_t req[2] = { (addr - (uintptr_t)nv->region) / PAGE, 0 };
+
+		if (send(nv->sock, req, sizeof(req), 0) != sizeof(req) ||
+		    read_full(nv->sock, page, sizeof(page)))
+			break;
+		struct uffdio_copy cp = {
+			.dst = addr, .src = (uintptr_t)page, .len = PAGE,
+		};
+		if (ioctl(nv->uffd, UFFDIO_COPY, &cp) && errno != EEXIST)
+			break;
+	}
+	return NULL;
+}
+
+static int naive_start(struct naive *nv, size_t len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct uffdio_api api = { .api = UFFD_API };
+	int lfd, one = 1;
+
+	memset(nv, 0, sizeof(*nv));
+	nv->len = len;
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &al))
+		return -1;
+	nv->server = fork();
+	if (!nv->server)
+		naive_server(lfd);
+	close(lfd);
+	nv->sock = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(nv->sock, (struct sockaddr *)&a, sizeof(a)))
+		return -1;
+	setsockopt(nv->sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	nv->region = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	madvise(nv->region, len, MADV_NOHUGEPAGE);
+	nv->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (nv->uffd < 0 || ioctl(nv->uffd, UFFDIO_API, &api))
+		return -1;
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)nv->region, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(nv->uffd, UFFDIO_REGISTER, &reg))
+		return -1;
+	nv->stop = eventfd(0, 0);
+	return pthread_create(&nv->handler, NULL, naive_handler, nv);
+}
+
+static void naive_stop(struct naive *nv)
+{
+	uint64_t one = 1;
+
+	if (write(nv->stop, &one, sizeof(one)) != sizeof(one))
+		perror("eventfd");
+	pthread_join(nv->handler, NULL);
+	close(nv->sock);
+	waitpid(nv->server, NULL, 0);
+	close(nv->uffd);
+	close(nv->stop);
+	munmap(nv->region, nv->len);
+}
+
+/* ---- pagemesh ------------------------------------------------------------ */
+
+static char cfgdir[128];
+
+static int write_cfg(int id, int port0, int port1, const char *tr,
+		     const char *mem, const char *build)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/node%d.cfg", cfgdir, id);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"node = { id = %d; };\n"
+		"cluster = { name = \"bench\"; nodes = 2; memory = \"%s\"; };\n"
+		"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
+		"  %s = { listen = \"127.0.0.1:%d\"; }; };\n"
+		"peers = ( { id = %d; %s = \"127.0.0.1:%d\"; } );\n"
+		"pager = { threads = 2; };\n",
+		id, mem, tr, build, tr, id ? port1 : port0, 1 - id, tr,
+		id ? port0 : port1);
+	fclose(f);
+	return 0;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p = -1;
+
+	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &l))
+		p = ntohs(a.sin_port);
+	close(fd);
+	return p;
+}
+
+/*
+ * Node 1 homes the upper half and writes every page of it before each
+ * round, so each of node 0's touches is a remote fault that carries data.
+ * The two nodes step through rounds with barriers.
+ */
+static void node1_main(const char *cfg, int rounds, size_t npages)
+{
+	char err[512];
+	struct pm_node *n = pm_node_start(cfg, err, sizeof(err));
+	uint8_t *mem;
+	size_t len;
+
+	if (!n) {
+		fprintf(stderr, "bench node 1: %s\n", err);
+		_exit(1);
+	}
+	mem = pm_node_region(n, &len);
+	for (int r = 0; r < rounds; r++) {
+		size_t base = len / PAGE / 2 + (size_t)r * npages;
+
+		for (size_t i = 0; i < npages; i++)
+			mem[(base + i) * PAGE] = (uint8_t)(i + 1);
+		pm_node_barrier(n, 60000);	/* written */
+		pm_node_barrier(n, 60000);	/* node 0 done */
+	}
+	pm_node_stop(n);
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *build = getenv("PM_BUILD") ? getenv("PM_BUILD") : "build";
+	const char *tr = "tcp", *outdir = NULL;
+	size_t nfaults = 2000;
+	int rounds = 4, c;
+
+	while ((c = getopt(argc, argv, "n:r:t:o:h")) != -1) {
+		switch (c) {
+		case 'n': nfaults = strtoul(optarg, NULL, 10); break;
+		case 'r': rounds = atoi(optarg); break;
+		case 't': tr = optarg; break;
+		case 'o': outdir = optarg; break;
+		default:
+			fprintf(stderr, "usage: fault_bench [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	nfaults &= ~(size_t)1;
+	if (nfaults < 2 || rounds < 1)
+		return 2;
+
+	/* Cases: read x {1,2} threads, write x {1,2} threads; each round
+	 * runs all four on fresh pages, naive first then pagemesh. */
+	const int ncase = 4;
+	const size_t per_round = nfaults * ncase;
+	const size_t half = per_round * (size_t)rounds;
+	char mem[32];
+
+	snprintf(mem, sizeof(mem), "%zuM",
+		 ((2 * half * PAGE) >> 20) + 4);
+	snprintf(cfgdir, sizeof(cfgdir), "/tmp/pm-bench-XXXXXX");
+	if (!mkdtemp(cfgdir))
+		return 1;
+	int p0 = free_port(), p1 = free_port();
+
+	if (write_cfg(0, p0, p1, tr, mem, build) ||
+	    write_cfg(1, p0, p1, tr, mem, build))
+		return 1;
+	char cfg0[256], cfg1[256], err[512];
+
+	snprintf(cfg0, sizeof(cfg0), "%s/node0.cfg", cfgdir);
+	snprintf(cfg1, sizeof(cfg1), "%s/node1.cfg", cfgdir);
+	pid_t n1 = fork();
+
+	if (!n1)
+		node1_main(cfg1, rounds, per_round);
+	struct pm_node *n = pm_node_start(cfg0, err, sizeof(err));
+
+	if (!n) {
+		fprintf(stderr, "fault_bench: %s\n", err);
+		kill(n1, SIGKILL);
+		return 1;
+	}
+	size_t len;
+	uint8_t *region = pm_node_region(n, &len);
+	uint64_t *ns = calloc(nfaults, sizeof(*ns));
+	struct series naive[4] = { 0 }, pm[4] = { 0 };
+	struct naive nv;
+
+	/* The naive handler only ever installs data, so its "write" is the
+	 * same fault as its read: it has no ownership to move. */
+	if (naive_start(&nv, per_round * (size_t)rounds * PAGE)) {
+		perror("naive baseline");
+		return 1;
+	}
+	for (int r = 0; r < rounds; r++) {
+		size_t base = len / PAGE / 2 + (size_t)r * per_round;
+
+		pm_node_barrier(n, 60000);	/* node 1 wrote its pages */
+		for (int k = 0; k < ncase; k++) {
+			int th = k % 2 ? 2 : 1;
+			bool wr = k >= 2;
+			double rate;
+
+			rate = run_touchers(nv.region,
+					    (size_t)r * per_round + k * nfaults,
+					    nfaults, th, wr, ns);
+			series_add(&naive[k], ns, nfaults, rate);
+			rate = run_touchers(region, base + k * nfaults, nfaults,
+					    th, wr, ns);
+			series_add(&pm[k], ns, nfaults, rate);
+		}
+		pm_node_barrier(n, 60000);
+	}
+	naive_stop(&nv);
+
+	struct pm_stats st;
+
+	pm_node_stats(n, &st);
+	const char *names[4] = { "read", "read", "write", "write" };
+	FILE *csv = NULL;
+
+	if (outdir) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/fault.csv", outdir);
+		csv = fopen(path, "w");
+		if (csv)
+			fprintf(csv, "case,threads,design,p50_us,p99_us,faults_per_s\n");
+	}
+	printf("\nremote faults over %s, loopback, %zu faults x %d rounds per row (median and p99 as the faulting thread sees them)\n",
+	       tr, nfaults, rounds);
+	printf("%-6s %7s | %-24s | %-24s | %-18s\n", "fault", "threads",
+	       "naive p50/p99 us  f/s", "pagemesh p50/p99 us  f/s",
+	       "pm/naive p50  f/s");
+	for (int k = 0; k < ncase; k++) {
+		struct result a = series_result(&naive[k]);
+		struct result b = series_result(&pm[k]);
+		int th = k % 2 ? 2 : 1;
+
+		printf("%-6s %7d | %6.1f %6.1f %9.0f | %6.1f %6.1f %9.0f | %6.2fx %8.2fx\n",
+		       names[k], th, a.p50 / 1e3, a.p99 / 1e3, a.rate,
+		       b.p50 / 1e3, b.p99 / 1e3, b.rate,
+		       (double)b.p50 / (double)a.p50, b.rate / a.rate);
+		if (csv) {
+			fprintf(csv, "%s,%d,naive,%.2f,%.2f,%.0f\n", names[k],
+				th, a.p50 / 1e3, a.p99 / 1e3, a.rate);
+			fprintf(csv, "%s,%d,pagemesh-%s,%.2f,%.2f,%.0f\n",
+				names[k], th, tr, b.p50 / 1e3, b.p99 / 1e3,
+				b.rate);
+		}
+	}
+	printf("node 0 counters: faults remote %" PRIu64 " zero %" PRIu64
+	       " wp %" PRIu64 ", pages received %" PRIu64 "\n",
+	       st.faults_remote, st.faults_zero, st.faults_wp,
+	       st.pages_received);
+	if (csv)
+		fclose(csv);
+	pm_node_stop(n);
+	waitpid(n1, NULL, 0);
+	char cmd[200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", cfgdir);
+	if (system(cmd))
+		fprintf(stderr, "fault_bench: could not remove %s\n", cfgdir);
+	return 0;
+}
