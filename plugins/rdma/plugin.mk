@@ -6,12 +6,13 @@ PKGS_rdma := libibverbs librdmacm
 # QEMU guest suite tests/guest/suites/rdma.sh runs them on soft-RoCE.
 RDMA_TEST_PKGS := libibverbs librdmacm cmocka
 ifeq ($(shell pkg-config --exists $(RDMA_TEST_PKGS) && echo y),y)
-$(B)/tests/rdma_test: plugins/rdma/tests/rdma_test.c \
-		include/pagemesh/transport.h plugins/common/frame.h
+$(B)/tests/rdma_test: plugins/rdma/tests/rdma_test.c plugins/rdma/rv_addr.c \
+		plugins/rdma/rv.h include/pagemesh/transport.h \
+		plugins/common/frame.h
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) \
-		$(shell pkg-config --libs $(RDMA_TEST_PKGS)) -ldl
+	$(Q)$(CC) $(CFLAGS) -Iplugins/common -o $@ $< plugins/rdma/rv_addr.c \
+		$(LDFLAGS) $(shell pkg-config --libs $(RDMA_TEST_PKGS)) -ldl
 
 TEST_BINS += $(B)/tests/rdma_test
 TESTS += test-rdma

@@ -16,8 +16,8 @@
  *     can connect is not yet authenticated), costs one work request per
  *     message, and the extra memcpy of at most 64 KiB is small next to the
  *     wire time. Buffers are registered once per connection (one MR).
- *   - Flow control: an outgoing connection has RV_NCALL call slots, each
- *     owning one send buffer; at most RV_NCALL requests are in flight, and
+ *   - Flow control: an outgoing connection has depth call slots, each
+ *     owning one send buffer; at most depth requests are in flight, and
  *     both sides post more receives than that. Late replies to timed-out
  *     calls may still overrun the receiver; the RNR retry count is
  *     "infinite" so that only delays the sender until buffers are reposted.
@@ -30,6 +30,17 @@
  *   - A peer that vanishes without a CM disconnect is found by a heartbeat:
  *     while calls wait, an empty SEND goes out every RV_HB_MS; the RC
  *     transport's retries fail it within about RV_ACK_TIMEOUT x retries.
+ *   - The CM tells the dialling side of a disconnect asynchronously, so a
+ *     call may still go into a link whose peer is gone. A request whose
+ *     SEND provably never completed (flushed or failed, never acknowledged
+ *     by the peer's HCA) is sent once more on a redialled link; one that
+ *     was acknowledged fails with -ECONNRESET, as it may have run. And the
+ *     listener calls on_close only after the peer's CM has answered our
+ *     disconnect (or RV_DISC_WAIT_MS), so a drop() is seen before the
+ *     peer's next call.
+ *   - Page payloads never touch the pager's userfaultfd region from the
+ *     NIC: they are copied from/to the bounce buffers, so nothing needs to
+ *     register (and pin) guest memory.
  */
 #ifndef PAGEMESH_RV_H
 #define PAGEMESH_RV_H
@@ -49,19 +60,28 @@
 #define RV_NAME "rdma"
 #define RV_VERSION "0.1.0"
 
-#define RV_NCALL 32u			/* calls in flight per connection */
-#define RV_NRECV (RV_NCALL + 8u)	/* receives posted per connection */
-#define RV_NSEND_IN (RV_NCALL + 16u)	/* reply buffers per incoming conn */
+/*
+ * Calls in flight per outgoing connection ("depth", config key of the same
+ * name). Each slot costs a registered buffer of RV_SLOT_STRIDE (68 KiB) on
+ * both sides, so memory grows with depth x peers; the dialling side tells
+ * the listener its depth in the CM private data (RV_PRIV_*), which sizes
+ * its receive queue to match.
+ */
+#define RV_DEPTH_DEFAULT 16u
+#define RV_DEPTH_MAX 255u		/* slot index lives in 8 bits of ids */
+#define RV_RECV_EXTRA 8u		/* receives beyond depth: pings, late */
+#define RV_SEND_EXTRA 16u		/* reply buffers beyond depth */
+#define RV_PRIV_MAGIC 0x504d5231u	/* "PMR1" */
 #define RV_MSG_BYTES (PM_FRAME_HDR_LEN + PM_MSG_MAX + PM_PAYLOAD_MAX)
 #define RV_SLOT_STRIDE ((RV_MSG_BYTES + 4095u) & ~4095u)
 
 #define RV_HB_MS 250			/* heartbeat while calls wait */
 #define RV_ACK_TIMEOUT 16		/* 4.096 us * 2^16 = 268 ms */
 #define RV_RETRY_COUNT 5		/* transport retries before an error */
-#define RV_RNR_RETRY 7			/* 7 = retry receiver-not-ready forever */
-#define RV_REPLY_WAIT_MS 1000		/* reply() waits this long for a buffer */
-#define RV_CM_STEP_MS 2000		/* cap for address and route resolution */
-#define RV_DISC_WAIT_MS 1000		/* wait for the peer's disconnect reply */
+#define RV_RNR_RETRY 7			/* 7 = retry RNR forever */
+#define RV_REPLY_WAIT_MS 1000		/* reply() waits for a buffer */
+#define RV_CM_STEP_MS 2000		/* address/route resolution cap */
+#define RV_DISC_WAIT_MS 1000		/* for the peer's CM answer */
 
 /*
  * rv_link_call's answer when the link broke and the request provably never
@@ -98,6 +118,7 @@ struct rv_slot {
 struct rv_link {
 	struct pm_tctx *t;
 	bool incoming;
+	uint32_t ncall;			/* outgoing: call slots (depth) */
 	uint64_t conn_id;		/* incoming: id handed to the core */
 	char peer[PM_ENDPOINT_MAX];	/* printable peer address */
 
@@ -122,10 +143,10 @@ struct rv_link {
 	bool exited;			/* thread has finished */
 	bool cm_gone;			/* CM saw the disconnect complete */
 	uint32_t seq;			/* request id generator */
-	struct rv_slot *slots;		/* outgoing: RV_NCALL */
+	struct rv_slot *slots;		/* outgoing: ncall */
 	uint32_t *free_send;		/* incoming: stack of free send bufs */
 	uint32_t nfree;
-	int inflight;			/* outgoing: calls waiting for replies */
+	int inflight;			/* outgoing: calls waiting */
 	bool ping_busy;
 	int64_t last_rx_ns;
 
@@ -149,6 +170,7 @@ struct pm_tconn {
 struct pm_tctx {
 	const struct pm_host *host;
 	char listen_cfg[PM_ENDPOINT_MAX];	/* "" when not configured */
+	uint32_t depth;				/* calls in flight per conn */
 	char endpoint[PM_ENDPOINT_MAX];
 	struct rdma_event_channel *cm_ch;	/* listener and all links */
 	struct rdma_cm_id *listen_id;
@@ -176,7 +198,7 @@ int rv_format_addr(const struct sockaddr *sa, uint16_t port, char *buf,
 
 /* rv_link.c */
 int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
-		   struct rv_link **out);
+		   uint32_t depth, struct rv_link **out);
 int rv_link_start(struct rv_link *l);
 void rv_link_close(struct rv_link *l, int err);
 void rv_link_cm_gone(struct rv_link *l);
@@ -186,7 +208,15 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 		 struct pm_msg *rep, int64_t deadline_ns);
 int rv_link_reply(struct rv_link *l, uint64_t req_id, int status,
 		  const struct pm_msg *rep);
-void rv_fill_conn_param(struct rdma_conn_param *p);
+/* Private data of a connect request: who we are and our depth. */
+struct rv_priv {
+	uint32_t magic;		/* RV_PRIV_MAGIC, little-endian */
+	uint8_t depth;
+	uint8_t rsvd[3];
+} __attribute__((packed));
+
+void rv_fill_conn_param(struct rdma_conn_param *p, struct rv_priv *priv,
+			uint32_t depth);
 
 /* Condition waits with CLOCK_MONOTONIC deadlines. */
 void rv_cond_init(pthread_cond_t *c);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* RDMA transport: one RC queue pair (a link) with its registered buffers,
  * its completion thread, and the call/reply matching that runs on it. */
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -54,9 +55,17 @@ static char *rv_send_buf(struct rv_link *l, uint32_t idx)
 	return l->buf + (size_t)(l->nrecv + idx) * RV_SLOT_STRIDE;
 }
 
-void rv_fill_conn_param(struct rdma_conn_param *p)
+void rv_fill_conn_param(struct rdma_conn_param *p, struct rv_priv *priv,
+			uint32_t depth)
 {
 	memset(p, 0, sizeof(*p));
+	if (priv) {
+		memset(priv, 0, sizeof(*priv));
+		priv->magic = htole32(RV_PRIV_MAGIC);
+		priv->depth = (uint8_t)depth;
+		p->private_data = priv;
+		p->private_data_len = sizeof(*priv);
+	}
 	p->responder_resources = 0;	/* no RDMA READ either way */
 	p->initiator_depth = 0;
 	p->retry_count = RV_RETRY_COUNT;
@@ -123,7 +132,7 @@ static void rv_link_close_locked(struct rv_link *l, int err)
 	l->closing = true;
 	l->err = err;
 	if (l->slots)
-		for (i = 0; i < RV_NCALL; i++)
+		for (i = 0; i < l->ncall; i++)
 			pthread_cond_broadcast(&l->slots[i].cond);
 	pthread_cond_broadcast(&l->free_cond);
 	rv_kick(l->evfd);
@@ -191,7 +200,8 @@ static int rv_reap_sends_locked(struct rv_link *l)
 			    wc[i].status != IBV_WC_WR_FLUSH_ERR && !l->closing)
 				rv_log(l->t, PM_LOG_WARN,
 				       "peer %s: send failed: %s; closing the connection",
-				       l->peer, ibv_wc_status_str(wc[i].status));
+				       l->peer,
+				       ibv_wc_status_str(wc[i].status));
 			if (wc[i].status != IBV_WC_SUCCESS)
 				rv_link_close_locked(l, -ECONNRESET);
 		}
@@ -213,7 +223,7 @@ static void rv_complete_call(struct rv_link *l, const struct pm_frame_hdr *h,
 	struct pm_msg *rep;
 	int st = h->status;
 
-	if (idx >= RV_NCALL) {
+	if (idx >= l->ncall) {
 		rv_log(l->t, PM_LOG_WARN,
 		       "peer %s: reply for request id %#llx that was never sent; dropped",
 		       l->peer, (unsigned long long)h->id);
@@ -392,7 +402,7 @@ static void rv_drain_sends(struct rv_link *l)
 		pthread_mutex_lock(&l->lock);
 		rv_reap_sends_locked(l);
 		busy = false;
-		for (i = 0; i < RV_NCALL; i++)
+		for (i = 0; i < l->ncall; i++)
 			busy |= l->slots[i].send_busy;
 		pthread_mutex_unlock(&l->lock);
 		if (!busy || pm_now_ns() >= dl)
@@ -518,7 +528,7 @@ static int rv_set_nonblock(int fd)
  * resolved, or a connect request). The id is not owned on failure.
  */
 int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
-		   struct rv_link **out)
+		   uint32_t depth, struct rv_link **out)
 {
 	struct ibv_qp_init_attr qa;
 	struct rv_link *l;
@@ -533,8 +543,9 @@ int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
 	l->id = id;
 	l->incoming = incoming;
 	l->evfd = -1;
-	l->nrecv = RV_NRECV;
-	l->nsend = incoming ? RV_NSEND_IN : RV_NCALL;
+	l->ncall = incoming ? 0 : depth;
+	l->nrecv = depth + RV_RECV_EXTRA;
+	l->nsend = incoming ? depth + RV_SEND_EXTRA : depth;
 	l->last_rx_ns = pm_now_ns();
 	pthread_mutex_init(&l->lock, NULL);
 	rv_cond_init(&l->free_cond);
@@ -601,12 +612,12 @@ int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
 			l->free_send[i] = l->nsend - 1 - i;
 		l->nfree = l->nsend;
 	} else {
-		l->slots = calloc(RV_NCALL, sizeof(*l->slots));
+		l->slots = calloc(l->ncall, sizeof(*l->slots));
 		if (!l->slots) {
 			err = -ENOMEM;
 			goto fail;
 		}
-		for (i = 0; i < RV_NCALL; i++)
+		for (i = 0; i < l->ncall; i++)
 			rv_cond_init(&l->slots[i].cond);
 	}
 
@@ -671,7 +682,7 @@ void rv_link_destroy(struct rv_link *l)
 	if (l->id)
 		rdma_destroy_id(l->id);
 	if (l->slots) {
-		for (i = 0; i < RV_NCALL; i++)
+		for (i = 0; i < l->ncall; i++)
 			pthread_cond_destroy(&l->slots[i].cond);
 		free(l->slots);
 	}
@@ -704,10 +715,10 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 			ret = rv_not_sent(l);
 			goto out_unlock;
 		}
-		for (i = 0; i < RV_NCALL; i++)
+		for (i = 0; i < l->ncall; i++)
 			if (!l->slots[i].used && !l->slots[i].send_busy)
 				break;
-		if (i < RV_NCALL)
+		if (i < l->ncall)
 			break;
 		if (rv_reap_sends_locked(l) > 0)
 			continue;

@@ -2,6 +2,7 @@
 /* RDMA transport plugin: the ops table, probe, the rdma_cm listener and its
  * event thread, and outgoing connections that redial a broken link. */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -134,6 +135,24 @@ static void rv_set_ack_timeout(struct rdma_cm_id *id)
 			sizeof(to));
 }
 
+/*
+ * The dialling peer's depth from its connect request, checked: a missing
+ * or foreign private data means our own depth.
+ */
+static uint32_t rv_peer_depth(struct pm_tctx *t,
+			      const struct rdma_cm_event *ev)
+{
+	const struct rdma_conn_param *cp = &ev->param.conn;
+	struct rv_priv pd;
+
+	if (!cp->private_data || cp->private_data_len < sizeof(pd))
+		return t->depth;
+	memcpy(&pd, cp->private_data, sizeof(pd));
+	if (le32toh(pd.magic) != RV_PRIV_MAGIC || pd.depth == 0)
+		return t->depth;
+	return pd.depth;
+}
+
 /* A peer dials us. Acks ev. */
 static void rv_accept(struct pm_tctx *t, struct rdma_cm_event *ev)
 {
@@ -153,7 +172,7 @@ static void rv_accept(struct pm_tctx *t, struct rdma_cm_event *ev)
 		goto reject;
 
 	rv_set_ack_timeout(id);
-	err = rv_link_create(t, id, true, &l);
+	err = rv_link_create(t, id, true, rv_peer_depth(t, ev), &l);
 	if (err)
 		goto reject;
 	snprintf(l->peer, sizeof(l->peer), "%s", peer);
@@ -172,7 +191,7 @@ static void rv_accept(struct pm_tctx *t, struct rdma_cm_event *ev)
 	t->in_links = l;
 	pthread_mutex_unlock(&t->lock);
 
-	rv_fill_conn_param(&cp);
+	rv_fill_conn_param(&cp, NULL, 0);
 	if (rdma_accept(id, &cp)) {
 		err = errno;
 		rv_log(t, PM_LOG_WARN, "peer %s: rdma_accept: %s", peer,
@@ -275,6 +294,7 @@ static int rv_init(const struct pm_host *host, struct pm_tctx **out)
 	struct sockaddr_storage ss;
 	struct pm_tctx *t;
 	const char *s;
+	int64_t v;
 	int err;
 
 	t = calloc(1, sizeof(*t));
@@ -298,6 +318,22 @@ static int rv_init(const struct pm_host *host, struct pm_tctx **out)
 		snprintf(t->listen_cfg, sizeof(t->listen_cfg), "%s", s);
 	} else if (err != -ENOENT) {
 		rv_log(t, PM_LOG_ERROR, "listen: must be a string \"IP:PORT\"");
+		err = -EINVAL;
+		goto fail;
+	}
+
+	t->depth = RV_DEPTH_DEFAULT;
+	err = host->cfg_int(host->ctx, "depth", &v);
+	if (err == 0 && (v < 1 || v > RV_DEPTH_MAX)) {
+		rv_log(t, PM_LOG_ERROR,
+		       "depth: %lld is out of range [1, %u] (calls in flight per connection)",
+		       (long long)v, RV_DEPTH_MAX);
+		err = -EINVAL;
+		goto fail;
+	} else if (err == 0) {
+		t->depth = (uint32_t)v;
+	} else if (err != -ENOENT) {
+		rv_log(t, PM_LOG_ERROR, "depth: must be an integer");
 		err = -EINVAL;
 		goto fail;
 	}
@@ -473,6 +509,7 @@ static int rv_dial(struct pm_tctx *t, const char *endpoint,
 	struct rdma_event_channel *ch;
 	struct sockaddr_storage dst;
 	struct rdma_conn_param cp;
+	struct rv_priv priv;
 	struct rdma_cm_id *id = NULL;
 	struct rv_link *l = NULL;
 	const char *step;
@@ -510,13 +547,13 @@ static int rv_dial(struct pm_tctx *t, const char *endpoint,
 	err = rv_wait_cm(ch, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline_ns, abort);
 	if (err)
 		goto out_log;
-	err = rv_link_create(t, id, false, &l);
+	err = rv_link_create(t, id, false, t->depth, &l);
 	if (err)
 		goto out_id;
 	snprintf(l->peer, sizeof(l->peer), "%s", endpoint);
 	id = NULL;	/* owned by l now */
 	step = "connecting";
-	rv_fill_conn_param(&cp);
+	rv_fill_conn_param(&cp, &priv, t->depth);
 	if (rdma_connect(l->id, &cp)) {
 		err = -errno;
 		goto out_log;
@@ -855,8 +892,10 @@ static void rv_fini(struct pm_tctx *t)
 
 	/* Incoming links: their threads run on_close as they exit. */
 	pthread_mutex_lock(&t->lock);
-	for (l = t->in_links; l; l = l->next)
+	for (l = t->in_links; l; l = l->next) {
 		rv_link_close(l, -ESHUTDOWN);
+		rv_link_cm_gone(l);	/* no CM thread to wait for now */
+	}
 	while ((l = t->in_links)) {
 		if (l->refs > 0) {
 			/* A reply() in progress: it returns within

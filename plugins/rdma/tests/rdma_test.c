@@ -33,11 +33,12 @@
 #include <pagemesh/transport.h>
 
 #include "../../common/frame.h"
+#include "../rv.h"	/* rv_parse_endpoint, rv_format_addr (rv_addr.c) */
 
 #define SEC 1000000000LL
 
 static const struct pm_transport_ops *ops;
-static char skip_why[256];
+static char skip_why[300];
 static const char *listen_ip = "127.0.0.1:0";
 static const char *listen_ip2;
 
@@ -46,6 +47,7 @@ static const char *listen_ip2;
 struct th {
 	struct pm_host host;
 	char listen[PM_ENDPOINT_MAX];
+	int64_t depth;		/* 0: not configured */
 	const char *who;
 };
 
@@ -76,10 +78,12 @@ static int th_cfg_string(void *ctx, const char *key, const char **out)
 
 static int th_cfg_int(void *ctx, const char *key, int64_t *out)
 {
-	(void)ctx;
-	(void)key;
-	(void)out;
-	return -ENOENT;
+	struct th *h = ctx;
+
+	if (strcmp(key, "depth") || !h->depth)
+		return -ENOENT;
+	*out = h->depth;
+	return 0;
 }
 
 static void th_init(struct th *h, const char *who, const char *listen)
@@ -859,6 +863,77 @@ static void test_silent_peer(void **state)
 	rdma_destroy_id(lid);
 }
 
+/* depth = 2: six concurrent callers share two slots, all verified. */
+static void test_small_depth(void **state)
+{
+	enum { NT = 6, NC = 20 };
+	struct worker w[NT];
+	pthread_t th[NT];
+	struct srv s;
+	struct cli c;
+	int i;
+
+	(void)state;
+	skip_if_no_device();
+	srv_start(&s, listen_ip);
+	th_init(&c.th, "client", NULL);
+	c.th.depth = 2;
+	assert_int_equal(ops->init(&c.th.host, &c.t), 0);
+	assert_int_equal(ops->connect(c.t, s.ep, pm_now_ns() + 10 * SEC,
+				      &c.c), 0);
+	for (i = 0; i < NT; i++) {
+		w[i] = (struct worker){ c.c, NC, 0, (unsigned)i + 3 };
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main,
+						&w[i]), 0);
+	}
+	for (i = 0; i < NT; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].failed, 0);
+	}
+	cli_stop(&c);
+	srv_stop(&s);
+
+	/* Out-of-range depth is a configuration error at init. */
+	th_init(&c.th, "client", NULL);
+	c.th.depth = 256;
+	assert_int_equal(ops->init(&c.th.host, &c.t), -EINVAL);
+}
+
+/* Endpoint strings: runs without a device. */
+static void test_endpoint_parse(void **state)
+{
+	static const char *good[] = { "10.0.0.1:0", "192.168.1.2:65535",
+				      "[fe80::1]:4791", "[::1]:1" };
+	static const char *bad[] = { "", ":", "10.0.0.1", "10.0.0.1:",
+				     "10.0.0.1:65536", "10.0.0.1:-1",
+				     "10.0.0.1:12a", "host.example:1",
+				     "fe80::1:80", "[fe80::1]80", "[::1]:",
+				     "[]:1", "1.2.3.4:123456" };
+	struct sockaddr_storage ss;
+	char buf[PM_ENDPOINT_MAX];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint16_t port;
+
+		assert_int_equal(rv_parse_endpoint(good[i], &ss), 0);
+		port = ntohs(ss.ss_family == AF_INET ?
+			     ((struct sockaddr_in *)&ss)->sin_port :
+			     ((struct sockaddr_in6 *)&ss)->sin6_port);
+		assert_int_equal(rv_format_addr((struct sockaddr *)&ss, port,
+						buf, sizeof(buf)), 0);
+		assert_string_equal(buf, good[i]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (rv_parse_endpoint(bad[i], &ss) != -EINVAL)
+			fail_msg("endpoint \"%s\" was accepted", bad[i]);
+	assert_int_equal(rv_parse_endpoint(NULL, &ss), -EINVAL);
+	assert_int_equal(rv_parse_endpoint("10.0.0.1:7", &ss), 0);
+	assert_int_equal(rv_format_addr((struct sockaddr *)&ss, 7, buf, 10),
+			 -ENOSPC);
+}
+
 static void test_probe_reason(void **state)
 {
 	char why[256] = "";
@@ -876,10 +951,12 @@ static void test_probe_reason(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_endpoint_parse),
 		cmocka_unit_test(test_probe_reason),
 		cmocka_unit_test(test_echo_sizes),
 		cmocka_unit_test(test_status_and_emsgsize),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_small_depth),
 		cmocka_unit_test(test_late_replies),
 		cmocka_unit_test(test_timeout_then_usable),
 		cmocka_unit_test(test_drop),
