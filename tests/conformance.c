@@ -1216,7 +1216,8 @@ static int run_workers(struct worker *w, struct pm_tconn *c, struct srv *s,
 	int i, ok = 0;
 
 	for (i = 0; i < NWORKERS; i++) {
-		w[i].c = c;
+		if (!w[i].c)	/* else the worker has its own connection */
+			w[i].c = c;
 		w[i].s = s;
 		w[i].cmd = cmd;
 		w[i].rng = seed ^ (0x1000 + i * 7919);
@@ -1257,6 +1258,45 @@ static void test_concurrent_calls(void **state)
 	assert_no_errors(eb);
 	assert_int_equal(ok, NWORKERS * 500);
 	assert_int_equal(f->s->reply_errs, 0);
+	fix_down(f);
+	free(w);
+	free(eb);
+}
+
+/* One connection per thread: on_request runs concurrently for several
+ * incoming connections. */
+static void test_concurrent_connections(void **state)
+{
+	struct worker *w;
+	struct errbox *eb;
+	struct fix *f;
+	int64_t t0;
+	int i, ok, r;
+
+	(void)state;
+	REQUIRE_USABLE();
+	w = calloc(NWORKERS, sizeof(*w));
+	eb = calloc(1, sizeof(*eb));
+	assert_non_null(w);
+	assert_non_null(eb);
+	eb_init(eb);
+	f = fix_up();
+	for (i = 0; i < NWORKERS; i++) {
+		r = ops->connect(f->ct, f->s->ep, ms_from_now(5000), &w[i].c);
+		if (r)
+			fail_msg("connect #%d: %s", i, strerror(-r));
+	}
+	t0 = pm_now_ns();
+	ok = run_workers(w, NULL, NULL, CMD_ECHO, 200, eb, 90000);
+	print_message("  %d connections x 200 calls: %d verified in %.0f ms\n",
+		      NWORKERS, ok, ms_since(t0));
+	assert_no_errors(eb);
+	assert_int_equal(ok, NWORKERS * 200);
+	assert_int_equal(srv_locked_int(f->s, count_conns, true, false),
+			 NWORKERS);
+	assert_int_equal(f->s->reply_errs, 0);
+	for (i = 0; i < NWORKERS; i++)
+		ops->disconnect(w[i].c);
 	fix_down(f);
 	free(w);
 	free(eb);
@@ -1435,6 +1475,12 @@ static void test_call_timeout(void **state)
 		assert_echo(f->c, &rng, 50, 4096);
 		assert_echo(f->c, &rng, 0, 0);
 	}
+	/* a deadline already gone: -ETIMEDOUT at once */
+	t0 = pm_now_ns();
+	r = cmd_call(f->c, CMD_STATUS, 0, NULL, t0 - 1000000);
+	assert_int_equal(r, -ETIMEDOUT);
+	assert_true(ms_since(t0) < 1000);
+	assert_echo(f->c, &rng, 8, 8);
 	fix_down(f);
 }
 
@@ -2194,6 +2240,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_reply_msg_too_big),
 		cmocka_unit_test(test_remote_status),
 		cmocka_unit_test(test_concurrent_calls),
+		cmocka_unit_test(test_concurrent_connections),
 		cmocka_unit_test(test_deferred_out_of_order),
 		cmocka_unit_test(test_call_timeout),
 		cmocka_unit_test(test_peer_gone_mid_call),
