@@ -713,6 +713,80 @@ static void test_cluster_key(void **state)
 	free(r);
 }
 
+/* Exit status of `pagemesh coordinator ARGS` that ends on its own. */
+static int run_cli(char *const args[])
+{
+	char bin[512], *argv[8];
+	int i, st;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/pagemesh", tu_build());
+	argv[0] = bin;
+	argv[1] = "coordinator";
+	for (i = 0; args[i] && i < 5; i++)
+		argv[i + 2] = args[i];
+	argv[i + 2] = NULL;
+	pid = tu_spawn(argv, NULL, "/dev/null");
+	assert_true(pid > 0);
+	st = tu_stop(pid, 0, 10000);	/* signal 0: just wait */
+	assert_true(st >= 0 && WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* -c FILE: listen and ttl_ms from the file; bad files are exit 78. */
+static void test_cli_config(void **state)
+{
+	char good[] = "/tmp/pm-coord-conf-XXXXXX";
+	char bad[] = "/tmp/pm-coord-conf-XXXXXX";
+	char bin[512], line[256], url[128];
+	char *argv[] = { bin, "coordinator", "-c", good, NULL };
+	char *a_bad[] = { "-c", bad, NULL };
+	char *a_none[] = { NULL };
+	char *a_help[] = { "--help", NULL };
+	char *a_ttl[] = { "--listen", "127.0.0.1:0", "--ttl-ms", "5", NULL };
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct coordproc cp = { 0 };
+	int fd, p;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(r);
+	fd = mkstemp(good);
+	assert_true(fd >= 0);
+	tu_track_file(good);
+	f = fdopen(fd, "w");
+	fprintf(f, "coordinator = { listen = \"127.0.0.1:0\"; "
+		"ttl_ms = 777; };\n");
+	fclose(f);
+	fd = mkstemp(bad);
+	assert_true(fd >= 0);
+	tu_track_file(bad);
+	f = fdopen(fd, "w");
+	fprintf(f, "coordinator = { listen = 7700; };\n");
+	fclose(f);
+
+	snprintf(bin, sizeof(bin), "%s/pagemesh", tu_build());
+	snprintf(cp.log, sizeof(cp.log), "/tmp/pm-coord-srv-%d-cfg.log",
+		 (int)getpid());
+	cp.pid = tu_spawn(argv, &fd, cp.log);
+	assert_true(cp.pid > 0);
+	assert_int_equal(tu_read_line(fd, line, sizeof(line), 10000), 0);
+	close(fd);
+	assert_int_equal(sscanf(line, "listening on http://127.0.0.1:%d", &p),
+			 1);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/endpoints", p);
+	assert_int_equal(tu_http("GET", url, NULL, 0, 0, r), 0);
+	assert_int_equal(r->status, 200);
+	assert_non_null(strstr(r->body, "\"ttl_ms\":777"));
+	assert_int_equal(stop_coordinator_on(&cp), 0);
+
+	assert_int_equal(run_cli(a_bad), 78);
+	assert_int_equal(run_cli(a_none), 2);
+	assert_int_equal(run_cli(a_help), 0);
+	assert_int_equal(run_cli(a_ttl), 2);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -727,6 +801,7 @@ int main(void)
 		cmocka_unit_test(test_wait_wakes),
 		cmocka_unit_test(test_failover_and_restart),
 		cmocka_unit_test(test_cluster_key),
+		cmocka_unit_test(test_cli_config),
 	};
 
 	return cmocka_run_group_tests_name("coord_server", tests, group_setup,
