@@ -136,12 +136,14 @@ static int check_plugin(struct pm_plugin *p)
 	int major;
 
 	if (stat(p->path, &st)) {
-		if (errno == ENOENT || errno == ENOTDIR) {
+		int e = errno;
+
+		if (e == ENOENT || e == ENOTDIR) {
 			set_why(p, "not found");
 			return -ENOENT;
 		}
-		set_why(p, "cannot access: %s", strerror(errno));
-		return -errno;
+		set_why(p, "cannot access: %s", strerror(e));
+		return -e;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		set_why(p, "rejected: not a regular file");
