@@ -130,7 +130,7 @@ test: deps
 	@$(MAKE) --no-print-directory check
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(B)/tests/demo_app
 	@PM_BUILD=$(B) tests/demo.sh
 
 bench: deps

@@ -29,3 +29,11 @@ TEST_BINS += $(B)/tests/config_test
 TESTS += test-config
 test-config: $(B)/tests/config_test $(BIN)
 	$(RUN) 120 $(B)/tests/config_test
+
+$(B)/tests/demo_app: tests/demo_app.c $(LIB_A) include/pagemesh/pagemesh.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/demo_app.c $(LIB_A) $(LDFLAGS) \
+		$(CORE_LIBS) -lm
+
+TEST_BINS += $(B)/tests/demo_app
