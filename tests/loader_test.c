@@ -93,6 +93,8 @@ struct bad_case {
 static const struct bad_case bad_cases[] = {
 	{ "no_entry", "rejected: no entry symbol pagemesh_transport_v1",
 	  -ENOEXEC },
+	{ "null_table", "rejected: pagemesh_transport_v1() returned no ops table",
+	  -EINVAL },
 	{ "bad_abi", "rejected: ABI major 2, core speaks 1", -EPROTO },
 	{ "v2_only", "rejected: built for ABI major 2", -EPROTO },
 	{ "small_table", "rejected: ops table of", -EINVAL },
