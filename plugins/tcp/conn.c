@@ -272,8 +272,9 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 		}
 		if (r < 0) {
 			tt_log(c->t, PM_LOG_ERROR,
-			       "bad frame from %s: header field %s is invalid; closing the connection",
-			       c->peer, bad);
+			       "bad frame from %s: header field %s is invalid (magic 0x%08x kind %u rsvd %u msg_len %u payload_len %u status %d); closing the connection",
+			       c->peer, bad, h.magic, h.kind, h.rsvd,
+			       h.msg_len, h.payload_len, h.status);
 			tt_break_locked(c, gen, -EPROTO, "bad frame");
 		}
 		if (!me->done && (c->broken || c->shutdown))

@@ -144,8 +144,10 @@ static void *tt_recv_thread(void *arg)
 		}
 		if (r < 0) {
 			tt_log(t, PM_LOG_ERROR,
-			       "bad frame from %s (connection %llu): header field %s is invalid; dropping the connection",
-			       sc->peer, (unsigned long long)sc->id, bad);
+			       "bad frame from %s (connection %llu): header field %s is invalid (magic 0x%08x kind %u rsvd %u msg_len %u payload_len %u status %d); dropping the connection",
+			       sc->peer, (unsigned long long)sc->id, bad,
+			       h.magic, h.kind, h.rsvd, h.msg_len,
+			       h.payload_len, h.status);
 			break;
 		}
 		/* No deadline: shutdown() by drop() or fini() ends the wait. */
