@@ -596,7 +596,7 @@ static void write_outputs(const char *outdir, FILE *out)
 	}
 	fprintf(csv, "transport,in_flight,threads,calls_per_s,p50_us,p99_us,"
 		"calls_per_s_vs_baseline,calls_per_s_vs_tcp,"
-		"lat1_p50_us,lat1_p99_us\n");
+		"lat1_p50_us,lat1_p99_us,max_us\n");
 	fprintf(names, "names = \"");
 
 	fprintf(out, "\n%-14s %9s %10s %9s %9s %8s %8s\n", "transport",
@@ -640,8 +640,9 @@ static void write_outputs(const char *outdir, FILE *out)
 				fprintf(f, "%.2f 1.0\n", t->lat[t->nlat - 1]);
 			fclose(f);
 		}
-		fprintf(csv, "%s,1,1,%.0f,%.2f,%.2f,,,%.2f,%.2f\n", t->name,
-			p50 > 0 ? 1e6 / p50 : 0, p50, p99, p50, p99);
+		fprintf(csv, "%s,1,1,%.0f,%.2f,%.2f,,,%.2f,%.2f,%.2f\n",
+			t->name, p50 > 0 ? 1e6 / p50 : 0, p50, p99, p50, p99,
+			t->nlat ? t->lat[t->nlat - 1] : 0);
 	}
 	fprintf(out, "  (latency rows: calls/s = 1/p50; ratios are p50 ratios, "
 		"lower is better)\n");
@@ -663,9 +664,10 @@ static void write_outputs(const char *outdir, FILE *out)
 			fprintf(out, "%-14s %9d %10.0f %9.1f %9.1f %8.2f %8s\n",
 				t->name, levels[li], m[i][li], p50, p99, rb,
 				tcp ? rts : "-");
-			fprintf(csv, "%s,%d,%d,%.0f,%.2f,%.2f,%.3f,%.3f,,\n",
+			fprintf(csv, "%s,%d,%d,%.0f,%.2f,%.2f,%.3f,%.3f,,,%.2f\n",
 				t->name, levels[li], levels[li], m[i][li], p50,
-				p99, rb, tcp ? rt : 0);
+				p99, rb, tcp ? rt : 0,
+				t->nlv[li] ? t->lv[li][t->nlv[li] - 1] : 0);
 		}
 	}
 	fprintf(out, "  (calls/s: median of rounds; threads = calls in "

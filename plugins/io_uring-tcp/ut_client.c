@@ -63,6 +63,8 @@ struct ut_conn {
 	unsigned owner_calls;		/* calls of the owner in progress */
 
 	bool driving;
+	bool drive_capped;		/* the driver wakes within BATCH_WAIT */
+	unsigned nqueued;		/* calls whose frame is queued or sent */
 	bool shutdown;
 	unsigned callers;
 	unsigned slot_waiters;
@@ -106,6 +108,17 @@ static pid_t ut_gettid(void)
  * calls on this connection for a while.
  */
 #define UT_OWNER_STALE_NS 1000000
+
+/*
+ * Under load a follower does not send its own frame: with at least
+ * UT_BATCH_MIN calls already on the wire a reply is due soon, and the
+ * driver sends everything queued meanwhile in one io_uring send together
+ * with its next wait. The driver then waits at most UT_BATCH_WAIT_NS
+ * before it flushes, so a queued frame is late by that much at worst
+ * (when every call on the wire is slow).
+ */
+#define UT_BATCH_MIN 4
+#define UT_BATCH_WAIT_NS 1000000
 
 /* --- follower list ------------------------------------------------------- */
 
@@ -177,6 +190,8 @@ static void ut_slot_done(struct ut_conn *c, uint32_t i, int status)
 {
 	struct ut_slot *s = &c->slots[i];
 
+	if (s->state == UT_S_WAIT && s->queued && c->nqueued)
+		c->nqueued--;
 	s->state = UT_S_DONE;
 	s->status = status;
 	if (s->listed && c->nwake < UT_MAX_SLOTS)
@@ -533,7 +548,8 @@ static void ut_start_send(struct ut_conn *c)
  * for completions, process them. Lock held on entry and return; released
  * while in the kernel.
  */
-static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
+static void ut_drive(struct ut_conn *c, struct ut_slot *me,
+		     int64_t deadline_ns)
 {
 	struct io_uring_getevents_arg arg;
 	struct __kernel_timespec ts;
@@ -583,6 +599,9 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 	left = deadline_ns - pm_now_ns();
 	if (left < 0)
 		left = 0;
+	c->drive_capped = c->nqueued > UT_BATCH_MIN;
+	if (c->drive_capped && left > UT_BATCH_WAIT_NS)
+		left = UT_BATCH_WAIT_NS;
 	ts.tv_sec = left / 1000000000;
 	ts.tv_nsec = left % 1000000000;
 	memset(&arg, 0, sizeof(arg));
@@ -597,9 +616,11 @@ static void ut_drive(struct ut_conn *c, int64_t deadline_ns)
 		ut_log(c->t, PM_LOG_WARN, "io_uring_enter for %s: %s", c->ep,
 		       strerror(-r));
 	ut_reap(c);
-	/* A resubmitted short send, or frames queued while we waited, must
-	 * not wait for the next driver. */
-	if (c->up) {
+	c->drive_capped = false;
+	/* Leaving the ring: a resubmitted short send, or frames queued
+	 * while we waited, must not wait for the next driver. Staying: the
+	 * next round's enter carries them. */
+	if (c->up && me->state != UT_S_WAIT) {
 		ut_submit_now(c);
 		ut_start_send(c);
 	}
@@ -688,6 +709,8 @@ static void ut_slot_put(struct ut_conn *c, uint32_t i)
 	struct ut_slot *s = &c->slots[i];
 
 	ut_wlist_del(c, i);
+	if (s->state == UT_S_WAIT && s->queued && c->nqueued)
+		c->nqueued--;
 	if (c->cur == i)
 		c->cur = UT_NIL;	/* a late reply is read and dropped */
 	s->state = UT_S_FREE;
@@ -790,12 +813,14 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 			if (r)
 				break;
 			s->queued = true;
+			c->nqueued++;
 		}
 		if (!c->driving) {
-			ut_drive(c, deadline_ns);
+			ut_drive(c, s, deadline_ns);
 			continue;
 		}
-		ut_follower_send(c);
+		if (!c->drive_capped || c->nqueued <= UT_BATCH_MIN)
+			ut_follower_send(c);
 sleep:
 		ut_wlist_add(c, i);
 		ut_ts_from_ns(&ts, deadline_ns);
