@@ -51,6 +51,20 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
+/* Lets coord_close() cut short a heartbeat stuck on a dead coordinator. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
+		       curl_off_t ut, curl_off_t un)
+{
+	struct coord *co = arg;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
+	       co->hb_started && pthread_equal(pthread_self(), co->hb);
+}
+
 static int curl_errno(CURLcode rc)
 {
 	switch (rc) {
@@ -151,6 +165,9 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, co);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	if (body || strcmp(method, "GET")) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
@@ -822,12 +839,15 @@ void coord_close(struct coord *co)
 	if (!co)
 		return;
 	pthread_mutex_lock(&co->lock);
-	co->stop = true;
+	__atomic_store_n(&co->stop, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&co->cond);
 	started = co->hb_started;
 	pthread_mutex_unlock(&co->lock);
 	if (started)
 		pthread_join(co->hb, NULL);
+	/* Leaving is a courtesy (the TTL would do it): do not wait long. */
+	if (co->request_ms > 2000)
+		co->request_ms = 2000;
 	if (co->registered) {
 		if (co->backend == COORD_ETCD)
 			coord_etcd_leave(co);
