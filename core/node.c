@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "coord.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 
 /* Transports this core knows by name even when their plugin is not built. */
@@ -66,6 +68,7 @@ static int hist_index(uint64_t ns)
 void stats_record_fault(struct pm_node *n, uint64_t ns)
 {
 	STAT_ADD(n, hist[hist_index(ns)], 1);
+	STAT_ADD(n, fault_sum_ns, ns);
 }
 
 static uint64_t hist_percentile(const uint64_t *h, double pct)
@@ -123,6 +126,64 @@ int pm_node_stats(struct pm_node *n, struct pm_stats *o)
 	return 0;
 }
 
+static const char *const op_names[PM_OP_MAX] = {
+	[PM_OP_HELLO] = "hello", [PM_OP_READ] = "read",
+	[PM_OP_WRITE] = "write", [PM_OP_INVAL] = "invalidate",
+	[PM_OP_RECALL] = "recall", [PM_OP_DOWNGRADE] = "downgrade",
+	[PM_OP_BARRIER] = "barrier",
+};
+
+/* One /metrics scrape: pm_stats plus per-transport, per-peer and
+ * per-message counters. */
+static int metrics_fill(void *arg, struct pm_stats *st,
+			struct metrics_extra *x)
+{
+	struct pm_node *n = arg;
+
+	pm_node_stats(n, st);
+	x->node_id = n->id;
+	snprintf(x->cluster, sizeof(x->cluster), "%s", n->cfg.cluster_name);
+	x->region_bytes = n->len;
+	x->fault_sum_ns = LOAD(fault_sum_ns);
+	for (int t = 0; t < n->nplugins; t++) {
+		struct metrics_transport *mt;
+
+		if (!n->plugins[t].usable)
+			continue;
+		mt = &x->transports[x->n_transports++];
+		snprintf(mt->name, sizeof(mt->name), "%s",
+			 n->plugins[t].name);
+		mt->bytes_sent = LOAD(tr[t].bytes_sent);
+		mt->bytes_received = LOAD(tr[t].bytes_received);
+		mt->messages_sent = LOAD(tr[t].msgs_sent);
+		mt->messages_received = LOAD(tr[t].msgs_received);
+		mt->errors = LOAD(tr[t].errors);
+	}
+	for (int i = 0; i < n->nodes && x->n_peers < METRICS_MAX_PEERS; i++) {
+		struct metrics_peer *mp;
+
+		if (i == n->id)
+			continue;
+		mp = &x->peers[x->n_peers++];
+		mp->node_id = i;
+		mp->up = n->peers[i].conn != NULL;
+		if (n->peers[i].tidx >= 0)
+			snprintf(mp->transport, sizeof(mp->transport), "%s",
+				 n->plugins[n->peers[i].tidx].name);
+		mp->bytes_sent = LOAD(peer[i].bytes_sent);
+		mp->bytes_received = LOAD(peer[i].bytes_received);
+	}
+	for (int op = PM_OP_HELLO; op < PM_OP_MAX &&
+				   x->n_msgs < METRICS_MAX_MSG_TYPES; op++) {
+		struct metrics_msg *mm = &x->msgs[x->n_msgs++];
+
+		snprintf(mm->type, sizeof(mm->type), "%s", op_names[op]);
+		mm->sent = LOAD(op_sent[op]);
+		mm->received = LOAD(op_received[op]);
+	}
+	return 0;
+}
+
 /* ---- messages ----------------------------------------------------------- */
 
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
@@ -147,9 +208,19 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	ret = pl->ops->call(p->conn, &m, &r,
 			    pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
 	STAT_ADD(n, bytes_sent, sizeof(req));
-	if (ret)
+	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req));
+	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);
+	STAT_ADD(n, peer[peer].bytes_sent, sizeof(req));
+	if (req.op < PM_OP_MAX)
+		STAT_ADD(n, op_sent[req.op], 1);
+	if (ret) {
+		STAT_ADD(n, tr[p->tidx].errors, 1);
 		return ret;
+	}
 	STAT_ADD(n, bytes_received, r.msg_len + r.payload_len);
+	STAT_ADD(n, tr[p->tidx].bytes_received, r.msg_len + r.payload_len);
+	STAT_ADD(n, tr[p->tidx].msgs_received, 1);
+	STAT_ADD(n, peer[peer].bytes_received, r.msg_len + r.payload_len);
 	if (r.msg_len != sizeof(*rp)) {
 		pm_err("node %d: reply of %u bytes, expected %zu", peer,
 		       r.msg_len, sizeof(*rp));
@@ -172,12 +243,16 @@ int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,
 	int r;
 
 	r = pl->ops->reply(pl->ctx, conn_id, req_id, status, &m);
-	if (r)
+	if (r) {
 		pm_dbg("reply on %s connection %llu: %s", pl->name,
 		       (unsigned long long)conn_id, strerror(-r));
-	else
-		STAT_ADD(n, bytes_sent, m.msg_len + payload_len);
-	return r;
+		STAT_ADD(n, tr[tidx].errors, 1);
+		return r;
+	}
+	STAT_ADD(n, bytes_sent, m.msg_len + payload_len);
+	STAT_ADD(n, tr[tidx].bytes_sent, m.msg_len + payload_len);
+	STAT_ADD(n, tr[tidx].msgs_sent, 1);
+	return 0;
 }
 
 static void reply_status(struct pm_node *n, int tidx,
@@ -352,6 +427,9 @@ static void on_request(void *arg, const struct pm_request *req)
 		return;
 	}
 	memcpy(&rq, req->msg, sizeof(rq));
+	STAT_ADD(n, tr[lc->tidx].bytes_received,
+		 req->msg_len + req->payload_len);
+	STAT_ADD(n, tr[lc->tidx].msgs_received, 1);
 	if (rq.op < PM_OP_HELLO || rq.op >= PM_OP_MAX)
 		bad = "op";
 	else if (rq.from >= n->nodes || rq.from == n->id)
@@ -368,6 +446,9 @@ static void on_request(void *arg, const struct pm_request *req)
 		reply_status(n, lc->tidx, req, -EPROTO);
 		return;
 	}
+	STAT_ADD(n, op_received[rq.op], 1);
+	STAT_ADD(n, peer[rq.from].bytes_received,
+		 req->msg_len + req->payload_len);
 	switch (rq.op) {
 	case PM_OP_HELLO:
 		hello_request(n, lc->tidx, req, &rq);
@@ -456,16 +537,14 @@ static int plan_peers(struct pm_node *n, char *err, size_t errlen, int *code)
 	return 0;
 }
 
-/* Without a coordinator, the static peer list must name every node. */
-static int check_peers(const struct cfg *c, char *err, size_t errlen,
+/* The peer list (static, or from the coordinator) must name every node. */
+static int peers_cover(const struct cfg *c, char *err, size_t errlen,
 		       int *code)
 {
 	bool listed[CFG_MAX_NODES] = { false };
 	char missing[256] = "";
 	size_t o = 0;
 
-	if (c->n_coord_urls)
-		return 0;
 	for (int k = 0; k < c->n_peers; k++)
 		listed[c->peers[k].id] = true;
 	for (int i = 0; i < c->cluster_nodes; i++)
@@ -473,9 +552,28 @@ static int check_peers(const struct cfg *c, char *err, size_t errlen,
 			o += snprintf(missing + o, sizeof(missing) - o, " %d", i);
 	if (o)
 		return fail(err, errlen, PM_EXIT_CONFIG, code,
-			    "%s: cluster.nodes is %d but peers lists no endpoint for node(s)%s (and no coordinator is configured)",
-			    c->path, c->cluster_nodes, missing);
+			    "%s: cluster.nodes is %d but %s for node(s)%s",
+			    c->path, c->cluster_nodes,
+			    c->n_coord_urls ? "the coordinator has no endpoint"
+					    : "peers lists no endpoint (and no coordinator is configured)",
+			    missing);
 	return 0;
+}
+
+static int check_peers(const struct cfg *c, char *err, size_t errlen,
+		       int *code)
+{
+	return c->n_coord_urls ? 0 : peers_cover(c, err, errlen, code);
+}
+
+static int check_peers_all(struct pm_node *n, char *err, size_t errlen,
+			   int *code)
+{
+	int r = peers_cover(&n->cfg, err, errlen, code);
+
+	if (r && code)
+		*code = PM_EXIT_RUNTIME;
+	return r;
 }
 
 static int connect_peers(struct pm_node *n, char *err, size_t errlen,
@@ -540,6 +638,67 @@ static int connect_peers(struct pm_node *n, char *err, size_t errlen,
 	return fail(err, errlen, PM_EXIT_RUNTIME, code,
 		    "start-up timed out after %d ms waiting for %d node(s): %s",
 		    n->cfg.startup_timeout_ms, left, msg);
+}
+
+/*
+ * Publish our endpoints, wait until every node of the cluster is there,
+ * and take the members as the peer list.
+ */
+static int join_coordinator(struct pm_node *n, char *err, size_t errlen,
+			    int *code)
+{
+	struct coord_member self = { .node_id = n->id };
+	struct coord_member *m;
+	uint64_t version;
+	int r, cnt = 0;
+
+	r = coord_open(&n->cfg, &n->coord);
+	if (r)
+		return fail(err, errlen, PM_EXIT_RUNTIME, code,
+			    "coordinator %s: %s (see the log above)",
+			    n->cfg.coord_urls[0], strerror(-r));
+	for (int t = 0; t < n->nplugins; t++) {
+		struct pm_plugin *p = &n->plugins[t];
+
+		if (!p->usable)
+			continue;
+		snprintf(self.eps[self.n_eps].transport,
+			 sizeof(self.eps[0].transport), "%s", p->name);
+		if (p->ops->endpoint(p->ctx, self.eps[self.n_eps].endpoint,
+				     PM_ENDPOINT_MAX))
+			continue;
+		self.n_eps++;
+	}
+	r = coord_register(n->coord, &self);
+	if (r)
+		return fail(err, errlen, PM_EXIT_RUNTIME, code,
+			    "registering with the coordinator %s: %s",
+			    n->cfg.coord_urls[0], strerror(-r));
+	m = calloc(CFG_MAX_NODES, sizeof(*m));
+	if (!m)
+		return fail(err, errlen, PM_EXIT_RUNTIME, code,
+			    "out of memory");
+	r = coord_wait_members(n->coord, n->nodes,
+			       n->cfg.startup_timeout_ms, m, CFG_MAX_NODES,
+			       &cnt, &version);
+	if (r) {
+		char seen[256] = "";
+		size_t o = 0;
+
+		for (int i = 0; i < cnt && o < sizeof(seen) - 8; i++)
+			o += snprintf(seen + o, sizeof(seen) - o, " %d",
+				      m[i].node_id);
+		free(m);
+		return fail(err, errlen, PM_EXIT_RUNTIME, code,
+			    "start-up: %d of %d nodes registered with the coordinator after %d ms (seen:%s): %s",
+			    cnt, n->nodes, n->cfg.startup_timeout_ms,
+			    o ? seen : " none", strerror(-r));
+	}
+	coord_fill_peers(&n->cfg, m, cnt);
+	free(m);
+	pm_info("coordinator: %d nodes registered (membership version %llu)",
+		cnt, (unsigned long long)version);
+	return check_peers_all(n, err, errlen, code);
 }
 
 static bool transport_known(const struct cfg *c, const char *name)
@@ -624,6 +783,12 @@ static struct pm_node *node_alloc(void)
 
 static void node_free(struct pm_node *n)
 {
+	if (n->metrics)
+		metrics_stop(n->metrics);
+	n->metrics = NULL;
+	if (n->coord)
+		coord_close(n->coord);
+	n->coord = NULL;
 	pager_stop(n);
 	for (int i = 0; i < n->nodes; i++) {
 		struct peer *p = &n->peers[i];
@@ -719,6 +884,8 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 		     config_path, config_path);
 		goto out_free;
 	}
+	if (n->cfg.n_coord_urls && join_coordinator(n, err, errlen, code))
+		goto out_free;
 	if (plan_peers(n, err, errlen, code))
 		goto out_free;
 	r = coh_workers_start(n);
@@ -737,6 +904,16 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 		     "start-up barrier: %s (are all %d nodes running?)",
 		     strerror(-r), n->nodes);
 		goto out_free;
+	}
+	if (n->cfg.metrics_listen[0]) {
+		n->metrics = metrics_start(n->cfg.metrics_listen, metrics_fill,
+					   n, err, errlen);
+		if (!n->metrics) {
+			if (code)
+				*code = PM_EXIT_RUNTIME;
+			goto out_free;
+		}
+		pm_info("metrics at http://%s/metrics", n->cfg.metrics_listen);
 	}
 	pm_info("node %d of %d up: region %llu bytes, pages %llu..%llu homed here",
 		n->id, n->nodes, (unsigned long long)n->len,

@@ -90,7 +90,17 @@ struct node_stats {
 	uint64_t inval_sent, inval_received, downgrades_received;
 	uint64_t requests_served, bytes_sent, bytes_received;
 	uint64_t poisoned, peer_failures;
+	uint64_t fault_sum_ns;
 	uint64_t hist[PM_HIST_BUCKETS];
+	/* for /metrics */
+	struct {
+		uint64_t bytes_sent, bytes_received;
+		uint64_t msgs_sent, msgs_received, errors;
+	} tr[CFG_MAX_TRANSPORTS];
+	struct {
+		uint64_t bytes_sent, bytes_received;
+	} peer[CFG_MAX_NODES];
+	uint64_t op_sent[PM_OP_MAX], op_received[PM_OP_MAX];
 };
 
 struct pm_node {
@@ -150,6 +160,9 @@ struct pm_node {
 	} bar_waiters[CFG_MAX_NODES];	/* by node id */
 
 	struct node_stats st;
+
+	struct coord *coord;		/* NULL: static peers */
+	struct metrics *metrics;	/* NULL: metrics.listen unset */
 };
 
 #define STAT_ADD(n, field, v) \
