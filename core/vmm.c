@@ -24,13 +24,6 @@
 #include "log.h"
 #include "vmm.h"
 
-/* Until the node is part of every build the VMM can run on plain memory. */
-#pragma weak pm_node_start_ex
-#pragma weak pm_node_region
-#pragma weak pm_node_stats
-#pragma weak pm_node_stop
-#pragma weak pm_node_id
-
 #define DEFAULT_MEM (256ull << 20)
 #define DEFAULT_CMDLINE \
 	"console=ttyS0 reboot=k panic=-1 nokaslr i8042.noaux"
@@ -85,7 +78,7 @@ static int mem_open(struct vm_mem *m, const char *config, uint64_t want,
 		    int *code, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
-	if (config && pm_node_start_ex) {
+	if (config) {
 		m->node = pm_node_start_ex(config, err, errlen, code);
 		if (!m->node)
 			return -EINVAL;
@@ -101,8 +94,6 @@ static int mem_open(struct vm_mem *m, const char *config, uint64_t want,
 		}
 		return 0;
 	}
-	if (config)
-		pm_warn("vm: this build has no pagemesh node: guest RAM is local memory");
 	m->base = mmap(NULL, want, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->base == MAP_FAILED) {
@@ -784,7 +775,7 @@ static void print_summary(struct vmm *vm, struct vm_mem *m, int status)
 		io += vm->vcpu[i].io_exits;
 		mmio += vm->vcpu[i].mmio_exits;
 	}
-	if (m->node && pm_node_stats && !pm_node_stats(m->node, &st))
+	if (m->node && !pm_node_stats(m->node, &st))
 		snprintf(extra, sizeof(extra),
 			 " node=%d faults_total=%llu faults_zero=%llu faults_local=%llu faults_remote=%llu pages_received=%llu pages_sent=%llu",
 			 pm_node_id(m->node),
