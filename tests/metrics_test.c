@@ -417,6 +417,40 @@ static void test_http_errors(void **state)
 	free(r);
 }
 
+/* Listen addresses: IPv6 loopback works, nonsense is refused with why. */
+static void test_listen_addresses(void **state)
+{
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct metrics *m6;
+	char err[256], u[128];
+
+	(void)state;
+	assert_non_null(r);
+	assert_null(metrics_start("nonsense", fake_fill, NULL, err,
+				  sizeof(err)));
+	assert_non_null(strstr(err, "HOST:PORT"));
+	assert_null(metrics_start("127.0.0.1:99999", fake_fill, NULL, err,
+				  sizeof(err)));
+	assert_non_null(strstr(err, "99999"));
+	/* The same port twice: the second cannot have it. */
+	snprintf(u, sizeof(u), "127.0.0.1:%d", metrics_port(srv));
+	assert_null(metrics_start(u, fake_fill, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, u));
+
+	m6 = metrics_start("[::1]:0", fake_fill, NULL, err, sizeof(err));
+	if (!m6) {
+		free(r);
+		printf("SKIP: no IPv6 loopback here (%s)\n", err);
+		skip();
+	}
+	snprintf(u, sizeof(u), "http://[::1]:%d/metrics", metrics_port(m6));
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 200);
+	assert_non_null(strstr(r->body, "# TYPE pagemesh_faults_total counter"));
+	metrics_stop(m6);
+	free(r);
+}
+
 /* Run `pagemesh stats ARGS...`; its stdout into out; the wait status. */
 static int run_stats(char *const args[], char *out, size_t len)
 {
@@ -526,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_counters_move),
 		cmocka_unit_test(test_http_errors),
 		cmocka_unit_test(test_stats_command),
+		cmocka_unit_test(test_listen_addresses),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, setup, teardown);
