@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: a 3-node pagemesh cluster on loopback does real work: a
+# `make demo`: a 3-node pagemesh cluster on loopback, formed through the
+# embedded coordinator, does real work: a
 # prime sieve over one shared 64 MiB region (each node sieves a third, then
 # counts primes in its neighbour's third, so pages move between nodes),
 # plus a counter that all nodes increment at once. Prints a per-node table
@@ -17,34 +18,40 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Free loopback ports, one per node.
-ports=()
-p=$((20000 + RANDOM % 20000))
-while [ ${#ports[@]} -lt $NODES ]; do
-	if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
-		ports+=("$p")
+# The embedded coordinator, on a free port it picks and prints.
+"$B/pagemesh" coordinator --listen 127.0.0.1:0 > "$dir/coord.out" \
+	2> "$dir/coord.log" &
+pids+=("$!")
+url=""
+for _ in $(seq 1 100); do
+	url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$dir/coord.out")
+	[ -n "$url" ] && break
+	if ! kill -0 "${pids[0]}" 2>/dev/null; then
+		echo "demo: the coordinator did not start:"; cat "$dir/coord.log"
+		exit 1
 	fi
-	p=$((p + 1))
+	sleep 0.1
 done
+[ -n "$url" ] || { echo "demo: the coordinator did not start"; exit 1; }
 
+# Nodes name only the coordinator: they listen on any free port and
+# find each other through it.
 for i in $(seq 0 $((NODES - 1))); do
-	peers=""
-	for j in $(seq 0 $((NODES - 1))); do
-		[ "$j" = "$i" ] && continue
-		peers="$peers${peers:+, }{ id = $j; tcp = \"127.0.0.1:${ports[$j]}\"; }"
-	done
 	cat > "$dir/node$i.cfg" <<CFG
 node = { id = $i; };
 cluster = { name = "demo"; nodes = $NODES; memory = "64M"; };
 transports = { order = [ "rdma", "io_uring-tcp", "tcp" ]; dir = "$B/plugins";
-  tcp = { listen = "127.0.0.1:${ports[$i]}"; }; };
-peers = ( $peers );
+  tcp = { listen = "127.0.0.1:0"; };
+  io_uring-tcp = { listen = "127.0.0.1:0"; };
+  rdma = { listen = "127.0.0.1:0"; }; };
+coordinator = { url = "$url"; };
 pager = { threads = 2; };
 CFG
 done
 
-echo "pagemesh demo: $NODES nodes on loopback share a 64 MiB region;"
-echo "they sieve the primes below $LIMIT in it and count them across nodes."
+echo "pagemesh demo: $NODES nodes on loopback find each other through the"
+echo "coordinator at $url and share a 64 MiB region; they sieve the"
+echo "primes below $LIMIT in it and count them across nodes."
 start=$(date +%s.%N)
 for i in $(seq 0 $((NODES - 1))); do
 	timeout 120 "$B/tests/demo_app" "$dir/node$i.cfg" "$LIMIT" \
@@ -53,13 +60,12 @@ for i in $(seq 0 $((NODES - 1))); do
 done
 fail=0
 for i in $(seq 0 $((NODES - 1))); do
-	if ! wait "${pids[$i]}"; then
+	if ! wait "${pids[$((i + 1))]}"; then
 		echo "node $i failed; its log:"
 		sed 's/^/    /' "$dir/node$i.log"
 		fail=1
 	fi
 done
-pids=()
 end=$(date +%s.%N)
 
 echo
