@@ -294,6 +294,9 @@ static void tt_read_locked(struct pm_tconn *c, struct tt_call *me,
 		}
 		tt_break_locked(c, gen, (int)n, n == -ECONNRESET ?
 				"the peer closed it" : "recv");
+		if (!me->done)
+			tt_complete_locked(c, me, c->shutdown ? -ESHUTDOWN :
+					   -ECONNRESET);
 		return;
 	}
 }
@@ -411,6 +414,11 @@ again:
 			r = c->shutdown ? -ESHUTDOWN : -ECONNRESET;
 			goto out;
 		}
+		/* Calls that came meanwhile may send before us: let one of
+		 * them read while we send (we take the role back after). */
+		c->reader = false;
+		reader = false;
+		tt_pass_reader_locked(c);
 	}
 	pthread_mutex_unlock(&c->lock);
 
@@ -429,14 +437,8 @@ again:
 			tt_break_locked(c, gen, r, "send");
 	}
 	if (r < 0 && r != -ETIMEDOUT && none_sent && !redialled &&
-	    !c->shutdown) {
-		/* The peer saw nothing of it: safe to redial and resend. */
-		if (reader) {
-			c->reader = false;
-			pthread_cond_broadcast(&c->state_cv);
-		}
-		goto again;
-	}
+	    !c->shutdown)
+		goto again;	/* the peer saw none of it: redial, resend */
 
 	while (!me.done) {
 		if (!reader && !c->reader && !c->broken && !c->shutdown) {
