@@ -705,6 +705,7 @@ static int rv_not_sent(struct rv_link *l)
 int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 		 struct pm_msg *rep, int64_t deadline_ns)
 {
+	int64_t posted_ns;
 	struct rv_slot *s;
 	uint32_t i, len;
 	int ret;
@@ -748,6 +749,7 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 		goto out_release;
 	}
 	s->send_ok = false;
+	posted_ns = pm_now_ns();
 	ret = rv_post_send(l, RV_WRID(RV_WR_SEND, i), rv_send_buf(l, i), len);
 	if (ret) {
 		s->send_busy = false;
@@ -783,8 +785,9 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 	} else {
 		ret = -ETIMEDOUT;
 		/* Worth a line when the transport itself has not delivered
-		 * the request: the peer's HCA never acknowledged it. */
-		if (s->send_busy)
+		 * the request within a second: the peer's HCA never
+		 * acknowledged it. */
+		if (s->send_busy && pm_now_ns() - posted_ns > 1000000000)
 			rv_log(l->t, PM_LOG_WARN,
 			       "peer %s: call timed out before its request was acknowledged (%d calls waiting, last receive %lld ms ago)",
 			       l->peer, l->inflight,

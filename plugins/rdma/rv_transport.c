@@ -757,6 +757,8 @@ static int rv_call(struct pm_tconn *c, const struct pm_msg *req,
 		return -EINVAL;
 	if (!rep)
 		rep = &none;
+	if (pm_now_ns() >= deadline_ns)
+		return -ETIMEDOUT;	/* nothing to send it for */
 
 	pthread_mutex_lock(&c->lock);
 	if (c->shut) {
@@ -846,22 +848,23 @@ static int rv_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 static int rv_drop(struct pm_tctx *t, uint64_t conn_id)
 {
 	struct rv_link *l;
-	bool exited;
+	bool gone;
 
 	l = rv_in_get(t, conn_id);
 	if (!l)
 		return -ENOENT;
+	/* Already closing: on_close has run or is about to; the connection
+	 * is gone as far as the core is concerned. */
 	pthread_mutex_lock(&l->lock);
-	exited = l->exited;
+	gone = l->closing;
 	pthread_mutex_unlock(&l->lock);
-	if (!exited) {
+	if (!gone) {
 		rv_log(t, PM_LOG_INFO, "peer %s: connection %llu dropped",
 		       l->peer, (unsigned long long)conn_id);
 		rv_link_close(l, -ECONNRESET);
 	}
 	rv_in_put(t, l);
-	/* Already closed: on_close has run or is running. */
-	return exited ? -ENOENT : 0;
+	return gone ? -ENOENT : 0;
 }
 
 static void rv_fini(struct pm_tctx *t)

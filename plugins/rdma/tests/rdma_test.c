@@ -527,6 +527,7 @@ static void test_drop(void **state)
 		assert_int_equal(ops->drop(s.t, conn), 0);
 		assert_true(srv_wait(&s, &s.nclose, 2 + i,
 				     pm_now_ns() + 5 * SEC));
+		assert_int_equal(ops->drop(s.t, conn), -ENOENT);
 		assert_int_equal(echo_once(c.c, &seed, 3, 100), 0);
 	}
 	cli_stop(&c);
