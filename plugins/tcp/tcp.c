@@ -240,8 +240,12 @@ static void *tt_accept_thread(void *arg)
 			r = poll(&pfd[1], 1, backoff_ms);
 		else
 			r = poll(pfd, 2, -1);
-		if (r < 0 && errno != EINTR)
+		if (r < 0 && errno != EINTR) {
+			tt_log(t, PM_LOG_ERROR,
+			       "accept on %s stopped: poll: %s", t->endpoint,
+			       strerror(errno));
 			break;
+		}
 		if (pfd[1].revents)
 			break;
 		tt_reap(t);
