@@ -529,6 +529,8 @@ static int etcd_watch(struct coord *co, uint64_t from, int timeout_ms)
 			co->n_urls > 1 ? "the next URL" : "again");
 		r = -EIO;
 		idx = (idx + 1) % co->n_urls;
+		/* Other calls need not find the broken member again. */
+		__atomic_store_n(&co->cur, idx, __ATOMIC_RELAXED);
 		if (++tries % co->n_urls == 0) {
 			struct timespec ts = { 0, 100 * 1000000L };
 

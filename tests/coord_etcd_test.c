@@ -307,6 +307,31 @@ static void *wait_main(void *arg)
 	return NULL;
 }
 
+/* Wait (bounded) until the member at url has at least want watchers. */
+static int wait_watchers(const char *url, int want, int timeout_ms)
+{
+	static const char g[] = "\netcd_debugging_mvcc_watcher_total ";
+	long long deadline = tu_now_ms() + timeout_ms;
+	struct tu_resp *r = malloc(sizeof(*r));
+	char u[128];
+	const char *p;
+	int ok = -1;
+
+	if (!r)
+		return -1;
+	snprintf(u, sizeof(u), "%s/metrics", url);
+	/* etcd has no way to wait for this: look every 50 ms. */
+	while (ok && tu_now_ms() < deadline) {
+		if (!tu_http("GET", u, NULL, 0, 0, r) && r->status == 200 &&
+		    (p = strstr(r->body, g)) && atoi(p + strlen(g)) >= want)
+			ok = 0;
+		else
+			poll(NULL, 0, 50);
+	}
+	free(r);
+	return ok;
+}
+
 static void test_single_member(void **state)
 {
 	struct coord_member m[CFG_MAX_NODES];
@@ -383,7 +408,9 @@ static void test_single_member(void **state)
 static void test_three_members_one_killed(void **state)
 {
 	struct coord_member m[CFG_MAX_NODES];
+	struct waiter w = { 0 };
 	struct client a, b, c;
+	pthread_t t;
 	uint64_t v;
 	int n, st;
 
@@ -399,14 +426,24 @@ static void test_three_members_one_killed(void **state)
 	client_register(&b, 1);
 	assert_int_equal(wait_count(a.co, 2, 5000, m, &v), 2);
 
-	/* Kill the member every client tries first. */
+	/* A waiter's watch sits on m0 (the member every client tries first;
+	 * etcd counts its watchers) when m0 is killed. */
+	w.co = a.co;
+	w.after = v;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	assert_int_equal(wait_watchers(ec.m[0].url, 1, 10000), 0);
 	st = tu_stop(ec.m[0].pid, SIGKILL, 5000);
 	ec.m[0].pid = 0;
 	assert_true(st >= 0 && WIFSIGNALED(st));
 
-	/* A node joining now, and the others, carry on via the rest. */
+	/* A node joining now, and the others, carry on via the rest; the
+	 * waiter moves its watch and wakes. */
 	assert_int_equal(client_open(&c, 2, 3, "three"), 0);
 	client_register(&c, 2);
+	pthread_join(t, NULL);
+	assert_int_equal(w.r, 0);
+	assert_true(w.version > v);
+	assert_non_null(find(w.m, w.n, 2));
 	assert_int_equal(wait_count(a.co, 3, 10000, m, &v), 3);
 	assert_int_equal(wait_count(c.co, 3, 10000, m, &v), 3);
 	assert_string_equal(find(m, 3, 2)->eps[0].endpoint, "127.0.0.1:9002");
