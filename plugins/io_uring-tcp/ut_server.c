@@ -634,13 +634,15 @@ int ut_listen(struct pm_tctx *tc, const struct pm_listener *lst)
 		t->sconns[i].fd = -1;
 	}
 	t->lst = *lst;
+	/* Before the thread starts: its first reply() checks it. */
+	t->listening = true;
 	r = -pthread_create(&t->sthread, NULL, ut_srv_main, t);
 	if (r) {
+		t->listening = false;
 		ut_log(t, PM_LOG_ERROR, "server thread: %s", strerror(-r));
 		goto err_locks;
 	}
 	t->sthread_ok = true;
-	t->listening = true;
 	ut_log(t, PM_LOG_INFO, "listening on %s%s", t->endpoint,
 	       t->sring_defer ? "" : " (no DEFER_TASKRUN)");
 	return 0;

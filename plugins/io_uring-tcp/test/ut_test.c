@@ -40,6 +40,7 @@ struct srv {
 	int closes;		/* on_close calls */
 	int requests;
 	bool defer;		/* reply from another thread, in reverse */
+	bool has_replier;	/* the replier thread runs */
 	struct { uint64_t conn, req; uint8_t msg[64]; uint32_t len; } q[64];
 	int nq;
 	bool stop;
@@ -146,14 +147,16 @@ static int srv_start(struct srv *s, const char *path, const char *name,
 	r = s->pl.ops->listen(s->pl.ctx, &l);
 	if (r)
 		return r;
-	if (defer)
+	if (defer) {
 		assert_int_equal(pthread_create(&s->thr, NULL, replier, s), 0);
+		s->has_replier = true;
+	}
 	return s->pl.ops->endpoint(s->pl.ctx, s->ep, sizeof(s->ep));
 }
 
 static void srv_stop(struct srv *s)
 {
-	if (s->defer) {
+	if (s->has_replier) {
 		pthread_mutex_lock(&s->lock);
 		s->stop = true;
 		pthread_cond_broadcast(&s->cv);
@@ -361,7 +364,9 @@ static void test_bad_frame(void **st)
 	assert_int_equal(pm_net_wait(fd, POLLIN, pm_now_ns() + 5 * SEC), 0);
 	assert_int_equal(recv(fd, &b, 1, MSG_DONTWAIT), 0);
 	close(fd);
+	pthread_mutex_lock(&s.lock);
 	assert_int_equal(s.requests, 0);
+	pthread_mutex_unlock(&s.lock);
 
 	cli_start(&c, ut_path, "io_uring-tcp", s.ep);
 	assert_int_equal(one_call(&c, 9, 5, pm_now_ns() + 5 * SEC), 0);
@@ -410,7 +415,9 @@ static void test_timeout_then_ok(void **st)
 	/* Deferred server with its replier stopped: nothing is answered. */
 	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
 				   "127.0.0.1:0", false), 0);
+	pthread_mutex_lock(&s.lock);
 	s.defer = true;
+	pthread_mutex_unlock(&s.lock);
 	cli_start(&c, ut_path, "io_uring-tcp", s.ep);
 	t0 = pm_now_ns();
 	assert_int_equal(c.pl.ops->call(c.c, &req, &rep, t0 + SEC / 5),
@@ -421,7 +428,6 @@ static void test_timeout_then_ok(void **st)
 	pthread_mutex_unlock(&s.lock);
 	assert_int_equal(one_call(&c, 6, 3, pm_now_ns() + 5 * SEC), 0);
 	cli_stop(&c);
-	s.defer = false;
 	srv_stop(&s);
 }
 
