@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -885,6 +886,112 @@ static void test_concurrent_large(void **state)
 	srv_free(s);
 }
 
+/* Is a socket of ours in SYN_SENT towards 127.0.0.1:port? */
+static bool syn_sent_to(unsigned int port)
+{
+	char line[256];
+	unsigned int rport, st;
+	bool found = false;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &st) == 2)
+			found = rport == port && st == 2;
+	fclose(f);
+	return found;
+}
+
+struct bg_call {
+	struct pm_tconn *c;
+	int64_t deadline;
+	int r;
+	int64_t end;
+};
+
+static void *bg_call(void *arg)
+{
+	struct bg_call *b = arg;
+	uint8_t q[4] = { OP_ECHO }, r[4];
+	struct pm_msg req = { q, 4, 0, NULL, 0, 0 };
+	struct pm_msg rep = { r, 0, sizeof(r), NULL, 0, 0 };
+
+	b->r = ops->call(b->c, &req, &rep, b->deadline);
+	b->end = pm_now_ns();
+	return NULL;
+}
+
+/*
+ * A peer that is gone and whose address now drops SYNs (a listener with a
+ * full accept queue): the redial inside call() keeps to the call's
+ * deadline, and disconnect() aborts a redial in progress at once.
+ */
+static void test_redial_black_hole(void **state)
+{
+	struct sockaddr_storage ss;
+	struct bg_call b;
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	struct srv *s;
+	pthread_t th;
+	char ep[PM_ENDPOINT_MAX], err[256];
+	uint8_t q[4] = { OP_ECHO }, r[4];
+	struct pm_msg req = { q, 4, 0, NULL, 0, 0 };
+	struct pm_msg rep = { r, 0, sizeof(r), NULL, 0, 0 };
+	socklen_t sl;
+	unsigned int port;
+	int64_t t0, dl;
+	int bh, filler, one = 1;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", NULL, 0);
+	snprintf(ep, sizeof(ep), "%s", s->ep);
+	port = (unsigned int)atoi(strrchr(ep, ':') + 1);
+	ch = host_new(NULL);
+	assert_int_equal(ops->init(&ch->h, &ct), 0);
+	assert_int_equal(ops->connect(ct, ep, pm_now_ns() + 5 * SEC, &c), 0);
+	assert_int_equal(ops->call(c, &req, &rep, pm_now_ns() + 5 * SEC), 0);
+	srv_free(s);
+
+	/* backlog 0 holds one connection; with it queued, SYNs drop */
+	assert_int_equal(pm_net_parse(ep, &ss, &sl, err, sizeof(err)), 0);
+	bh = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(bh >= 0);
+	assert_int_equal(setsockopt(bh, SOL_SOCKET, SO_REUSEADDR, &one,
+				    sizeof(one)), 0);
+	assert_int_equal(bind(bh, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(listen(bh, 0), 0);
+	filler = raw_dial(ep);
+
+	t0 = pm_now_ns();
+	dl = t0 + 300 * 1000000LL;
+	assert_int_equal(ops->call(c, &req, &rep, dl), -ETIMEDOUT);
+	print_message("  call redialling into a black hole: -ETIMEDOUT after %.1f ms (deadline 300 ms)\n",
+		      (pm_now_ns() - t0) / 1e6);
+	assert_true(pm_now_ns() >= dl);
+	assert_true(pm_now_ns() < dl + 2 * SEC);
+
+	b = (struct bg_call){ c, pm_now_ns() + 30 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, bg_call, &b), 0);
+	dl = pm_now_ns() + 5 * SEC;
+	while (!syn_sent_to(port) && pm_now_ns() < dl)
+		sched_yield();
+	assert_true(syn_sent_to(port));
+	t0 = pm_now_ns();
+	ops->disconnect(c);
+	pthread_join(th, NULL);
+	print_message("  disconnect during the redial: call returned %s %.1f ms later\n",
+		      strerror(-b.r), (b.end - t0) / 1e6);
+	assert_int_equal(b.r, -ESHUTDOWN);
+	assert_true(b.end - t0 < 2 * SEC);
+
+	close(filler);
+	close(bh);
+	ops->fini(ct);
+	host_free(ch);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -896,6 +1003,7 @@ int main(void)
 		cmocka_unit_test(test_many_connections),
 		cmocka_unit_test(test_caller_reads_itself),
 		cmocka_unit_test(test_concurrent_large),
+		cmocka_unit_test(test_redial_black_hole),
 	};
 	const char *b = getenv("PM_BUILD");
 	char path[4096];
