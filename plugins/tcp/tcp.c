@@ -7,8 +7,10 @@
  * Settings (transports.tcp.KEY):
  *   listen          "HOST:PORT" or "[V6]:PORT" to accept on; port 0 picks
  *                   a free one. Needed by listen().
- *   advertise       host address published instead of the bound one
- *                   (for a wildcard listen); the bound port is kept.
+ *   advertise       what endpoint() publishes instead of the bound
+ *                   address (for a wildcard listen): an address, to
+ *                   which the bound port is added, or HOST:PORT as is
+ *                   (port 0: the bound one).
  *   send_timeout_ms how long a reply may wait for room in the socket
  *                   before the connection is dropped (5000).
  */
@@ -264,9 +266,9 @@ static void *tt_accept_thread(void *arg)
 
 static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss, ass;
 	struct in6_addr a6;
-	socklen_t sl;
+	socklen_t sl, asl;
 	const char *ep, *adv = NULL;
 	char err[PM_ENDPOINT_MAX + 128], host[PM_NET_ADDRSTR_MAX];
 	const char *name = t->host->name ? t->host->name : "tcp";
@@ -288,15 +290,17 @@ static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 		tt_log(t, PM_LOG_ERROR, "transports.%s.listen: %s", name, err);
 		return r;
 	}
+	/* advertise: an address (the bound port is added) or a whole
+	 * endpoint; numeric, as peers parse it with pm_net_parse. */
 	r = t->host->cfg_string(t->host->ctx, "advertise", &adv);
 	if (r == -ENOENT) {
 		adv = NULL;
 	} else if (r < 0 || strlen(adv) >= INET6_ADDRSTRLEN ||
 		   (inet_pton(AF_INET, adv, &a6) != 1 &&
-		    inet_pton(AF_INET6, adv, &a6) != 1)) {
-		/* Peers parse it with pm_net_parse: numeric only. */
+		    inet_pton(AF_INET6, adv, &a6) != 1 &&
+		    pm_net_parse(adv, &ass, &asl, err, sizeof(err)) != 0)) {
 		tt_log(t, PM_LOG_ERROR,
-		       "transports.%s.advertise must be a numeric IPv4 or IPv6 address",
+		       "transports.%s.advertise must be a numeric address or HOST:PORT",
 		       name);
 		return -EINVAL;
 	}
@@ -316,12 +320,22 @@ static int tt_listen(struct pm_tctx *t, const struct pm_listener *lst)
 			  sizeof(t->endpoint));
 	if (r)
 		goto err_close;
-	if (adv) {
+	if (adv && pm_net_parse(adv, &ass, &asl, err, sizeof(err)) == 0 &&
+	    tt_port((struct sockaddr *)&ass) != 0) {
+		/* a whole endpoint (say, a forwarded port): as it is */
+		snprintf(t->endpoint, sizeof(t->endpoint), "%s", adv);
+	} else if (adv) {
 		/* Peers on other hosts cannot dial 0.0.0.0: publish the
 		 * configured address with the port actually bound. */
-		snprintf(host, sizeof(host), strchr(adv, ':') ? "[%s]:%u" :
-			 "%s:%u", adv, tt_port((struct sockaddr *)&ss));
-		snprintf(t->endpoint, sizeof(t->endpoint), "%s", host);
+		if (pm_net_parse(adv, &ass, &asl, err, sizeof(err)) == 0)
+			pm_net_format((struct sockaddr *)&ass, host,
+				      sizeof(host));
+		else
+			snprintf(host, sizeof(host),
+				 strchr(adv, ':') ? "[%s]:0" : "%s:0", adv);
+		snprintf(t->endpoint, sizeof(t->endpoint), "%.*s:%u",
+			 (int)(strrchr(host, ':') - host), host,
+			 tt_port((struct sockaddr *)&ss));
 	} else if (!strncmp(t->endpoint, "0.0.0.0:", 8) ||
 		   !strncmp(t->endpoint, "[::]:", 5)) {
 		tt_log(t, PM_LOG_WARN,

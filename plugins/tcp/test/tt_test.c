@@ -438,6 +438,19 @@ static void test_settings(void **state)
 	fd = raw_dial(ep);	/* it is really there */
 	close(fd);
 	ops->fini(t);
+	h->vals[1] = "[::1]:0";	/* an endpoint with port 0: bound port */
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), 0);
+	assert_int_equal(ops->endpoint(t, ep, sizeof(ep)), 0);
+	assert_int_equal(strncmp(ep, "[::1]:", 6), 0);
+	assert_true(atoi(ep + 6) > 0);
+	ops->fini(t);
+	h->vals[1] = "192.0.2.7:7701";	/* a forwarded port: as it is */
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	assert_int_equal(ops->listen(t, &l), 0);
+	assert_int_equal(ops->endpoint(t, ep, sizeof(ep)), 0);
+	assert_string_equal(ep, "192.0.2.7:7701");
+	ops->fini(t);
 	h->vals[1] = "node1.example";
 	assert_int_equal(ops->init(&h->h, &t), 0);
 	assert_int_equal(ops->listen(t, &l), -EINVAL);
