@@ -135,7 +135,7 @@ struct srv {
 	int requests;
 	int closes;
 	uint64_t closed[MAX_CONNS];
-	uint64_t conns[MAX_CONNS];	/* conn ids in order of first request */
+	uint64_t conns[MAX_CONNS];	/* conn ids by first request */
 	int nconns;
 	struct held held[MAX_CONNS];
 	int nheld;
