@@ -93,7 +93,7 @@ struct tt_call {
 	pthread_cond_t cond;
 	int status;
 	bool done;
-	bool waiting;		/* in cond wait: may take the reader role */
+	bool waiting;		/* in cond wait: may become reader */
 };
 
 /* An outgoing connection. Lock order: send_lock, then lock. */
