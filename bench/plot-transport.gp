@@ -2,7 +2,7 @@
 # gnuplot -e "datadir='build/bench'; outdir='bench/results'" bench/plot-transport.gp
 load datadir.'/transport-names.gp'
 
-set terminal pngcairo size 900,540 font ",10"
+set terminal pngcairo size 900,540 font ",10" noenhanced
 set grid
 set key bottom right
 
@@ -16,7 +16,7 @@ plot for [n in names] datadir.'/transport-lat-'.n.'.dat' using 1:2 \
 	with lines linewidth 2 title n
 
 set output outdir.'/transport-throughput.png'
-set title "Calls/s vs calls in flight (16 B -> 4 KiB, loopback, one connection)"
+set title "Calls/s vs calls in flight (16 B -> 4 KiB, loopback; median and range of rounds)"
 set xlabel "calls in flight (threads)"
 set ylabel "calls/s"
 set logscale x 2
@@ -24,5 +24,7 @@ unset logscale y
 set yrange [0:*]
 set key top left
 set xtics ("1" 1, "8" 8, "32" 32, "128" 128)
-plot for [n in names] datadir.'/transport-tput-'.n.'.dat' using 1:2 \
-	with linespoints linewidth 2 pointtype 7 title n
+set xrange [0.8:160]
+# Points: median of the rounds; bars: slowest and fastest round.
+plot for [n in names] datadir.'/transport-tput-'.n.'.dat' using 1:2:3:4 \
+	with yerrorlines linewidth 2 pointtype 7 title n

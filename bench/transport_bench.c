@@ -680,8 +680,13 @@ static void write_outputs(const char *outdir, FILE *out)
 		f = fopen(path, "w");
 		if (!f)
 			continue;
+		/* level, median, slowest and fastest round (sorted by
+		 * median() above) */
 		for (li = 0; li < NLEVELS; li++)
-			fprintf(f, "%d %.0f\n", levels[li], m[i][li]);
+			if (trs[i].nt[li])
+				fprintf(f, "%d %.0f %.0f %.0f\n", levels[li],
+					m[i][li], trs[i].tput[li][0],
+					trs[i].tput[li][trs[i].nt[li] - 1]);
 		fclose(f);
 	}
 	fprintf(names, "\"\n");
