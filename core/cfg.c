@@ -446,7 +446,8 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 	if (r)
 		return r;
 
-	r = int_opt(c, "pager.threads", 2, 1, 64, &c->pager_threads, err,
+	r = int_opt(c, "pager.threads", 2, 1, 64 /* PM_MAX_FAULT_THREADS */,
+		    &c->pager_threads, err,
 		    errlen);
 	if (r)
 		return r;

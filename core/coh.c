@@ -277,6 +277,39 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 	return PM_RP_EXCL | (e->zero ? PM_RP_ZERO : PM_RP_DATA);
 }
 
+/*
+ * Prefetch: grant the pages after t's too, each that can be granted at
+ * once (entry idle, no other node to ask), appending their data to buf
+ * at *off. Takes one more dlock at a time, in ascending page order.
+ */
+static void grant_extras(struct pm_node *n, const struct txn *t,
+			 struct pm_proto_rep *rp, uint8_t *buf, uint32_t *off)
+{
+	for (int i = 0; i < t->nextra; i++) {
+		struct txn x = {
+			.page = t->page + 1 + i, .from = t->from, .op = t->op,
+		};
+		struct dir_entry *e = dir_of(n, x.page);
+		uint8_t g;
+
+		pthread_mutex_lock(dlock_of(n, x.page));
+		if (e->busy || needs_remote(n, e, &x)) {
+			pthread_mutex_unlock(dlock_of(n, x.page));
+			continue;
+		}
+		g = txn_execute(n, e, &x);
+		rp->extra |= (uint16_t)(1u << i);
+		if (g & PM_RP_ZERO) {
+			rp->extra_zero |= (uint16_t)(1u << i);
+		} else {
+			memcpy(buf + *off, store_of(n, x.page), PM_PAGE_SIZE);
+			*off += PM_PAGE_SIZE;
+			STAT_ADD(n, pages_sent, 1);
+		}
+		pthread_mutex_unlock(dlock_of(n, x.page));
+	}
+}
+
 /* Hand the grant to the requester. */
 static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 {
@@ -292,6 +325,18 @@ static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 		STAT_ADD(n, requests_served, 1);
 		if (data)
 			STAT_ADD(n, pages_sent, 1);
+		if (t->nextra) {
+			uint8_t buf[PM_PAYLOAD_MAX] __attribute__((aligned(64)));
+			uint32_t off = 0;
+
+			if (data) {
+				memcpy(buf, st, PM_PAGE_SIZE);
+				off = PM_PAGE_SIZE;
+			}
+			grant_extras(n, t, &rp, buf, &off);
+			return node_reply(n, t->tidx, t->conn_id, t->req_id, 0,
+					  &rp, buf, off);
+		}
 		return node_reply(n, t->tidx, t->conn_id, t->req_id, 0, &rp,
 				  data ? st : NULL, data ? PM_PAGE_SIZE : 0);
 	}
@@ -424,17 +469,20 @@ void coh_remote_request(struct pm_node *n, int tidx,
 	struct txn local = {
 		.page = rq->page, .from = rq->from, .op = rq->op,
 		.flags = rq->flags, .tidx = tidx, .conn_id = req->conn_id,
-		.req_id = req->req_id,
+		.req_id = req->req_id, .nextra = (uint8_t)rq->arg,
 	};
 	struct dir_entry *e;
 	struct txn *t;
 
 	if (rq->page < n->home_first ||
-	    rq->page - n->home_first >= n->home_count) {
+	    rq->page - n->home_first >= n->home_count ||
+	    rq->arg > PM_PREFETCH_MAX ||
+	    rq->page - n->home_first + rq->arg >= n->home_count) {
 		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
 
-		pm_warn("peer %s (node %u): request for page %llu, not homed here; refused",
-			req->peer, rq->from, (unsigned long long)rq->page);
+		pm_warn("peer %s (node %u): request for page %llu (+%u), not homed here; refused",
+			req->peer, rq->from, (unsigned long long)rq->page,
+			rq->arg);
 		node_reply(n, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
 			   NULL, 0);
 		return;

@@ -114,6 +114,7 @@ int pm_node_stats(struct pm_node *n, struct pm_stats *o)
 	o->bytes_sent = LOAD(bytes_sent);
 	o->bytes_received = LOAD(bytes_received);
 	o->poisoned = LOAD(poisoned);
+	o->prefetched = LOAD(prefetched);
 	o->peer_failures = LOAD(peer_failures);
 	for (uint64_t p = 0; p < n->npages; p++)
 		resident += (__atomic_load_n(&n->lstate[p], __ATOMIC_RELAXED) &
@@ -186,6 +187,8 @@ static int metrics_fill(void *arg, struct pm_stats *st,
 
 /* ---- messages ----------------------------------------------------------- */
 
+__thread int node_conn_slot;
+
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len)
 {
@@ -202,10 +205,14 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	const struct pm_plugin *pl;
 	int ret;
 
+	struct pm_tconn *c;
+
 	if (peer < 0 || peer >= n->nodes || peer == n->id || !p->conn)
 		return -ENOTCONN;
+	c = node_conn_slot > 0 && p->fconn[node_conn_slot - 1]
+		    ? p->fconn[node_conn_slot - 1] : p->conn;
 	pl = &n->plugins[p->tidx];
-	ret = pl->ops->call(p->conn, &m, &r,
+	ret = pl->ops->call(c, &m, &r,
 			    pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
 	STAT_ADD(n, bytes_sent, sizeof(req));
 	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req));
@@ -470,9 +477,11 @@ static void on_request(void *arg, const struct pm_request *req)
 
 /* ---- start-up ----------------------------------------------------------- */
 
-static int hello(struct pm_node *n, int peer, char *why, size_t whylen)
+static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
+		 size_t whylen)
 {
 	struct peer *p = &n->peers[peer];
+	char ep[PM_ENDPOINT_MAX];
 	struct pm_proto_req rq = {
 		.op = PM_OP_HELLO, .from = (uint16_t)n->id,
 		.arg = (uint32_t)n->nodes, .arg64 = n->len,
@@ -490,7 +499,8 @@ static int hello(struct pm_node *n, int peer, char *why, size_t whylen)
 	};
 	int ret;
 
-	ret = n->plugins[p->tidx].ops->call(p->conn, &m, &r,
+	memcpy(ep, p->endpoint, sizeof(ep));
+	ret = n->plugins[p->tidx].ops->call(c, &m, &r,
 			pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
 	if (ret) {
 		snprintf(why, whylen, "handshake: %s", strerror(-ret));
@@ -498,7 +508,7 @@ static int hello(struct pm_node *n, int peer, char *why, size_t whylen)
 	}
 	if (r.msg_len != sizeof(rp) || rp.from != peer) {
 		snprintf(why, whylen, "handshake: the peer at %s is node %u, not node %d",
-			 p->endpoint, rp.from, peer);
+			 ep, rp.from, peer);
 		return -EPROTO;
 	}
 	if (rp.flags & PM_RP_NOT_HELD) {
@@ -526,8 +536,8 @@ static int plan_peers(struct pm_node *n, char *err, size_t errlen, int *code)
 			if (!n->plugins[t].usable || !cp->endpoint[t][0])
 				continue;
 			p->tidx = t;
-			snprintf(p->endpoint, sizeof(p->endpoint), "%s",
-				 cp->endpoint[t]);
+			memcpy(p->endpoint, cp->endpoint[t],
+			       sizeof(p->endpoint));
 		}
 		if (p->tidx < 0)
 			return fail(err, errlen, PM_EXIT_CONFIG, code,
@@ -576,6 +586,20 @@ static int check_peers_all(struct pm_node *n, char *err, size_t errlen,
 	return r;
 }
 
+static void peer_disconnect(struct pm_node *n, struct peer *p)
+{
+	const struct pm_plugin *pl = &n->plugins[p->tidx];
+
+	for (int k = 0; k < PM_MAX_FAULT_THREADS; k++) {
+		if (p->fconn[k])
+			pl->ops->disconnect(p->fconn[k]);
+		p->fconn[k] = NULL;
+	}
+	if (p->conn)
+		pl->ops->disconnect(p->conn);
+	p->conn = NULL;
+}
+
 static int connect_peers(struct pm_node *n, char *err, size_t errlen,
 			 int *code)
 {
@@ -603,15 +627,29 @@ static int connect_peers(struct pm_node *n, char *err, size_t errlen,
 				left++;
 				continue;
 			}
-			r = hello(n, i, p->last_err, sizeof(p->last_err));
+			r = hello(n, i, p->conn, p->last_err,
+				  sizeof(p->last_err));
+			for (int k = 0; !r && k < n->nthreads; k++) {
+				r = pl->ops->connect(pl->ctx, p->endpoint,
+						     pm_now_ns() + 1000000000ll,
+						     &p->fconn[k]);
+				if (r) {
+					p->fconn[k] = NULL;
+					snprintf(p->last_err,
+						 sizeof(p->last_err), "%s",
+						 strerror(-r));
+					break;
+				}
+				r = hello(n, i, p->fconn[k], p->last_err,
+					  sizeof(p->last_err));
+			}
 			if (r == -EPROTO)
 				return fail(err, errlen, PM_EXIT_RUNTIME, code,
 					    "node %d at %s (%s) %s", i,
 					    p->endpoint, pl->name,
 					    p->last_err);
 			if (r) {
-				pl->ops->disconnect(p->conn);
-				p->conn = NULL;
+				peer_disconnect(n, p);
 				left++;
 				continue;
 			}
@@ -793,9 +831,8 @@ static void node_free(struct pm_node *n)
 	for (int i = 0; i < n->nodes; i++) {
 		struct peer *p = &n->peers[i];
 
-		if (p->conn)
-			n->plugins[p->tidx].ops->disconnect(p->conn);
-		p->conn = NULL;
+		if (p->tidx >= 0)
+			peer_disconnect(n, p);
 	}
 	for (int t = 0; t < n->nplugins; t++)
 		loader_close(&n->plugins[t]);
@@ -835,6 +872,7 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 	n->nodes = n->cfg.cluster_nodes;
 	n->timeout_ms = n->cfg.timeout_ms;
 	n->nthreads = n->cfg.pager_threads;
+	n->prefetch = n->cfg.prefetch;
 	snprintf(buf, sizeof(buf), "node %d", n->id);
 	pm_log_set_prefix(buf);
 

@@ -16,6 +16,7 @@
 #include "proto.h"
 
 #define PM_NLOCKS 1024	/* striped page locks */
+#define PM_MAX_FAULT_THREADS 64	/* pager.threads at most */
 
 /* Node-local page state (lstate[]): low bits the mapping, high bits flags. */
 enum {
@@ -52,6 +53,7 @@ struct txn {
 	int from;
 	uint8_t op;		/* PM_OP_READ / PM_OP_WRITE */
 	uint8_t flags;		/* PM_RQ_* */
+	uint8_t nextra;		/* prefetch: pages after `page` wanted too */
 	bool local;
 	/* remote */
 	int tidx;
@@ -75,7 +77,11 @@ struct peer {
 	int id;
 	int tidx;			/* plugin used to reach it, -1 none */
 	char endpoint[PM_ENDPOINT_MAX];
-	struct pm_tconn *conn;		/* outgoing, NULL until connected */
+	struct pm_tconn *conn;		/* outgoing, NULL until connected:
+					 * the one for every other thread */
+	/* One more per fault thread, so each reads its own replies and no
+	 * reply costs a wake-up of another thread. */
+	struct pm_tconn *fconn[PM_MAX_FAULT_THREADS];
 	char last_err[512];		/* why the last connect failed */
 };
 
@@ -89,7 +95,7 @@ struct node_stats {
 	uint64_t faults_total, pages_sent, pages_received;
 	uint64_t inval_sent, inval_received, downgrades_received;
 	uint64_t requests_served, bytes_sent, bytes_received;
-	uint64_t poisoned, peer_failures;
+	uint64_t poisoned, peer_failures, prefetched;
 	uint64_t fault_sum_ns;
 	uint64_t hist[PM_HIST_BUCKETS];
 	/* for /metrics */
@@ -122,10 +128,13 @@ struct pm_node {
 	pthread_mutex_t dfr_lock;
 
 	/* pager */
+	uint64_t seq_next;		/* a fault here continues a scan */
+	int prefetch;			/* pager.prefetch */
 	int uffd;
 	int stop_efd;
 	int nthreads;
 	pthread_t *fault_threads;
+	void *fault_args;
 
 	/* transports */
 	struct pm_plugin plugins[CFG_MAX_TRANSPORTS];
@@ -189,6 +198,8 @@ static inline pthread_mutex_t *dlock_of(struct pm_node *n, uint64_t page)
 }
 
 /* node.c */
+/* Fault thread k sets this to k + 1: its own connection to each peer. */
+extern __thread int node_conn_slot;
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len);
 int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,

@@ -209,28 +209,65 @@ static void answer_deferred(struct pm_node *n, struct deferred *d,
 	}
 }
 
-static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
-			 uint8_t flags)
+/*
+ * A prefetched page's share of a grant (or of a failed call): install it
+ * unless something made it stale, answer what was deferred on it, clear
+ * its fetch, wake whoever waits on it.
+ */
+static void finish_extra(struct pm_node *n, uint64_t q, bool granted,
+			 bool excl, bool zero, const uint8_t *data)
 {
-	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
+	struct pm_proto_rep g = {
+		.flags = (excl ? PM_RP_EXCL : 0) |
+			 (zero ? PM_RP_ZERO : PM_RP_DATA),
+	};
+	bool installed = false;
+	struct deferred *d;
+
+	pthread_mutex_lock(llock_of(n, q));
+	d = take_deferred(n, q);
+	if (granted && !d && !(n->lstate[q] & LF_STALE) &&
+	    !pager_install(n, q, excl ? LS_EXCL : LS_SHARED,
+			   zero ? NULL : data, zero)) {
+		n->lstate[q] = excl ? LS_EXCL : LS_SHARED;
+		installed = true;
+		STAT_ADD(n, prefetched, 1);
+		if (!zero)
+			STAT_ADD(n, pages_received, 1);
+	}
+	n->lstate[q] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
+	pthread_mutex_unlock(llock_of(n, q));
+	answer_deferred(n, d, &g, data, granted);
+	if (!installed)
+		pager_wake(n, q);
+}
+
+static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
+			 uint8_t flags, int nextra)
+{
+	uint8_t buf[PM_PAYLOAD_MAX] __attribute__((aligned(4096)));
 	struct pm_proto_req rq = {
 		.op = op, .flags = flags, .from = (uint16_t)n->id,
-		.page = page,
+		.arg = (uint32_t)nextra, .page = page,
 	};
 	struct pm_proto_rep rp = { 0 };
+	uint16_t mask = (uint16_t)((1u << nextra) - 1);
 	struct deferred *d;
-	uint32_t plen = sizeof(buf);
+	uint32_t plen = sizeof(buf), want;
 	bool excl, installed = false;
 	uint8_t s;
 	int r;
 
 	r = node_call(n, page_home(n, page), &rq, &rp, buf, &plen);
-	if (!r && (rp.op != op || rp.page != page ||
-		   ((rp.flags & PM_RP_DATA) && plen != PM_PAGE_SIZE) ||
-		   (!(rp.flags & PM_RP_DATA) && plen != 0))) {
-		pm_err("page %llu: malformed grant from node %d (op %u flags %#x payload %u)",
+	want = ((rp.flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0) +
+	       PM_PAGE_SIZE * (uint32_t)__builtin_popcount(rp.extra &
+							   ~rp.extra_zero);
+	if (!r && (rp.op != op || rp.page != page || (rp.extra & ~mask) ||
+		   (rp.extra_zero & ~rp.extra) || plen != want ||
+		   ((rp.flags & PM_RP_DATA) && (rp.flags & PM_RP_ZERO)))) {
+		pm_err("page %llu: malformed grant from node %d (op %u flags %#x extra %#x/%#x payload %u)",
 		       (unsigned long long)page, page_home(n, page), rp.op,
-		       rp.flags, plen);
+		       rp.flags, rp.extra, rp.extra_zero, plen);
 		r = -EPROTO;
 	}
 	excl = rp.flags & PM_RP_EXCL;
@@ -261,12 +298,23 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			}
 		}
 	}
-	pm_dbg("page %llu: grant op %u flags %#x r %d state %#x deferred %d -> %s",
-	       (unsigned long long)page, op, rp.flags, r, s, d != NULL,
-	       installed ? "installed" : "dropped");
+	pm_dbg("page %llu: grant op %u flags %#x extra %#x r %d state %#x deferred %d -> %s",
+	       (unsigned long long)page, op, rp.flags, rp.extra, r, s,
+	       d != NULL, installed ? "installed" : "dropped");
 	n->lstate[page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
 	pthread_mutex_unlock(llock_of(n, page));
 	answer_deferred(n, d, &rp, buf, !r);
+
+	uint32_t off = (rp.flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0;
+
+	for (int i = 0; i < nextra; i++) {
+		bool granted = !r && (rp.extra & (1u << i));
+		bool zero = rp.extra_zero & (1u << i);
+
+		finish_extra(n, page + 1 + i, granted, excl, zero, buf + off);
+		if (granted && !zero)
+			off += PM_PAGE_SIZE;
+	}
 
 	if (r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
 	    r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH) {
@@ -279,6 +327,35 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		       strerror(-r));
 	if (!installed)
 		pager_wake(n, page);	/* retry: refault and ask again */
+}
+
+/*
+ * A fault that continues a scan asks for the next pages too (up to
+ * pager.prefetch, same home, each not mapped and not being fetched);
+ * they are marked as being fetched before the request leaves.
+ */
+static int plan_prefetch(struct pm_node *n, uint64_t page)
+{
+	int home = page_home(n, page), k = 0;
+
+	if (__atomic_load_n(&n->seq_next, __ATOMIC_RELAXED) == page) {
+		for (int i = 1; i <= n->prefetch; i++) {
+			uint64_t q = page + i;
+
+			if (q >= n->npages || page_home(n, q) != home)
+				break;
+			pthread_mutex_lock(llock_of(n, q));
+			if (n->lstate[q] != LS_INVALID) {
+				pthread_mutex_unlock(llock_of(n, q));
+				break;
+			}
+			n->lstate[q] = LF_FETCHING;
+			pthread_mutex_unlock(llock_of(n, q));
+			k++;
+		}
+	}
+	__atomic_store_n(&n->seq_next, page + 1 + k, __ATOMIC_RELAXED);
+	return k;
 }
 
 static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
@@ -333,15 +410,23 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 		if (r)
 			pager_poison(n, page, r);
 	} else {
-		fault_remote(n, page, op, flags);
+		fault_remote(n, page, op, flags,
+			     n->prefetch && !(flags & PM_RQ_HAS_COPY)
+				     ? plan_prefetch(n, page) : 0);
 	}
 	STAT_ADD(n, faults_total, 1);
 	stats_record_fault(n, (uint64_t)(pm_now_ns() - t0));
 }
 
+struct fault_thread_arg {
+	struct pm_node *n;
+	int idx;
+};
+
 static void *fault_thread(void *arg)
 {
-	struct pm_node *n = arg;
+	struct fault_thread_arg *fa = arg;
+	struct pm_node *n = fa->n;
 	struct pollfd pfd[2] = {
 		{ .fd = n->uffd, .events = POLLIN },
 		{ .fd = n->stop_efd, .events = POLLIN },
@@ -349,6 +434,7 @@ static void *fault_thread(void *arg)
 	struct uffd_msg msg;
 	ssize_t r;
 
+	node_conn_slot = fa->idx + 1;
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -428,10 +514,17 @@ int pager_start(struct pm_node *n)
 	if (n->stop_efd < 0)
 		return -errno;
 	n->fault_threads = calloc(n->nthreads, sizeof(pthread_t));
-	if (!n->fault_threads)
+	n->fault_args = calloc(n->nthreads, sizeof(struct fault_thread_arg));
+	if (!n->fault_threads || !n->fault_args)
 		return -ENOMEM;
 	for (i = 0; i < n->nthreads; i++) {
-		r = pthread_create(&n->fault_threads[i], NULL, fault_thread, n);
+		struct fault_thread_arg *fa =
+			(struct fault_thread_arg *)n->fault_args + i;
+
+		fa->n = n;
+		fa->idx = i;
+		r = pthread_create(&n->fault_threads[i], NULL, fault_thread,
+				   fa);
 		if (r) {
 			n->nthreads = i;
 			return -r;
@@ -453,7 +546,9 @@ void pager_stop(struct pm_node *n)
 			pthread_join(n->fault_threads[i], NULL);
 	}
 	free(n->fault_threads);
+	free(n->fault_args);
 	n->fault_threads = NULL;
+	n->fault_args = NULL;
 	if (n->stop_efd >= 0)
 		close(n->stop_efd);
 	if (n->uffd >= 0)

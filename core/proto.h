@@ -31,17 +31,28 @@ struct pm_proto_req {
 	uint8_t op;		/* enum pm_op */
 	uint8_t flags;		/* PM_RQ_* */
 	uint16_t from;		/* sender's node id */
-	uint32_t arg;		/* HELLO: cluster nodes; BARRIER: generation */
+	uint32_t arg;		/* HELLO: cluster nodes; BARRIER: generation;
+				 * READ/WRITE: pages after `page` wanted too
+				 * (prefetch, 0..PM_PREFETCH_MAX) */
 	uint64_t page;		/* page index (READ..DOWNGRADE) */
 	uint64_t arg64;		/* HELLO: region bytes */
 } __attribute__((packed));	/* HELLO's payload: the cluster name */
 
+/*
+ * A grant may carry prefetched pages: bit i of `extra` set means page+1+i
+ * is granted too (same mode as the primary), bit i of `extra_zero` that it
+ * is all zero. The payload holds the primary's data (with PM_RP_DATA),
+ * then the data of each granted, non-zero extra page in order.
+ */
 struct pm_proto_rep {
 	uint8_t op;		/* echoes the request op */
 	uint8_t flags;		/* PM_RP_* */
 	uint16_t from;
-	uint32_t rsvd;
+	uint16_t extra;
+	uint16_t extra_zero;
 	uint64_t page;
 } __attribute__((packed));
+
+#define PM_PREFETCH_MAX 15	/* PM_PAYLOAD_MAX holds 16 pages */
 
 #endif

@@ -34,6 +34,7 @@ struct cluster {
 	pid_t pid[CL_MAX];
 	int status[CL_MAX];		/* exit code, 128+sig, or -1 */
 	char extra[1024];		/* appended to every config */
+	char pager[256];		/* more keys of the pager group */
 	const char *transport;		/* "tcp" (default) */
 	const char *node_transport[CL_MAX];	/* per node override */
 };
@@ -116,7 +117,8 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 			fprintf(f, "%s\n  { id = %d; %s = \"%s:%d\"; }",
 				k++ ? "," : "", j, tr, c->host[j], c->port[j]);
 		}
-		fprintf(f, "\n);\npager = { threads = 2; };\n%s\n", c->extra);
+		fprintf(f, "\n);\npager = { threads = 2; %s };\n%s\n", c->pager,
+			c->extra);
 		fclose(f);
 	}
 	return 0;

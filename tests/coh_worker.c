@@ -8,6 +8,7 @@
  *   workloads: stripes counter bank monotonic random all
  */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ static struct pm_node *node;
 static uint8_t *mem;
 static size_t mem_len;
 static int me, nodes;
+static int nthreads = 1;	/* application threads per node */
 
 /* Layout of the region (page offsets), shared by every node. */
 #define PG_COUNTER 0	/* one hot counter alone on its page */
@@ -105,36 +107,59 @@ static int w_stripes(long iters)
 	return barrier();
 }
 
-/* Atomic increments from every node, alone on a page and beside other
- * nodes' data on the same page. */
+/* Run fn(iters) on nthreads threads of this node and wait for them. */
+static void run_threads(void *(*fn)(void *), long iters)
+{
+	pthread_t th[16];
+	int n = nthreads < 16 ? nthreads : 16;
+
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, fn, (void *)iters);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void *counter_thread(void *arg)
+{
+	long iters = (long)arg;
+
+	for (long i = 0; i < iters; i++) {
+		__atomic_fetch_add(word(PG_COUNTER, 0), 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(word(PG_MIXED, 0), 1, __ATOMIC_SEQ_CST);
+	}
+	return NULL;
+}
+
+/* Atomic increments from every node (and every thread of it), alone on a
+ * page and beside other nodes' data on the same page. */
 static int w_counter(long iters)
 {
 	uint64_t *hot = word(PG_COUNTER, 0);
 	uint64_t *mixed = word(PG_MIXED, 0);
 	uint64_t *mine = word(PG_MIXED, 8 + me * 8);
 
+
 	if (barrier())
 		return 1;
-	for (long i = 0; i < iters; i++) {
-		__atomic_fetch_add(hot, 1, __ATOMIC_SEQ_CST);
-		__atomic_fetch_add(mixed, 1, __ATOMIC_SEQ_CST);
+	run_threads(counter_thread, iters);
+	for (long i = 0; i < iters; i++)
 		*mine = (uint64_t)i + 1;	/* unrelated data, same page */
-	}
 	if (barrier())
 		return 1;
-	if (*hot != (uint64_t)iters * nodes)
-		FAIL("counter: %" PRIu64 ", expected %" PRIu64, *hot,
-		     (uint64_t)iters * nodes);
-	if (*mixed != (uint64_t)iters * nodes)
+	uint64_t want = (uint64_t)iters * nodes * nthreads;
+
+	if (*hot != want)
+		FAIL("counter: %" PRIu64 ", expected %" PRIu64, *hot, want);
+	if (*mixed != want)
 		FAIL("mixed counter: %" PRIu64 ", expected %" PRIu64, *mixed,
-		     (uint64_t)iters * nodes);
+		     want);
 	for (int i = 0; i < nodes; i++)
 		if (*word(PG_MIXED, 8 + i * 8) != (uint64_t)iters)
 			FAIL("node %d's word beside the counter is %" PRIu64
 			     ", expected %ld", i, *word(PG_MIXED, 8 + i * 8),
 			     iters);
-	printf("node %d: counter: %" PRIu64 " = %d nodes x %ld, exact\n", me,
-	       *hot, nodes, iters);
+	printf("node %d: counter: %" PRIu64 " = %d nodes x %d threads x %ld, exact\n",
+	       me, *hot, nodes, nthreads, iters);
 	return barrier();
 }
 
@@ -150,6 +175,38 @@ static void unlock(uint64_t *l)
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 
+static int bank_bad;
+
+/* The bank's transfers from one of several threads of a node. */
+static void *bank_thread(void *arg)
+{
+	long iters = (long)arg;
+	uint64_t *l = word(PG_LOCK, 0);
+	uint64_t seed = mix((uint64_t)pthread_self() ^ (uint64_t)me << 32);
+
+	for (long i = 0; i < iters; i++) {
+		uint64_t a, b;
+		int64_t amt, sum = 0;
+
+		seed = mix(seed);
+		a = seed % N_ACCOUNTS;
+		b = (seed >> 20) % N_ACCOUNTS;
+		amt = (int64_t)((seed >> 40) % 100);
+		lock(l);
+		*(int64_t *)word(PG_ACCOUNTS, a) -= amt;
+		*(int64_t *)word(PG_ACCOUNTS, b) += amt;
+		if (i % 64 == 0) {
+			for (int k = 0; k < (int)N_ACCOUNTS; k++)
+				sum += *(int64_t *)word(PG_ACCOUNTS, k);
+			if (sum != 1000 * (int64_t)N_ACCOUNTS)
+				__atomic_store_n(&bank_bad, 1,
+						 __ATOMIC_RELAXED);
+		}
+		unlock(l);
+	}
+	return NULL;
+}
+
 /* Lock-protected transfers between accounts on several pages: the total
  * never changes, checked under the lock as we go and at the end. */
 static int w_bank(long iters)
@@ -163,6 +220,10 @@ static int w_bank(long iters)
 			*(int64_t *)word(PG_ACCOUNTS, a) = per;
 	if (barrier())
 		return 1;
+	if (nthreads > 1) {
+		run_threads(bank_thread, iters);
+		goto check;
+	}
 	for (long i = 0; i < iters; i++) {
 		uint64_t a, b;
 		int64_t amt;
@@ -187,6 +248,7 @@ static int w_bank(long iters)
 		}
 		unlock(l);
 	}
+check:
 	if (barrier())
 		return 1;
 	int64_t sum = 0;
@@ -196,6 +258,8 @@ static int w_bank(long iters)
 	if (sum != per * (int64_t)N_ACCOUNTS)
 		FAIL("bank: total %" PRId64 ", expected %" PRId64, sum,
 		     per * (int64_t)N_ACCOUNTS);
+	if (bank_bad)
+		FAIL("bank: a thread saw a wrong total mid-run");
 	printf("node %d: bank: %ld transfers, total %" PRId64 " kept\n", me,
 	       iters, sum);
 	return barrier();
@@ -323,12 +387,17 @@ int main(int argc, char **argv)
 	int code, r = 0;
 	const char *w;
 
-	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: coh_worker CONFIG stripes|counter|bank|monotonic|random|all [ITERATIONS]\n");
+	if (argc < 3 || argc > 5) {
+		fprintf(stderr, "usage: coh_worker CONFIG stripes|counter|bank|monotonic|random|all [ITERATIONS [THREADS]]\n");
 		return 2;
 	}
 	w = argv[2];
-	iters = argc == 4 ? strtol(argv[3], NULL, 10) : 2000;
+	iters = argc >= 4 ? strtol(argv[3], NULL, 10) : 2000;
+	nthreads = argc == 5 ? atoi(argv[4]) : 1;
+	if (nthreads < 1 || nthreads > 16) {
+		fprintf(stderr, "coh_worker: THREADS is 1 to 16\n");
+		return 2;
+	}
 	node = pm_node_start_ex(argv[1], err, sizeof(err), &code);
 	if (!node) {
 		fprintf(stderr, "coh_worker: %s\n", err);

@@ -17,11 +17,11 @@
 #include "cluster.h"
 
 static void run_cluster(struct cluster *c, const char *workload,
-			const char *iters, int timeout_ms)
+			const char *iters, const char *threads, int timeout_ms)
 {
 	char prog[512];
 	char *argv[] = { prog, (char *)"{cfg}", (char *)workload,
-			 (char *)iters, NULL };
+			 (char *)iters, (char *)threads, NULL };
 	int late, bad = 0;
 
 	snprintf(prog, sizeof(prog), "%s/tests/coh_worker", cl_build());
@@ -46,43 +46,64 @@ static void run_cluster(struct cluster *c, const char *workload,
 	assert_int_equal(bad, 0);
 }
 
-static void loopback(const char *workload, const char *iters)
+static void loopback(const char *workload, const char *iters,
+		     const char *threads)
 {
 	struct cluster c;
 
 	assert_int_equal(cl_init(&c, 3), 0);
-	run_cluster(&c, workload, iters, 120000);
+	run_cluster(&c, workload, iters, threads, 120000);
 	cl_cleanup(&c);
 }
 
 static void test_stripes(void **state)
 {
 	(void)state;
-	loopback("stripes", "1");
+	loopback("stripes", "1", "1");
 }
 
 static void test_counter(void **state)
 {
 	(void)state;
-	loopback("counter", "5000");
+	loopback("counter", "5000", "1");
 }
 
 static void test_bank(void **state)
 {
 	(void)state;
-	loopback("bank", "3000");
+	loopback("bank", "3000", "1");
 }
 
 static void test_monotonic(void **state)
 {
 	(void)state;
-	loopback("monotonic", "3000");
+	loopback("monotonic", "3000", "1");
 }
 
 static void test_random(void **state)
 {
 	(void)state;
-	loopback("random", "3000");
+	loopback("random", "3000", "1");
+}
+
+/* Several application threads per node on the same hot pages. */
+static void test_threads(void **state)
+{
+	(void)state;
+	loopback("counter", "3000", "3");
+	loopback("bank", "1500", "3");
+}
+
+/* Sequential faults fetch the next pages in the same request. */
+static void test_prefetch(void **state)
+{
+	struct cluster c;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(c.pager, sizeof(c.pager), "prefetch = 8;");
+	run_cluster(&c, "all", "1500", "1", 180000);
+	cl_cleanup(&c);
 }
 
 /* Mixed transports: same wire format, so a tcp node and io_uring-tcp
@@ -101,7 +122,7 @@ static void test_mixed_transports(void **state)
 	assert_int_equal(cl_init(&c, 3), 0);
 	c.node_transport[1] = "io_uring-tcp";
 	c.node_transport[2] = "io_uring-tcp";
-	run_cluster(&c, "all", "1500", 180000);
+	run_cluster(&c, "all", "1500", "1", 180000);
 	cl_cleanup(&c);
 }
 
@@ -185,7 +206,7 @@ static void test_netns(void **state)
 		cl_cleanup(&c);
 		fail_msg("could not create the namespaces");
 	}
-	run_cluster(&c, "all", "1500", 240000);
+	run_cluster(&c, "all", "1500", "1", 240000);
 	cl_cleanup(&c);
 	netns_down(c.n);
 }
@@ -198,6 +219,8 @@ int main(void)
 		cmocka_unit_test(test_bank),
 		cmocka_unit_test(test_monotonic),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_mixed_transports),
 		cmocka_unit_test(test_netns),
 	};

@@ -134,7 +134,7 @@ static void test_missing_peer(void **state)
 	/* Three nodes but only one peer listed and no coordinator. */
 	expect_config_error("node = { id = 0; };\n"
 			    "cluster = { name = \"t\"; nodes = 3; memory = \"64M\"; };\n",
-			    true, NULL, "no endpoint for node(s) 2");
+			    true, NULL, "peers lists no endpoint (and no coordinator is configured) for node(s) 2");
 }
 
 static void test_parse_size(void **state)
