@@ -40,6 +40,7 @@ struct vm_opts {
 	uint64_t mem;
 	bool mem_set;
 	bool selftest;
+	bool start_barrier;
 	int timeout_s;
 };
 
@@ -524,6 +525,10 @@ static void usage(FILE *out)
 "                      fills RAM above 1 MiB with a pattern, reads it back\n"
 "                      and reports a checksum that is checked here\n"
 "  --timeout SECONDS   stop the guest after this long (exit 1)\n"
+"  --start-barrier     with -c: once the node is up, wait at a cluster\n"
+"                      barrier (pm_node_barrier) before loading the guest,\n"
+"                      so other nodes can fill the pages they are home for\n"
+"                      first (the guest's kernel and initrd land after them)\n"
 "  -h, --help          this text\n"
 "\n"
 "Guest devices: 8250 UART on COM1 (0x3f8, IRQ 4) printing to stdout, an\n"
@@ -544,7 +549,7 @@ static void usage(FILE *out)
 
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_VCPUS, OPT_MEM,
-	OPT_SELFTEST, OPT_TIMEOUT,
+	OPT_SELFTEST, OPT_TIMEOUT, OPT_START_BARRIER,
 };
 
 static int parse_args(int argc, char **argv, struct vm_opts *o)
@@ -558,6 +563,7 @@ static int parse_args(int argc, char **argv, struct vm_opts *o)
 		{ "mem", required_argument, NULL, OPT_MEM },
 		{ "selftest", no_argument, NULL, OPT_SELFTEST },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "start-barrier", no_argument, NULL, OPT_START_BARRIER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -575,6 +581,7 @@ static int parse_args(int argc, char **argv, struct vm_opts *o)
 		case OPT_INITRD: o->initrd = optarg; break;
 		case OPT_CMDLINE: o->cmdline = optarg; break;
 		case OPT_SELFTEST: o->selftest = true; break;
+		case OPT_START_BARRIER: o->start_barrier = true; break;
 		case OPT_VCPUS:
 			errno = 0;
 			v = strtol(optarg, &end, 10);
@@ -615,6 +622,10 @@ static int parse_args(int argc, char **argv, struct vm_opts *o)
 	if (optind < argc) {
 		fprintf(stderr, "pagemesh vm: unexpected argument '%s' (see pagemesh vm --help)\n",
 			argv[optind]);
+		return PM_EXIT_USAGE;
+	}
+	if (o->start_barrier && !o->config) {
+		fprintf(stderr, "pagemesh vm: --start-barrier needs -c FILE (a node to wait with)\n");
 		return PM_EXIT_USAGE;
 	}
 	return 0;
@@ -830,6 +841,14 @@ int cmd_vm(int argc, char **argv)
 		goto out_kvm;
 	}
 
+	if (o.start_barrier) {
+		r = pm_node_barrier(m.node, c.startup_timeout_ms);
+		if (r) {
+			fprintf(stderr, "pagemesh vm: start barrier: %s (are the other nodes up?)\n",
+				strerror(-r));
+			goto out_mem;
+		}
+	}
 	for (i = 0; i < VMM_MAX_VCPUS; i++)
 		vm.vcpu[i].fd = -1;
 	pthread_mutex_init(&vm.lock, NULL);
@@ -922,6 +941,7 @@ out_devices:
 out_vm:
 	vm_destroy(&vm);
 	pthread_mutex_destroy(&vm.lock);
+out_mem:
 	mem_close(&m);
 out_kvm:
 	close(kvm_fd);

@@ -24,6 +24,7 @@
 #define VMM_PORT_I8042 0x60	/* data */
 #define VMM_PORT_I8042_CMD 0x64	/* 0xFE written here resets */
 #define VMM_IRQ_COM1 4
+#define VMM_PORT_RTC 0x70	/* CMOS index; 0x71 data */
 
 struct vmm;
 
@@ -52,6 +53,12 @@ struct vmm_uart {
 	uint8_t ier, lcr, mcr, fcr, scr, dll, dlm;
 	bool thr_irq;		/* "transmitter empty" interrupt pending */
 	bool line;		/* level last sent to the IRQ line */
+};
+
+struct vmm_rtc {
+	pthread_mutex_t lock;
+	uint8_t index;
+	uint8_t ram[128];
 };
 
 struct vmm_vcpu {
@@ -85,6 +92,7 @@ struct vmm {
 	struct vmm_bus pio;
 	struct vmm_bus mmio;
 	struct vmm_uart uart;
+	struct vmm_rtc rtc;
 
 	/* entry state of the boot vCPU */
 	bool entry_set;
@@ -115,7 +123,7 @@ int vmm_bus_add(struct vmm_bus *bus, uint64_t base, uint64_t len,
 /* false when no device covers [addr, addr + size). */
 bool vmm_bus_io(struct vmm *vm, struct vmm_bus *bus, uint64_t addr,
 		uint8_t *data, uint32_t size, bool is_write);
-/* Registers the UART, i8042, exit and report ports. */
+/* Registers the UART, RTC, i8042, exit and report ports. */
 int vmm_devices_init(struct vmm *vm, int out_fd);
 void vmm_devices_fini(struct vmm *vm);
 /* Ends the VM: the first caller's reason wins; wakes the waiter. */

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 /* The VMM's devices: an address-range bus for port I/O and MMIO, an 8250
- * UART on COM1 (guest output to stdout), the i8042 reset line, and two
- * ports of our own: the guest's exit status and the test guest's report. */
+ * UART on COM1 (guest output to stdout), a CMOS clock, the i8042 reset
+ * line, and two ports of our own: the guest's exit status and the test
+ * guest's report. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -232,6 +234,65 @@ static void report_io(struct vmm *vm, void *dev, uint64_t off, uint8_t *data,
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* --- CMOS RTC (ports 0x70 index, 0x71 data): the host's UTC time in BCD,
+ * never "update in progress". Without it Linux's rtc_cmos probe spins on
+ * the UIP bit of an all-ones register for tens of seconds. */
+static uint8_t bcd(int v)
+{
+	return (uint8_t)((v / 10) << 4 | (v % 10));
+}
+
+static void rtc_io(struct vmm *vm, void *dev, uint64_t off, uint8_t *data,
+		   uint32_t size, bool is_write)
+{
+	struct vmm_rtc *rtc = dev;
+	struct tm tm;
+	time_t now;
+	uint8_t v;
+
+	(void)vm;
+	if (size != 1) {
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	pthread_mutex_lock(&rtc->lock);
+	if (off == 0) {
+		if (is_write)
+			rtc->index = data[0] & 0x7f;	/* bit 7: NMI mask */
+		else
+			data[0] = rtc->index;
+		goto out;
+	}
+	if (is_write) {
+		/* Time and status registers stay the host's; the rest is
+		 * plain CMOS memory. */
+		if (rtc->index > 0x0d && rtc->index != 0x32)
+			rtc->ram[rtc->index] = data[0];
+		goto out;
+	}
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	switch (rtc->index) {
+	case 0x00: v = bcd(tm.tm_sec > 59 ? 59 : tm.tm_sec); break;
+	case 0x02: v = bcd(tm.tm_min); break;
+	case 0x04: v = bcd(tm.tm_hour); break;
+	case 0x06: v = bcd(tm.tm_wday + 1); break;
+	case 0x07: v = bcd(tm.tm_mday); break;
+	case 0x08: v = bcd(tm.tm_mon + 1); break;
+	case 0x09: v = bcd(tm.tm_year % 100); break;
+	case 0x32: v = bcd(19 + tm.tm_year / 100); break;
+	case 0x0a: v = 0x26; break;	/* 32.768 kHz, 1024 Hz; UIP clear */
+	case 0x0b: v = 0x02; break;	/* 24-hour, BCD, no interrupts */
+	case 0x0c: v = 0x00; break;
+	case 0x0d: v = 0x80; break;	/* valid RAM and time */
+	default: v = rtc->ram[rtc->index]; break;
+	}
+	data[0] = v;
+out:
+	pthread_mutex_unlock(&rtc->lock);
+}
+
 /* Port 0x80 is the classic "I/O delay" port: written often, means nothing. */
 static void ignore_io(struct vmm *vm, void *dev, uint64_t off, uint8_t *data,
 		      uint32_t size, bool is_write)
@@ -268,12 +329,20 @@ int vmm_devices_init(struct vmm *vm, int out_fd)
 				"report");
 	if (!r)
 		r = vmm_bus_add(&vm->pio, 0x80, 1, ignore_io, NULL, "delay");
-	if (r)
+	if (!r)
+		r = vmm_bus_add(&vm->pio, VMM_PORT_RTC, 2, rtc_io, &vm->rtc,
+				"rtc");
+	if (r) {
 		pthread_mutex_destroy(&u->lock);
-	return r;
+		return r;
+	}
+	memset(&vm->rtc, 0, sizeof(vm->rtc));
+	pthread_mutex_init(&vm->rtc.lock, NULL);
+	return 0;
 }
 
 void vmm_devices_fini(struct vmm *vm)
 {
 	pthread_mutex_destroy(&vm->uart.lock);
+	pthread_mutex_destroy(&vm->rtc.lock);
 }

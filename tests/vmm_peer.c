@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 /* The other node of the VMM's two-node guest test: starts a node, writes a
  * pattern into every page it is home for (so those pages hold data that
- * must travel when the VM's node touches them), then leaves the cluster
- * together with the VM's node.
+ * must travel when the VM's node touches them), meets the VM's node at a
+ * barrier (pagemesh vm --start-barrier) so the guest is loaded only after
+ * these writes, then leaves the cluster together with the VM's node.
  *
  *	vmm_peer CONFIG
  *
  * Prints "vmm_peer: wrote N pages" once the pages are written; exit 0, or
  * the node's start-up code (78 config, 1 runtime). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#define BARRIER_MS 300000
 
 #include <pagemesh/pagemesh.h>
 #include <pagemesh/transport.h>
@@ -47,6 +51,14 @@ int main(int argc, char **argv)
 	printf("vmm_peer: wrote %llu pages\n",
 	       (unsigned long long)(last - first));
 	fflush(stdout);
+	/* Bounded like the node's own start-up wait in the suite's configs. */
+	code = pm_node_barrier(n, BARRIER_MS);
+	if (code) {
+		fprintf(stderr, "vmm_peer: barrier with the VM's node: %s\n",
+			strerror(-code));
+		pm_node_stop(n);
+		return 1;
+	}
 	/* Serves its pages until the VM's node stops too (both wait at the
 	 * stop barrier, bounded by cluster.startup_timeout_ms). */
 	pm_node_stop(n);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* VMM tests that need no KVM: guest-address bounds, the device bus and
- * UART, bzImage checks, the boot_params/e820/MP table layout, the test
+/* VMM tests that need no KVM: guest-address bounds, the device bus,
+ * UART and clock, bzImage checks, the boot_params/e820/MP table layout, the test
  * guest's checksum, and `pagemesh vm` failing cleanly (78 for bad input
  * before any VM exists, 1 without /dev/kvm). The guest suite
  * (tests/guest/suites/vmm.sh) runs the VMM under real KVM. */
@@ -231,6 +231,29 @@ static void test_uart_and_exit(void **state)
 	assert_int_equal(port_in(&vm, VMM_PORT_COM1 + 6) & 0xf0, 0xf0);
 	port_out(&vm, VMM_PORT_COM1 + 4, 0x10);
 	assert_int_equal(port_in(&vm, VMM_PORT_COM1 + 6) & 0xf0, 0x00);
+
+	/* CMOS clock: never "update in progress", valid, today's year. */
+	{
+		time_t now = time(NULL);
+		struct tm tm;
+		uint8_t y, mon;
+
+		gmtime_r(&now, &tm);
+		port_out(&vm, VMM_PORT_RTC, 0x0a);
+		assert_int_equal(port_in(&vm, VMM_PORT_RTC + 1) & 0x80, 0);
+		port_out(&vm, VMM_PORT_RTC, 0x8d);	/* NMI bit ignored */
+		assert_int_equal(port_in(&vm, VMM_PORT_RTC + 1), 0x80);
+		port_out(&vm, VMM_PORT_RTC, 0x08);
+		mon = port_in(&vm, VMM_PORT_RTC + 1);
+		assert_true(mon >= 0x01 && mon <= 0x12 && (mon & 0x0f) <= 9);
+		port_out(&vm, VMM_PORT_RTC, 0x09);
+		y = port_in(&vm, VMM_PORT_RTC + 1);
+		assert_int_equal((y >> 4) * 10 + (y & 0x0f),
+				 tm.tm_year % 100);
+		port_out(&vm, VMM_PORT_RTC, 0x40);	/* plain CMOS RAM */
+		port_out(&vm, VMM_PORT_RTC + 1, 0x99);
+		assert_int_equal(port_in(&vm, VMM_PORT_RTC + 1), 0x99);
+	}
 
 	/* An unclaimed port is nobody's. */
 	assert_false(vmm_bus_io(&vm, &vm.pio, 0x2f8, (uint8_t[1]){ 0 }, 1,
@@ -571,6 +594,9 @@ static void test_cli_bad_input(void **state)
 	expect_run(2, "--vcpus 'two' is not a number",
 		   (const char *const[]){ "vm", "--vcpus", "two", NULL });
 	expect_run(2, NULL, (const char *const[]){ "vm", "--bogus", NULL });
+	expect_run(2, "--start-barrier needs -c",
+		   (const char *const[]){ "vm", "--selftest", "--start-barrier",
+					  NULL });
 	expect_run(0, "--selftest",
 		   (const char *const[]){ "vm", "--help", NULL });
 }
