@@ -394,7 +394,7 @@ static int chan_call(struct chan *ch, uint8_t *req, uint8_t *rep)
 	return r;
 }
 
-/* --- measurements ----------------------------------------------------------- */
+/* --- measurements ------------------------------------------------------ */
 
 struct worker {
 	struct chan ch;
@@ -535,8 +535,8 @@ static void run_latency(struct tr *t, int count, bool keep)
  */
 static void bench_fault_latency(FILE *out)
 {
-	fprintf(out, "\nfault through the pager, per transport: see bench-fault "
-		"(bench/fault_bench.c -t TRANSPORT) in the same make bench\n");
+	fprintf(out,
+		"\nfault through the pager, per transport: see bench-fault (bench/fault_bench.c -t TRANSPORT) in the same make bench\n");
 }
 
 /* --- main ----------------------------------------------------------------- */
@@ -627,8 +627,8 @@ static void write_outputs(const char *outdir, FILE *out)
 			t->name, "1 (lat)", p50 > 0 ? 1e6 / p50 : 0, p50, p99,
 			b50 > 0 ? p50 / b50 : 0, rts);
 		fprintf(names, "%s%s", i ? " " : "", t->name);
-		snprintf(path, sizeof(path), "%s/transport-lat-%.40s.dat", outdir,
-			 t->name);
+		snprintf(path, sizeof(path), "%s/transport-lat-%.40s.dat",
+			 outdir, t->name);
 		f = fopen(path, "w");
 		if (f) {
 			/* CDF: latency, fraction of calls at or below it. */
@@ -665,7 +665,8 @@ static void write_outputs(const char *outdir, FILE *out)
 			fprintf(out, "%-14s %9d %10.0f %9.1f %9.1f %8.2f %8s\n",
 				t->name, levels[li], m[i][li], p50, p99, rb,
 				tcp ? rts : "-");
-			fprintf(csv, "%s,%d,%d,%.0f,%.2f,%.2f,%.3f,%.3f,,,%.2f\n",
+			fprintf(csv,
+				"%s,%d,%d,%.0f,%.2f,%.2f,%.3f,%.3f,,,%.2f\n",
 				t->name, levels[li], levels[li], m[i][li], p50,
 				p99, rb, tcp ? rt : 0,
 				t->nlv[li] ? t->lv[li][t->nlv[li] - 1] : 0);
@@ -676,8 +677,8 @@ static void write_outputs(const char *outdir, FILE *out)
 	for (i = 0; i < ntr; i++) {
 		if (!trs[i].usable)
 			continue;
-		snprintf(path, sizeof(path), "%s/transport-tput-%.40s.dat", outdir,
-			 trs[i].name);
+		snprintf(path, sizeof(path), "%s/transport-tput-%.40s.dat",
+			 outdir, trs[i].name);
 		f = fopen(path, "w");
 		if (!f)
 			continue;
@@ -704,10 +705,9 @@ static void write_outputs(const char *outdir, FILE *out)
 			double r1 = pct(u->lat, u->nlat, 0.5) /
 				    pct(tcp->lat, tcp->nlat, 0.5);
 
-			fprintf(out, "\ngoal io_uring-tcp vs tcp: calls/s at 32 in "
-				"flight x%.2f (goal >= 1.30: %s); p50 at 1 in "
-				"flight x%.2f (goal <= 1.10: %s)\n", r32,
-				r32 >= 1.3 ? "met" : "NOT met", r1,
+			fprintf(out,
+				"\ngoal io_uring-tcp vs tcp: calls/s at 32 in flight x%.2f (goal >= 1.30: %s); p50 at 1 in flight x%.2f (goal <= 1.10: %s)\n",
+				r32, r32 >= 1.3 ? "met" : "NOT met", r1,
 				r1 <= 1.1 ? "met" : "NOT met");
 		}
 	}
@@ -748,8 +748,9 @@ int main(int argc, char **argv)
 			no_latency = true;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-o OUTDIR] [-r ROUNDS 1..16] "
-				"[-d MS per round] [-S SERVER.so] [-l LEVEL]... [-n] [PLUGIN.so ...]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [-o OUTDIR] [-r ROUNDS 1..16] [-d MS per round] [-S SERVER.so] [-l LEVEL]... [-n] [PLUGIN.so ...]\n",
+				argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
 	}
@@ -818,7 +819,8 @@ int main(int argc, char **argv)
 				continue;
 			}
 		} else {
-			if (loader_open_path(&t->pl, t->path, t->name, NULL, 2)) {
+			if (loader_open_path(&t->pl, t->path, t->name, NULL,
+					     2)) {
 				printf("%-14s skipped: %s\n", t->name,
 				       t->pl.why);
 				continue;

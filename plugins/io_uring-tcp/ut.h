@@ -107,6 +107,7 @@ struct ut_tctx {
 	struct io_uring sring;
 	bool sring_ok;
 	bool sring_defer;		/* SINGLE_ISSUER|DEFER_TASKRUN */
+	bool sfixed;			/* sockets in ring's file table */
 	struct ut_bufring sbr;
 	pthread_t sthread;
 	bool sthread_ok;
@@ -134,7 +135,7 @@ void ut_sendq_free(struct ut_sendq *q);
 int ut_sendq_append(struct ut_sendq *q, const struct iovec *iov, int n);
 bool ut_sendq_start(struct ut_sendq *q);
 void ut_sendq_prep(struct ut_sendq *q, struct io_uring_sqe *sqe, int fd,
-		   uint64_t ud);
+		   bool fixed, uint64_t ud);
 int ut_sendq_done(struct ut_sendq *q, int res);
 
 int ut_ring_init(struct io_uring *ring, unsigned entries, unsigned flags);

@@ -54,17 +54,18 @@ struct ut_conn {
 	/* socket and ring: valid while up; only the driver changes them */
 	bool up;
 	int fd;
+	bool fixed;			/* fd is registered file 0 */
 	struct io_uring ring;
 	struct ut_bufring br;
 	bool recv_armed;
 	bool recv_cancelling;
 	pid_t recv_owner;		/* thread whose task work feeds it */
-	int64_t owner_seen_ns;		/* when the owner last left a call */
-	unsigned owner_calls;		/* calls of the owner in progress */
+	int64_t owner_seen_ns;		/* the owner last left a call */
+	unsigned owner_calls;		/* the owner's calls under way */
 
 	bool driving;
-	bool drive_capped;		/* the driver wakes within BATCH_WAIT */
-	unsigned nqueued;		/* calls whose frame is queued or sent */
+	bool drive_capped;		/* driver wakes in BATCH_WAIT */
+	unsigned nqueued;		/* calls with frame queued/sent */
 	bool shutdown;
 	unsigned callers;
 	unsigned slot_waiters;
@@ -76,7 +77,7 @@ struct ut_conn {
 	uint32_t cur;			/* slot of the frame being read */
 
 	uint32_t whead, wtail;		/* sleeping followers */
-	uint32_t nwake;			/* completed, to wake after unlock */
+	uint32_t nwake;			/* done, to wake after unlock */
 	uint32_t wake[UT_MAX_SLOTS];
 	uint32_t nfree;
 	uint32_t freelist[UT_MAX_SLOTS];
@@ -219,6 +220,13 @@ static void ut_wake_done(struct ut_conn *c)
 
 /* --- socket and ring ----------------------------------------------------- */
 
+/* The socket as ring operations name it: registered file 0 (no file
+ * lookup per operation) or the plain descriptor. */
+static int ut_rfd(const struct ut_conn *c)
+{
+	return c->fixed ? 0 : c->fd;
+}
+
 /* Publish prepared SQEs to the kernel; returns how many it has not taken. */
 static unsigned ut_flush_sq(struct io_uring *ring)
 {
@@ -307,6 +315,7 @@ static int ut_open(struct ut_conn *c, int64_t deadline_ns)
 		goto err_ring;
 	}
 	c->fd = fd;
+	c->fixed = io_uring_register_files(&c->ring, &fd, 1) == 0;
 	ut_sendq_init(&c->sq, UT_CLIENT_SENDQ_CAP);
 	memset(&c->p, 0, sizeof(c->p));
 	c->cur = UT_NIL;
@@ -384,7 +393,7 @@ static int ut_feed(struct ut_conn *c, const unsigned char *d, uint32_t len)
 				break;
 			why = pm_frame_decode(&p->hdr);
 			if (!why && p->hdr.kind != PM_FRAME_REP)
-				why = "kind (a request on a calling connection)";
+				why = "kind (request on a calling link)";
 			if (why) {
 				ut_log(c->t, PM_LOG_ERROR,
 				       "bad frame from %s: field %s; dropping the connection",
@@ -464,7 +473,8 @@ static void ut_reap(struct ut_conn *c)
 				sqe = io_uring_get_sqe(&c->ring);
 				if (sqe) {
 					c->sq.inflight = true;
-					ut_sendq_prep(&c->sq, sqe, c->fd,
+					ut_sendq_prep(&c->sq, sqe, ut_rfd(c),
+						      c->fixed,
 						      UT_UD(UT_UD_SEND, 0));
 				} else {
 					err = -EBUSY;
@@ -539,7 +549,8 @@ static void ut_start_send(struct ut_conn *c)
 		c->sq.inflight = false;
 		return;
 	}
-	ut_sendq_prep(&c->sq, sqe, c->fd, UT_UD(UT_UD_SEND, 0));
+	ut_sendq_prep(&c->sq, sqe, ut_rfd(c), c->fixed,
+		      UT_UD(UT_UD_SEND, 0));
 	ut_submit_now(c);
 }
 
@@ -574,8 +585,11 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 	if (!c->recv_armed) {
 		sqe = io_uring_get_sqe(&c->ring);
 		if (sqe) {
-			io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+			io_uring_prep_recv_multishot(sqe, ut_rfd(c), NULL, 0,
+						     0);
 			sqe->flags |= IOSQE_BUFFER_SELECT;
+			if (c->fixed)
+				sqe->flags |= IOSQE_FIXED_FILE;
 			sqe->buf_group = c->br.bgid;
 			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_RECV, 0));
 			c->recv_armed = true;
@@ -587,12 +601,13 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 	if (ut_sendq_start(&c->sq)) {
 		sqe = io_uring_get_sqe(&c->ring);
 		if (sqe) {
-			ut_sendq_prep(&c->sq, sqe, c->fd, UT_UD(UT_UD_SEND, 0));
+			ut_sendq_prep(&c->sq, sqe, ut_rfd(c), c->fixed,
+		      UT_UD(UT_UD_SEND, 0));
 			/* Its completion comes at once: wait for one more,
 			 * so send and reply cost one system call. */
 			want++;
 		} else {
-			c->sq.inflight = false;	/* cannot happen: SQ empty */
+			c->sq.inflight = false;	/* SQ was empty */
 		}
 	}
 	n = ut_flush_sq(&c->ring);

@@ -145,12 +145,15 @@ bool ut_sendq_start(struct ut_sendq *q)
 	return true;
 }
 
+/* fd is an index into the ring's registered files when fixed. */
 void ut_sendq_prep(struct ut_sendq *q, struct io_uring_sqe *sqe, int fd,
-		   uint64_t ud)
+		   bool fixed, uint64_t ud)
 {
 	/* MSG_WAITALL: the kernel retries short sends itself. */
 	io_uring_prep_send(sqe, fd, q->fly + q->fly_off,
 			   q->fly_len - q->fly_off, MSG_NOSIGNAL | MSG_WAITALL);
+	if (fixed)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, ud);
 }
 

@@ -21,6 +21,10 @@
 
 enum { UT_SC_FREE = 0, UT_SC_OPEN, UT_SC_CLOSING };
 
+/* The socket as ring operations name it: its slot in the ring's file
+ * table (no file lookup per operation) or the plain descriptor. */
+#define UT_SRFD(t, idx, sc) ((t)->sfixed ? (int)(idx) : (sc)->fd)
+
 /* Conn ids: a per-listener sequence number above the table index. */
 #define UT_SC_BITS 16
 _Static_assert(UT_MAX_SCONNS <= (1u << UT_SC_BITS), "conn id index bits");
@@ -86,8 +90,10 @@ static void ut_srv_arm_recv(struct ut_tctx *t, uint32_t idx)
 
 	if (!sqe)
 		return;
-	io_uring_prep_recv_multishot(sqe, sc->fd, NULL, 0, 0);
+	io_uring_prep_recv_multishot(sqe, UT_SRFD(t, idx, sc), NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
+	if (t->sfixed)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	sqe->buf_group = t->sbr.bgid;
 	io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_RECV, idx));
 	sc->recv_armed = true;
@@ -125,7 +131,8 @@ static int ut_srv_start_send(struct ut_tctx *t, uint32_t idx)
 		sc->sq.inflight = false;
 		return -EBUSY;
 	}
-	ut_sendq_prep(&sc->sq, sqe, sc->fd, UT_UD(UT_UD_SEND, idx));
+	ut_sendq_prep(&sc->sq, sqe, UT_SRFD(t, idx, sc), t->sfixed,
+		      UT_UD(UT_UD_SEND, idx));
 	sc->ops++;
 	return 0;
 }
@@ -134,7 +141,11 @@ static void ut_srv_finalize(struct ut_tctx *t, uint32_t idx)
 {
 	struct ut_sconn *sc = &t->sconns[idx];
 
-	(void)t;
+	int none = -1;
+
+	/* The ring lets go of the socket too, so close really closes. */
+	if (t->sfixed)
+		io_uring_register_files_update(&t->sring, idx, &none, 1);
 	pthread_mutex_lock(&sc->lock);
 	if (sc->fd >= 0)
 		close(sc->fd);
@@ -194,6 +205,14 @@ static void ut_srv_accept(struct ut_tctx *t, int fd)
 	}
 	t->scursor = idx + 1;
 	pm_net_nodelay(fd);
+	if (t->sfixed &&
+	    io_uring_register_files_update(&t->sring, idx, &fd, 1) != 1) {
+		ut_log(t, PM_LOG_WARN,
+		       "refusing %s: cannot register its socket with the ring",
+		       peer);
+		close(fd);
+		return;
+	}
 	pthread_mutex_lock(&sc->lock);
 	sc->id = (++t->next_seq << UT_SC_BITS) | idx;
 	sc->fd = fd;
@@ -386,8 +405,8 @@ static void ut_srv_sent(struct ut_tctx *t, uint32_t idx, int res)
 		sqe = ut_srv_sqe(t);
 		if (sqe) {
 			sc->sq.inflight = true;
-			ut_sendq_prep(&sc->sq, sqe, sc->fd,
-				      UT_UD(UT_UD_SEND, idx));
+			ut_sendq_prep(&sc->sq, sqe, UT_SRFD(t, idx, sc),
+				      t->sfixed, UT_UD(UT_UD_SEND, idx));
 			sc->ops++;
 		} else {
 			r = -EBUSY;
@@ -617,6 +636,9 @@ int ut_listen(struct pm_tctx *tc, const struct pm_listener *lst)
 		goto err_efd;
 	}
 	t->sring_ok = true;
+	/* A file table for the sockets; plain descriptors if refused. */
+	t->sfixed = io_uring_register_files_sparse(&t->sring,
+						   UT_MAX_SCONNS) == 0;
 	r = ut_bufring_setup(&t->sring, &t->sbr, 0, UT_SERVER_BUFS);
 	if (r < 0) {
 		ut_log(t, PM_LOG_ERROR, "provided-buffer ring: %s",

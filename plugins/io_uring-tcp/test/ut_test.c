@@ -192,7 +192,8 @@ static void cli_stop(struct cli *c)
 /* One call: 1..16 byte message -> echo + a page derived from byte 0. */
 static int one_call(struct cli *c, uint8_t seed, int len, int64_t dl)
 {
-	uint8_t msg[16], back[PM_MSG_MAX], page[PM_PAGE_SIZE], want[PM_PAGE_SIZE];
+	uint8_t msg[16], back[PM_MSG_MAX];
+	uint8_t page[PM_PAGE_SIZE], want[PM_PAGE_SIZE];
 	struct pm_msg req = { .msg = msg, .msg_len = (uint32_t)len };
 	struct pm_msg rep = { .msg = back, .msg_cap = sizeof(back),
 			      .payload = page, .payload_cap = sizeof(page) };
