@@ -16,7 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -480,6 +488,112 @@ static void test_receive_owner_changes(void **st)
 	srv_stop(&s);
 }
 
+/*
+ * Run probe in a child process whose environment was made hostile by
+ * how(); the child writes the probe's result and reason to the pipe.
+ */
+static int probe_in_child(int (*how)(void), char *why, size_t len)
+{
+	struct pm_plugin pl;
+	int p[2], st, r;
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char out[300];
+
+		close(p[0]);
+		r = how();
+		if (r) {
+			snprintf(out, sizeof(out), "setup failed: %s",
+				 strerror(-r));
+		} else {
+			memset(&pl, 0, sizeof(pl));
+			r = loader_open_path(&pl, ut_path, "io_uring-tcp",
+					     NULL, 1);
+			snprintf(out, sizeof(out), "%d %s", r,
+				 r ? pl.why : "usable");
+		}
+		if (write(p[1], out, strlen(out)) < 0)
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	n = read(p[0], why, len - 1);
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	why[n > 0 ? n : 0] = '\0';
+	return 0;
+}
+
+/* Seccomp: io_uring_setup fails with EPERM, as in a locked-down
+ * container. */
+static int block_io_uring_setup(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -errno;
+	return 0;
+}
+
+/* A private mount namespace where the sysctl file reads 2. */
+static int fake_sysctl_disabled(void)
+{
+	char tmpl[] = "/tmp/ut-sysctl-XXXXXX";
+	int fd, r = 0;
+
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return -errno;
+	fd = mkstemp(tmpl);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "2\n", 2) != 2 ||
+	    mount(tmpl, "/proc/sys/kernel/io_uring_disabled", NULL, MS_BIND,
+		  NULL))
+		r = -errno;
+	close(fd);
+	unlink(tmpl);
+	return r;
+}
+
+static void test_probe_reasons(void **st)
+{
+	char why[400];
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	probe_in_child(block_io_uring_setup, why, sizeof(why));
+	print_message("  io_uring_setup blocked: %s\n", why);
+	if (strstr(why, "setup failed"))
+		skip();
+	assert_non_null(strstr(why, "io_uring_queue_init failed"));
+	assert_non_null(strstr(why, "Operation not permitted"));
+
+	probe_in_child(fake_sysctl_disabled, why, sizeof(why));
+	print_message("  io_uring_disabled=2: %s\n", why);
+	if (strstr(why, "setup failed")) {
+		print_message("skipped: cannot fake the sysctl here (%s)\n",
+			      why);
+		skip();
+	}
+	assert_non_null(strstr(why,
+			       "io_uring disabled by kernel.io_uring_disabled=2"));
+}
+
 int main(void)
 {
 	const char *b = getenv("PM_BUILD");
@@ -492,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_peer_restart),
 		cmocka_unit_test(test_timeout_then_ok),
 		cmocka_unit_test(test_receive_owner_changes),
+		cmocka_unit_test(test_probe_reasons),
 	};
 
 	pm_log_level = getenv("PM_VERBOSE") ? PM_LOG_DEBUG : PM_LOG_WARN;
