@@ -189,17 +189,20 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
 
 	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
 
-	STAT_ADD(n, inval_sent, 1);
 	/* Into a bounce buffer: a call that fails half-way must not leave
-	 * a torn page in the store. */
-	r = node_call(n, who, &rq, &rp, buf, &plen);
+	 * a torn page in the store. A peer known dead is not waited on. */
+	STAT_ADD(n, inval_sent, 1);
+	r = node_peer_dead(n, who) ? -EHOSTDOWN
+				   : node_call(n, who, &rq, &rp, buf, &plen);
 	if (r) {
-		/* The holder is unreachable; what it held is lost. */
-		pm_err("page %llu: %s to node %d failed: %s; continuing with the home copy",
-		       (unsigned long long)page,
-		       op == PM_OP_INVAL ? "invalidate" :
-		       op == PM_OP_RECALL ? "recall" : "downgrade",
-		       who, strerror(-r));
+		/* A sharer's copy can go: the home has the data. An exclusive
+		 * holder took the only current copy with it. */
+		if (op != PM_OP_INVAL) {
+			e->lost = 1;
+			pm_err("page %llu: its only copy was on node %d, which is unreachable (%s): lost; faults on it get SIGBUS",
+			       (unsigned long long)page, who, strerror(-r));
+		}
+		node_peer_failed(n, who, r);
 		return false;
 	}
 	if (rp.flags & PM_RP_DATA) {
@@ -214,6 +217,34 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op)
 	}
 	/* NOT_HELD with data: answered from a grant it then dropped. */
 	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD);
+}
+
+void coh_forget_node(struct pm_node *n, int who)
+{
+	uint64_t bit = 1ull << who, lost = 0, busy = 0;
+
+	for (uint64_t i = 0; i < n->home_count; i++) {
+		uint64_t page = n->home_first + i;
+		struct dir_entry *e = &n->dir[i];
+
+		pthread_mutex_lock(dlock_of(n, page));
+		if (e->busy) {
+			/* Its transaction meets the failure itself. */
+			busy++;
+		} else if (e->state == DIR_EXCL && e->owner == who) {
+			e->state = DIR_UNOWNED;
+			e->lost = 1;
+			lost++;
+		} else if (e->state == DIR_SHARED && (e->sharers & bit)) {
+			e->sharers &= ~bit;
+			if (!e->sharers)
+				e->state = DIR_UNOWNED;
+		}
+		pthread_mutex_unlock(dlock_of(n, page));
+	}
+	if (lost)
+		pm_err("node %d's copies forgotten: %llu page(s) it held exclusively are lost (faults on them get SIGBUS)",
+		       who, (unsigned long long)lost);
 }
 
 /* Does t need actions by other nodes over the network? (dlock held) */
@@ -245,12 +276,18 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 	pm_dbg("page %llu: home: op %u flags %#x from %d; dir state %u owner %u sharers %#llx",
 	       (unsigned long long)t->page, t->op, t->flags, t->from, e->state,
 	       e->owner, (unsigned long long)e->sharers);
+	if (e->lost)
+		return PM_RP_LOST;
 
 	if (t->op == PM_OP_READ) {
 		if (e->state == DIR_EXCL && e->owner != t->from) {
 			e->sharers = act_on(n, t->page, e->owner,
 					    PM_OP_DOWNGRADE) ?
 				     1ull << e->owner : 0;
+			if (e->lost) {
+				e->state = DIR_UNOWNED;
+				return PM_RP_LOST;
+			}
 		} else if (e->state != DIR_SHARED) {
 			/* UNOWNED, or the owner itself lost its copy. */
 			e->sharers = 0;
@@ -268,6 +305,11 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 				act_on(n, t->page, i, PM_OP_INVAL);
 	} else if (e->state == DIR_EXCL && e->owner != t->from) {
 		act_on(n, t->page, e->owner, PM_OP_RECALL);
+		if (e->lost) {
+			e->state = DIR_UNOWNED;
+			e->sharers = 0;
+			return PM_RP_LOST;
+		}
 	}
 	e->state = DIR_EXCL;
 	e->owner = (uint16_t)t->from;
@@ -293,7 +335,7 @@ static void grant_extras(struct pm_node *n, const struct txn *t,
 		uint8_t g;
 
 		pthread_mutex_lock(dlock_of(n, x.page));
-		if (e->busy || needs_remote(n, e, &x)) {
+		if (e->busy || e->lost || needs_remote(n, e, &x)) {
 			pthread_mutex_unlock(dlock_of(n, x.page));
 			continue;
 		}
@@ -321,6 +363,15 @@ static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 	uint8_t *st = store_of(n, t->page);
 	int r;
 
+	if (gflags & PM_RP_LOST) {
+		if (!t->local)
+			return node_reply(n, t->tidx, t->conn_id, t->req_id,
+					  -EIO, &rp, NULL, 0);
+		pthread_mutex_lock(llock_of(n, t->page));
+		n->lstate[t->page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
+		pthread_mutex_unlock(llock_of(n, t->page));
+		return -EIO;
+	}
 	if (!t->local) {
 		STAT_ADD(n, requests_served, 1);
 		if (data)

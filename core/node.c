@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cli.h"
 #include "coord.h"
 #include "log.h"
@@ -131,7 +133,7 @@ static const char *const op_names[PM_OP_MAX] = {
 	[PM_OP_HELLO] = "hello", [PM_OP_READ] = "read",
 	[PM_OP_WRITE] = "write", [PM_OP_INVAL] = "invalidate",
 	[PM_OP_RECALL] = "recall", [PM_OP_DOWNGRADE] = "downgrade",
-	[PM_OP_BARRIER] = "barrier",
+	[PM_OP_BARRIER] = "barrier", [PM_OP_AUTH] = "auth",
 };
 
 /* One /metrics scrape: pm_stats plus per-transport, per-peer and
@@ -189,6 +191,39 @@ static int metrics_fill(void *arg, struct pm_stats *st,
 
 __thread int node_conn_slot;
 
+static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
+		 size_t whylen);
+static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
+		      const struct pm_proto_rep *rp, uint32_t plen,
+		      const uint8_t *nc, const uint8_t *proof, char *why,
+		      size_t whylen);
+static int node_reauth(struct pm_node *n, int peer, struct pm_tconn *c);
+
+static bool conn_error(int r)
+{
+	return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
+	       r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH ||
+	       r == -EHOSTDOWN || r == -ESHUTDOWN;
+}
+
+void node_peer_failed(struct pm_node *n, int peer, int r)
+{
+	if (!conn_error(r) || peer < 0 || peer >= n->nodes)
+		return;
+	if (__atomic_exchange_n(&n->peer_dead[peer], true, __ATOMIC_RELAXED))
+		return;
+	STAT_ADD(n, peer_failures, 1);
+	pm_err("node %d is unreachable (%s): declared dead until it calls again",
+	       peer, strerror(-r));
+	/* What it held exclusively of ours is gone with it. */
+	coh_forget_node(n, peer);
+}
+
+bool node_peer_dead(struct pm_node *n, int peer)
+{
+	return __atomic_load_n(&n->peer_dead[peer], __ATOMIC_RELAXED);
+}
+
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len)
 {
@@ -214,6 +249,10 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	pl = &n->plugins[p->tidx];
 	ret = pl->ops->call(c, &m, &r,
 			    pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
+	/* A redialled connection is new to the peer: prove the key, retry. */
+	if (ret == -EACCES && !node_reauth(n, peer, c))
+		ret = pl->ops->call(c, &m, &r, pm_now_ns() +
+				    (int64_t)n->timeout_ms * 1000000);
 	STAT_ADD(n, bytes_sent, sizeof(req));
 	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req));
 	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);
@@ -389,17 +428,33 @@ int pm_node_barrier(struct pm_node *n, int timeout_ms)
 
 /* ---- incoming messages ---------------------------------------------------- */
 
+/* A node that restarted lost its memory: forget what it held. Only once
+ * it proved the key, so no stranger can make us forget a node. */
+static void note_incarnation(struct pm_node *n, const struct pm_request *req,
+			     int from, uint64_t incarnation)
+{
+	uint64_t inc = __atomic_exchange_n(&n->peer_inc[from], incarnation,
+					   __ATOMIC_RELAXED);
+
+	if (inc && inc != incarnation) {
+		pm_warn("node %u restarted (peer %s)", from, req->peer);
+		coh_forget_node(n, from);
+	}
+}
+
 static void hello_request(struct pm_node *n, int tidx,
 			  const struct pm_request *req,
 			  const struct pm_proto_req *rq)
 {
 	struct pm_proto_rep rp = { .op = PM_OP_HELLO, .from = (uint16_t)n->id };
+	uint8_t proof[AUTH_NONCE_LEN + AUTH_MAC_LEN];
 	char why[400] = "";
 	char name[CFG_NAME_MAX];
-	size_t nl = req->payload_len < sizeof(name) - 1 ? req->payload_len
-							: sizeof(name) - 1;
+	/* proto_check_req: Nc, then 1..CFG_NAME_MAX-1 bytes of name */
+	size_t nl = req->payload_len - AUTH_NONCE_LEN;
+	int r;
 
-	memcpy(name, req->payload, nl);
+	memcpy(name, (const uint8_t *)req->payload + AUTH_NONCE_LEN, nl);
 	name[nl] = '\0';
 	if (strcmp(name, n->cfg.cluster_name) || rq->arg != (uint32_t)n->nodes ||
 	    rq->arg64 != n->len)
@@ -415,8 +470,66 @@ static void hello_request(struct pm_node *n, int tidx,
 			   (uint32_t)strlen(why));
 		return;
 	}
+	r = auth_server_hello(n->auth, tidx, req->conn_id, rq->from, n->id,
+			      n->cfg.cluster_name, req->payload, proof,
+			      proof + AUTH_NONCE_LEN);
+	if (r) {
+		pm_err("peer %s (node %u): handshake: %s", req->peer, rq->from,
+		       strerror(-r));
+		reply_status(n, tidx, req, r);
+		return;
+	}
+	if (auth_has_key(n->auth)) {
+		/* Our proof and challenge; trust waits for its AUTH. */
+		rp.flags = PM_RP_AUTH;
+		node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp, proof,
+			   sizeof(proof));
+		return;
+	}
+	note_incarnation(n, req, rq->from, rq->page);
 	pm_dbg("peer %s is node %u", req->peer, rq->from);
 	node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
+}
+
+static void drop_conn(struct pm_node *n, int tidx, uint64_t conn_id)
+{
+	const struct pm_plugin *pl = &n->plugins[tidx];
+	int r = pl->ops->drop(pl->ctx, conn_id);
+
+	if (r && r != -ENOENT)
+		pm_warn("%s: dropping connection %llu: %s", pl->name,
+			(unsigned long long)conn_id, strerror(-r));
+}
+
+/* The client's proof of the key, over the nonces of its HELLO. */
+static void auth_request(struct pm_node *n, int tidx,
+			 const struct pm_request *req,
+			 const struct pm_proto_req *rq)
+{
+	struct pm_proto_rep rp = { .op = PM_OP_AUTH, .from = (uint16_t)n->id };
+	int r;
+
+	r = auth_server_finish(n->auth, tidx, req->conn_id, rq->from, n->id,
+			       n->cfg.cluster_name, req->payload);
+	if (r) {
+		pm_warn("peer %s (claims node %u): %s; dropped", req->peer,
+			rq->from,
+			r == -ENOENT ? "AUTH without a HELLO first"
+				     : "wrong proof of the cluster key (security.key_file differs?)");
+		reply_status(n, tidx, req, -EACCES);
+		drop_conn(n, tidx, req->conn_id);
+		return;
+	}
+	note_incarnation(n, req, rq->from, rq->page);
+	pm_dbg("peer %s authenticated as node %u", req->peer, rq->from);
+	node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
+}
+
+static void on_close(void *arg, uint64_t conn_id)
+{
+	struct listener_ctx *lc = arg;
+
+	auth_conn_closed(lc->node->auth, lc->tidx, conn_id);
 }
 
 static void on_request(void *arg, const struct pm_request *req)
@@ -427,33 +540,35 @@ static void on_request(void *arg, const struct pm_request *req)
 	const char *bad = NULL;
 
 	STAT_ADD(n, bytes_received, req->msg_len + req->payload_len);
-	if (req->msg_len != sizeof(rq)) {
-		pm_warn("peer %s: message of %u bytes, expected %zu; refused",
-			req->peer, req->msg_len, sizeof(rq));
-		reply_status(n, lc->tidx, req, -EPROTO);
-		return;
-	}
-	memcpy(&rq, req->msg, sizeof(rq));
 	STAT_ADD(n, tr[lc->tidx].bytes_received,
 		 req->msg_len + req->payload_len);
 	STAT_ADD(n, tr[lc->tidx].msgs_received, 1);
-	if (rq.op < PM_OP_HELLO || rq.op >= PM_OP_MAX)
-		bad = "op";
-	else if (rq.from >= n->nodes || rq.from == n->id)
-		bad = "from";
-	else if (rq.op >= PM_OP_READ && rq.op <= PM_OP_DOWNGRADE &&
-		 rq.page >= n->npages)
-		bad = "page";
-	else if (rq.op != PM_OP_HELLO && req->payload_len)
-		bad = "payload_len";
-	if (bad) {
-		pm_warn("peer %s: bad field '%s' (op %u from %u page %llu payload %u); refused",
-			req->peer, bad, rq.op, rq.from,
+	/* A peer that sends what no node sends is broken or hostile. */
+	if (proto_check_req(req->msg, req->msg_len, req->payload_len,
+			    n->nodes, n->id, n->npages, &rq, &bad)) {
+		memset(&rq, 0, sizeof(rq));
+		if (req->msg_len >= sizeof(rq))
+			memcpy(&rq, req->msg, sizeof(rq));
+		pm_warn("peer %s: bad field '%s' (%u bytes, op %u from %u page %llu payload %u); dropped",
+			req->peer, bad, req->msg_len, rq.op, rq.from,
 			(unsigned long long)rq.page, req->payload_len);
 		reply_status(n, lc->tidx, req, -EPROTO);
+		drop_conn(n, lc->tidx, req->conn_id);
+		return;
+	}
+	/* Nothing but the handshake before the peer proved the key. */
+	if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH &&
+	    !auth_conn_ok(n->auth, lc->tidx, req->conn_id, rq.from)) {
+		pm_warn("peer %s: %s request as node %u on a connection that has not authenticated as that node; dropped",
+			req->peer, op_names[rq.op], rq.from);
+		reply_status(n, lc->tidx, req, -EACCES);
+		drop_conn(n, lc->tidx, req->conn_id);
 		return;
 	}
 	STAT_ADD(n, op_received[rq.op], 1);
+	if (__atomic_exchange_n(&n->peer_dead[rq.from], false,
+				__ATOMIC_RELAXED))
+		pm_info("node %u is back (peer %s)", rq.from, req->peer);
 	STAT_ADD(n, peer[rq.from].bytes_received,
 		 req->msg_len + req->payload_len);
 	switch (rq.op) {
@@ -472,6 +587,9 @@ static void on_request(void *arg, const struct pm_request *req)
 	case PM_OP_BARRIER:
 		barrier_request(n, lc->tidx, req, &rq);
 		break;
+	case PM_OP_AUTH:
+		auth_request(n, lc->tidx, req, &rq);
+		break;
 	}
 }
 
@@ -485,13 +603,17 @@ static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
 	struct pm_proto_req rq = {
 		.op = PM_OP_HELLO, .from = (uint16_t)n->id,
 		.arg = (uint32_t)n->nodes, .arg64 = n->len,
+		.page = n->incarnation,
 	};
 	struct pm_proto_rep rp;
 	char reason[256];
+	/* Nc, then the cluster name (cfg.c keeps it below CFG_NAME_MAX) */
+	uint8_t nc[AUTH_NONCE_LEN + CFG_NAME_MAX];
+	size_t cl = strlen(n->cfg.cluster_name);
 	struct pm_msg m = {
 		.msg = &rq, .msg_len = sizeof(rq),
-		.payload = n->cfg.cluster_name,
-		.payload_len = (uint32_t)strlen(n->cfg.cluster_name),
+		.payload = nc,
+		.payload_len = (uint32_t)(AUTH_NONCE_LEN + cl),
 	};
 	struct pm_msg r = {
 		.msg = &rp, .msg_cap = sizeof(rp),
@@ -500,6 +622,13 @@ static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
 	int ret;
 
 	memcpy(ep, p->endpoint, sizeof(ep));
+	ret = auth_nonce(nc);
+	if (ret) {
+		snprintf(why, whylen, "handshake: no random nonce: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	memcpy(nc + AUTH_NONCE_LEN, n->cfg.cluster_name, cl);
 	ret = n->plugins[p->tidx].ops->call(c, &m, &r,
 			pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
 	if (ret) {
@@ -517,6 +646,126 @@ static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
 			 reason);
 		return -EPROTO;
 	}
+	return hello_auth(n, peer, c, &rp, r.payload_len, nc,
+			  (const uint8_t *)reason, why, whylen);
+}
+
+/*
+ * Our side of the proof: check the server's MAC over both nonces, then
+ * send ours (AUTH). Without a key on both sides there is nothing to do.
+ */
+static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
+		      const struct pm_proto_rep *rp, uint32_t plen,
+		      const uint8_t *nc, const uint8_t *proof, char *why,
+		      size_t whylen)
+{
+	const char *ep = n->peers[peer].endpoint;
+	const uint8_t *ns = proof;
+	struct pm_proto_req rq = {
+		.op = PM_OP_AUTH, .from = (uint16_t)n->id,
+		.page = n->incarnation,
+	};
+	uint8_t mc[AUTH_MAC_LEN];
+	struct pm_proto_rep ar;
+	struct pm_msg m = {
+		.msg = &rq, .msg_len = sizeof(rq),
+		.payload = mc, .payload_len = sizeof(mc),
+	};
+	struct pm_msg r = { .msg = &ar, .msg_cap = sizeof(ar) };
+	int ret;
+
+	if (!(rp->flags & PM_RP_AUTH)) {
+		if (!auth_has_key(n->auth))
+			return 0;
+		snprintf(why, whylen, "the peer at %s did not prove the cluster key: it runs without security.key_file",
+			 ep);
+		return -EPROTO;
+	}
+	if (!auth_has_key(n->auth)) {
+		snprintf(why, whylen, "the peer at %s requires a cluster key and this node has no security.key_file",
+			 ep);
+		return -EPROTO;
+	}
+	if (plen != AUTH_NONCE_LEN + AUTH_MAC_LEN) {
+		snprintf(why, whylen, "handshake: the peer at %s sent a proof of %u bytes, expected %u",
+			 ep, plen, AUTH_NONCE_LEN + AUTH_MAC_LEN);
+		return -EPROTO;
+	}
+	if (auth_verify(n->auth, "server", n->cfg.cluster_name, n->id, peer,
+			nc, ns, proof + AUTH_NONCE_LEN)) {
+		snprintf(why, whylen, "the peer at %s failed to prove the cluster key (is security.key_file the same on both nodes?)",
+			 ep);
+		return -EPROTO;
+	}
+	ret = auth_mac(n->auth, "client", n->cfg.cluster_name, n->id, peer, nc,
+		       ns, mc);
+	if (!ret)
+		ret = n->plugins[n->peers[peer].tidx].ops->call(c, &m, &r,
+			pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
+	if (ret == -EACCES) {
+		snprintf(why, whylen, "the peer at %s refused our proof of the cluster key (is security.key_file the same on both nodes?)",
+			 ep);
+		return -EPROTO;
+	}
+	if (ret)
+		snprintf(why, whylen, "handshake: AUTH: %s", strerror(-ret));
+	return ret;
+}
+
+/*
+ * A call was refused as unauthenticated: the plugin redialled a peer that
+ * restarted, and the new connection has not been through the handshake.
+ * Run it on that connection, one thread at a time.
+ */
+static int node_reauth(struct pm_node *n, int peer, struct pm_tconn *c)
+{
+	char why[512];
+	int r;
+
+	auth_client_lock(n->auth);
+	r = hello(n, peer, c, why, sizeof(why));
+	auth_client_unlock(n->auth);
+	if (r)
+		pm_err("node %d at %s: re-authenticating: %s", peer,
+		       n->peers[peer].endpoint, why);
+	else
+		pm_info("node %d at %s: re-authenticated a redialled connection",
+			peer, n->peers[peer].endpoint);
+	return r;
+}
+
+/*
+ * Without a cluster key anyone who reaches a port reads every page: allowed
+ * only when every listen address (and, with peers, every peer endpoint) is
+ * loopback. Called before listening and again once the peers are known.
+ */
+static int check_keyless(struct pm_node *n, bool peers, char *err,
+			 size_t errlen, int *code)
+{
+	const struct cfg *c = &n->cfg;
+	const char *addr;
+
+	if (auth_has_key(n->auth))
+		return 0;
+	for (int t = 0; t < c->n_transports && !peers; t++) {
+		if (cfg_transport_string(c, c->transports[t], "listen", &addr))
+			continue;
+		if (!auth_addr_is_loopback(addr))
+			return fail(err, errlen, PM_EXIT_CONFIG, code,
+				    "%s: transports.%s.listen is %s, not loopback: a cluster key is required (security = { key_file = \"...\"; })",
+				    c->path, c->transports[t], addr);
+	}
+	for (int k = 0; k < c->n_peers && peers; k++)
+		for (int t = 0; t < c->n_transports; t++) {
+			addr = c->peers[k].endpoint[t];
+			if (addr[0] && !auth_addr_is_loopback(addr))
+				return fail(err, errlen, PM_EXIT_CONFIG, code,
+					    "%s: node %d's %s endpoint is %s, not loopback: a cluster key is required (security = { key_file = \"...\"; })",
+					    c->path, c->peers[k].id,
+					    c->transports[t], addr);
+		}
+	if (peers)
+		pm_warn("no security.key_file: peers are not authenticated (allowed: every address is loopback)");
 	return 0;
 }
 
@@ -836,6 +1085,8 @@ static void node_free(struct pm_node *n)
 	}
 	for (int t = 0; t < n->nplugins; t++)
 		loader_close(&n->plugins[t]);
+	auth_close(n->auth);	/* after fini: no on_close follows */
+	n->auth = NULL;
 	coh_workers_stop(n);
 	coh_fini(n);
 	free(n->lstate);
@@ -868,6 +1119,15 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 	if (check_transports(&n->cfg, err, errlen, code) ||
 	    check_peers(&n->cfg, err, errlen, code))
 		goto out_free;
+	r = auth_open(&n->cfg, &n->auth, err, errlen);
+	if (r || check_keyless(n, false, err, errlen, code)) {
+		if (code)
+			*code = PM_EXIT_CONFIG;
+		goto out_free;
+	}
+	if (getrandom(&n->incarnation, sizeof(n->incarnation), 0) !=
+	    sizeof(n->incarnation))
+		n->incarnation = (uint64_t)pm_now_ns() ^ (uint64_t)getpid();
 	n->id = n->cfg.node_id;
 	n->nodes = n->cfg.cluster_nodes;
 	n->timeout_ms = n->cfg.timeout_ms;
@@ -902,7 +1162,8 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 		}
 		n->lctx[t] = (struct listener_ctx){ .node = n, .tidx = t };
 		struct pm_listener lst = {
-			.on_request = on_request, .arg = &n->lctx[t],
+			.on_request = on_request, .on_close = on_close,
+			.arg = &n->lctx[t],
 		};
 		r = p->ops->listen(p->ctx, &lst);
 		if (!r)
@@ -924,7 +1185,8 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 	}
 	if (n->cfg.n_coord_urls && join_coordinator(n, err, errlen, code))
 		goto out_free;
-	if (plan_peers(n, err, errlen, code))
+	if (plan_peers(n, err, errlen, code) ||
+	    check_keyless(n, true, err, errlen, code))
 		goto out_free;
 	r = coh_workers_start(n);
 	if (!r)

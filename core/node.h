@@ -39,7 +39,7 @@ struct dir_entry {
 	uint8_t state;		/* DIR_* */
 	uint8_t zero;		/* never written anywhere: store is zeros */
 	uint8_t busy;		/* a transaction owns the entry */
-	uint8_t rsvd;
+	uint8_t lost;		/* its only copy died with its holder */
 	uint16_t owner;		/* DIR_EXCL */
 	uint64_t sharers;	/* DIR_SHARED: bit per node */
 	struct txn *qhead, *qtail;	/* requests waiting for !busy */
@@ -142,6 +142,9 @@ struct pm_node {
 	int nplugins;
 	bool listening[CFG_MAX_TRANSPORTS];
 	struct peer peers[CFG_MAX_NODES];	/* indexed by node id */
+	bool peer_dead[CFG_MAX_NODES];	/* failed; skipped until it calls */
+	uint64_t peer_inc[CFG_MAX_NODES];	/* incarnation seen in HELLO */
+	uint64_t incarnation;		/* ours: random per start */
 
 	/* home workers: run transactions that must wait on the network */
 	pthread_mutex_t wq_lock;
@@ -171,6 +174,7 @@ struct pm_node {
 	struct node_stats st;
 
 	struct coord *coord;		/* NULL: static peers */
+	struct auth *auth;		/* peer authentication (auth.c) */
 	struct metrics *metrics;	/* NULL: metrics.listen unset */
 };
 
@@ -206,7 +210,14 @@ int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,
 	       uint64_t req_id, int status, const struct pm_proto_rep *rp,
 	       const void *payload, uint32_t payload_len);
 
+/* A peer failed (call error r): mark it dead, count and log it once. */
+void node_peer_failed(struct pm_node *n, int peer, int r);
+bool node_peer_dead(struct pm_node *n, int peer);
+
 /* coh.c: home side */
+/* Node `who` restarted (new incarnation) or was declared dead: pages it
+ * held exclusively are lost, its shared copies leave the directory. */
+void coh_forget_node(struct pm_node *n, int who);
 int coh_init(struct pm_node *n);
 void coh_fini(struct pm_node *n);
 void coh_remote_request(struct pm_node *n, int tidx,

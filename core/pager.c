@@ -150,8 +150,10 @@ static void pager_poison(struct pm_node *n, uint64_t page, int err)
 	struct uffdio_poison p = { .range = page_range(n, page) };
 
 	STAT_ADD(n, poisoned, 1);
-	pm_err("page %llu (home node %d): cannot fetch: %s; faulting thread gets SIGBUS",
-	       (unsigned long long)page, page_home(n, page), strerror(-err));
+	pm_err("page %llu (home node %d): %s; the faulting thread gets SIGBUS",
+	       (unsigned long long)page, page_home(n, page),
+	       err == -EIO ? "its data was lost with a dead node"
+			   : strerror(-err));
 	if (have_poison && !ioctl(n->uffd, UFFDIO_POISON, &p))
 		return;
 	pm_err("page %llu: UFFDIO_POISON: %s", (unsigned long long)page,
@@ -317,7 +319,10 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 	}
 
 	if (r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
-	    r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH) {
+	    r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH ||
+	    r == -EIO || r == -ESHUTDOWN) {
+		if (r != -EIO)
+			node_peer_failed(n, page_home(n, page), r);
 		pager_poison(n, page, r);
 		return;
 	}

@@ -14,6 +14,7 @@ enum pm_op {
 	PM_OP_RECALL,		/* home -> owner: send data, drop your copy */
 	PM_OP_DOWNGRADE,	/* home -> owner: send data, keep read-only */
 	PM_OP_BARRIER,		/* -> node 0: arrived at barrier gen */
+	PM_OP_AUTH,		/* -> any: proof of the key (auth.h) */
 	PM_OP_MAX
 };
 
@@ -24,8 +25,10 @@ enum pm_op {
 #define PM_RP_DATA 0x01		/* payload carries the page */
 #define PM_RP_ZERO 0x02		/* the page was never written: all zero */
 #define PM_RP_EXCL 0x04		/* grant is exclusive (else shared) */
+#define PM_RP_LOST 0x10		/* internal: the page's data is lost */
 #define PM_RP_NOT_HELD 0x08	/* action target keeps no copy (with DATA:
 				 * answered from a grant it then dropped) */
+#define PM_RP_AUTH 0x20		/* HELLO: payload is Ns | server MAC */
 
 struct pm_proto_req {
 	uint8_t op;		/* enum pm_op */
@@ -34,7 +37,8 @@ struct pm_proto_req {
 	uint32_t arg;		/* HELLO: cluster nodes; BARRIER: generation;
 				 * READ/WRITE: pages after `page` wanted too
 				 * (prefetch, 0..PM_PREFETCH_MAX) */
-	uint64_t page;		/* page index (READ..DOWNGRADE) */
+	uint64_t page;		/* page index (READ..DOWNGRADE);
+				 * HELLO: the sender's incarnation */
 	uint64_t arg64;		/* HELLO: region bytes */
 } __attribute__((packed));	/* HELLO's payload: the cluster name */
 
@@ -54,5 +58,19 @@ struct pm_proto_rep {
 } __attribute__((packed));
 
 #define PM_PREFETCH_MAX 15	/* PM_PAYLOAD_MAX holds 16 pages */
+
+/* HELLO's payload: the client's nonce (auth.h), then the cluster name of
+ * fewer than PM_PROTO_NAME_MAX bytes (CFG_NAME_MAX). */
+#define PM_PROTO_NAME_MAX 64
+
+/*
+ * Check a request that arrived (msg of len bytes, payload_len bytes of
+ * payload) against the cluster's geometry: op, sender id, page index,
+ * prefetch count and payload size per op. 0 and *out set, or -EPROTO and
+ * *bad naming the wrong field.
+ */
+int proto_check_req(const void *msg, uint32_t len, uint32_t payload_len,
+		    int nodes, int self, uint64_t npages,
+		    struct pm_proto_req *out, const char **bad);
 
 #endif
