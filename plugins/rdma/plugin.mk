@@ -1,5 +1,9 @@
 # RDMA transport (soft-RoCE or real hardware): verbs + rdma_cm.
 PKGS_rdma := libibverbs librdmacm
+# librdmacm keeps process-wide state (device contexts opened on first use)
+# that it never frees; unloading it with the plugin would leak that state.
+# Like rdma-core's own providers, the plugin stays mapped after dlclose().
+LIBS_rdma := -Wl,-z,nodelete
 
 # The plugin's own device tests (plugins/rdma/tests/, kept out of the .so's
 # sources). Without an RDMA device they skip with the probe's reason; the

@@ -370,6 +370,15 @@ fail:
 	return err;
 }
 
+static bool rv_is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+			htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(
+		&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 static int rv_listen(struct pm_tctx *t, const struct pm_listener *lst)
 {
 	struct sockaddr_storage ss;
@@ -421,7 +430,12 @@ static int rv_listen(struct pm_tctx *t, const struct pm_listener *lst)
 		pthread_mutex_unlock(&t->lock);
 		goto fail;
 	}
-	rv_log(t, PM_LOG_INFO, "listening on %s", t->endpoint);
+	if (rv_is_wildcard(&ss))
+		rv_log(t, PM_LOG_WARN,
+		       "listening on %s: peers cannot dial a wildcard address; set listen to the RDMA netdev's IP",
+		       t->endpoint);
+	else
+		rv_log(t, PM_LOG_INFO, "listening on %s", t->endpoint);
 	return 0;
 fail:
 	rdma_destroy_id(t->listen_id);
