@@ -109,9 +109,10 @@ int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
 		      struct MHD_Daemon **out, int *port, char *err,
 		      size_t errlen)
 {
+	/* ITC: MHD_quiesce_daemon() needs it, for a graceful stop. */
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_INTERNAL_POLLING_THREAD |
-			     MHD_USE_ERROR_LOG;
+			     MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	struct sockaddr_storage ss, bound;
 	socklen_t sslen, blen = sizeof(bound);
 	const union MHD_DaemonInfo *info;

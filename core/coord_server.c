@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <libconfig.h>
@@ -45,6 +46,7 @@ struct coord_cluster {
 	int64_t memory_mb;
 	int64_t memory_bytes;		/* 0: not given */
 	bool implicit;			/* made up for a request naming none */
+	int waiters;			/* long-polls parked on version */
 	uint64_t version;
 	struct coord_node node[CFG_MAX_NODES];
 };
@@ -56,6 +58,7 @@ struct coord_server {
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t changed;		/* a version moved, or stopping */
 	bool stopping;
+	int active;			/* requests between start and done */
 	bool reaper_started;
 	pthread_t reaper;
 	int n_clusters;
@@ -288,7 +291,8 @@ static cJSON *cluster_json(const struct coord_server *s,
 				      (double)cl->memory_bytes)) ||
 	    !cJSON_AddNumberToObject(o, "ttl_ms", s->ttl_ms) ||
 	    !cJSON_AddNumberToObject(o, "version", (double)cl->version) ||
-	    !cJSON_AddNumberToObject(o, "members", live_count(cl))) {
+	    !cJSON_AddNumberToObject(o, "members", live_count(cl)) ||
+	    !cJSON_AddNumberToObject(o, "waiters", cl->waiters)) {
 		cJSON_Delete(o);
 		return NULL;
 	}
@@ -806,10 +810,12 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
+	cl->waiters++;
 	while (has_wait && cl->version <= wait && !s->stopping)
 		if (pthread_cond_timedwait(&s->changed, &s->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
+	cl->waiters--;
 
 	now = coord_now_ms();
 	out = cJSON_CreateObject();
@@ -952,6 +958,9 @@ static enum MHD_Result coord_handler(void *cls, struct MHD_Connection *conn,
 		if (!rq)
 			return MHD_NO;
 		*con_cls = rq;
+		pthread_mutex_lock(&s->lock);
+		s->active++;
+		pthread_mutex_unlock(&s->lock);
 		/* Refuse a body declared too large before reading any. */
 		if (cl && strtoull(cl, NULL, 10) > COORD_BODY_MAX) {
 			rq->too_big = true;
@@ -1003,15 +1012,20 @@ static void coord_completed(void *cls, struct MHD_Connection *conn,
 			    void **con_cls,
 			    enum MHD_RequestTerminationCode toe)
 {
+	struct coord_server *s = cls;
 	struct coord_req *rq = *con_cls;
 
-	(void)cls;
 	(void)conn;
 	(void)toe;
 	if (rq) {
 		free(rq->body);
 		free(rq);
 		*con_cls = NULL;
+		pthread_mutex_lock(&s->lock);
+		s->active--;
+		if (s->stopping)
+			pthread_cond_broadcast(&s->changed);
+		pthread_mutex_unlock(&s->lock);
 	}
 }
 
@@ -1118,17 +1132,35 @@ int coord_server_port(const struct coord_server *s)
 
 void coord_server_stop(struct coord_server *s)
 {
+	MHD_socket lfd = MHD_INVALID_SOCKET;
 	int i;
 
 	if (!s)
 		return;
-	/* Release long-polls first: MHD_stop_daemon joins their threads. */
+	/*
+	 * Release long-polls, take no new connections, and give requests in
+	 * flight (the released polls among them) a moment to be answered:
+	 * MHD_stop_daemon would cut them off.
+	 */
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->changed);
+	if (s->d) {
+		struct timespec ts;
+
+		lfd = MHD_quiesce_daemon(s->d);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 2;
+		while (s->active > 0)
+			if (pthread_cond_timedwait(&s->changed, &s->lock,
+						   &ts) == ETIMEDOUT)
+				break;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (s->d)
 		MHD_stop_daemon(s->d);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
 	if (s->reaper_started)
 		pthread_join(s->reaper, NULL);
 	for (i = 0; i < s->n_clusters; i++)

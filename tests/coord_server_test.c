@@ -492,11 +492,12 @@ static void test_heartbeat_expiry(void **state)
 	(void)state;
 	client_open(&a, 0, "exp", urls, 1);
 	client_register(&a, 0);
-	/* Node 3 registers by hand and never beats again. */
+	/* Node 3 registers by hand and never beats again. (t0 before the
+	 * request: the server's clock for node 3 starts after it.) */
+	t0 = tu_now_ms();
 	req("POST", "/nodes/3/endpoint?cluster=exp",
 	    "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:9\"}", &r);
 	assert_int_equal(r.status, 201);
-	t0 = tu_now_ms();
 	assert_int_equal(coord_members(a.co, 0, 1000, m, CFG_MAX_NODES, &n,
 				       &v), 0);
 	assert_int_equal(n, 2);
@@ -713,6 +714,70 @@ static void test_cluster_key(void **state)
 	free(r);
 }
 
+struct poller {
+	char url[160];
+	int rc;
+	long status;
+};
+
+static void *poll_main(void *arg)
+{
+	struct poller *p = arg;
+	struct tu_resp *r = malloc(sizeof(*r));
+
+	p->rc = r ? tu_http("GET", p->url, NULL, 0, 0, r) : -1;
+	p->status = r ? r->status : 0;
+	free(r);
+	return NULL;
+}
+
+/* SIGTERM with long-polls parked: they are answered, and the coordinator
+ * exits cleanly well before their 10 s wait would end. */
+static void test_stop_with_waiters(void **state)
+{
+	struct coordproc cp = { 0 };
+	struct poller p[3];
+	struct tu_resp *r = malloc(sizeof(*r));
+	char url[128];
+	pthread_t t[3];
+	long long t0;
+	int i, st;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(start_coordinator_on(&cp, 0, NULL), 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(p[i].url, sizeof(p[i].url),
+			 "%s/endpoints?wait=18446744073709551615", cp.url);
+		assert_int_equal(pthread_create(&t[i], NULL, poll_main, &p[i]),
+				 0);
+	}
+	/* The cluster says how many long-polls it holds: wait for all 3
+	 * (nothing in the API blocks on that: look every 20 ms). */
+	snprintf(url, sizeof(url), "%s/clusters/" COORD_DEFAULT_CLUSTER,
+		 cp.url);
+	t0 = tu_now_ms();
+	do {
+		assert_int_equal(tu_http("GET", url, NULL, 0, 0, r), 0);
+		if (r->status == 200 && strstr(r->body, "\"waiters\":3"))
+			break;
+		poll(NULL, 0, 20);
+	} while (tu_now_ms() - t0 < 10000);
+	assert_non_null(strstr(r->body, "\"waiters\":3"));
+	t0 = tu_now_ms();
+	st = tu_stop(cp.pid, SIGTERM, 8000);
+	assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(tu_now_ms() - t0 < COORD_WAIT_MAX_MS);
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		/* Parked polls are answered with the state on the way out. */
+		assert_int_equal(p[i].rc, 0);
+		assert_int_equal(p[i].status, 200);
+	}
+	unlink(cp.log);
+	free(r);
+}
+
 /* Exit status of `pagemesh coordinator ARGS` that ends on its own. */
 static int run_cli(char *const args[])
 {
@@ -802,6 +867,7 @@ int main(void)
 		cmocka_unit_test(test_failover_and_restart),
 		cmocka_unit_test(test_cluster_key),
 		cmocka_unit_test(test_cli_config),
+		cmocka_unit_test(test_stop_with_waiters),
 	};
 
 	return cmocka_run_group_tests_name("coord_server", tests, group_setup,
