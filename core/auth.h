@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* Peer authentication: the cluster key, the HMAC-SHA256 challenge-response
+ * that opens every connection, and which incoming connections passed it. */
+#ifndef PM_AUTH_H
+#define PM_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+#define AUTH_NONCE_LEN 32
+#define AUTH_MAC_LEN 32
+
+/*
+ * The handshake (HELLO is the first call on every outgoing connection):
+ *   client -> server  HELLO, payload Nc | cluster name
+ *   server -> client  HELLO reply with PM_RP_AUTH, payload Ns | Ms
+ *   client -> server  AUTH, payload Mc
+ *   server -> client  AUTH reply, status 0 (or -EACCES and the drop)
+ * Ms = HMAC(key, auth_transcript("server", ...)), Mc the same with
+ * "client": both bound to the cluster, both node ids and both nonces, so
+ * no message of one connection is accepted on another.
+ */
+
+struct auth;
+
+/*
+ * Load security.key_file if set (refused when missing, shorter than 16
+ * bytes, or readable or writable by group or other). *out is a keyless
+ * auth when the config has no key. 0, or -errno and a message in err.
+ */
+int auth_open(const struct cfg *c, struct auth **out, char *err,
+	      size_t errlen);
+void auth_close(struct auth *a);
+bool auth_has_key(const struct auth *a);
+
+/* Is "HOST:PORT" / "[V6]:PORT" / "HOST" a loopback address? */
+bool auth_addr_is_loopback(const char *hostport);
+
+/* MAC of role ("server" or "client") over the handshake's transcript. */
+int auth_mac(const struct auth *a, const char *role, const char *cluster,
+	     int client_id, int server_id, const uint8_t *nc,
+	     const uint8_t *ns, uint8_t mac[AUTH_MAC_LEN]);
+/* Constant-time check of a received MAC. 0 or -EACCES. */
+int auth_verify(const struct auth *a, const char *role, const char *cluster,
+		int client_id, int server_id, const uint8_t *nc,
+		const uint8_t *ns, const uint8_t *mac);
+/* A fresh nonce from the OpenSSL CSPRNG. 0 or -EIO. */
+int auth_nonce(uint8_t nonce[AUTH_NONCE_LEN]);
+
+/*
+ * Server side, per incoming connection (transport index, conn_id).
+ * hello: remember client_id and both nonces (Ns made here), write Ns and
+ * Ms. Without a key the connection is trusted at once (loopback only).
+ */
+int auth_server_hello(struct auth *a, int tidx, uint64_t conn_id,
+		      int client_id, int server_id, const char *cluster,
+		      const uint8_t *nc, uint8_t ns[AUTH_NONCE_LEN],
+		      uint8_t ms[AUTH_MAC_LEN]);
+/* The AUTH message: 0 and the connection is trusted, -EACCES on a wrong
+ * MAC or node id, -ENOENT without a HELLO first. */
+int auth_server_finish(struct auth *a, int tidx, uint64_t conn_id,
+		       int client_id, int server_id, const char *cluster,
+		       const uint8_t *mc);
+/* May a request claiming to be from node `from` pass on this connection? */
+bool auth_conn_ok(struct auth *a, int tidx, uint64_t conn_id, int from);
+void auth_conn_closed(struct auth *a, int tidx, uint64_t conn_id);
+
+/* Serialise re-handshakes of the client side (a peer restarted). */
+void auth_client_lock(struct auth *a);
+void auth_client_unlock(struct auth *a);
+
+#endif
