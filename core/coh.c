@@ -29,6 +29,16 @@ static uint8_t *store_of(struct pm_node *n, uint64_t page)
 	return n->store + (page - n->home_first) * PM_PAGE_SIZE;
 }
 
+struct dir_entry *coh_dir_entry(struct pm_node *n, uint64_t page)
+{
+	return dir_of(n, page);
+}
+
+uint8_t *coh_store_page(struct pm_node *n, uint64_t page)
+{
+	return store_of(n, page);
+}
+
 int coh_init(struct pm_node *n)
 {
 	size_t slen = n->home_count * PM_PAGE_SIZE;
@@ -129,7 +139,13 @@ void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
 	s = n->lstate[page];
 	pm_dbg("page %llu: action %u from home, state %#x", (unsigned long long)page,
 	       rq->op, s);
-	if ((s & LS_MASK) == LS_INVALID) {
+	if ((s & LS_MASK) == LS_INVALID && (s & LF_EVICTING)) {
+		bool found;
+
+		data = evict_answer_action(n, page, &found, &rp, buf);
+		if (!found)
+			rp.flags = PM_RP_NOT_HELD;
+	} else if ((s & LS_MASK) == LS_INVALID) {
 		if (s & LF_FETCHING) {
 			d = malloc(sizeof(*d));
 			if (d) {
@@ -278,6 +294,23 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 	       e->owner, (unsigned long long)e->sharers);
 	if (e->lost)
 		return PM_RP_LOST;
+	if (t->op == PM_OP_EVICT) {
+		/* Only what the directory still gives it: an action may have
+		 * taken the copy already (answered from the data in flight). */
+		if (e->state == DIR_EXCL && e->owner == t->from) {
+			if (t->data) {
+				memcpy(store_of(n, t->page), t->data,
+				       PM_PAGE_SIZE);
+				e->zero = 0;
+			}
+			e->state = DIR_UNOWNED;
+		} else if (e->state == DIR_SHARED) {
+			e->sharers &= ~me;
+			if (!e->sharers)
+				e->state = DIR_UNOWNED;
+		}
+		return 0;
+	}
 
 	if (t->op == PM_OP_READ) {
 		if (e->state == DIR_EXCL && e->owner != t->from) {
@@ -363,6 +396,10 @@ static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 	uint8_t *st = store_of(n, t->page);
 	int r;
 
+	if (t->op == PM_OP_EVICT)
+		return node_reply(n, t->tidx, t->conn_id, t->req_id,
+				  (gflags & PM_RP_LOST) ? -EIO : 0, &rp, NULL,
+				  0);
 	if (gflags & PM_RP_LOST) {
 		if (!t->local)
 			return node_reply(n, t->tidx, t->conn_id, t->req_id,
@@ -520,7 +557,9 @@ void coh_remote_request(struct pm_node *n, int tidx,
 	struct txn local = {
 		.page = rq->page, .from = rq->from, .op = rq->op,
 		.flags = rq->flags, .tidx = tidx, .conn_id = req->conn_id,
-		.req_id = req->req_id, .nextra = (uint8_t)rq->arg,
+		.req_id = req->req_id,
+		.nextra = rq->op == PM_OP_EVICT ? 0 : (uint8_t)rq->arg,
+		.data = req->payload_len ? (uint8_t *)req->payload : NULL,
 	};
 	struct dir_entry *e;
 	struct txn *t;
@@ -546,7 +585,8 @@ void coh_remote_request(struct pm_node *n, int tidx,
 		pthread_mutex_unlock(dlock_of(n, rq->page));
 		return;
 	}
-	t = malloc(sizeof(*t));
+	/* Queued: it outlives the request, so does its page. */
+	t = malloc(sizeof(*t) + (local.data ? PM_PAGE_SIZE : 0));
 	if (!t) {
 		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
 
@@ -556,6 +596,10 @@ void coh_remote_request(struct pm_node *n, int tidx,
 		return;
 	}
 	*t = local;
+	if (local.data) {
+		t->data = (uint8_t *)(t + 1);
+		memcpy(t->data, local.data, PM_PAGE_SIZE);
+	}
 	if (e->busy) {
 		t->next = NULL;
 		if (e->qtail)

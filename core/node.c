@@ -117,6 +117,8 @@ int pm_node_stats(struct pm_node *n, struct pm_stats *o)
 	o->bytes_received = LOAD(bytes_received);
 	o->poisoned = LOAD(poisoned);
 	o->prefetched = LOAD(prefetched);
+	o->evictions = LOAD(evictions);
+	o->writebacks = LOAD(writebacks);
 	o->peer_failures = LOAD(peer_failures);
 	for (uint64_t p = 0; p < n->npages; p++)
 		resident += (__atomic_load_n(&n->lstate[p], __ATOMIC_RELAXED) &
@@ -134,6 +136,7 @@ static const char *const op_names[PM_OP_MAX] = {
 	[PM_OP_WRITE] = "write", [PM_OP_INVAL] = "invalidate",
 	[PM_OP_RECALL] = "recall", [PM_OP_DOWNGRADE] = "downgrade",
 	[PM_OP_BARRIER] = "barrier", [PM_OP_AUTH] = "auth",
+	[PM_OP_EVICT] = "evict",
 };
 
 /* One /metrics scrape: pm_stats plus per-transport, per-peer and
@@ -208,7 +211,8 @@ static bool conn_error(int r)
 
 void node_peer_failed(struct pm_node *n, int peer, int r)
 {
-	if (!conn_error(r) || peer < 0 || peer >= n->nodes)
+	if (!conn_error(r) || peer < 0 || peer >= n->nodes ||
+	    __atomic_load_n(&n->leaving, __ATOMIC_RELAXED))
 		return;
 	if (__atomic_exchange_n(&n->peer_dead[peer], true, __ATOMIC_RELAXED))
 		return;
@@ -224,13 +228,38 @@ bool node_peer_dead(struct pm_node *n, int peer)
 	return __atomic_load_n(&n->peer_dead[peer], __ATOMIC_RELAXED);
 }
 
+static int node_call_payload_rep(struct pm_node *n, int peer,
+				 const struct pm_proto_req *rq,
+				 const void *rq_payload, uint32_t rq_len,
+				 struct pm_proto_rep *rp, void *payload,
+				 uint32_t *payload_len);
+
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len)
+{
+	return node_call_payload_rep(n, peer, rq, NULL, 0, rp, payload,
+				     payload_len);
+}
+
+int node_call_payload(struct pm_node *n, int peer,
+		      const struct pm_proto_req *rq, struct pm_proto_rep *rp,
+		      const void *payload, uint32_t payload_len)
+{
+	return node_call_payload_rep(n, peer, rq, payload, payload_len, rp,
+				     NULL, NULL);
+}
+
+static int node_call_payload_rep(struct pm_node *n, int peer,
+				 const struct pm_proto_req *rq,
+				 const void *rq_payload, uint32_t rq_len,
+				 struct pm_proto_rep *rp, void *payload,
+				 uint32_t *payload_len)
 {
 	struct peer *p = &n->peers[peer];
 	struct pm_proto_req req = *rq;
 	struct pm_msg m = {
 		.msg = &req, .msg_len = sizeof(req),
+		.payload = (void *)rq_payload, .payload_len = rq_len,
 	};
 	struct pm_msg r = {
 		.msg = rp, .msg_cap = sizeof(*rp),
@@ -253,8 +282,8 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	if (ret == -EACCES && !node_reauth(n, peer, c))
 		ret = pl->ops->call(c, &m, &r, pm_now_ns() +
 				    (int64_t)n->timeout_ms * 1000000);
-	STAT_ADD(n, bytes_sent, sizeof(req));
-	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req));
+	STAT_ADD(n, bytes_sent, sizeof(req) + rq_len);
+	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req) + rq_len);
 	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);
 	STAT_ADD(n, peer[peer].bytes_sent, sizeof(req));
 	if (req.op < PM_OP_MAX)
@@ -577,6 +606,7 @@ static void on_request(void *arg, const struct pm_request *req)
 		break;
 	case PM_OP_READ:
 	case PM_OP_WRITE:
+	case PM_OP_EVICT:
 		coh_remote_request(n, lc->tidx, req, &rq);
 		break;
 	case PM_OP_INVAL:
@@ -1077,6 +1107,7 @@ static void node_free(struct pm_node *n)
 		coord_close(n->coord);
 	n->coord = NULL;
 	pager_stop(n);
+	evict_stop(n);
 	for (int i = 0; i < n->nodes; i++) {
 		struct peer *p = &n->peers[i];
 
@@ -1190,6 +1221,8 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 		goto out_free;
 	r = coh_workers_start(n);
 	if (!r)
+		r = evict_start(n);
+	if (!r)
 		r = pager_start(n);
 	if (r) {
 		fail(err, errlen, PM_EXIT_RUNTIME, code,
@@ -1255,9 +1288,13 @@ void pm_node_stop(struct pm_node *n)
 {
 	if (!n)
 		return;
+	/* Nothing more to evict: the others are about to go. */
+	evict_stop(n);
 	/* Pages homed here stay served until every node is done. */
 	if (pm_node_barrier(n, n->cfg.startup_timeout_ms))
 		pm_warn("stopping without the other nodes' agreement");
+	/* From here peers closing is the cluster stopping, not failing. */
+	__atomic_store_n(&n->leaving, true, __ATOMIC_RELAXED);
 	node_free(n);
 }
 

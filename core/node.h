@@ -28,6 +28,7 @@ enum {
 	LF_ACTED = 0x20,	/* home acted on our old copy while we were
 				 * upgrading: an upgrade grant is stale */
 	LF_STALE = 0x40,	/* whatever grant is in flight is stale */
+	LF_EVICTING = 0x80,	/* dropped here, home not yet told (evict.c) */
 };
 
 /* Directory state at home. */
@@ -54,6 +55,7 @@ struct txn {
 	uint8_t op;		/* PM_OP_READ / PM_OP_WRITE */
 	uint8_t flags;		/* PM_RQ_* */
 	uint8_t nextra;		/* prefetch: pages after `page` wanted too */
+	uint8_t *data;		/* EVICT of an exclusive copy: its page */
 	bool local;
 	/* remote */
 	int tidx;
@@ -96,6 +98,7 @@ struct node_stats {
 	uint64_t inval_sent, inval_received, downgrades_received;
 	uint64_t requests_served, bytes_sent, bytes_received;
 	uint64_t poisoned, peer_failures, prefetched;
+	uint64_t evictions, writebacks;
 	uint64_t fault_sum_ns;
 	uint64_t hist[PM_HIST_BUCKETS];
 	/* for /metrics */
@@ -127,6 +130,17 @@ struct pm_node {
 	struct deferred *deferred;	/* under dfr_lock */
 	pthread_mutex_t dfr_lock;
 
+	/* bounded local cache (evict.c) */
+	uint64_t limit_pages;		/* pager.local_limit, 0 = none */
+	uint64_t resident;		/* pages mapped here */
+	uint8_t *ref;			/* clock reference bit per page */
+	uint64_t clock_hand;
+	struct evicting *evicting;	/* under dfr_lock */
+	pthread_mutex_t ev_lock;
+	pthread_cond_t ev_cv;
+	pthread_t ev_thread;
+	bool ev_stop, ev_started;
+
 	/* pager */
 	uint64_t seq_next;		/* a fault here continues a scan */
 	int prefetch;			/* pager.prefetch */
@@ -143,6 +157,7 @@ struct pm_node {
 	bool listening[CFG_MAX_TRANSPORTS];
 	struct peer peers[CFG_MAX_NODES];	/* indexed by node id */
 	bool peer_dead[CFG_MAX_NODES];	/* failed; skipped until it calls */
+	bool leaving;			/* past the final barrier */
 	uint64_t peer_inc[CFG_MAX_NODES];	/* incarnation seen in HELLO */
 	uint64_t incarnation;		/* ours: random per start */
 
@@ -206,6 +221,10 @@ static inline pthread_mutex_t *dlock_of(struct pm_node *n, uint64_t page)
 extern __thread int node_conn_slot;
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len);
+/* node_call with a request payload (EVICT's page). */
+int node_call_payload(struct pm_node *n, int peer,
+		      const struct pm_proto_req *rq, struct pm_proto_rep *rp,
+		      const void *payload, uint32_t payload_len);
 int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,
 	       uint64_t req_id, int status, const struct pm_proto_rep *rp,
 	       const void *payload, uint32_t payload_len);
@@ -232,6 +251,22 @@ int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
 /* coh.c: node side, an action from home */
 void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
 		const struct pm_proto_req *rq);
+
+/* evict.c */
+int evict_start(struct pm_node *n);
+void evict_stop(struct pm_node *n);
+void evict_note_install(struct pm_node *n);
+void evict_note_drop(struct pm_node *n);
+/* Before a fault maps `pages` pages: evict until they fit the limit. */
+void evict_make_room(struct pm_node *n, int pages);
+/* An action for a page being evicted: fill rp (and buf); *found says
+ * whether it was. Returns whether buf is the payload. */
+bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
+			 struct pm_proto_rep *rp, void *buf);
+
+/* coh.c internals evict.c needs */
+struct dir_entry *coh_dir_entry(struct pm_node *n, uint64_t page);
+uint8_t *coh_store_page(struct pm_node *n, uint64_t page);
 
 /* pager.c */
 int pager_start(struct pm_node *n);

@@ -80,6 +80,7 @@ int pager_install(struct pm_node *n, uint64_t page, int ls_new,
 	uint8_t ls_old = n->lstate[page] & LS_MASK;
 	struct uffdio_copy cp;
 	struct uffdio_zeropage zp;
+	int r;
 
 	if (ls_new == LS_EXCL && !data && !zero) {
 		/* Upgrade: we hold the current data read-only. */
@@ -94,7 +95,11 @@ int pager_install(struct pm_node *n, uint64_t page, int ls_new,
 		/* A fresh copy over a stale one: drop ours first. */
 		if (madvise(page_addr(n, page), PM_PAGE_SIZE, MADV_DONTNEED))
 			return -errno;
+		evict_note_drop(n);
 	}
+	if (n->ref)
+		n->ref[page] = 1;
+	evict_note_install(n);
 	if (ls_new == LS_EXCL && zero) {
 		/* Safe for a writer: its retry COWs the zero page. A reader
 		 * gets a write-protected copy instead (below), because a
@@ -120,9 +125,11 @@ int pager_install(struct pm_node *n, uint64_t page, int ls_new,
 	pager_wake(n, page);
 	return 0;
 fail:
+	r = -errno;
+	evict_note_drop(n);
 	pm_err("page %llu: installing %s copy: %s", (unsigned long long)page,
-	       ls_new == LS_EXCL ? "exclusive" : "shared", strerror(errno));
-	return -errno;
+	       ls_new == LS_EXCL ? "exclusive" : "shared", strerror(-r));
+	return r;
 }
 
 void pager_protect(struct pm_node *n, uint64_t page, void *copy_out)
@@ -140,6 +147,7 @@ void pager_drop(struct pm_node *n, uint64_t page, void *copy_out)
 	if (madvise(page_addr(n, page), PM_PAGE_SIZE, MADV_DONTNEED))
 		pm_err("page %llu: MADV_DONTNEED: %s",
 		       (unsigned long long)page, strerror(errno));
+	evict_note_drop(n);
 	/* Threads blocked on our write-protect refault and ask again. */
 	pager_wake(n, page);
 }
@@ -379,8 +387,9 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 
 	pthread_mutex_lock(llock_of(n, page));
 	s = n->lstate[page];
-	if (s & LF_FETCHING) {
-		/* The fetch in flight wakes every thread waiting on it. */
+	if (s & (LF_FETCHING | LF_EVICTING)) {
+		/* The fetch or eviction in flight wakes every thread
+		 * waiting on it when it ends. */
 		pthread_mutex_unlock(llock_of(n, page));
 		return;
 	}
@@ -405,6 +414,8 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 	}
 	n->lstate[page] = (s & LS_MASK) | LF_FETCHING;
 	pthread_mutex_unlock(llock_of(n, page));
+	if (n->limit_pages && (s & LS_MASK) == LS_INVALID)
+		evict_make_room(n, 1 + n->prefetch);
 	pm_dbg("page %llu: fault %#llx state %#x -> request op %u flags %#x",
 	       (unsigned long long)page, (unsigned long long)fflags, s, op,
 	       flags);

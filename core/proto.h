@@ -15,11 +15,13 @@ enum pm_op {
 	PM_OP_DOWNGRADE,	/* home -> owner: send data, keep read-only */
 	PM_OP_BARRIER,		/* -> node 0: arrived at barrier gen */
 	PM_OP_AUTH,		/* -> any: proof of the key (auth.h) */
+	PM_OP_EVICT,		/* -> home: I dropped my copy (data if dirty) */
 	PM_OP_MAX
 };
 
 /* Request flags. */
 #define PM_RQ_HAS_COPY 0x01	/* WRITE: I hold a read-only copy (upgrade) */
+#define PM_RQ_DIRTY 0x02	/* EVICT: payload is my exclusive copy */
 
 /* Reply flags. */
 #define PM_RP_DATA 0x01		/* payload carries the page */

@@ -315,6 +315,101 @@ static int w_monotonic(long iters)
 	return barrier();
 }
 
+/* Resident bytes of the region, from /proc/self/smaps; 0 if not found. */
+static uint64_t region_rss(void)
+{
+	char line[256];
+	uint64_t rss = 0;
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = lo == (uintptr_t)mem;
+			continue;
+		}
+		if (in && sscanf(line, "Rss: %" SCNu64, &rss) == 1)
+			break;
+	}
+	fclose(f);
+	return rss * 1024;
+}
+
+/*
+ * Bounded cache: node 0 (with pager.local_limit set to a quarter of the
+ * region) writes then verifies every page of the whole region while the
+ * others keep incrementing counters on pages node 0 also evicts; node 0
+ * checks its resident bytes never pass limit + slack (argument 4: the
+ * limit in MiB; slack 1 MiB), everyone checks the counters.
+ */
+static int w_cache(long limit_mb)
+{
+	uint64_t first = PG_STRIPES, npages = mem_len / PAGE - PG_STRIPES;
+	uint64_t limit = (uint64_t)limit_mb << 20, slack = 1 << 20, max = 0;
+	uint64_t *done = word(PG_DONE, 8);
+	long bumps = 0;
+
+	if (barrier())
+		return 1;
+	if (me == 0) {
+		for (int pass = 0; pass < 2; pass++) {
+			for (uint64_t p = 0; p < npages; p++) {
+				uint64_t *w = word(first + p, 0);
+				uint64_t want = mix(first + p) ^ 0x5a5a;
+
+				if (pass == 0) {
+					w[0] = want;
+					w[PAGE / 8 - 1] = ~want;
+				} else if (w[0] != want ||
+					   w[PAGE / 8 - 1] != ~want) {
+					FAIL("cache: page %" PRIu64 " is %#" PRIx64 "/%#" PRIx64 ", wrote %#" PRIx64,
+					     first + p, w[0], w[PAGE / 8 - 1],
+					     want);
+				}
+				/* The counters' pages come and go too. */
+				if (p % 64 == 0)
+					__atomic_fetch_add(word(PG_COUNTER, 0),
+							   1, __ATOMIC_SEQ_CST);
+				if (p % 256 == 0) {
+					uint64_t r = region_rss();
+
+					max = r > max ? r : max;
+					if (limit && r > limit + slack)
+						FAIL("cache: %" PRIu64 " bytes resident, limit %" PRIu64,
+						     r, limit);
+				}
+			}
+		}
+		__atomic_store_n(done, 1, __ATOMIC_SEQ_CST);
+		bumps = (long)(2 * ((npages + 63) / 64));
+	} else {
+		while (!__atomic_load_n(done, __ATOMIC_SEQ_CST)) {
+			__atomic_fetch_add(word(PG_COUNTER, 0), 1,
+					   __ATOMIC_SEQ_CST);
+			bumps++;
+		}
+	}
+	/* Everyone publishes its count; the sum must be the counter. */
+	__atomic_fetch_add(word(PG_DONE, 16), (uint64_t)bumps,
+			   __ATOMIC_SEQ_CST);
+	if (barrier())
+		return 1;
+	if (*word(PG_COUNTER, 0) != *word(PG_DONE, 16))
+		FAIL("cache: counter %" PRIu64 ", increments %" PRIu64,
+		     *word(PG_COUNTER, 0), *word(PG_DONE, 16));
+	if (me == 0)
+		printf("node 0: cache: %" PRIu64 " pages written and verified, max resident %" PRIu64 " KiB (limit %" PRIu64 " KiB)\n",
+		       npages, max >> 10, limit >> 10);
+	printf("node %d: cache: counter %" PRIu64 " exact\n", me,
+	       *word(PG_COUNTER, 0));
+	return barrier();
+}
+
 /* Random reads and writes: each node owns slots spread over shared pages
  * (interleaved with other nodes' slots), keeps a shadow, and checks its
  * own slots exactly and others' slots never go backwards. */
@@ -388,7 +483,7 @@ int main(int argc, char **argv)
 	const char *w;
 
 	if (argc < 3 || argc > 5) {
-		fprintf(stderr, "usage: coh_worker CONFIG stripes|counter|bank|monotonic|random|all [ITERATIONS [THREADS]]\n");
+		fprintf(stderr, "usage: coh_worker CONFIG stripes|counter|bank|monotonic|random|all|cache [ITERATIONS|LIMIT_MB [THREADS]]\n");
 		return 2;
 	}
 	w = argv[2];
@@ -424,14 +519,19 @@ int main(int argc, char **argv)
 		r = w_monotonic(iters);
 	if (!r && (all || !strcmp(w, "random")))
 		r = w_random(iters * 10);
+	if (!r && !strcmp(w, "cache"))
+		r = w_cache(iters);
 	pm_node_stats(node, &st);
 	printf("node %d: stats: faults zero %" PRIu64 " local %" PRIu64
 	       " remote %" PRIu64 " wp %" PRIu64 " pages sent %" PRIu64
 	       " received %" PRIu64 " inval sent %" PRIu64 " received %"
-	       PRIu64 " p50 %" PRIu64 " ns p99 %" PRIu64 " ns\n",
+	       PRIu64 " evictions %" PRIu64 " writebacks %" PRIu64
+	       " prefetched %" PRIu64 " p50 %" PRIu64 " ns p99 %" PRIu64
+	       " ns\n",
 	       me, st.faults_zero, st.faults_local, st.faults_remote,
 	       st.faults_wp, st.pages_sent, st.pages_received,
 	       st.invalidations_sent, st.invalidations_received,
+	       st.evictions, st.writebacks, st.prefetched,
 	       st.fault_p50_ns, st.fault_p99_ns);
 	fflush(stdout);
 	pm_node_stop(node);
