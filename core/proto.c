@@ -35,13 +35,7 @@ int proto_check_req(const void *msg, uint32_t len, uint32_t payload_len,
 		*bad = "payload_len";
 	else if (rq.op == PM_OP_AUTH && payload_len != AUTH_MAC_LEN)
 		*bad = "payload_len";
-	else if (rq.op == PM_OP_EVICT && rq.page >= npages)
-		*bad = "page";
-	else if (rq.op == PM_OP_EVICT &&
-		 payload_len != ((rq.flags & PM_RQ_DIRTY) ? PM_PAGE_SIZE : 0))
-		*bad = "payload_len";
-	else if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH &&
-		 rq.op != PM_OP_EVICT && payload_len)
+	else if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH && payload_len)
 		*bad = "payload_len";
 	if (*bad)
 		return -EPROTO;
