@@ -37,6 +37,8 @@ struct cluster {
 	char pager[256];		/* more keys of the pager group */
 	const char *transport;		/* "tcp" (default) */
 	const char *node_transport[CL_MAX];	/* per node override */
+	char key_path[300];		/* cluster key (mode 0600), "" none */
+	const char *node_key[CL_MAX];	/* per node key file override */
 };
 
 static inline const char *cl_build(void)
@@ -63,15 +65,45 @@ static inline int cl_free_port(void)
 	return port;
 }
 
-/* n nodes on loopback, memory as a config string ("64M"). */
+/* A file of 32 random bytes, mode 0600: a cluster key. */
+static inline int cl_write_key(const char *path)
+{
+	unsigned char k[32];
+	int fd, in, r = 0;
+
+	in = open("/dev/urandom", O_RDONLY);
+	if (in < 0)
+		return -errno;
+	if (read(in, k, sizeof(k)) != (ssize_t)sizeof(k))
+		r = -EIO;
+	close(in);
+	if (r)
+		return r;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, k, sizeof(k)) != (ssize_t)sizeof(k))
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+/* n nodes on loopback, memory as a config string ("64M"), sharing a
+ * cluster key (clear key_path for a keyless cluster). */
 static inline int cl_init(struct cluster *c, int n)
 {
+	int r;
+
 	memset(c, 0, sizeof(*c));
 	c->n = n;
 	c->transport = "tcp";
 	snprintf(c->dir, sizeof(c->dir), "/tmp/pm-test-XXXXXX");
 	if (!mkdtemp(c->dir))
 		return -errno;
+	snprintf(c->key_path, sizeof(c->key_path), "%s/cluster.key", c->dir);
+	r = cl_write_key(c->key_path);
+	if (r)
+		return r;
 	for (int i = 0; i < n; i++) {
 		snprintf(c->host[i], sizeof(c->host[i]), "127.0.0.1");
 		c->port[i] = cl_free_port();
@@ -95,6 +127,8 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 	for (int i = 0; i < c->n; i++) {
 		const char *tr = c->node_transport[i] ? c->node_transport[i]
 						      : c->transport;
+		const char *key = c->node_key[i] ? c->node_key[i]
+						 : c->key_path;
 		FILE *f;
 
 		cl_path(c, i, "cfg", path, sizeof(path));
@@ -119,6 +153,8 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 		}
 		fprintf(f, "\n);\npager = { threads = 2; %s };\n%s\n", c->pager,
 			c->extra);
+		if (key[0])
+			fprintf(f, "security = { key_file = \"%s\"; };\n", key);
 		fclose(f);
 	}
 	return 0;
