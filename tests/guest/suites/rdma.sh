@@ -74,6 +74,9 @@ pager_test() {
 		result rdma-pager SKIP "$PM_BUILD/tests/coh_worker not built"
 		return
 	fi
+	# Not loopback: the nodes need a cluster key (owner-only).
+	head -c 32 /dev/urandom > $LOGDIR/cluster.key
+	chmod 600 $LOGDIR/cluster.key
 	for i in 0 1; do
 		o=$((1 - i))
 		eval "me=\$IP$i other=\$IP$o"
@@ -85,6 +88,7 @@ transports = { order = [ "rdma" ]; dir = "$B/plugins";
                rdma = { listen = "$me:$((7720 + i))"; }; };
 peers = ( { id = $o; rdma = "$other:$((7720 + o))"; } );
 pager = { threads = 2; timeout_ms = 30000; };
+security = { key_file = "$LOGDIR/cluster.key"; };
 EOF
 	done
 	timeout 180 $W $LOGDIR/node0.cfg all 100 > $LOGDIR/node0.log 2>&1 &
