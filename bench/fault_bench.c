@@ -9,6 +9,8 @@
  *
  *   fault_bench [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]
  *
+ *   fault_bench -s ...  scans over a working set 4x pager.local_limit
+ *
  * Cases: remote read fault (page written by its home, data travels) and
  * remote write fault (ownership moves from the home's exclusive copy),
  * with 1 and 2 faulting threads. Prints median and p99 per fault (as the
@@ -284,27 +286,34 @@ static void naive_stop(struct naive *nv)
 
 static char cfgdir[128];
 
-static int write_cfg(int id, int port0, int port1, const char *tr,
-		     const char *mem, const char *build)
+static int write_cfg_pager(int id, int port0, int port1, const char *tr,
+			   const char *mem, const char *build,
+			   const char *name, const char *pager)
 {
 	char path[256];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/node%d.cfg", cfgdir, id);
+	snprintf(path, sizeof(path), "%s/%s%d.cfg", cfgdir, name, id);
 	f = fopen(path, "w");
 	if (!f)
 		return -1;
 	fprintf(f,
 		"node = { id = %d; };\n"
-		"cluster = { name = \"bench\"; nodes = 2; memory = \"%s\"; };\n"
+		"cluster = { name = \"bench-%s\"; nodes = 2; memory = \"%s\"; };\n"
 		"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
 		"  %s = { listen = \"127.0.0.1:%d\"; }; };\n"
 		"peers = ( { id = %d; %s = \"127.0.0.1:%d\"; } );\n"
-		"pager = { threads = 2; };\n",
-		id, mem, tr, build, tr, id ? port1 : port0, 1 - id, tr,
-		id ? port0 : port1);
+		"pager = { threads = 2; %s };\n",
+		id, name, mem, tr, build, tr, id ? port1 : port0, 1 - id, tr,
+		id ? port0 : port1, id ? "" : pager);
 	fclose(f);
 	return 0;
+}
+
+static int write_cfg(int id, int port0, int port1, const char *tr,
+		     const char *mem, const char *build)
+{
+	return write_cfg_pager(id, port0, port1, tr, mem, build, "node", "");
 }
 
 static int free_port(void)
@@ -350,6 +359,148 @@ static void node1_main(const char *cfg, int rounds, size_t npages)
 	_exit(0);
 }
 
+/* ---- scans over a working set larger than the local limit --------------- */
+
+#define SCAN_PAGES 16384	/* 64 MiB working set, homed on node 1 */
+
+/* Node 1 of a scan cluster: writes its half once, then serves. */
+static void scan_node1(const char *cfg)
+{
+	char err[512];
+	struct pm_node *n = pm_node_start(cfg, err, sizeof(err));
+	uint8_t *mem;
+	size_t len;
+
+	if (!n) {
+		fprintf(stderr, "bench node 1: %s\n", err);
+		_exit(1);
+	}
+	mem = pm_node_region(n, &len);
+	for (size_t i = 0; i < SCAN_PAGES; i++)
+		mem[len / 2 + i * PAGE] = (uint8_t)(i + 1);
+	pm_node_barrier(n, 60000);
+	pm_node_stop(n);
+	_exit(0);
+}
+
+/* Touch count pages of base (sequential, or random from seed): per-touch
+ * latency into ns, returns touches/s. */
+static double scan(volatile uint8_t *base, size_t pages, size_t count,
+		   bool random, uint64_t *ns)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	int64_t t0 = now_ns();
+
+	for (size_t i = 0; i < count; i++) {
+		size_t p;
+		int64_t a;
+
+		if (random) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			p = x % pages;
+		} else {
+			p = i % pages;
+		}
+		a = now_ns();
+		(void)base[p * PAGE + 8];
+		ns[i] = (uint64_t)(now_ns() - a);
+	}
+	return (double)count * 1e9 / (double)(now_ns() - t0);
+}
+
+static int scan_main(const char *tr, const char *build, int rounds)
+{
+	const size_t count = SCAN_PAGES;
+	const char *pagers[2] = {
+		"local_limit = \"16M\"; prefetch = 0;",
+		"local_limit = \"16M\"; prefetch = 8;",
+	};
+	struct pm_node *n[2];
+	uint8_t *region[2];
+	pid_t n1[2];
+	char mem[16], err[512];
+	uint64_t *ns = calloc(count, sizeof(*ns));
+	/* [0] naive, [1] pm prefetch 0, [2] pm prefetch 8; x seq/random */
+	struct series sr[3][2] = { { { 0 } } };
+	struct naive nv;
+	size_t len;
+
+	snprintf(mem, sizeof(mem), "%dM", 2 * SCAN_PAGES * PAGE >> 20);
+	for (int k = 0; k < 2; k++) {
+		char name[16], cfg0[256], cfg1[256];
+		int p0 = free_port(), p1 = free_port();
+
+		snprintf(name, sizeof(name), "scan%d-", k);
+		if (write_cfg_pager(0, p0, p1, tr, mem, build, name, pagers[k]) ||
+		    write_cfg_pager(1, p0, p1, tr, mem, build, name, ""))
+			return 1;
+		snprintf(cfg0, sizeof(cfg0), "%s/%s0.cfg", cfgdir, name);
+		snprintf(cfg1, sizeof(cfg1), "%s/%s1.cfg", cfgdir, name);
+		n1[k] = fork();
+		if (!n1[k])
+			scan_node1(cfg1);
+		n[k] = pm_node_start(cfg0, err, sizeof(err));
+		if (!n[k]) {
+			fprintf(stderr, "fault_bench: %s\n", err);
+			return 1;
+		}
+		region[k] = pm_node_region(n[k], &len);
+		region[k] += len / 2;
+	}
+	if (naive_start(&nv, SCAN_PAGES * (size_t)PAGE)) {
+		perror("naive baseline");
+		return 1;
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (int m = 0; m < 2; m++) {
+			double rate;
+
+			/* Naive: every page faults again each pass. */
+			madvise(nv.region, nv.len, MADV_DONTNEED);
+			rate = scan(nv.region, SCAN_PAGES, count, m, ns);
+			series_add(&sr[0][m], ns, count, rate);
+			for (int k = 0; k < 2; k++) {
+				rate = scan(region[k], SCAN_PAGES, count, m,
+					    ns);
+				series_add(&sr[1 + k][m], ns, count, rate);
+			}
+		}
+	}
+	naive_stop(&nv);
+	printf("\nscans of a 64 MiB working set homed on node 1, node 0 keeping at most 16 MiB (local_limit), over %s; %zu touches x %d rounds per row\n",
+	       tr, count, rounds);
+	printf("%-10s %-22s | %10s | %8s %8s | %10s\n", "scan", "design",
+	       "touches/s", "p50 us", "p99 us", "vs naive");
+	const char *names[3] = { "naive (no limit)", "pagemesh prefetch=0",
+				 "pagemesh prefetch=8" };
+	for (int m = 0; m < 2; m++) {
+		struct result base = series_result(&sr[0][m]);
+
+		for (int d = 0; d < 3; d++) {
+			struct result x = d ? series_result(&sr[d][m]) : base;
+
+			printf("%-10s %-22s | %10.0f | %8.1f %8.1f | %9.2fx\n",
+			       m ? "random" : "sequential", names[d], x.rate,
+			       x.p50 / 1e3, x.p99 / 1e3, x.rate / base.rate);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		struct pm_stats st;
+
+		pm_node_stats(n[k], &st);
+		printf("prefetch=%d: evictions %" PRIu64 ", writebacks %" PRIu64 ", prefetched %" PRIu64 ", remote faults %" PRIu64 ", resident %" PRIu64 " pages\n",
+		       k ? 8 : 0, st.evictions, st.writebacks, st.prefetched,
+		       st.faults_remote, st.resident_pages);
+		pm_node_barrier(n[k], 60000);
+		pm_node_stop(n[k]);
+		waitpid(n1[k], NULL, 0);
+	}
+	free(ns);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *build = getenv("PM_BUILD") ? getenv("PM_BUILD") : "build";
@@ -357,14 +508,18 @@ int main(int argc, char **argv)
 	size_t nfaults = 2000;
 	int rounds = 4, c;
 
-	while ((c = getopt(argc, argv, "n:r:t:o:h")) != -1) {
+	bool scan_mode = false;
+
+	while ((c = getopt(argc, argv, "n:r:t:o:sh")) != -1) {
 		switch (c) {
+		case 's': scan_mode = true; break;
 		case 'n': nfaults = strtoul(optarg, NULL, 10); break;
 		case 'r': rounds = atoi(optarg); break;
 		case 't': tr = optarg; break;
 		case 'o': outdir = optarg; break;
 		default:
-			fprintf(stderr, "usage: fault_bench [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]\n");
+			fprintf(stderr, "usage: fault_bench [-s] [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]\n"
+				"  -s  scans over a working set 4x the local limit, prefetch off and on\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -384,6 +539,16 @@ int main(int argc, char **argv)
 	snprintf(cfgdir, sizeof(cfgdir), "/tmp/pm-bench-XXXXXX");
 	if (!mkdtemp(cfgdir))
 		return 1;
+	if (scan_mode) {
+		char cmd[200];
+		int r = scan_main(tr, build, rounds);
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", cfgdir);
+		if (system(cmd))
+			fprintf(stderr, "fault_bench: could not remove %s\n",
+				cfgdir);
+		return r;
+	}
 	int p0 = free_port(), p1 = free_port();
 
 	if (write_cfg(0, p0, p1, tr, mem, build) ||
