@@ -1,0 +1,14 @@
+# Trust and failure: peer authentication against real nodes and a raw
+# wire client (auth_test), and fault injection in network namespaces
+# (fault_test, with fault_worker as the node that times its SIGBUS).
+$(B)/tests/auth_test: tests/auth_test.c tests/cluster.h core/proto.h \
+		plugins/common/frame.h include/pagemesh/transport.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -Iplugins/common -Icore -o $@ tests/auth_test.c \
+		$(LDFLAGS) $(shell pkg-config --libs libcrypto) -lcmocka
+
+TEST_BINS += $(B)/tests/auth_test
+TESTS += test-auth
+test-auth: $(B)/tests/auth_test $(BIN) plugins
+	$(RUN) 180 $(B)/tests/auth_test
