@@ -617,7 +617,7 @@ static void write_outputs(const char *outdir, FILE *out)
 			      t50 = tcp ? pct(tcp->lat, tcp->nlat, 0.5) : 0;
 		char rts[16] = "-";
 
-		if (!t->usable)
+		if (!t->usable || no_latency)
 			continue;
 		p50 = pct(t->lat, t->nlat, 0.5);
 		p99 = pct(t->lat, t->nlat, 0.99);
@@ -645,8 +645,9 @@ static void write_outputs(const char *outdir, FILE *out)
 			t->name, p50 > 0 ? 1e6 / p50 : 0, p50, p99, p50, p99,
 			t->nlat ? t->lat[t->nlat - 1] : 0);
 	}
-	fprintf(out, "  (latency rows: calls/s = 1/p50; ratios are p50 ratios, "
-		"lower is better)\n");
+	if (!no_latency)
+		fprintf(out, "  (latency rows: calls/s = 1/p50; ratios are p50 "
+			"ratios, lower is better)\n");
 	for (li = 0; li < NLEVELS; li++) {
 		for (i = 0; i < ntr; i++) {
 			struct tr *t = &trs[i];
