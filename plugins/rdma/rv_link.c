@@ -131,6 +131,8 @@ static void rv_link_close_locked(struct rv_link *l, int err)
 		return;
 	l->closing = true;
 	l->err = err;
+	if (l->pevfd >= 0)
+		rv_kick(l->pevfd);
 	if (l->slots)
 		for (i = 0; i < l->ncall; i++)
 			pthread_cond_broadcast(&l->slots[i].cond);
@@ -443,7 +445,8 @@ static void *rv_link_thread(void *arg)
 		if (closing)
 			break;
 
-		n = ibv_poll_cq(l->rcq, 16, wc);
+		/* Outgoing links: callers reap replies (rv_poll_replies). */
+		n = l->incoming ? ibv_poll_cq(l->rcq, 16, wc) : 0;
 		if (n < 0) {
 			rv_log(t, PM_LOG_ERROR, "peer %s: polling the receive queue failed",
 			       l->peer);
@@ -459,7 +462,7 @@ static void *rv_link_thread(void *arg)
 		if (!armed) {
 			/* Arm, then look once more: completions that came
 			 * in between raise no event. */
-			if (ibv_req_notify_cq(l->rcq, 0) ||
+			if ((l->incoming && ibv_req_notify_cq(l->rcq, 0)) ||
 			    ibv_req_notify_cq(l->scq, 0)) {
 				rv_link_close(l, -EIO);
 				break;
@@ -543,6 +546,7 @@ int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
 	l->id = id;
 	l->incoming = incoming;
 	l->evfd = -1;
+	l->pevfd = -1;
 	l->ncall = incoming ? 0 : depth;
 	l->nrecv = depth + RV_RECV_EXTRA;
 	l->nsend = incoming ? depth + RV_SEND_EXTRA : depth;
@@ -568,11 +572,27 @@ int rv_link_create(struct pm_tctx *t, struct rdma_cm_id *id, bool incoming,
 		what = "fcntl";
 		goto fail;
 	}
+	if (!incoming) {
+		what = "eventfd";
+		l->pevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (l->pevfd < 0)
+			goto fail_errno;
+		what = "ibv_create_comp_channel";
+		l->rch = ibv_create_comp_channel(id->verbs);
+		if (!l->rch)
+			goto fail_errno;
+		err = rv_set_nonblock(l->rch->fd);
+		if (err) {
+			what = "fcntl";
+			goto fail;
+		}
+	}
 	what = "ibv_create_cq";
 	l->scq = ibv_create_cq(id->verbs, (int)l->nsend + 4, l, l->ch, 0);
 	if (!l->scq)
 		goto fail_errno;
-	l->rcq = ibv_create_cq(id->verbs, (int)l->nrecv + 4, l, l->ch, 0);
+	l->rcq = ibv_create_cq(id->verbs, (int)l->nrecv + 4, l,
+			       incoming ? l->ch : l->rch, 0);
 	if (!l->rcq)
 		goto fail_errno;
 
@@ -674,6 +694,8 @@ void rv_link_destroy(struct rv_link *l)
 		ibv_destroy_cq(l->rcq);
 	if (l->ch)
 		ibv_destroy_comp_channel(l->ch);
+	if (l->rch)
+		ibv_destroy_comp_channel(l->rch);
 	if (l->mr)
 		ibv_dereg_mr(l->mr);
 	free(l->buf);
@@ -689,9 +711,99 @@ void rv_link_destroy(struct rv_link *l)
 	free(l->free_send);
 	if (l->evfd >= 0)
 		close(l->evfd);
+	if (l->pevfd >= 0)
+		close(l->pevfd);
 	pthread_cond_destroy(&l->free_cond);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
+}
+
+/*
+ * The leading caller of an outgoing link: reap the receive CQ (replies go
+ * to their callers) until our own reply is in, the link closes or the
+ * deadline passes. Only the leader touches the receive CQ and its channel.
+ */
+static void rv_poll_replies(struct rv_link *l, struct rv_slot *s,
+			    int64_t deadline_ns)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = l->rch->fd, .events = POLLIN },
+		{ .fd = l->pevfd, .events = POLLIN },
+	};
+	struct ibv_wc wc[16];
+	bool armed = false, stop;
+	int64_t left;
+	int n, i;
+
+	for (;;) {
+		n = ibv_poll_cq(l->rcq, 16, wc);
+		if (n < 0) {
+			rv_link_close(l, -EIO);
+			return;
+		}
+		for (i = 0; i < n; i++)
+			rv_handle_recv(l, &wc[i]);
+		pthread_mutex_lock(&l->lock);
+		stop = s->done || l->closing;
+		pthread_mutex_unlock(&l->lock);
+		if (stop)
+			return;
+		if (n > 0) {
+			armed = false;
+			continue;
+		}
+		if (!armed) {
+			if (ibv_req_notify_cq(l->rcq, 0)) {
+				rv_link_close(l, -EIO);
+				return;
+			}
+			armed = true;
+			continue;	/* look once more after arming */
+		}
+		left = deadline_ns - pm_now_ns();
+		if (left <= 0)
+			return;
+		left = left / 1000000 + 1;
+		n = poll(pfd, 2, left > 1000 ? 1000 : (int)left);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			struct ibv_cq *cq;
+			void *ctx;
+
+			while (ibv_get_cq_event(l->rch, &cq, &ctx) == 0)
+				ibv_ack_cq_events(cq, 1);
+			armed = false;
+		}
+		if (n > 0 && (pfd[1].revents & POLLIN)) {
+			uint64_t v;
+
+			if (read(l->pevfd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: nothing pending. */
+			}
+		}
+	}
+}
+
+/*
+ * No caller leads now: wake one waiting caller to take over (one, not all:
+ * a herd of wake-ups costs more than it saves on two CPUs). A caller that
+ * leaves without leading passes it on the same way.
+ */
+static void rv_wake_follower_locked(struct rv_link *l, struct rv_slot *self)
+{
+	uint32_t i;
+
+	if (l->polling)
+		return;
+	for (i = 0; i < l->ncall; i++) {
+		struct rv_slot *f = &l->slots[i];
+
+		if (f != self && f->used && !f->done) {
+			pthread_cond_signal(&f->cond);
+			return;
+		}
+	}
 }
 
 /* The link broke before our request reached the peer. */
@@ -759,10 +871,25 @@ int rv_link_call(struct rv_link *l, const struct pm_msg *req,
 		ret = rv_not_sent(l);
 		goto out_release;
 	}
-	while (!s->done && !l->closing)
+	while (!s->done && !l->closing) {
+		if (!l->polling) {
+			/* Lead: reap replies ourselves until ours is in. */
+			l->polling = true;
+			pthread_mutex_unlock(&l->lock);
+			rv_poll_replies(l, s, deadline_ns);
+			pthread_mutex_lock(&l->lock);
+			l->polling = false;
+			rv_wake_follower_locked(l, s);
+			if (pm_now_ns() >= deadline_ns)
+				break;
+			continue;
+		}
+		/* Follow: the leader copies our reply and signals us, or
+		 * leaves and wakes us to take over. */
 		if (rv_cond_wait_until(&s->cond, &l->lock,
 				       deadline_ns) == ETIMEDOUT)
 			break;
+	}
 	if (s->done) {
 		ret = s->status;
 	} else if (l->closing) {
@@ -798,6 +925,7 @@ out_release:
 	s->used = false;
 	s->rep = NULL;
 	l->inflight--;
+	rv_wake_follower_locked(l, s);
 	if (!s->send_busy)
 		pthread_cond_broadcast(&l->free_cond);
 out_unlock:
