@@ -24,7 +24,7 @@ test-metrics: $(B)/tests/metrics_test $(BIN)
 
 # libFuzzer (clang) over what the coordinator code reads from the network:
 # `make fuzz-coord [FUZZ_SECONDS=N]`. Not part of `make test`.
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 60
 COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord_server.c core/coord_http.c \
 	core/coord_client.c core/coord_etcd.c core/log.c core/cfg.c
 
