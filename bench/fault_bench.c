@@ -415,7 +415,7 @@ static int scan_main(const char *tr, const char *build, int rounds)
 	const size_t count = SCAN_PAGES;
 	const char *pagers[2] = {
 		"local_limit = \"16M\"; prefetch = 0;",
-		"local_limit = \"16M\"; prefetch = 8;",
+		"local_limit = \"16M\"; prefetch = 15;",
 	};
 	struct pm_node *n[2];
 	uint8_t *region[2];
@@ -474,7 +474,7 @@ static int scan_main(const char *tr, const char *build, int rounds)
 	printf("%-10s %-22s | %10s | %8s %8s | %10s\n", "scan", "design",
 	       "touches/s", "p50 us", "p99 us", "vs naive");
 	const char *names[3] = { "naive (no limit)", "pagemesh prefetch=0",
-				 "pagemesh prefetch=8" };
+				 "pagemesh prefetch=15" };
 	for (int m = 0; m < 2; m++) {
 		struct result base = series_result(&sr[0][m]);
 
@@ -491,7 +491,7 @@ static int scan_main(const char *tr, const char *build, int rounds)
 
 		pm_node_stats(n[k], &st);
 		printf("prefetch=%d: evictions %" PRIu64 ", writebacks %" PRIu64 ", prefetched %" PRIu64 ", remote faults %" PRIu64 ", resident %" PRIu64 " pages\n",
-		       k ? 8 : 0, st.evictions, st.writebacks, st.prefetched,
+		       k ? 15 : 0, st.evictions, st.writebacks, st.prefetched,
 		       st.faults_remote, st.resident_pages);
 		pm_node_barrier(n[k], 60000);
 		pm_node_stop(n[k]);

@@ -396,6 +396,8 @@ static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 	uint8_t *st = store_of(n, t->page);
 	int r;
 
+	if (t->op == PM_OP_EVICT && t->noreply)
+		return 0;
 	if (t->op == PM_OP_EVICT)
 		return node_reply(n, t->tidx, t->conn_id, t->req_id,
 				  (gflags & PM_RP_LOST) ? -EIO : 0, &rp, NULL,
@@ -550,6 +552,54 @@ void coh_workers_stop(struct pm_node *n)
 	n->nworkers = 0;
 }
 
+/*
+ * Clean copies a node dropped: take it out of each page's sharers. The
+ * answer does not wait for busy pages (their removal is queued): a copy
+ * the home has the data of needs no more care.
+ */
+static void evict_list(struct pm_node *n, int tidx,
+		       const struct pm_request *req,
+		       const struct pm_proto_req *rq)
+{
+	struct pm_proto_rep rp = { .op = rq->op, .from = (uint16_t)n->id };
+	const uint8_t *pl = req->payload;
+
+	for (uint32_t i = 0; i < rq->arg; i++) {
+		struct txn t = {
+			.from = rq->from, .op = PM_OP_EVICT, .noreply = true,
+		};
+		struct dir_entry *e;
+
+		memcpy(&t.page, pl + i * sizeof(uint64_t), sizeof(t.page));
+		if (t.page < n->home_first ||
+		    t.page - n->home_first >= n->home_count) {
+			pm_warn("peer %s (node %u): eviction of page %llu, not homed here; ignored",
+				req->peer, rq->from,
+				(unsigned long long)t.page);
+			continue;
+		}
+		e = dir_of(n, t.page);
+		pthread_mutex_lock(dlock_of(n, t.page));
+		if (!e->busy) {
+			txn_execute(n, e, &t);
+		} else {
+			struct txn *q = malloc(sizeof(*q));
+
+			if (q) {
+				*q = t;
+				q->next = NULL;
+				if (e->qtail)
+					e->qtail->next = q;
+				else
+					e->qhead = q;
+				e->qtail = q;
+			}
+		}
+		pthread_mutex_unlock(dlock_of(n, t.page));
+	}
+	node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
+}
+
 void coh_remote_request(struct pm_node *n, int tidx,
 			const struct pm_request *req,
 			const struct pm_proto_req *rq)
@@ -564,6 +614,10 @@ void coh_remote_request(struct pm_node *n, int tidx,
 	struct dir_entry *e;
 	struct txn *t;
 
+	if (rq->op == PM_OP_EVICT && (rq->flags & PM_RQ_CLEAN_LIST)) {
+		evict_list(n, tidx, req, rq);
+		return;
+	}
 	if (rq->page < n->home_first ||
 	    rq->page - n->home_first >= n->home_count ||
 	    rq->arg > PM_PREFETCH_MAX ||

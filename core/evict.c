@@ -6,7 +6,9 @@
  * that finds no room evicts for itself.
  *
  * Eviction drops the page here first (write-protect, copy, MADV_DONTNEED),
- * then tells the home (EVICT, with the data when the copy was exclusive).
+ * then tells the home: an exclusive copy goes back alone (EVICT with its
+ * data); read-only copies, whose data the home has, are listed many to a
+ * message, which the home answers without waiting for busy pages.
  * Until the home has answered, an action for the page is answered from the
  * data in flight: the home may still list us as its holder, and it must not
  * wait for our EVICT, which is queued behind that action's transaction.
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "log.h"
 #include "node.h"
@@ -33,7 +36,7 @@ static uint64_t margin(const struct pm_node *n)
 {
 	uint64_t m = n->limit_pages / 8;
 
-	return m > 64 ? 64 : m ? m : 1;
+	return m > 512 ? 512 : m ? m : 1;
 }
 
 void evict_note_install(struct pm_node *n)
@@ -162,15 +165,96 @@ bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
 	return data;
 }
 
+/* Read-only copies dropped here whose home is not told yet: one message
+ * for all of them (the home has their data; only its directory cares). */
+struct clean_list {
+	int home;
+	uint32_t count;
+	uint64_t pages[PM_EVICT_LIST_MAX];
+};
+
+static void clean_flush(struct pm_node *n, struct clean_list *cl)
+{
+	struct pm_proto_req rq = {
+		.op = PM_OP_EVICT, .flags = PM_RQ_CLEAN_LIST,
+		.from = (uint16_t)n->id, .arg = cl->count,
+		.page = cl->count ? cl->pages[0] : 0,
+	};
+	struct pm_proto_rep rp;
+	int r;
+
+	if (!cl->count)
+		return;
+	r = node_call_payload(n, cl->home, &rq, &rp, cl->pages,
+			      cl->count * (uint32_t)sizeof(uint64_t));
+	if (r)
+		node_peer_failed(n, cl->home, r);
+	cl->count = 0;
+}
+
+#define RUN_MAX 64	/* < PM_NLOCKS / 2: ascending page locks cannot cycle */
+
+/*
+ * Drop read-only copies homed elsewhere: page and the unreferenced,
+ * read-only pages after it with the same home, with one MADV_DONTNEED
+ * (each call costs a TLB shootdown); the home hears in a list. Returns
+ * how many were dropped.
+ */
+static int evict_clean_run(struct pm_node *n, uint64_t page,
+			   struct clean_list *cl)
+{
+	int home = page_home(n, page), len = 1, i;
+
+	while (len < RUN_MAX && page + len < n->npages &&
+	       page_home(n, page + len) == home &&
+	       __atomic_load_n(&n->lstate[page + len], __ATOMIC_RELAXED) ==
+		       LS_SHARED &&
+	       !__atomic_load_n(&n->ref[page + len], __ATOMIC_RELAXED))
+		len++;
+	for (i = 0; i < len; i++)
+		pthread_mutex_lock(llock_of(n, page + i));
+	/* Keep the prefix that is still a plain read-only copy. */
+	for (i = 0; i < len && n->lstate[page + i] == LS_SHARED; i++)
+		;
+	for (int k = len - 1; k >= i; k--)
+		pthread_mutex_unlock(llock_of(n, page + k));
+	len = i;
+	if (len && madvise(page_addr(n, page), (size_t)len * PM_PAGE_SIZE,
+			   MADV_DONTNEED))
+		pm_err("pages %llu+%d: MADV_DONTNEED: %s",
+		       (unsigned long long)page, len, strerror(errno));
+	for (i = len - 1; i >= 0; i--) {
+		n->lstate[page + i] = LS_INVALID;
+		evict_note_drop(n);
+		pthread_mutex_unlock(llock_of(n, page + i));
+	}
+	for (i = 0; i < len; i++) {
+		if (cl->count && (cl->home != home ||
+				  cl->count == PM_EVICT_LIST_MAX))
+			clean_flush(n, cl);
+		cl->home = home;
+		cl->pages[cl->count++] = page + i;
+	}
+	if (len > 1)
+		__atomic_fetch_add(&n->clock_hand, (uint64_t)len - 1,
+				   __ATOMIC_RELAXED);
+	return len;
+}
+
 /* Evict up to want pages chosen by the clock; returns how many went. */
 static int evict_some(struct pm_node *n, int want)
 {
 	struct evicting *ev = malloc(sizeof(*ev));
+	struct clean_list *cl = malloc(sizeof(*cl));
 	uint64_t scanned = 0;
 	int done = 0;
 
-	if (!ev)
+	if (!ev || !cl) {
+		free(ev);
+		free(cl);
 		return 0;
+	}
+	cl->count = 0;
 	while (done < want && scanned < 2 * n->npages) {
 		uint64_t page = __atomic_fetch_add(&n->clock_hand, 1,
 						   __ATOMIC_RELAXED) %
@@ -183,13 +267,20 @@ static int evict_some(struct pm_node *n, int want)
 			continue;
 		if (__atomic_exchange_n(&n->ref[page], 0, __ATOMIC_RELAXED))
 			continue;	/* second chance */
-		if (page_home(n, page) == n->id ? evict_local(n, page)
-						 : evict_remote(n, page, ev)) {
+		if (page_home(n, page) != n->id && s == LS_SHARED) {
+			int k = evict_clean_run(n, page, cl);
+
+			done += k;
+			STAT_ADD(n, evictions, (uint64_t)k);
+		} else if (page_home(n, page) == n->id ? evict_local(n, page)
+				: evict_remote(n, page, ev)) {
 			done++;
 			STAT_ADD(n, evictions, 1);
 		}
 	}
+	clean_flush(n, cl);
 	free(ev);
+	free(cl);
 	return done;
 }
 
@@ -219,7 +310,7 @@ static void *evict_thread(void *arg)
 		pthread_mutex_unlock(&n->ev_lock);
 		while (__atomic_load_n(&n->resident, __ATOMIC_RELAXED) > low &&
 		       !__atomic_load_n(&n->ev_stop, __ATOMIC_RELAXED))
-			if (!evict_some(n, 16))
+			if (!evict_some(n, 64))
 				break;	/* nothing evictable right now */
 		pthread_mutex_lock(&n->ev_lock);
 	}

@@ -56,6 +56,7 @@ struct txn {
 	uint8_t flags;		/* PM_RQ_* */
 	uint8_t nextra;		/* prefetch: pages after `page` wanted too */
 	uint8_t *data;		/* EVICT of an exclusive copy: its page */
+	bool noreply;		/* part of a clean-eviction list */
 	bool local;
 	/* remote */
 	int tidx;
@@ -276,6 +277,9 @@ int pager_install(struct pm_node *n, uint64_t page, int lstate_new,
 		  const void *data, bool zero);
 /* Drop our copy: write-protect, optionally copy out, DONTNEED, wake. */
 void pager_drop(struct pm_node *n, uint64_t page, void *copy_out);
+/* The same without the wake: a thread blocked on the page has a fault
+ * message queued, whose handling wakes it (eviction needs no more). */
+void pager_drop_quiet(struct pm_node *n, uint64_t page, void *copy_out);
 /* Make our exclusive copy read-only, optionally copy it out. */
 void pager_protect(struct pm_node *n, uint64_t page, void *copy_out);
 void pager_wake(struct pm_node *n, uint64_t page);

@@ -140,7 +140,7 @@ void pager_protect(struct pm_node *n, uint64_t page, void *copy_out)
 		memcpy(copy_out, page_addr(n, page), PM_PAGE_SIZE);
 }
 
-void pager_drop(struct pm_node *n, uint64_t page, void *copy_out)
+void pager_drop_quiet(struct pm_node *n, uint64_t page, void *copy_out)
 {
 	/* Stop local writers first so the copy is the final data. */
 	pager_protect(n, page, copy_out);
@@ -148,6 +148,11 @@ void pager_drop(struct pm_node *n, uint64_t page, void *copy_out)
 		pm_err("page %llu: MADV_DONTNEED: %s",
 		       (unsigned long long)page, strerror(errno));
 	evict_note_drop(n);
+}
+
+void pager_drop(struct pm_node *n, uint64_t page, void *copy_out)
+{
+	pager_drop_quiet(n, page, copy_out);
 	/* Threads blocked on our write-protect refault and ask again. */
 	pager_wake(n, page);
 }
@@ -252,6 +257,60 @@ static void finish_extra(struct pm_node *n, uint64_t q, bool granted,
 		pager_wake(n, q);
 }
 
+/*
+ * The common case of a scan: the primary and every extra page granted
+ * with data, nothing stale or deferred on any of them. Then the whole
+ * run goes in with one UFFDIO_COPY (its data is contiguous in buf).
+ * Returns false, having changed nothing, when the run does not qualify.
+ */
+static bool install_run(struct pm_node *n, uint64_t page, int nextra,
+			const struct pm_proto_rep *rp, const uint8_t *buf)
+{
+	uint16_t mask = (uint16_t)((1u << nextra) - 1);
+	bool excl = rp->flags & PM_RP_EXCL, ok = true;
+	struct uffdio_copy cp;
+	int i;
+
+	if (!(rp->flags & PM_RP_DATA) || rp->extra != mask || rp->extra_zero)
+		return false;
+	for (i = 0; i <= nextra; i++)
+		pthread_mutex_lock(llock_of(n, page + i));
+	pthread_mutex_lock(&n->dfr_lock);
+	for (struct deferred *d = n->deferred; d && ok; d = d->next)
+		ok = d->page < page || d->page > page + nextra;
+	pthread_mutex_unlock(&n->dfr_lock);
+	for (i = 0; i <= nextra && ok; i++)
+		ok = n->lstate[page + i] == LF_FETCHING;
+	if (ok) {
+		cp = (struct uffdio_copy){
+			.dst = (uintptr_t)page_addr(n, page),
+			.src = (uintptr_t)buf,
+			.len = (uint64_t)(nextra + 1) * PM_PAGE_SIZE,
+			.mode = excl ? 0 : UFFDIO_COPY_MODE_WP,
+		};
+		ok = !ioctl(n->uffd, UFFDIO_COPY, &cp) &&
+		     cp.copy == (int64_t)cp.len;
+		if (!ok)
+			pm_dbg("page %llu: run of %d: UFFDIO_COPY copied %lld: %s",
+			       (unsigned long long)page, nextra + 1,
+			       (long long)cp.copy, strerror(errno));
+	}
+	if (ok) {
+		for (i = 0; i <= nextra; i++) {
+			n->lstate[page + i] = excl ? LS_EXCL : LS_SHARED;
+			if (n->ref)
+				n->ref[page + i] = 1;
+			evict_note_install(n);
+		}
+		STAT_ADD(n, faults_remote, 1);
+		STAT_ADD(n, prefetched, nextra);
+		STAT_ADD(n, pages_received, nextra + 1);
+	}
+	for (i = nextra; i >= 0; i--)
+		pthread_mutex_unlock(llock_of(n, page + i));
+	return ok;
+}
+
 static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			 uint8_t flags, int nextra)
 {
@@ -281,6 +340,11 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		r = -EPROTO;
 	}
 	excl = rp.flags & PM_RP_EXCL;
+
+	if (!r && nextra && install_run(n, page, nextra, &rp, buf)) {
+		pager_wake(n, page);	/* anyone waiting on the extras */
+		return;
+	}
 
 	/*
 	 * Which grants are stale (coh.c has the invariant): an upgrade

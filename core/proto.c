@@ -35,7 +35,20 @@ int proto_check_req(const void *msg, uint32_t len, uint32_t payload_len,
 		*bad = "payload_len";
 	else if (rq.op == PM_OP_AUTH && payload_len != AUTH_MAC_LEN)
 		*bad = "payload_len";
-	else if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH && payload_len)
+	else if (rq.op == PM_OP_EVICT && rq.page >= npages)
+		*bad = "page";
+	else if (rq.op == PM_OP_EVICT && (rq.flags & PM_RQ_CLEAN_LIST) &&
+		 (rq.arg < 1 || rq.arg > PM_EVICT_LIST_MAX ||
+		  (rq.flags & PM_RQ_DIRTY)))
+		*bad = "arg";
+	else if (rq.op == PM_OP_EVICT && (rq.flags & PM_RQ_CLEAN_LIST) &&
+		 payload_len != rq.arg * sizeof(uint64_t))
+		*bad = "payload_len";
+	else if (rq.op == PM_OP_EVICT && !(rq.flags & PM_RQ_CLEAN_LIST) &&
+		 payload_len != ((rq.flags & PM_RQ_DIRTY) ? PM_PAGE_SIZE : 0))
+		*bad = "payload_len";
+	else if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH &&
+		 rq.op != PM_OP_EVICT && payload_len)
 		*bad = "payload_len";
 	if (*bad)
 		return -EPROTO;

@@ -22,6 +22,9 @@ enum pm_op {
 /* Request flags. */
 #define PM_RQ_HAS_COPY 0x01	/* WRITE: I hold a read-only copy (upgrade) */
 #define PM_RQ_DIRTY 0x02	/* EVICT: payload is my exclusive copy */
+#define PM_RQ_CLEAN_LIST 0x04	/* EVICT: payload lists `arg` pages whose
+				 * read-only copies I dropped (u64 each) */
+#define PM_EVICT_LIST_MAX 256
 
 /* Reply flags. */
 #define PM_RP_DATA 0x01		/* payload carries the page */
