@@ -12,3 +12,20 @@ TEST_BINS += $(B)/tests/auth_test
 TESTS += test-auth
 test-auth: $(B)/tests/auth_test $(BIN) plugins
 	$(RUN) 180 $(B)/tests/auth_test
+
+$(B)/tests/fault_worker: tests/fault_worker.c $(LIB_A) include/pagemesh/pagemesh.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/fault_worker.c $(LIB_A) $(LDFLAGS) \
+		$(CORE_LIBS)
+
+$(B)/tests/fault_test: tests/fault_test.c tests/cluster.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/fault_test.c $(LDFLAGS) -lcmocka
+
+TEST_BINS += $(B)/tests/fault_worker $(B)/tests/fault_test
+TESTS += test-fault
+test-fault: $(B)/tests/fault_test $(B)/tests/fault_worker \
+		$(B)/tests/coh_worker plugins
+	$(RUN) 400 $(B)/tests/fault_test

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fault injection with real processes: a node killed with SIGKILL or
+ * frozen with SIGSTOP while the others work (fault_worker: the survivors
+ * finish exactly on pages homed on live nodes, and a touch of a page homed
+ * on the failed node ends in SIGBUS within pager.timeout_ms), and the
+ * coherence workloads between network namespaces that drop 7% of the TCP
+ * packets they receive (nftables numgen).
+ */
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cluster.h"
+
+#define TIMEOUT_MS 2000
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait (with a deadline) until node i's log contains what. */
+static bool log_has(const struct cluster *c, int i, const char *what,
+		    int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	char path[512], line[2048];
+
+	cl_path(c, i, "log", path, sizeof(path));
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		bool found = false;
+
+		if (f) {
+			while (!found && fgets(line, sizeof(line), f))
+				found = strstr(line, what) != NULL;
+			fclose(f);
+		}
+		if (found)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		/* The log is a file another process appends to: poll it. */
+		poll(NULL, 0, 20);
+	}
+}
+
+static void dump_all(const struct cluster *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		printf("  node %d's log:\n", i);
+		cl_dump(c, i, NULL);
+	}
+}
+
+/* Three fault_workers; node 2 fails by sig while the others count. */
+static void fail_victim(int sig)
+{
+	char prog[512], gone[512], tmo[16];
+	char *argv[] = { prog, (char *)"{cfg}", gone, tmo, NULL };
+	struct cluster c;
+	int st, bad = 0;
+	bool up;
+
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(gone, sizeof(gone), "%s/victim-gone", c.dir);
+	snprintf(tmo, sizeof(tmo), "%d", TIMEOUT_MS);
+	snprintf(c.pager, sizeof(c.pager), "timeout_ms = %d;", TIMEOUT_MS);
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	up = log_has(&c, 2, "victim: ready", 30000) &&
+	     log_has(&c, 0, "survivor 0: working", 30000) &&
+	     log_has(&c, 1, "survivor 1: working", 30000);
+	if (!up) {
+		dump_all(&c);
+		cl_cleanup(&c);
+		fail_msg("the cluster did not start working");
+	}
+	/* Mid-workload: the survivors are counting, the victim reading. */
+	kill(c.pid[2], sig);
+	if (sig == SIGKILL) {
+		waitpid(c.pid[2], &st, 0);
+		c.pid[2] = -1;
+		c.status[2] = 128 + SIGKILL;
+	}
+	close(open(gone, O_WRONLY | O_CREAT, 0600));
+	for (int i = 0; i < 2; i++)
+		if (!log_has(&c, i, "RESULT", 60000))
+			bad++;
+	if (sig == SIGSTOP && c.pid[2] > 0) {
+		kill(c.pid[2], SIGKILL);
+		waitpid(c.pid[2], &st, 0);
+		c.pid[2] = -1;
+	}
+	for (int i = 0; i < 2; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	bad += cl_wait(&c, 20000);
+	for (int i = 0; i < 2; i++) {
+		cl_dump(&c, i, "RESULT");
+		if (c.status[i] != 0)
+			bad++;
+	}
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
+}
+
+static void test_sigkill(void **state)
+{
+	(void)state;
+	fail_victim(SIGKILL);
+}
+
+/* A node that holds connections open but never answers again. */
+static void test_sigstop(void **state)
+{
+	(void)state;
+	fail_victim(SIGSTOP);
+}
+
+/* ---- packet loss between network namespaces ------------------------------ */
+
+static char ns_hub[32];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	if (r)
+		printf("  command failed (%d): %s\n", r, cmd);
+	return r;
+}
+
+static void netns_down(int n)
+{
+	char cmd[256];
+
+	for (int i = 0; i <= n && ns_hub[0]; i++) {
+		if (i < n)
+			snprintf(cmd, sizeof(cmd),
+				 "ip netns del %s-n%d 2>/dev/null", ns_hub, i);
+		else
+			snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null",
+				 ns_hub);
+		if (system(cmd) < 0)
+			printf("  cannot run: %s\n", cmd);
+	}
+}
+
+/* Node i in namespace HUB-nI, 10.213.8.(10+i)/24 on a veth bridged in the
+ * hub; each drops pct% of the TCP packets it receives. */
+static int netns_up(struct cluster *c, int pct)
+{
+	snprintf(ns_hub, sizeof(ns_hub), "pmf%d", (int)getpid());
+	if (sh("ip netns add %s && ip -n %s link add br0 type bridge && "
+	       "ip -n %s link set br0 up", ns_hub, ns_hub, ns_hub))
+		return -1;
+	for (int i = 0; i < c->n; i++) {
+		snprintf(c->netns[i], sizeof(c->netns[i]), "%s-n%d", ns_hub, i);
+		snprintf(c->host[i], sizeof(c->host[i]), "10.213.8.%d",
+			 10 + i);
+		c->port[i] = 7701;
+		if (sh("ip netns add %s && "
+		       "ip -n %s link add eth0 type veth peer name v%d netns %s && "
+		       "ip -n %s link set v%d master br0 up && "
+		       "ip -n %s addr add %s/24 dev eth0 && "
+		       "ip -n %s link set eth0 up && ip -n %s link set lo up",
+		       c->netns[i], c->netns[i], i, ns_hub, ns_hub, i,
+		       c->netns[i], c->host[i], c->netns[i], c->netns[i]))
+			return -1;
+		if (sh("ip netns exec %s nft add table inet pmt && "
+		       "ip netns exec %s nft add chain inet pmt c "
+		       "'{ type filter hook input priority 0; }' && "
+		       "ip netns exec %s nft add rule inet pmt c "
+		       "meta l4proto tcp numgen random mod 100 '<' %d counter drop",
+		       c->netns[i], c->netns[i], c->netns[i], pct))
+			return -1;
+	}
+	return 0;
+}
+
+/* Nodes that failed the workload (their logs printed). */
+static int run_workload(struct cluster *c, const char *workload,
+			const char *iters)
+{
+	char prog[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)workload,
+			 (char *)iters, NULL };
+	int late, bad = 0;
+
+	snprintf(prog, sizeof(prog), "%s/tests/coh_worker", cl_build());
+	assert_int_equal(cl_write_configs(c, "16M"), 0);
+	for (int i = 0; i < c->n; i++)
+		assert_int_equal(cl_spawn(c, i, argv), 0);
+	late = cl_wait(c, 120000);
+	for (int i = 0; i < c->n; i++) {
+		if (c->status[i] != 0) {
+			printf("  %s: node %d exited %d; its log:\n", workload,
+			       i, c->status[i]);
+			cl_dump(c, i, NULL);
+			bad++;
+		} else {
+			cl_dump(c, i, ": ");
+		}
+	}
+	if (late)
+		printf("  %s: %d node(s) still running after 120 s: killed\n",
+		       workload, late);
+	return bad + late;
+}
+
+static void test_packet_loss(void **state)
+{
+	struct cluster c;
+	char out[4096] = "";
+	long long dropped = -1;
+	const char *cnt;
+	int bad = 0;
+	FILE *p;
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("SKIP packet loss: needs root to create network namespaces\n");
+		skip();
+	}
+	if (system("ip netns list >/dev/null 2>&1") ||
+	    system("nft --version >/dev/null 2>&1")) {
+		printf("SKIP packet loss: 'ip netns' or 'nft' does not work here\n");
+		skip();
+	}
+	assert_int_equal(cl_init(&c, 3), 0);
+	/* TCP retransmits (200 ms and up) must not hit the call deadline. */
+	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 30000;");
+	if (netns_up(&c, 7)) {
+		netns_down(c.n);
+		cl_cleanup(&c);
+		fail_msg("could not create the namespaces and nftables rules");
+	}
+	bad += run_workload(&c, "counter", "300");
+	bad += run_workload(&c, "bank", "150");
+	bad += run_workload(&c, "random", "150");
+	/* The drops happened: nftables counts what the rule matched. */
+	snprintf(out, sizeof(out), "ip netns exec %s nft list ruleset",
+		 c.netns[0]);
+	p = popen(out, "r");
+	out[0] = '\0';
+	if (p) {
+		size_t n = fread(out, 1, sizeof(out) - 1, p);
+
+		out[n] = '\0';
+		pclose(p);
+	}
+	cl_cleanup(&c);
+	netns_down(c.n);
+	cnt = strstr(out, "counter packets ");
+	if (cnt)
+		dropped = strtoll(cnt + strlen("counter packets "), NULL, 10);
+	printf("  node 0 dropped %lld TCP packets\n", dropped);
+	assert_int_equal(bad, 0);
+	assert_true(dropped > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sigkill),
+		cmocka_unit_test(test_sigstop),
+		cmocka_unit_test(test_packet_loss),
+	};
+
+	cl_block_sigchld();
+	return cmocka_run_group_tests_name("fault injection", tests, NULL,
+					   NULL);
+}

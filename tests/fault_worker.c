@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One node of the node-failure tests (fault_test). The last node is the
+ * victim: it keeps read copies of the survivors' counters and writes pages
+ * homed on itself until the test kills or stops it. The survivors count on
+ * two pages homed on live nodes before and after the failure, then touch a
+ * page homed on the victim and time the SIGBUS that must end that fault.
+ *
+ *   fault_worker CONFIG GONE_FILE TIMEOUT_MS
+ *
+ * GONE_FILE appears once the test has failed the victim. A survivor prints
+ * "RESULT ok ..." or "RESULT FAIL ...", then waits for SIGTERM (its pages
+ * serve the other survivor until then) and exits 0 or 1.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pagemesh/pagemesh.h>
+
+#define PAGE 4096u
+#define WAIT_MS 60000
+
+static uint8_t *mem;
+static uint64_t per_home;
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_armed;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t *word(uint64_t page, unsigned idx)
+{
+	return (uint64_t *)(mem + page * PAGE) + idx;
+}
+
+/* Pages: counters and the rendezvous on live homes, the victim's own. */
+static uint64_t pg_c0(void) { return 1; }
+static uint64_t pg_c1(void) { return per_home + 1; }
+static uint64_t pg_done(void) { return per_home + 2; }
+static uint64_t pg_res(void) { return per_home + 3; }
+static uint64_t pg_victim(int k, int nodes) { return per_home * (nodes - 1) + 10 + k; }
+
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (bus_armed)
+		siglongjmp(bus_jmp, 1);
+	/* Not expecting it: die of it, as without a handler. */
+	signal(SIGBUS, SIG_DFL);
+	raise(SIGBUS);
+}
+
+/* Touch p: ms until SIGBUS ended the touch, or -1 if it read *val. */
+static int64_t probe_sigbus(const volatile uint8_t *p, uint8_t *val)
+{
+	static volatile int64_t t0;
+
+	t0 = now_ms();
+	if (!sigsetjmp(bus_jmp, 1)) {
+		bus_armed = 1;
+		*val = *p;
+		bus_armed = 0;
+		return -1;
+	}
+	bus_armed = 0;
+	return now_ms() - t0;
+}
+
+static bool gone(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* The victim: readers of the counters and writer of its own pages. */
+static int victim(int nodes)
+{
+	uint64_t i = 0;
+
+	for (int k = 0; k < 8; k++)
+		memset(mem + pg_victim(k, nodes) * PAGE, 0x5a, PAGE);
+	printf("victim: ready\n");
+	fflush(stdout);
+	for (;;) {
+		/* Shared copies here: writers must invalidate us. */
+		(void)__atomic_load_n(word(pg_c0(), 0), __ATOMIC_SEQ_CST);
+		(void)__atomic_load_n(word(pg_c1(), 0), __ATOMIC_SEQ_CST);
+		*word(pg_victim((int)(i % 8), nodes), 1) = i;
+		i++;
+	}
+	return 0;
+}
+
+static int survivor(int me, int nodes, const char *gone_file, int timeout_ms)
+{
+	uint64_t count = 0, after = 0, c0, c1, total = 0;
+	int64_t end = now_ms() + WAIT_MS, bus_ms;
+	uint8_t val = 0;
+	int survivors = nodes - 1;
+	bool ok = true;
+	char why[256] = "";
+
+	printf("survivor %d: working\n", me);
+	fflush(stdout);
+	/* Count until the victim is gone, then as much again after. */
+	while (!gone(gone_file) || after < 300) {
+		__atomic_fetch_add(word(pg_c0(), 0), 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(word(pg_c1(), 0), 1, __ATOMIC_SEQ_CST);
+		count++;
+		if (gone(gone_file))
+			after++;
+		if (now_ms() > end) {
+			snprintf(why, sizeof(why), "counting did not finish in %d ms (%llu done, %llu after the failure)",
+				 WAIT_MS, (unsigned long long)count,
+				 (unsigned long long)after);
+			ok = false;
+			break;
+		}
+	}
+	/* Publish our count; wait for every survivor's. */
+	__atomic_store_n(word(pg_res(), (unsigned)me), count, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(word(pg_done(), 0), 1, __ATOMIC_SEQ_CST);
+	while (ok && __atomic_load_n(word(pg_done(), 0), __ATOMIC_SEQ_CST) <
+			     (uint64_t)survivors) {
+		if (now_ms() > end) {
+			snprintf(why, sizeof(why), "the other survivor did not finish");
+			ok = false;
+		}
+		poll(NULL, 0, 1);
+	}
+	for (int i = 0; i < survivors; i++)
+		total += __atomic_load_n(word(pg_res(), (unsigned)i),
+					 __ATOMIC_SEQ_CST);
+	c0 = __atomic_load_n(word(pg_c0(), 0), __ATOMIC_SEQ_CST);
+	c1 = __atomic_load_n(word(pg_c1(), 0), __ATOMIC_SEQ_CST);
+	if (ok && (c0 != total || c1 != total)) {
+		snprintf(why, sizeof(why), "counters %llu and %llu, expected %llu",
+			 (unsigned long long)c0, (unsigned long long)c1,
+			 (unsigned long long)total);
+		ok = false;
+	}
+
+	/* A page whose only copy was on the victim: SIGBUS, in time. */
+	bus_ms = probe_sigbus(mem + pg_victim(me, nodes) * PAGE, &val);
+	if (ok && bus_ms < 0) {
+		snprintf(why, sizeof(why), "a page homed on the failed node read back 0x%02x instead of SIGBUS",
+			 val);
+		ok = false;
+	} else if (ok && bus_ms > timeout_ms + 1000) {
+		snprintf(why, sizeof(why), "SIGBUS after %lld ms, over pager.timeout_ms %d + 1000",
+			 (long long)bus_ms, timeout_ms);
+		ok = false;
+	}
+	printf("RESULT %s: survivor %d: counted %llu (%llu after the failure), counters %llu/%llu of %llu; SIGBUS on the failed node's page after %lld ms (pager.timeout_ms %d)%s%s\n",
+	       ok ? "ok" : "FAIL", me, (unsigned long long)count,
+	       (unsigned long long)after, (unsigned long long)c0,
+	       (unsigned long long)c1, (unsigned long long)total,
+	       (long long)bus_ms, timeout_ms, why[0] ? ": " : "", why);
+	fflush(stdout);
+	return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_sigaction = on_bus,
+				.sa_flags = SA_SIGINFO | SA_NODEFER };
+	struct timespec wait = { .tv_sec = WAIT_MS / 1000 };
+	struct pm_node *node;
+	char err[1024];
+	sigset_t term;
+	size_t len;
+	int code, me, nodes, ret;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: fault_worker CONFIG GONE_FILE TIMEOUT_MS\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	node = pm_node_start_ex(argv[1], err, sizeof(err), &code);
+	if (!node) {
+		fprintf(stderr, "fault_worker: %s\n", err);
+		return code;
+	}
+	mem = pm_node_region(node, &len);
+	me = pm_node_id(node);
+	nodes = pm_node_count(node);
+	per_home = (len / PAGE + nodes - 1) / nodes;
+	if (nodes < 3 || per_home < 20) {
+		fprintf(stderr, "fault_worker: needs 3+ nodes and 20+ pages each\n");
+		return 2;
+	}
+	if (me == nodes - 1)
+		return victim(nodes);
+	ret = survivor(me, nodes, argv[2], atoi(argv[3]));
+	/* Serve our pages until the test says every survivor is done. */
+	if (sigtimedwait(&term, NULL, &wait) < 0)
+		fprintf(stderr, "fault_worker: no SIGTERM within %d ms\n",
+			WAIT_MS);
+	/* No pm_node_stop: its barrier would wait for the failed node. */
+	_exit(ret);
+}
