@@ -23,7 +23,8 @@ test-metrics: $(B)/tests/metrics_test $(BIN)
 	$(RUN) 60 $(B)/tests/metrics_test
 
 # libFuzzer (clang) over what the coordinator code reads from the network:
-# `make fuzz-coord [FUZZ_SECONDS=N]`. Not part of `make test`.
+# `make fuzz-coord [FUZZ_SECONDS=N]`; `make test` runs it briefly from
+# tests/fuzz/corpus/coord (tests/fuzz.mk).
 FUZZ_SECONDS ?= 60
 COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord_server.c core/coord_http.c \
 	core/coord_client.c core/coord_etcd.c core/log.c core/cfg.c
