@@ -285,6 +285,8 @@ static void naive_stop(struct naive *nv)
 /* ---- pagemesh ------------------------------------------------------------ */
 
 static char cfgdir[128];
+static int pm_threads = 2;	/* pager.threads of the nodes (-T) */
+static bool home_zero;		/* -z: the home never writes its pages */
 
 static int write_cfg_pager(int id, int port0, int port1, const char *tr,
 			   const char *mem, const char *build,
@@ -303,9 +305,9 @@ static int write_cfg_pager(int id, int port0, int port1, const char *tr,
 		"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
 		"  %s = { listen = \"127.0.0.1:%d\"; }; };\n"
 		"peers = ( { id = %d; %s = \"127.0.0.1:%d\"; } );\n"
-		"pager = { threads = 2; %s };\n",
+		"pager = { threads = %d; %s };\n",
 		id, name, mem, tr, build, tr, id ? port1 : port0, 1 - id, tr,
-		id ? port0 : port1, id ? "" : pager);
+		id ? port0 : port1, pm_threads, id ? "" : pager);
 	fclose(f);
 	return 0;
 }
@@ -350,7 +352,7 @@ static void node1_main(const char *cfg, int rounds, size_t npages)
 	for (int r = 0; r < rounds; r++) {
 		size_t base = len / PAGE / 2 + (size_t)r * npages;
 
-		for (size_t i = 0; i < npages; i++)
+		for (size_t i = 0; i < npages && !home_zero; i++)
 			mem[(base + i) * PAGE] = (uint8_t)(i + 1);
 		pm_node_barrier(n, 60000);	/* written */
 		pm_node_barrier(n, 60000);	/* node 0 done */
@@ -510,16 +512,21 @@ int main(int argc, char **argv)
 
 	bool scan_mode = false;
 
-	while ((c = getopt(argc, argv, "n:r:t:o:sh")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:t:o:sT:zh")) != -1) {
 		switch (c) {
+		case 'z': home_zero = true; break;
+		case 'T': pm_threads = atoi(optarg); break;
 		case 's': scan_mode = true; break;
 		case 'n': nfaults = strtoul(optarg, NULL, 10); break;
 		case 'r': rounds = atoi(optarg); break;
 		case 't': tr = optarg; break;
 		case 'o': outdir = optarg; break;
 		default:
-			fprintf(stderr, "usage: fault_bench [-s] [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]\n"
-				"  -s  scans over a working set 4x the local limit, prefetch off and on\n");
+			fprintf(stderr, "usage: fault_bench [-s] [-z] [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-T THREADS] [-o DIR]\n"
+				"  -s  scans over a working set 4x the local limit, prefetch off and on\n"
+				"  -z  the home never writes its pages: grants carry no data and the\n"
+				"      home has no copy of its own to write-protect (the message path)\n"
+				"  -T  pager.threads of the nodes (default 2)\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -616,8 +623,10 @@ int main(int argc, char **argv)
 		if (csv)
 			fprintf(csv, "case,threads,design,p50_us,p99_us,faults_per_s\n");
 	}
-	printf("\nremote faults over %s, loopback, %zu faults x %d rounds per row (median and p99 as the faulting thread sees them)\n",
-	       tr, nfaults, rounds);
+	printf("\nremote faults over %s, loopback, %zu faults x %d rounds per row (median and p99 as the faulting thread sees them)\n%s\n",
+	       tr, nfaults, rounds,
+	       home_zero ? "pages never written: no data travels, the home has nothing to write-protect"
+			 : "pages written by their home: a read write-protects the home's copy, a write recalls it");
 	printf("%-6s %7s | %-24s | %-24s | %-18s\n", "fault", "threads",
 	       "naive p50/p99 us  f/s", "pagemesh p50/p99 us  f/s",
 	       "pm/naive p50  f/s");
