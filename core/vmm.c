@@ -806,7 +806,9 @@ int cmd_vm(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = kick_handler };
 	struct vmm_kernel kernel = { 0 };
-	struct vmm vm = { .kvm_fd = -1, .vm_fd = -1 };
+	/* Static: a vCPU thread that would not stop (see vm_run) may still
+	 * look at it while this process exits. */
+	static struct vmm vm;
 	uint64_t st_start = 0, st_len = 0;
 	uint32_t seed = 0;
 	sigset_t block;
@@ -849,6 +851,8 @@ int cmd_vm(int argc, char **argv)
 			goto out_mem;
 		}
 	}
+	memset(&vm, 0, sizeof(vm));
+	vm.kvm_fd = vm.vm_fd = -1;
 	for (i = 0; i < VMM_MAX_VCPUS; i++)
 		vm.vcpu[i].fd = -1;
 	pthread_mutex_init(&vm.lock, NULL);
@@ -935,6 +939,12 @@ int cmd_vm(int argc, char **argv)
 	print_summary(&vm, &m, status);
 	if (r)
 		status = PM_EXIT_RUNTIME;
+	if (r == -ETIMEDOUT) {
+		/* A vCPU is still inside KVM_RUN (a fault it waits on does
+		 * not take signals): leave the VM and its devices to the
+		 * exit of this process; the node still leaves properly. */
+		goto out_mem;
+	}
 
 out_devices:
 	vmm_devices_fini(&vm);

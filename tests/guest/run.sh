@@ -85,7 +85,8 @@ else
 	SUITES=$(cd "$SUITE_DIR" 2>/dev/null && ls *.sh 2>/dev/null |
 		 sed 's/\.sh$//' | tr '\n' ' ')
 fi
-[ -n "${SUITES// /}" ] || die "no suites in $SUITE_DIR"
+SUITES=$(echo $SUITES)	# one space between names, none around
+[ -n "$SUITES" ] || die "no suites in $SUITE_DIR"
 for s in $SUITES; do
 	case $s in
 	*[!A-Za-z0-9_-]*) die "suite name '$s': use letters, digits, - and _" ;;
