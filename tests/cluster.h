@@ -38,6 +38,8 @@ struct cluster {
 	const char *transport;		/* "tcp" (default) */
 	const char *node_transport[CL_MAX];	/* per node override */
 	char key_path[300];		/* cluster key (mode 0600), "" none */
+	char coord[512];		/* coordinator group body: nodes then
+					 * list no peers and listen on port 0 */
 	const char *node_key[CL_MAX];	/* per node key file override */
 };
 
@@ -140,10 +142,11 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 			"cluster = { name = \"test\"; nodes = %d; memory = \"%s\"; startup_timeout_ms = 20000; };\n"
 			"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
 			"  %s = { listen = \"%s:%d\"; }; };\n"
-			"peers = (",
+			"%s",
 			i, c->n, memory, tr, cl_build(), tr, c->host[i],
-			c->port[i]);
-		for (int j = 0, k = 0; j < c->n; j++) {
+			c->coord[0] ? 0 : c->port[i],
+			c->coord[0] ? "coordinator = { " : "peers = (");
+		for (int j = 0, k = 0; j < c->n && !c->coord[0]; j++) {
 			if (j == i)
 				continue;
 			/* Same wire format: a peer's endpoint is reachable
@@ -151,8 +154,10 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 			fprintf(f, "%s\n  { id = %d; %s = \"%s:%d\"; }",
 				k++ ? "," : "", j, tr, c->host[j], c->port[j]);
 		}
-		fprintf(f, "\n);\npager = { threads = 2; %s };\n%s\n", c->pager,
-			c->extra);
+		if (c->coord[0])
+			fprintf(f, "%s };", c->coord);
+		fprintf(f, "\n%s\npager = { threads = 2; %s };\n%s\n",
+			c->coord[0] ? "" : ");", c->pager, c->extra);
 		if (key[0])
 			fprintf(f, "security = { key_file = \"%s\"; };\n", key);
 		fclose(f);

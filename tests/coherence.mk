@@ -37,3 +37,16 @@ $(B)/tests/demo_app: tests/demo_app.c $(LIB_A) include/pagemesh/pagemesh.h
 		$(CORE_LIBS) -lm
 
 TEST_BINS += $(B)/tests/demo_app
+
+$(B)/tests/coord_cluster_test: tests/coord_cluster_test.c tests/cluster.h \
+		tests/coord_util.h tests/etcd.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -o $@ tests/coord_cluster_test.c \
+		$(LDFLAGS) $(CORE_LIBS) -lcmocka
+
+TEST_BINS += $(B)/tests/coord_cluster_test
+TESTS += test-coord-cluster
+test-coord-cluster: $(B)/tests/coord_cluster_test $(B)/tests/coh_worker $(BIN) \
+		plugins
+	$(RUN) 600 $(B)/tests/coord_cluster_test
