@@ -4,7 +4,9 @@
 # failure. Its last line is "guest: N passed, M failed, K skipped".
 TESTS += test-guest
 
-test-guest:
+# The suites run programs from the build folder (pagemesh, plugins, test
+# programs), so those are built first.
+test-guest: all $(TEST_BINS)
 	@rc=0; PM_GUEST_TIMEOUT_MAX=600 $(RUN) 720 tests/guest/run.sh || rc=$$?; \
 	case $$rc in \
 	0) ;; \
