@@ -130,6 +130,56 @@ static void test_sigstop(void **state)
 	fail_victim(SIGSTOP);
 }
 
+/* A peer restarts: the plugin redials it, the new connection is refused
+ * as unauthenticated, and the core runs the handshake again and retries. */
+static void test_restart(void **state)
+{
+	char prog[512], flag[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"restart", flag,
+			 NULL };
+	char log1[600], old1[620];
+	struct cluster c;
+	int st, bad = 0;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 2), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(flag, sizeof(flag), "%s/restarted", c.dir);
+	snprintf(c.pager, sizeof(c.pager), "timeout_ms = %d;", TIMEOUT_MS);
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	if (!log_has(&c, 0, "reader: first read ok", 30000))
+		bad++;
+	/* Node 1 again, a new process on the same port. */
+	kill(c.pid[1], SIGKILL);
+	waitpid(c.pid[1], &st, 0);
+	c.pid[1] = -1;
+	cl_path(&c, 1, "log", log1, sizeof(log1));
+	snprintf(old1, sizeof(old1), "%s.first", log1);
+	rename(log1, old1);
+	assert_int_equal(cl_spawn(&c, 1, argv), 0);
+	if (!bad && !log_has(&c, 1, " up: region", 30000))
+		bad++;
+	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	if (!bad && !log_has(&c, 0, "RESULT", 30000))
+		bad++;
+	if (!bad && !log_has(&c, 0, "re-authenticated", 0))
+		bad++;
+	for (int i = 0; i < 2; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	bad += cl_wait(&c, 20000);
+	cl_dump(&c, 0, "RESULT");
+	cl_dump(&c, 0, "re-authenticated");
+	for (int i = 0; i < 2; i++)
+		bad += c.status[i] != 0;
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
+}
+
 /* ---- packet loss between network namespaces ------------------------------ */
 
 static char ns_hub[32];
@@ -284,6 +334,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sigkill),
 		cmocka_unit_test(test_sigstop),
+		cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_packet_loss),
 	};
 

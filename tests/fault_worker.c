@@ -7,6 +7,11 @@
  * page homed on the victim and time the SIGBUS that must end that fault.
  *
  *   fault_worker CONFIG GONE_FILE TIMEOUT_MS
+ *   fault_worker CONFIG restart FLAG_FILE
+ *
+ * The second form is for a peer restart: node 0 reads a page homed on node
+ * 1, waits for FLAG_FILE (the test restarted node 1 meanwhile), and reads
+ * another: its connections must be re-authenticated, not fail.
  *
  * GONE_FILE appears once the test has failed the victim. A survivor prints
  * "RESULT ok ..." or "RESULT FAIL ...", then waits for SIGTERM (its pages
@@ -175,6 +180,24 @@ static int survivor(int me, int nodes, const char *gone_file, int timeout_ms)
 	return ok ? 0 : 1;
 }
 
+/* Node 0 of the restart test; the others only serve. */
+static int restart_reader(int me, const char *flag)
+{
+	int64_t end = now_ms() + WAIT_MS, ms;
+	uint8_t val = 0;
+
+	if (me != 0)
+		return 0;
+	ms = probe_sigbus(mem + (per_home + 5) * PAGE, &val);
+	printf("reader: first read %s\n", ms < 0 ? "ok" : "SIGBUS");
+	while (!gone(flag) && now_ms() < end)
+		poll(NULL, 0, 10);
+	ms = probe_sigbus(mem + (per_home + 6) * PAGE, &val);
+	printf("RESULT %s: read a page of the restarted node%s\n",
+	       ms < 0 ? "ok" : "FAIL", ms < 0 ? "" : ": SIGBUS");
+	return ms < 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_sigaction = on_bus,
@@ -204,6 +227,10 @@ int main(int argc, char **argv)
 	me = pm_node_id(node);
 	nodes = pm_node_count(node);
 	per_home = (len / PAGE + nodes - 1) / nodes;
+	if (!strcmp(argv[2], "restart")) {
+		ret = restart_reader(me, argv[3]);
+		goto wait_term;
+	}
 	if (nodes < 3 || per_home < 20) {
 		fprintf(stderr, "fault_worker: needs 3+ nodes and 20+ pages each\n");
 		return 2;
@@ -211,6 +238,7 @@ int main(int argc, char **argv)
 	if (me == nodes - 1)
 		return victim(nodes);
 	ret = survivor(me, nodes, argv[2], atoi(argv[3]));
+wait_term:
 	/* Serve our pages until the test says every survivor is done. */
 	if (sigtimedwait(&term, NULL, &wait) < 0)
 		fprintf(stderr, "fault_worker: no SIGTERM within %d ms\n",
