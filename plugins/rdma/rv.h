@@ -76,6 +76,11 @@
 #define RV_RECV_EXTRA 8u		/* receives beyond depth: pings, late */
 #define RV_SEND_EXTRA 16u		/* reply buffers beyond depth */
 #define RV_PRIV_MAGIC 0x504d5231u	/* "PMR1" */
+/* A dialling peer is not yet authenticated: what it may make us pin is
+ * bounded by these (depth it asks for, connections at once). */
+#define RV_PEER_DEPTH_CAP 64u
+#define RV_MAX_CONNS_DEFAULT 128
+#define RV_MAX_CONNS_MAX 4096
 #define RV_MSG_BYTES (PM_FRAME_HDR_LEN + PM_MSG_MAX + PM_PAYLOAD_MAX)
 #define RV_SLOT_STRIDE ((RV_MSG_BYTES + 4095u) & ~4095u)
 
@@ -178,6 +183,7 @@ struct pm_tctx {
 	const struct pm_host *host;
 	char listen_cfg[PM_ENDPOINT_MAX];	/* "" when not configured */
 	uint32_t depth;				/* calls in flight per conn */
+	int max_conns;				/* incoming at once */
 	char endpoint[PM_ENDPOINT_MAX];
 	struct rdma_event_channel *cm_ch;	/* listener and all links */
 	struct rdma_cm_id *listen_id;

@@ -150,6 +150,9 @@ static uint32_t rv_peer_depth(struct pm_tctx *t,
 	memcpy(&pd, cp->private_data, sizeof(pd));
 	if (le32toh(pd.magic) != RV_PRIV_MAGIC || pd.depth == 0)
 		return t->depth;
+	if (pd.depth > RV_PEER_DEPTH_CAP && pd.depth > t->depth)
+		return t->depth > RV_PEER_DEPTH_CAP ? t->depth :
+			RV_PEER_DEPTH_CAP;
 	return pd.depth;
 }
 
@@ -161,15 +164,24 @@ static void rv_accept(struct pm_tctx *t, struct rdma_cm_event *ev)
 	struct rv_link *l = NULL;
 	char peer[PM_ENDPOINT_MAX] = "?";
 	bool refuse;
-	int err;
+	int err, n = 0;
 
 	rv_format_addr(rdma_get_peer_addr(id), ntohs(rdma_get_dst_port(id)),
 		       peer, sizeof(peer));
 	pthread_mutex_lock(&t->lock);
 	refuse = t->stopping || !t->listening;
+	for (l = t->in_links; l && n < t->max_conns; l = l->next)
+		n++;
 	pthread_mutex_unlock(&t->lock);
 	if (refuse)
 		goto reject;
+	if (n >= t->max_conns) {
+		rv_log(t, PM_LOG_WARN,
+		       "peer %s: refused: %d connections already (max_conns)",
+		       peer, n);
+		goto reject;
+	}
+	l = NULL;
 
 	rv_set_ack_timeout(id);
 	err = rv_link_create(t, id, true, rv_peer_depth(t, ev), &l);
@@ -334,6 +346,22 @@ static int rv_init(const struct pm_host *host, struct pm_tctx **out)
 		t->depth = (uint32_t)v;
 	} else if (err != -ENOENT) {
 		rv_log(t, PM_LOG_ERROR, "depth: must be an integer");
+		err = -EINVAL;
+		goto fail;
+	}
+
+	t->max_conns = RV_MAX_CONNS_DEFAULT;
+	err = host->cfg_int(host->ctx, "max_conns", &v);
+	if (err == 0 && (v < 1 || v > RV_MAX_CONNS_MAX)) {
+		rv_log(t, PM_LOG_ERROR,
+		       "max_conns: %lld is out of range [1, %d] (incoming connections at once)",
+		       (long long)v, RV_MAX_CONNS_MAX);
+		err = -EINVAL;
+		goto fail;
+	} else if (err == 0) {
+		t->max_conns = (int)v;
+	} else if (err != -ENOENT) {
+		rv_log(t, PM_LOG_ERROR, "max_conns: must be an integer");
 		err = -EINVAL;
 		goto fail;
 	}

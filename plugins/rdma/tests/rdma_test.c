@@ -48,6 +48,7 @@ struct th {
 	struct pm_host host;
 	char listen[PM_ENDPOINT_MAX];
 	int64_t depth;		/* 0: not configured */
+	int64_t max_conns;	/* 0: not configured */
 	const char *who;
 };
 
@@ -80,10 +81,15 @@ static int th_cfg_int(void *ctx, const char *key, int64_t *out)
 {
 	struct th *h = ctx;
 
-	if (strcmp(key, "depth") || !h->depth)
-		return -ENOENT;
-	*out = h->depth;
-	return 0;
+	if (!strcmp(key, "depth") && h->depth) {
+		*out = h->depth;
+		return 0;
+	}
+	if (!strcmp(key, "max_conns") && h->max_conns) {
+		*out = h->max_conns;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static void th_init(struct th *h, const char *who, const char *listen)
@@ -900,6 +906,35 @@ static void test_small_depth(void **state)
 	assert_int_equal(ops->init(&c.th.host, &c.t), -EINVAL);
 }
 
+/* max_conns = 1: a second peer is refused while the first is connected,
+ * and the first keeps being served. */
+static void test_max_conns(void **state)
+{
+	struct pm_listener lst = { srv_on_request, srv_on_close, NULL };
+	struct pm_tconn *c2 = NULL;
+	unsigned seed = 11;
+	struct srv s;
+	struct cli c;
+
+	(void)state;
+	skip_if_no_device();
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_init(&s.lock, NULL);
+	wait_init(&s.cond);
+	th_init(&s.th, "server", listen_ip);
+	s.th.max_conns = 1;
+	lst.arg = &s;
+	assert_int_equal(ops->init(&s.th.host, &s.t), 0);
+	assert_int_equal(ops->listen(s.t, &lst), 0);
+	assert_int_equal(ops->endpoint(s.t, s.ep, sizeof(s.ep)), 0);
+	cli_start(&c, s.ep);
+	assert_int_equal(echo_once(c.c, &seed, 5, 50), 0);
+	assert_true(ops->connect(c.t, s.ep, pm_now_ns() + 10 * SEC, &c2) < 0);
+	assert_int_equal(echo_once(c.c, &seed, 5, 50), 0);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
 /* Endpoint strings: runs without a device. */
 static void test_endpoint_parse(void **state)
 {
@@ -958,6 +993,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_status_and_emsgsize),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_small_depth),
+		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_late_replies),
 		cmocka_unit_test(test_timeout_then_usable),
 		cmocka_unit_test(test_drop),
