@@ -48,8 +48,8 @@ ibv_devinfo -d rxe0 2>&1 | grep -E 'hca_id|state|link_layer' | sed 's/^/[devinfo
 
 # --- the plugin's own tests, then the shared conformance suite --------------
 if [ -x $B/tests/rdma_test ]; then
-	run_test rdma-plugin env PM_RDMA_REQUIRE=1 PM_RDMA_LISTEN=$IP:0 PM_RDMA_LISTEN2=$IP2:0 \
-		$B/tests/rdma_test $B/plugins/rdma.so
+	run_test rdma-plugin env PM_RDMA_REQUIRE=1 PM_RDMA_LISTEN=$IP:0 \
+		PM_RDMA_LISTEN2=$IP2:0 $B/tests/rdma_test $B/plugins/rdma.so
 else
 	result rdma-plugin SKIP "$PM_BUILD/tests/rdma_test not built"
 fi
