@@ -9,6 +9,7 @@
 #define PM_TEST_CLUSTER_H
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +39,7 @@ struct cluster {
 	const char *transport;		/* "tcp" (default) */
 	const char *node_transport[CL_MAX];	/* per node override */
 	char key_path[300];		/* cluster key (mode 0600), "" none */
+	char hub[24];			/* netns hub of cl_netns_up, "" none */
 	char coord[512];		/* coordinator group body: nodes then
 					 * list no peers and listen on port 0 */
 	const char *node_key[CL_MAX];	/* per node key file override */
@@ -281,6 +283,94 @@ static inline void cl_dump(const struct cluster *c, int i, const char *grep)
 		if (!grep || strstr(line, grep))
 			printf("    [node %d] %s", i, line);
 	fclose(f);
+}
+
+/* Wait (bounded) until node i's log has a line containing what: the log
+ * is a file another process appends to, so it is polled. */
+static inline bool cl_log_has(const struct cluster *c, int i,
+			      const char *what, int timeout_ms)
+{
+	struct timespec now;
+	char path[512], line[2048];
+	long long end;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	end = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + timeout_ms;
+	cl_path(c, i, "log", path, sizeof(path));
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		bool found = false;
+
+		if (f) {
+			while (!found && fgets(line, sizeof(line), f))
+				found = strstr(line, what) != NULL;
+			fclose(f);
+		}
+		if (found)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec * 1000LL + now.tv_nsec / 1000000 >= end)
+			return false;
+		poll(NULL, 0, 20);
+	}
+}
+
+static inline int cl_sh(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static inline int cl_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	if (r)
+		printf("  command failed (%d): %s\n", r, cmd);
+	return r;
+}
+
+/*
+ * Each node in its own network namespace HUB-nI, address 10.213.7.(10+I)
+ * on a veth whose peer is in a bridge in namespace HUB (created by the
+ * test; the addresses exist only inside these namespaces). hub: at most
+ * 16 characters, unique to the test process.
+ */
+static inline int cl_netns_up(struct cluster *c, const char *hub)
+{
+	snprintf(c->hub, sizeof(c->hub), "%s", hub);
+	if (cl_sh("ip netns add %s && ip -n %s link add br0 type bridge && "
+		  "ip -n %s link set br0 up", hub, hub, hub))
+		return -1;
+	for (int i = 0; i < c->n; i++) {
+		snprintf(c->netns[i], sizeof(c->netns[i]), "%s-n%d", hub, i);
+		snprintf(c->host[i], sizeof(c->host[i]), "10.213.7.%d",
+			 10 + i);
+		c->port[i] = 7701;
+		if (cl_sh("ip netns add %s && "
+			  "ip -n %s link add eth0 type veth peer name v%d netns %s && "
+			  "ip -n %s link set v%d master br0 up && "
+			  "ip -n %s addr add %s/24 dev eth0 && "
+			  "ip -n %s link set eth0 up && ip -n %s link set lo up",
+			  c->netns[i], c->netns[i], i, hub, hub, i,
+			  c->netns[i], c->host[i], c->netns[i], c->netns[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static inline void cl_netns_down(struct cluster *c)
+{
+	if (!c->hub[0])
+		return;
+	for (int i = 0; i < c->n; i++)
+		if (c->netns[i][0])
+			cl_sh("ip netns del %s 2>/dev/null || true",
+			      c->netns[i]);
+	cl_sh("ip netns del %s 2>/dev/null || true", c->hub);
+	c->hub[0] = '\0';
 }
 
 static inline void cl_cleanup(struct cluster *c)

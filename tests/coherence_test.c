@@ -147,65 +147,6 @@ static void test_mixed_transports(void **state)
 
 /* ---- network namespaces ------------------------------------------------- */
 
-static char ns_hub[32];
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	r = system(cmd);
-	if (r)
-		printf("  command failed (%d): %s\n", r, cmd);
-	return r;
-}
-
-static void netns_down(int n)
-{
-	char cmd[256];
-
-	for (int i = 0; i <= n && ns_hub[0]; i++) {
-		if (i < n)
-			snprintf(cmd, sizeof(cmd),
-				 "ip netns del %s-n%d 2>/dev/null", ns_hub, i);
-		else
-			snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null",
-				 ns_hub);
-		if (system(cmd) < 0)
-			printf("  cannot run: %s\n", cmd);
-	}
-}
-
-/* A hub namespace with a bridge; node i in namespace HUB-nI with address
- * 10.213.7.(10+i)/24 on a veth whose peer is in the bridge. */
-static int netns_up(struct cluster *c)
-{
-	snprintf(ns_hub, sizeof(ns_hub), "pmt%d", (int)getpid());
-	if (sh("ip netns add %s && ip -n %s link add br0 type bridge && "
-	       "ip -n %s link set br0 up", ns_hub, ns_hub, ns_hub))
-		return -1;
-	for (int i = 0; i < c->n; i++) {
-		snprintf(c->netns[i], sizeof(c->netns[i]), "%s-n%d", ns_hub, i);
-		snprintf(c->host[i], sizeof(c->host[i]), "10.213.7.%d",
-			 10 + i);
-		c->port[i] = 7701;
-		if (sh("ip netns add %s && "
-		       "ip -n %s link add eth0 type veth peer name v%d netns %s && "
-		       "ip -n %s link set v%d master br0 up && "
-		       "ip -n %s addr add %s/24 dev eth0 && "
-		       "ip -n %s link set eth0 up && ip -n %s link set lo up",
-		       c->netns[i], c->netns[i], i, ns_hub, ns_hub, i,
-		       c->netns[i], c->host[i], c->netns[i], c->netns[i]))
-			return -1;
-	}
-	return 0;
-}
-
 static void test_netns(void **state)
 {
 	struct cluster c;
@@ -221,14 +162,17 @@ static void test_netns(void **state)
 	}
 	assert_int_equal(cl_init(&c, 3), 0);
 	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 20000;");
-	if (netns_up(&c)) {
-		netns_down(c.n);
+	char hub[24];
+
+	snprintf(hub, sizeof(hub), "pmt%d", (int)getpid());
+	if (cl_netns_up(&c, hub)) {
+		cl_netns_down(&c);
 		cl_cleanup(&c);
 		fail_msg("could not create the namespaces");
 	}
 	run_cluster(&c, "all", "1500", "1", 240000);
 	cl_cleanup(&c);
-	netns_down(c.n);
+	cl_netns_down(&c);
 }
 
 int main(void)

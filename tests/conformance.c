@@ -1851,6 +1851,7 @@ static struct rawfix *raw_up(bool needs_frame)
 		print_message("SKIP: endpoint '%s' is not the HOST:PORT of a TCP listener: raw-socket cases apply to stream transports only\n",
 			      rf->f->s->ep);
 		fix_down(rf->f);
+		free(rf);
 		skip();
 	}
 	assert_echo(rf->f->c, &rng, 16, 16);

@@ -17,23 +17,6 @@
 #include "coord_util.h"
 #include "etcd.h"
 
-/* Does node i's log say it is up? */
-static bool node_up(const struct cluster *c, int i)
-{
-	char path[512], line[1024];
-	bool up = false;
-	FILE *f;
-
-	cl_path(c, i, "log", path, sizeof(path));
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	while (!up && fgets(line, sizeof(line), f))
-		up = strstr(line, " up: region ") != NULL;
-	fclose(f);
-	return up;
-}
-
 /* Poll (bounded) until cond holds: logs and HTTP are the only signals. */
 #define WAIT_FOR(cond, ms)                                                \
 	({                                                                \
@@ -161,8 +144,9 @@ static void test_etcd_member_killed(void **state)
 	assert_int_equal(cl_write_configs(&c, "64M"), 0);
 	spawn_all(&c, "all", "1500", 0, 3);
 	/* Once the cluster has formed, lose one etcd member mid-run. */
-	bool formed = WAIT_FOR(node_up(&c, 0) && node_up(&c, 1) &&
-				       node_up(&c, 2), 60000);
+	bool formed = cl_log_has(&c, 0, " up: region ", 60000) &&
+		      cl_log_has(&c, 1, " up: region ", 60000) &&
+		      cl_log_has(&c, 2, " up: region ", 60000);
 
 	if (formed) {
 		kill(ec.m[0].pid, SIGKILL);
