@@ -288,8 +288,9 @@ timeout -k 5 "$OVERALL" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
 	-nographic -no-reboot -nic none -serial "file:$LOG" -monitor none \
 	</dev/null >"$WORK/qemu.out" 2>&1 &
 QPID=$!
-# Relay the console while QEMU runs; tail exits when QEMU does.
-tail -n +1 -f --pid="$QPID" "$LOG" | tr -d '\r' | sed -u 's/^/guest| /' &
+# Relay the console while QEMU runs (line by line: sed -u, no buffering
+# stage in the pipe); tail exits when QEMU does.
+tail -n +1 -f --pid="$QPID" "$LOG" | sed -u 's/\r$//; s/^/guest| /' &
 RELAY=$!
 wait "$QPID"
 QRC=$?

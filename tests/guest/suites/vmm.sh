@@ -155,6 +155,9 @@ echo "PM-VM-START cpus $(grep -c ^processor /proc/cpuinfo) at $(cut -d' ' -f1 /p
 /bin/vmm_fill $(arg pm_seed) $(arg pm_mib)
 status=$?
 echo "PM-VM-END status $status at $(cut -d' ' -f1 /proc/uptime) s"
+# The console is interrupt-driven: let it send everything before the VM
+# ends (stty applies its setting with TCSADRAIN).
+stty -F /dev/console onlcr
 printf "\\$(printf %o $status)" |
 	dd of=/dev/port bs=1 seek=$((0x501)) count=1 2>/dev/null
 reboot -f
