@@ -119,7 +119,7 @@ static void test_embedded_late_joiner(void **state)
 
 static void test_etcd_member_killed(void **state)
 {
-	char urls[512] = "";
+	char urls[256] = "";
 	struct cluster c;
 	int i;
 
