@@ -89,16 +89,38 @@ static const config_setting_t *parent_of(const struct cfg *c, const char *key)
 	return config_lookup(&c->lc, buf);
 }
 
-int cfg_lookup_string(const struct cfg *c, const char *key, const char **out,
-		      bool *found, char *err, size_t errlen)
+/*
+ * The setting at key, or NULL: *r = 0 when it is absent and optional
+ * (*found = false), else an error for the missing key.
+ */
+static config_setting_t *lookup(const struct cfg *c, const char *key,
+				bool *found, char *err, size_t errlen, int *r)
 {
 	config_setting_t *s = config_lookup(&c->lc, key);
 
+	*r = 0;
 	if (found)
 		*found = s != NULL;
+	if (!s && !found)
+		*r = cfg_fail(c, parent_of(c, key), err, errlen,
+			      "missing key '%s'", key);
+	return s;
+}
+
+static bool is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT ||
+	       config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+int cfg_lookup_string(const struct cfg *c, const char *key, const char **out,
+		      bool *found, char *err, size_t errlen)
+{
+	int r;
+	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
+
 	if (!s)
-		return found ? 0 : cfg_fail(c, parent_of(c, key), err, errlen,
-					    "missing key '%s'", key);
+		return r;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return cfg_fail(c, s, err, errlen,
 				"%s: expected a string, found %s", key,
@@ -110,19 +132,15 @@ int cfg_lookup_string(const struct cfg *c, const char *key, const char **out,
 int cfg_lookup_int(const struct cfg *c, const char *key, int64_t *out,
 		   bool *found, char *err, size_t errlen)
 {
-	config_setting_t *s = config_lookup(&c->lc, key);
-	int t;
+	int r;
+	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
 
-	if (found)
-		*found = s != NULL;
 	if (!s)
-		return found ? 0 : cfg_fail(c, parent_of(c, key), err, errlen,
-					    "missing key '%s'", key);
-	t = config_setting_type(s);
-	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+		return r;
+	if (!is_int(s))
 		return cfg_fail(c, s, err, errlen,
 				"%s: expected an integer, found %s", key,
-				type_name(t));
+				type_name(config_setting_type(s)));
 	*out = config_setting_get_int64(s);
 	return 0;
 }
@@ -130,16 +148,12 @@ int cfg_lookup_int(const struct cfg *c, const char *key, int64_t *out,
 int cfg_lookup_size(const struct cfg *c, const char *key, uint64_t *out,
 		    bool *found, char *err, size_t errlen)
 {
-	config_setting_t *s = config_lookup(&c->lc, key);
-	int t;
+	int r;
+	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
 
-	if (found)
-		*found = s != NULL;
 	if (!s)
-		return found ? 0 : cfg_fail(c, parent_of(c, key), err, errlen,
-					    "missing key '%s'", key);
-	t = config_setting_type(s);
-	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		return r;
+	if (is_int(s)) {
 		long long v = config_setting_get_int64(s);
 
 		if (v < 0)
@@ -148,10 +162,10 @@ int cfg_lookup_size(const struct cfg *c, const char *key, uint64_t *out,
 		*out = (uint64_t)v;
 		return 0;
 	}
-	if (t != CONFIG_TYPE_STRING)
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return cfg_fail(c, s, err, errlen,
 				"%s: expected a size (\"256M\" or an integer), found %s",
-				key, type_name(t));
+				key, type_name(config_setting_type(s)));
 	if (cfg_parse_size(config_setting_get_string(s), out))
 		return cfg_fail(c, s, err, errlen,
 				"%s: '%s' is not a size (digits with an optional K, M, G or T)",
@@ -530,8 +544,7 @@ int cfg_transport_int(const struct cfg *c, const char *transport,
 
 	if (!s)
 		return -ENOENT;
-	if (config_setting_type(s) != CONFIG_TYPE_INT &&
-	    config_setting_type(s) != CONFIG_TYPE_INT64)
+	if (!is_int(s))
 		return -EINVAL;
 	*out = config_setting_get_int64(s);
 	return 0;
