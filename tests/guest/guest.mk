@@ -14,3 +14,10 @@ test-guest: all $(TEST_BINS)
 	124|137) echo "guest: FAILED: tests/guest/run.sh timed out"; exit 1;; \
 	*) echo "guest: FAILED (exit $$rc)"; exit 1;; \
 	esac
+
+# run.sh's own checks that need no QEMU run: missing QEMU is a skip (77),
+# unknown or path-like suite names are refused.
+TESTS += test-guest-harness
+
+test-guest-harness:
+	$(RUN) 60 tests/guest/harness_test.sh
