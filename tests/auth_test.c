@@ -33,32 +33,6 @@ static int64_t now_ms(void)
 	return pm_now_ns() / 1000000;
 }
 
-/* Wait (with a deadline) until node i's log contains what. */
-static bool log_has(const struct cluster *c, int i, const char *what,
-		    int timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-	char path[512], line[2048];
-
-	cl_path(c, i, "log", path, sizeof(path));
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		bool found = false;
-
-		if (f) {
-			while (!found && fgets(line, sizeof(line), f))
-				found = strstr(line, what) != NULL;
-			fclose(f);
-		}
-		if (found)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		/* The log is a file another process appends to: poll it. */
-		poll(NULL, 0, 20);
-	}
-}
-
 static void start_nodes(struct cluster *c)
 {
 	char *argv[] = { bin, (char *)"node", (char *)"-c", (char *)"{cfg}",
@@ -68,7 +42,7 @@ static void start_nodes(struct cluster *c)
 	for (int i = 0; i < c->n; i++)
 		assert_int_equal(cl_spawn(c, i, argv), 0);
 	for (int i = 0; i < c->n; i++)
-		if (!log_has(c, i, " up: region", WAIT_MS)) {
+		if (!cl_log_has(c, i, " up: region", WAIT_MS)) {
 			cl_dump(c, i, NULL);
 			fail_msg("node %d did not come up", i);
 		}
@@ -346,7 +320,7 @@ static void test_no_key(void **state)
 	}
 	assert_closed(fd);
 	close(fd);
-	assert_true(log_has(&cl, 0, "has not authenticated", WAIT_MS));
+	assert_true(cl_log_has(&cl, 0, "has not authenticated", WAIT_MS));
 }
 
 static void test_wrong_key(void **state)
@@ -366,7 +340,7 @@ static void test_wrong_key(void **state)
 	send(fd, buf, read_frame(buf, 1, 3), MSG_NOSIGNAL);
 	assert_closed(fd);
 	close(fd);
-	assert_true(log_has(&cl, 0, "wrong proof of the cluster key", WAIT_MS));
+	assert_true(cl_log_has(&cl, 0, "wrong proof of the cluster key", WAIT_MS));
 }
 
 /* A handshake captured on one connection is worthless on another. */
@@ -419,7 +393,7 @@ static void test_garbage_after_auth(void **state)
 		assert_int_equal(r.status, -EPROTO);
 	assert_closed(fd);
 	close(fd);
-	assert_true(log_has(&cl, 0, "bad field 'op'", WAIT_MS));
+	assert_true(cl_log_has(&cl, 0, "bad field 'op'", WAIT_MS));
 
 	/* A page beyond the region, as the node it authenticated as. */
 	memset(nc, 0x45, sizeof(nc));
@@ -432,7 +406,7 @@ static void test_garbage_after_auth(void **state)
 		assert_int_equal(r.status, -EPROTO);
 	assert_closed(fd);
 	close(fd);
-	assert_true(log_has(&cl, 0, "bad field 'page'", WAIT_MS));
+	assert_true(cl_log_has(&cl, 0, "bad field 'page'", WAIT_MS));
 
 	/* An honest request, then bytes that are no frame at all. */
 	memset(nc, 0x46, sizeof(nc));
@@ -469,7 +443,7 @@ static void expect_config_error(struct cluster *c, const char *what)
 	int st;
 
 	st = run_node(c, 0, 10000);
-	if (st != 78 || !log_has(c, 0, what, 0)) {
+	if (st != 78 || !cl_log_has(c, 0, what, 0)) {
 		cl_dump(c, 0, NULL);
 		fail_msg("expected exit 78 and '%s', got exit %d", what, st);
 	}
@@ -524,7 +498,7 @@ static void test_keyless_loopback(void **state)
 	assert_int_equal(cl_init(&c, 2), 0);
 	c.key_path[0] = '\0';
 	start_nodes(&c);
-	assert_true(log_has(&c, 0, "peers are not authenticated", 0));
+	assert_true(cl_log_has(&c, 0, "peers are not authenticated", 0));
 	stop_nodes(&c);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(c.status[i], 0);
@@ -556,7 +530,7 @@ static void test_wrong_key_node(void **state)
 
 	while (who < 0 && now_ms() < end) {
 		for (int i = 0; i < 2 && who < 0; i++)
-			if (log_has(&c, i, "failed to prove the cluster key", 0))
+			if (cl_log_has(&c, i, "failed to prove the cluster key", 0))
 				who = i;
 		if (who < 0)
 			poll(NULL, 0, 20);
@@ -566,12 +540,12 @@ static void test_wrong_key_node(void **state)
 		kill(c.pid[1 - who], SIGKILL);
 	cl_wait(&c, 10000);
 	for (int i = 0; i < 2; i++)
-		if (who < 0 || log_has(&c, i, " up: region", 0)) {
+		if (who < 0 || cl_log_has(&c, i, " up: region", 0)) {
 			cl_dump(&c, i, NULL);
 			fail_msg("node %d came up or nobody refused the key", i);
 		}
-	assert_true(log_has(&c, who, "pagemesh node: node ", 0));
-	assert_true(log_has(&c, who, " at 127.0.0.1:", 0));
+	assert_true(cl_log_has(&c, who, "pagemesh node: node ", 0));
+	assert_true(cl_log_has(&c, who, " at 127.0.0.1:", 0));
 	printf("  node %d refused node %d's key and exited %d\n", who,
 	       1 - who, c.status[who]);
 	assert_int_equal(c.status[who], 1);

@@ -5,9 +5,9 @@
  * finish exactly on pages homed on live nodes, and a touch of a page homed
  * on the failed node ends in SIGBUS within pager.timeout_ms), and the
  * coherence workloads between network namespaces that drop 7% of the TCP
- * packets they receive (nftables numgen).
+ * packets they receive (nftables numgen). A restarted peer is reached
+ * again through a fresh handshake.
  */
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,40 +18,6 @@
 #include "cluster.h"
 
 #define TIMEOUT_MS 2000
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait (with a deadline) until node i's log contains what. */
-static bool log_has(const struct cluster *c, int i, const char *what,
-		    int timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-	char path[512], line[2048];
-
-	cl_path(c, i, "log", path, sizeof(path));
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		bool found = false;
-
-		if (f) {
-			while (!found && fgets(line, sizeof(line), f))
-				found = strstr(line, what) != NULL;
-			fclose(f);
-		}
-		if (found)
-			return true;
-		if (now_ms() >= end)
-			return false;
-		/* The log is a file another process appends to: poll it. */
-		poll(NULL, 0, 20);
-	}
-}
 
 static void dump_all(const struct cluster *c)
 {
@@ -78,9 +44,9 @@ static void fail_victim(int sig)
 	assert_int_equal(cl_write_configs(&c, "16M"), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cl_spawn(&c, i, argv), 0);
-	up = log_has(&c, 2, "victim: ready", 30000) &&
-	     log_has(&c, 0, "survivor 0: working", 30000) &&
-	     log_has(&c, 1, "survivor 1: working", 30000);
+	up = cl_log_has(&c, 2, "victim: ready", 30000) &&
+	     cl_log_has(&c, 0, "survivor 0: working", 30000) &&
+	     cl_log_has(&c, 1, "survivor 1: working", 30000);
 	if (!up) {
 		dump_all(&c);
 		cl_cleanup(&c);
@@ -95,7 +61,7 @@ static void fail_victim(int sig)
 	}
 	close(open(gone, O_WRONLY | O_CREAT, 0600));
 	for (int i = 0; i < 2; i++)
-		if (!log_has(&c, i, "RESULT", 60000))
+		if (!cl_log_has(&c, i, "RESULT", 60000))
 			bad++;
 	if (sig == SIGSTOP && c.pid[2] > 0) {
 		kill(c.pid[2], SIGKILL);
@@ -149,7 +115,7 @@ static void test_restart(void **state)
 	assert_int_equal(cl_write_configs(&c, "16M"), 0);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(cl_spawn(&c, i, argv), 0);
-	if (!log_has(&c, 0, "reader: first read ok", 30000))
+	if (!cl_log_has(&c, 0, "reader: first read ok", 30000))
 		bad++;
 	/* Node 1 again, a new process on the same port. */
 	kill(c.pid[1], SIGKILL);
@@ -159,12 +125,12 @@ static void test_restart(void **state)
 	snprintf(old1, sizeof(old1), "%s.first", log1);
 	rename(log1, old1);
 	assert_int_equal(cl_spawn(&c, 1, argv), 0);
-	if (!bad && !log_has(&c, 1, " up: region", 30000))
+	if (!bad && !cl_log_has(&c, 1, " up: region", 30000))
 		bad++;
 	close(open(flag, O_WRONLY | O_CREAT, 0600));
-	if (!bad && !log_has(&c, 0, "RESULT", 30000))
+	if (!bad && !cl_log_has(&c, 0, "RESULT", 30000))
 		bad++;
-	if (!bad && !log_has(&c, 0, "re-authenticated", 0))
+	if (!bad && !cl_log_has(&c, 0, "re-authenticated", 0))
 		bad++;
 	for (int i = 0; i < 2; i++)
 		if (c.pid[i] > 0)
@@ -182,69 +148,17 @@ static void test_restart(void **state)
 
 /* ---- packet loss between network namespaces ------------------------------ */
 
-static char ns_hub[32];
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
+/* Every node's namespace drops pct% of the TCP packets it receives. */
+static int drop_tcp(struct cluster *c, int pct)
 {
-	char cmd[1024];
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	r = system(cmd);
-	if (r)
-		printf("  command failed (%d): %s\n", r, cmd);
-	return r;
-}
-
-static void netns_down(int n)
-{
-	char cmd[256];
-
-	for (int i = 0; i <= n && ns_hub[0]; i++) {
-		if (i < n)
-			snprintf(cmd, sizeof(cmd),
-				 "ip netns del %s-n%d 2>/dev/null", ns_hub, i);
-		else
-			snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null",
-				 ns_hub);
-		if (system(cmd) < 0)
-			printf("  cannot run: %s\n", cmd);
-	}
-}
-
-/* Node i in namespace HUB-nI, 10.213.8.(10+i)/24 on a veth bridged in the
- * hub; each drops pct% of the TCP packets it receives. */
-static int netns_up(struct cluster *c, int pct)
-{
-	snprintf(ns_hub, sizeof(ns_hub), "pmf%d", (int)getpid());
-	if (sh("ip netns add %s && ip -n %s link add br0 type bridge && "
-	       "ip -n %s link set br0 up", ns_hub, ns_hub, ns_hub))
-		return -1;
-	for (int i = 0; i < c->n; i++) {
-		snprintf(c->netns[i], sizeof(c->netns[i]), "%s-n%d", ns_hub, i);
-		snprintf(c->host[i], sizeof(c->host[i]), "10.213.8.%d",
-			 10 + i);
-		c->port[i] = 7701;
-		if (sh("ip netns add %s && "
-		       "ip -n %s link add eth0 type veth peer name v%d netns %s && "
-		       "ip -n %s link set v%d master br0 up && "
-		       "ip -n %s addr add %s/24 dev eth0 && "
-		       "ip -n %s link set eth0 up && ip -n %s link set lo up",
-		       c->netns[i], c->netns[i], i, ns_hub, ns_hub, i,
-		       c->netns[i], c->host[i], c->netns[i], c->netns[i]))
+	for (int i = 0; i < c->n; i++)
+		if (cl_sh("ip netns exec %s nft add table inet pmt && "
+			  "ip netns exec %s nft add chain inet pmt c "
+			  "'{ type filter hook input priority 0; }' && "
+			  "ip netns exec %s nft add rule inet pmt c "
+			  "meta l4proto tcp numgen random mod 100 '<' %d counter drop",
+			  c->netns[i], c->netns[i], c->netns[i], pct))
 			return -1;
-		if (sh("ip netns exec %s nft add table inet pmt && "
-		       "ip netns exec %s nft add chain inet pmt c "
-		       "'{ type filter hook input priority 0; }' && "
-		       "ip netns exec %s nft add rule inet pmt c "
-		       "meta l4proto tcp numgen random mod 100 '<' %d counter drop",
-		       c->netns[i], c->netns[i], c->netns[i], pct))
-			return -1;
-	}
 	return 0;
 }
 
@@ -281,7 +195,7 @@ static int run_workload(struct cluster *c, const char *workload,
 static void test_packet_loss(void **state)
 {
 	struct cluster c;
-	char out[4096] = "";
+	char out[4096] = "", hub[16];
 	long long dropped = -1;
 	const char *cnt;
 	int bad = 0;
@@ -300,8 +214,9 @@ static void test_packet_loss(void **state)
 	assert_int_equal(cl_init(&c, 3), 0);
 	/* TCP retransmits (200 ms and up) must not hit the call deadline. */
 	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 30000;");
-	if (netns_up(&c, 7)) {
-		netns_down(c.n);
+	snprintf(hub, sizeof(hub), "pmf%d", (int)getpid());
+	if (cl_netns_up(&c, hub) || drop_tcp(&c, 7)) {
+		cl_netns_down(&c);
 		cl_cleanup(&c);
 		fail_msg("could not create the namespaces and nftables rules");
 	}
@@ -320,7 +235,7 @@ static void test_packet_loss(void **state)
 		pclose(p);
 	}
 	cl_cleanup(&c);
-	netns_down(c.n);
+	cl_netns_down(&c);
 	cnt = strstr(out, "counter packets ");
 	if (cnt)
 		dropped = strtoll(cnt + strlen("counter packets "), NULL, 10);
