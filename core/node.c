@@ -275,13 +275,21 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 		return -ENOTCONN;
 	c = node_conn_slot > 0 && p->fconn[node_conn_slot - 1]
 		    ? p->fconn[node_conn_slot - 1] : p->conn;
+	/*
+	 * A home's actions get half the deadline: when a holder is dead,
+	 * the home gives up on it and still answers the requester, whose
+	 * own call has the whole deadline, before that runs out; else the
+	 * requester would blame the live home for the dead holder.
+	 */
+	int64_t deadline = pm_now_ns() + (int64_t)n->timeout_ms * 1000000 /
+			   (req.op >= PM_OP_INVAL && req.op <= PM_OP_DOWNGRADE
+				    ? 2 : 1);
+
 	pl = &n->plugins[p->tidx];
-	ret = pl->ops->call(c, &m, &r,
-			    pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
+	ret = pl->ops->call(c, &m, &r, deadline);
 	/* A redialled connection is new to the peer: prove the key, retry. */
 	if (ret == -EACCES && !node_reauth(n, peer, c))
-		ret = pl->ops->call(c, &m, &r, pm_now_ns() +
-				    (int64_t)n->timeout_ms * 1000000);
+		ret = pl->ops->call(c, &m, &r, deadline);
 	STAT_ADD(n, bytes_sent, sizeof(req) + rq_len);
 	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req) + rq_len);
 	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);
