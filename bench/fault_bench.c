@@ -337,18 +337,27 @@ static int free_port(void)
  * round, so each of node 0's touches is a remote fault that carries data.
  * The two nodes step through rounds with barriers.
  */
-static void node1_main(const char *cfg, int rounds, size_t npages)
+/* The serving node of a benchmark cluster (a forked child). */
+static struct pm_node *node1_start(const char *cfg, uint8_t **mem,
+				   size_t *len)
 {
 	char err[512];
 	struct pm_node *n = pm_node_start(cfg, err, sizeof(err));
-	uint8_t *mem;
-	size_t len;
 
 	if (!n) {
 		fprintf(stderr, "bench node 1: %s\n", err);
 		_exit(1);
 	}
-	mem = pm_node_region(n, &len);
+	*mem = pm_node_region(n, len);
+	return n;
+}
+
+static void node1_main(const char *cfg, int rounds, size_t npages)
+{
+	uint8_t *mem;
+	size_t len;
+	struct pm_node *n = node1_start(cfg, &mem, &len);
+
 	for (int r = 0; r < rounds; r++) {
 		size_t base = len / PAGE / 2 + (size_t)r * npages;
 
@@ -368,16 +377,10 @@ static void node1_main(const char *cfg, int rounds, size_t npages)
 /* Node 1 of a scan cluster: writes its half once, then serves. */
 static void scan_node1(const char *cfg)
 {
-	char err[512];
-	struct pm_node *n = pm_node_start(cfg, err, sizeof(err));
 	uint8_t *mem;
 	size_t len;
+	struct pm_node *n = node1_start(cfg, &mem, &len);
 
-	if (!n) {
-		fprintf(stderr, "bench node 1: %s\n", err);
-		_exit(1);
-	}
-	mem = pm_node_region(n, &len);
 	for (size_t i = 0; i < SCAN_PAGES; i++)
 		mem[len / 2 + i * PAGE] = (uint8_t)(i + 1);
 	pm_node_barrier(n, 60000);
