@@ -353,6 +353,12 @@ void evict_stop(struct pm_node *n)
 		pthread_join(n->ev_thread, NULL);
 		n->ev_started = false;
 	}
+}
+
+/* After the fault threads have stopped: they set reference bits. */
+void evict_free(struct pm_node *n)
+{
+	evict_stop(n);
 	free(n->ref);
 	n->ref = NULL;
 }

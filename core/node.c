@@ -1115,7 +1115,7 @@ static void node_free(struct pm_node *n)
 		coord_close(n->coord);
 	n->coord = NULL;
 	pager_stop(n);
-	evict_stop(n);
+	evict_free(n);
 	for (int i = 0; i < n->nodes; i++) {
 		struct peer *p = &n->peers[i];
 

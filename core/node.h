@@ -256,6 +256,7 @@ void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
 /* evict.c */
 int evict_start(struct pm_node *n);
 void evict_stop(struct pm_node *n);
+void evict_free(struct pm_node *n);
 void evict_note_install(struct pm_node *n);
 void evict_note_drop(struct pm_node *n);
 /* Before a fault maps `pages` pages: evict until they fit the limit. */
