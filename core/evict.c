@@ -73,10 +73,14 @@ static bool evict_local(struct pm_node *n, uint64_t page)
 		if ((s & LS_MASK) == LS_EXCL) {
 			pager_drop(n, page, coh_store_page(n, page));
 			e->zero = 0;
+			e->stale = 0;
 			e->state = DIR_UNOWNED;
 			STAT_ADD(n, writebacks, 1);
 		} else {
-			pager_drop(n, page, NULL);
+			/* The store may be behind our copy (coh.c). */
+			pager_drop(n, page, e->stale ? coh_store_page(n, page)
+						     : NULL);
+			e->stale = 0;
 			e->sharers &= ~(1ull << n->id);
 			if (!e->sharers)
 				e->state = DIR_UNOWNED;

@@ -41,6 +41,9 @@ struct dir_entry {
 	uint8_t zero;		/* never written anywhere: store is zeros */
 	uint8_t busy;		/* a transaction owns the entry */
 	uint8_t lost;		/* its only copy died with its holder */
+	uint8_t stale;		/* the store is behind: the current data is
+				 * the home's own mapped copy (this node is a
+				 * sharer, or the owner) or another owner's */
 	uint16_t owner;		/* DIR_EXCL */
 	uint64_t sharers;	/* DIR_SHARED: bit per node */
 	struct txn *qhead, *qtail;	/* requests waiting for !busy */
