@@ -88,7 +88,13 @@ enum pm_log_level {
 #define PM_CAP_ONESIDED (1u << 3)  /* can read remote pages one-sided */
 #define PM_CAP_BATCH (1u << 4)     /* submits many calls per system call */
 
-/* Current CLOCK_MONOTONIC time in nanoseconds: the clock of deadlines. */
+/*
+ * Current CLOCK_MONOTONIC time in nanoseconds: the clock of deadlines.
+ * It needs POSIX clocks, which strict ISO modes (-std=c11) hide: build a
+ * plugin with -std=gnu11 (or gcc's default), or define
+ * _POSIX_C_SOURCE=200809L before any #include, to have it.
+ */
+#ifdef CLOCK_MONOTONIC
 static inline int64_t pm_now_ns(void)
 {
 	struct timespec ts;
@@ -96,6 +102,7 @@ static inline int64_t pm_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+#endif
 
 /*
  * Services the core lends to a plugin. Plugins never link against the core;
