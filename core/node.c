@@ -453,6 +453,10 @@ int pm_node_barrier(struct pm_node *n, int timeout_ms)
 	if (!c)
 		return -ENOTCONN;
 	r = n->plugins[n->peers[0].tidx].ops->call(c, &m, &rm, deadline);
+	/* Node 0 restarted: its new socket wants the key proved first. */
+	if (r == -EACCES && !node_reauth(n, 0, c))
+		r = n->plugins[n->peers[0].tidx].ops->call(c, &m, &rm,
+							   deadline);
 	if (r) {
 		pm_err("barrier %u: %s", n->bar_gen,
 		       r == -ETIMEDOUT ? "timed out waiting for the other nodes"
