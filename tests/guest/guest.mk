@@ -6,8 +6,15 @@ TESTS += test-guest
 
 # The suites run programs from the build folder (pagemesh, plugins, test
 # programs), so those are built first.
+# A run that fails is run once more, loudly: the nested-KVM guest stalled
+# before its kernel started in 1 of 6 runs here (after "node 0 of 2 up",
+# no "vm:" line; open bug, see issue 9). A second failure fails the target.
 test-guest: all $(TEST_BINS)
 	@rc=0; PM_GUEST_TIMEOUT_MAX=600 $(RUN) 720 tests/guest/run.sh || rc=$$?; \
+	if [ $$rc != 0 ] && [ $$rc != 77 ]; then \
+		echo "guest: FIRST RUN FAILED (exit $$rc); running the suites once more"; \
+		rc=0; PM_GUEST_TIMEOUT_MAX=600 $(RUN) 720 tests/guest/run.sh || rc=$$?; \
+	fi; \
 	case $$rc in \
 	0) ;; \
 	77) echo "guest: 0 passed, 0 failed, 1 skipped (see the reason above)";; \
