@@ -202,7 +202,7 @@ static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
 		      size_t whylen);
 static int node_reauth(struct pm_node *n, int peer, struct pm_tconn *c);
 
-static bool conn_error(int r)
+bool node_conn_error(int r)
 {
 	return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
 	       r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH ||
@@ -211,7 +211,7 @@ static bool conn_error(int r)
 
 void node_peer_failed(struct pm_node *n, int peer, int r)
 {
-	if (!conn_error(r) || peer < 0 || peer >= n->nodes ||
+	if (!node_conn_error(r) || peer < 0 || peer >= n->nodes ||
 	    __atomic_load_n(&n->leaving, __ATOMIC_RELAXED))
 		return;
 	if (__atomic_exchange_n(&n->peer_dead[peer], true, __ATOMIC_RELAXED))

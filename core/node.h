@@ -233,6 +233,8 @@ int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,
 	       uint64_t req_id, int status, const struct pm_proto_rep *rp,
 	       const void *payload, uint32_t payload_len);
 
+/* Is r a call error that means the peer is unreachable? */
+bool node_conn_error(int r);
 /* A peer failed (call error r): mark it dead, count and log it once. */
 void node_peer_failed(struct pm_node *n, int peer, int r);
 bool node_peer_dead(struct pm_node *n, int peer);

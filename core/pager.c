@@ -390,11 +390,9 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			off += PM_PAGE_SIZE;
 	}
 
-	if (r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
-	    r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH ||
-	    r == -EIO || r == -ESHUTDOWN) {
-		if (r != -EIO)
-			node_peer_failed(n, page_home(n, page), r);
+	/* Home unreachable, or the page's data died with a node. */
+	if (node_conn_error(r) || r == -EIO) {
+		node_peer_failed(n, page_home(n, page), r);
 		pager_poison(n, page, r);
 		return;
 	}
