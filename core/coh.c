@@ -41,6 +41,17 @@ static const uint8_t *data_of(struct pm_node *n, struct dir_entry *e,
 	return e->stale ? page_addr(n, page) : store_of(n, page);
 }
 
+/* Queue t behind the entry's transaction (dlock held, entry busy). */
+static void dir_enqueue(struct dir_entry *e, struct txn *t)
+{
+	t->next = NULL;
+	if (e->qtail)
+		e->qtail->next = t;
+	else
+		e->qhead = t;
+	e->qtail = t;
+}
+
 struct dir_entry *coh_dir_entry(struct pm_node *n, uint64_t page)
 {
 	return dir_of(n, page);
@@ -616,12 +627,7 @@ static void evict_list(struct pm_node *n, int tidx,
 
 			if (q) {
 				*q = t;
-				q->next = NULL;
-				if (e->qtail)
-					e->qtail->next = q;
-				else
-					e->qhead = q;
-				e->qtail = q;
+				dir_enqueue(e, q);
 			}
 		}
 		pthread_mutex_unlock(dlock_of(n, t.page));
@@ -684,12 +690,7 @@ void coh_remote_request(struct pm_node *n, int tidx,
 		memcpy(t->data, local.data, PM_PAGE_SIZE);
 	}
 	if (e->busy) {
-		t->next = NULL;
-		if (e->qtail)
-			e->qtail->next = t;
-		else
-			e->qhead = t;
-		e->qtail = t;
+		dir_enqueue(e, t);
 		pthread_mutex_unlock(dlock_of(n, rq->page));
 		return;
 	}
@@ -710,12 +711,7 @@ int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
 
 	pthread_mutex_lock(dlock_of(n, page));
 	if (e->busy) {
-		t.next = NULL;
-		if (e->qtail)
-			e->qtail->next = &t;
-		else
-			e->qhead = &t;
-		e->qtail = &t;
+		dir_enqueue(e, &t);
 		pthread_mutex_unlock(dlock_of(n, page));
 		pthread_mutex_lock(&n->txn_lock);
 		while (!t.done)
