@@ -114,23 +114,27 @@ RUN = PM_BUILD=$(B) timeout -k 10
 
 tests: all $(TEST_BINS)
 
-# Every test runs even when one fails; check fails if any did.
+# Every test runs even when one fails; check fails if any did. Tests run
+# TEST_JOBS at a time, each one's output kept together (-O): most of them
+# wait on sockets, processes and timeouts rather than on a CPU, and the
+# guest suites (QEMU, the longest) start first so the rest run beside them.
+TEST_JOBS ?= 2
 check:
-	@$(MAKE) --no-print-directory -k run-tests || \
+	@$(MAKE) --no-print-directory -k -j$(TEST_JOBS) -O run-tests || \
 		{ echo "make check: some tests FAILED (see above)"; exit 1; }
 	@echo "make check: all test programs passed"
 
-run-tests: $(TESTS)
+run-tests: $(filter test-guest,$(TESTS)) $(filter-out test-guest,$(TESTS))
 .PHONY: run-tests $(TESTS) $(BENCHES)
 
 # `make test` and `make demo` install what they need first, then re-read
 # this Makefile so pkg-config sees the freshly installed libraries.
 test: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) tests
 	@$(MAKE) --no-print-directory check
 
 demo: deps
-	@$(MAKE) --no-print-directory all $(B)/tests/demo_app
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) all $(B)/tests/demo_app
 	@PM_BUILD=$(B) tests/demo.sh
 
 bench: deps

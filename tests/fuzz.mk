@@ -5,10 +5,10 @@
 #   coord  the coordinator's JSON handlers (tests/coord_fuzz.c, coord.mk)
 # `make fuzz [FUZZ_SECONDS=N]` runs each for N s (default 60) and keeps what
 # it finds in $(B)/fuzz/NAME-corpus; `make test` runs each FUZZ_TEST_SECONDS
-# (20) from its checked-in seeds in tests/fuzz/corpus/NAME. A crash stops
+# (10) from its checked-in seeds in tests/fuzz/corpus/NAME. A crash stops
 # the run with the input in $(B)/fuzz/NAME-crash-*: fix it, and add that
 # input to tests/fuzz/corpus/NAME so it stays fixed.
-FUZZ_TEST_SECONDS ?= 20
+FUZZ_TEST_SECONDS ?= 10
 FUZZ_NAMES := frame proto cfg
 
 FUZZ_CC = clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Icore \
