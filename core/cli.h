@@ -15,6 +15,5 @@ int cmd_list_transports(int argc, char **argv);	/* loader.c */
 int cmd_coordinator(int argc, char **argv);	/* coord_server.c */
 int cmd_stats(int argc, char **argv);		/* metrics.c */
 int cmd_vm(int argc, char **argv);		/* vmm.c */
-int cmd_bench(int argc, char **argv);		/* bench */
 
 #endif

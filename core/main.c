@@ -13,7 +13,6 @@
 #pragma weak cmd_coordinator
 #pragma weak cmd_stats
 #pragma weak cmd_vm
-#pragma weak cmd_bench
 
 static void usage(FILE *out)
 {
@@ -30,7 +29,6 @@ static void usage(FILE *out)
 "  vm -c FILE             boot a KVM guest whose RAM is the pagemesh region\n"
 "  stats -c FILE | --node URL\n"
 "                         print a node's counters as a table\n"
-"  bench                  run the built-in benchmarks\n"
 "\n"
 "options:\n"
 "  --list-transports      show each configured transport: file, name,\n"
@@ -40,7 +38,8 @@ static void usage(FILE *out)
 "  --version              print the version\n"
 "\n"
 "exit codes: 0 ok, 1 runtime error, 2 usage, 78 configuration error\n"
-"'pagemesh COMMAND --help' describes each command.\n");
+"'pagemesh COMMAND --help' describes each command; benchmarks are\n"
+"'make bench' in the source tree (README, Benchmarks).\n");
 }
 
 struct command {
@@ -55,7 +54,6 @@ int main(int argc, char **argv)
 		{ "coordinator", cmd_coordinator },
 		{ "stats", cmd_stats },
 		{ "vm", cmd_vm },
-		{ "bench", cmd_bench },
 		{ "--list-transports", cmd_list_transports },
 	};
 	int i = 1;
