@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "node.h"
@@ -32,6 +35,8 @@ struct evicting {
 	uint8_t data[PM_PAGE_SIZE];
 };
 
+static void fifo_push(struct pm_node *n, uint64_t page);
+
 static uint64_t margin(const struct pm_node *n)
 {
 	uint64_t m = n->limit_pages / 8;
@@ -39,9 +44,14 @@ static uint64_t margin(const struct pm_node *n)
 	return m > 512 ? 512 : m ? m : 1;
 }
 
-void evict_note_install(struct pm_node *n)
+void evict_note_install(struct pm_node *n, uint64_t page)
 {
 	uint64_t r = __atomic_add_fetch(&n->resident, 1, __ATOMIC_RELAXED);
+
+	if (n->fifo)
+		fifo_push(n, page);
+	else if (n->ref)
+		__atomic_store_n(&n->ref[page], 1, __ATOMIC_RELAXED);
 
 	if (n->limit_pages && r > n->limit_pages - margin(n) / 2) {
 		pthread_mutex_lock(&n->ev_lock);
@@ -137,7 +147,7 @@ static bool evict_remote(struct pm_node *n, uint64_t page,
 			break;
 		}
 	pthread_mutex_unlock(&n->dfr_lock);
-	n->lstate[page] &= ~LF_EVICTING;
+	n->lstate[page] &= ~(LF_EVICTING | LF_WAITED);
 	pthread_mutex_unlock(llock_of(n, page));
 	/* Threads that faulted on it meanwhile were left waiting. */
 	pager_wake(n, page);
@@ -169,122 +179,217 @@ bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
 	return data;
 }
 
-/* Read-only copies dropped here whose home is not told yet: one message
- * for all of them (the home has their data; only its directory cares). */
-struct clean_list {
-	int home;
-	uint32_t count;
-	uint64_t pages[PM_EVICT_LIST_MAX];
+/*
+ * Read-only copies homed elsewhere, chosen as victims and locked (llock,
+ * by trylock: the batch never waits for a lock while it holds others).
+ * They go with one process_madvise(): the kernel gathers the TLB flush of
+ * every range into one, and on these VMs each page of a flush costs
+ * ~5-45 us while a flush of more than 33 pages is one full flush (~80 us).
+ * Their homes hear in one list each (the home has their data; only its
+ * directory cares). Until a home has answered, each page stays
+ * LF_EVICTING, so a fault on it waits: a new grant must not reach the
+ * home before the list that takes us out of the page's sharers.
+ */
+#define CLEAN_BATCH 64
+
+struct clean_batch {
+	int count;
+	uint64_t pages[CLEAN_BATCH];
+	uint64_t list[CLEAN_BATCH];	/* one home's part, for the message */
+	struct iovec iov[CLEAN_BATCH];
 };
 
-static void clean_flush(struct pm_node *n, struct clean_list *cl)
+static void clean_send(struct pm_node *n, int home, const uint64_t *pages,
+		       uint32_t count)
 {
 	struct pm_proto_req rq = {
 		.op = PM_OP_EVICT, .flags = PM_RQ_CLEAN_LIST,
-		.from = (uint16_t)n->id, .arg = cl->count,
-		.page = cl->count ? cl->pages[0] : 0,
+		.from = (uint16_t)n->id, .arg = count, .page = pages[0],
 	};
 	struct pm_proto_rep rp;
 	int r;
 
-	if (!cl->count)
-		return;
-	r = node_call_payload(n, cl->home, &rq, &rp, cl->pages,
-			      cl->count * (uint32_t)sizeof(uint64_t));
+	r = node_call_payload(n, home, &rq, &rp, pages,
+			      count * (uint32_t)sizeof(uint64_t));
 	if (r)
-		node_peer_failed(n, cl->home, r);
-	cl->count = 0;
+		node_peer_failed(n, home, r);
 }
 
-#define RUN_MAX 64	/* < PM_NLOCKS / 2: ascending page locks cannot cycle */
-
-/*
- * Drop read-only copies homed elsewhere: page and the unreferenced,
- * read-only pages after it with the same home, with one MADV_DONTNEED
- * (each call costs a TLB shootdown); the home hears in a list. Returns
- * how many were dropped.
- */
-static int evict_clean_run(struct pm_node *n, uint64_t page,
-			   struct clean_list *cl)
+/* Drop the batch here, tell each home, then let faults on it proceed. */
+static void clean_flush(struct pm_node *n, struct clean_batch *b)
 {
-	int home = page_home(n, page), len = 1, i;
+	size_t total = 0;
+	int niov = 0, i;
+	ssize_t r = -1;
 
-	while (len < RUN_MAX && page + len < n->npages &&
-	       page_home(n, page + len) == home &&
-	       __atomic_load_n(&n->lstate[page + len], __ATOMIC_RELAXED) ==
-		       LS_SHARED &&
-	       !__atomic_load_n(&n->ref[page + len], __ATOMIC_RELAXED))
-		len++;
-	for (i = 0; i < len; i++)
-		pthread_mutex_lock(llock_of(n, page + i));
-	/* Keep the prefix that is still a plain read-only copy. */
-	for (i = 0; i < len && n->lstate[page + i] == LS_SHARED; i++)
-		;
-	for (int k = len - 1; k >= i; k--)
-		pthread_mutex_unlock(llock_of(n, page + k));
-	len = i;
-	if (len && madvise(page_addr(n, page), (size_t)len * PM_PAGE_SIZE,
-			   MADV_DONTNEED))
-		pm_err("pages %llu+%d: MADV_DONTNEED: %s",
-		       (unsigned long long)page, len, strerror(errno));
-	for (i = len - 1; i >= 0; i--) {
-		n->lstate[page + i] = LS_INVALID;
+	if (!b->count)
+		return;
+	/* Ascending, so neighbours merge into one range. */
+	for (i = 1; i < b->count; i++)
+		for (int k = i; k > 0 && b->pages[k - 1] > b->pages[k]; k--) {
+			uint64_t x = b->pages[k];
+
+			b->pages[k] = b->pages[k - 1];
+			b->pages[k - 1] = x;
+		}
+	for (i = 0; i < b->count; i++) {
+		uint8_t *a = page_addr(n, b->pages[i]);
+
+		if (niov && (uint8_t *)b->iov[niov - 1].iov_base +
+					    b->iov[niov - 1].iov_len == a) {
+			b->iov[niov - 1].iov_len += PM_PAGE_SIZE;
+		} else {
+			b->iov[niov].iov_base = a;
+			b->iov[niov++].iov_len = PM_PAGE_SIZE;
+		}
+		total += PM_PAGE_SIZE;
+	}
+	if (n->ev_pidfd_open)
+		r = syscall(SYS_process_madvise, n->ev_pidfd, b->iov,
+			    (size_t)niov, MADV_DONTNEED, 0);
+	if (r != (ssize_t)total) {
+		/* Older kernel, or a partial answer: one call per range
+		 * (again on a dropped range is harmless: we hold its locks,
+		 * nothing was installed there). */
+		for (i = 0; i < niov; i++)
+			if (madvise(b->iov[i].iov_base, b->iov[i].iov_len,
+				    MADV_DONTNEED))
+				pm_err("pages at %p+%zu: MADV_DONTNEED: %s",
+				       b->iov[i].iov_base, b->iov[i].iov_len,
+				       strerror(errno));
+	}
+	for (i = b->count - 1; i >= 0; i--) {
+		n->lstate[b->pages[i]] = LS_INVALID | LF_EVICTING;
 		evict_note_drop(n);
-		pthread_mutex_unlock(llock_of(n, page + i));
+		pthread_mutex_unlock(llock_of(n, b->pages[i]));
 	}
-	for (i = 0; i < len; i++) {
-		if (cl->count && (cl->home != home ||
-				  cl->count == PM_EVICT_LIST_MAX))
-			clean_flush(n, cl);
-		cl->home = home;
-		cl->pages[cl->count++] = page + i;
+	STAT_ADD(n, evictions, (uint64_t)b->count);
+	/* One list per home, pages in ascending order. */
+	for (i = 0; i < b->count;) {
+		int home = page_home(n, b->pages[i]);
+		uint32_t c = 0;
+
+		while (i < b->count && page_home(n, b->pages[i]) == home)
+			b->list[c++] = b->pages[i++];
+		clean_send(n, home, b->list, c);
 	}
-	if (len > 1)
-		__atomic_fetch_add(&n->clock_hand, (uint64_t)len - 1,
-				   __ATOMIC_RELAXED);
-	return len;
+	for (i = 0; i < b->count; i++) {
+		uint64_t page = b->pages[i];
+		bool waited;
+
+		pthread_mutex_lock(llock_of(n, page));
+		waited = n->lstate[page] & LF_WAITED;
+		n->lstate[page] &= ~(LF_EVICTING | LF_WAITED);
+		pthread_mutex_unlock(llock_of(n, page));
+		if (waited)
+			pager_wake(n, page);
+	}
+	b->count = 0;
 }
 
-/* Evict up to want pages chosen by the clock; returns how many went. */
+/* Lock page into the batch if it still is a plain read-only copy. */
+static bool clean_take(struct pm_node *n, struct clean_batch *b,
+		       uint64_t page)
+{
+	if (pthread_mutex_trylock(llock_of(n, page)))
+		return false;
+	if (n->lstate[page] != LS_SHARED) {
+		pthread_mutex_unlock(llock_of(n, page));
+		return false;
+	}
+	b->pages[b->count++] = page;
+	return true;
+}
+
+/* FIFO: pages in the order they were mapped, each at most once. */
+static void fifo_push(struct pm_node *n, uint64_t page)
+{
+	pthread_mutex_lock(&n->fifo_lock);
+	if (!n->fifo_in[page]) {
+		n->fifo_in[page] = 1;
+		n->fifo[n->fifo_tail++ % n->npages] = (uint32_t)page;
+	}
+	pthread_mutex_unlock(&n->fifo_lock);
+}
+
+/* The oldest page, or false when none is queued. */
+static bool fifo_pop(struct pm_node *n, uint64_t *page)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&n->fifo_lock);
+	if (n->fifo_head != n->fifo_tail) {
+		*page = n->fifo[n->fifo_head++ % n->npages];
+		n->fifo_in[*page] = 0;
+		got = true;
+	}
+	pthread_mutex_unlock(&n->fifo_lock);
+	return got;
+}
+
+/* The next victim to try: CLOCK (second chance) or FIFO. */
+static bool next_victim(struct pm_node *n, uint64_t *page, uint8_t *s)
+{
+	if (n->fifo) {
+		if (!fifo_pop(n, page))
+			return false;
+		*s = __atomic_load_n(&n->lstate[*page], __ATOMIC_RELAXED);
+		if ((*s & LS_MASK) != LS_INVALID && (*s & ~LS_MASK))
+			fifo_push(n, *page);	/* busy now: later */
+		return true;
+	}
+	*page = __atomic_fetch_add(&n->clock_hand, 1, __ATOMIC_RELAXED) %
+		n->npages;
+	*s = __atomic_load_n(&n->lstate[*page], __ATOMIC_RELAXED);
+	if ((*s & LS_MASK) != LS_INVALID && !(*s & ~LS_MASK) &&
+	    __atomic_exchange_n(&n->ref[*page], 0, __ATOMIC_RELAXED))
+		*s = LS_INVALID;	/* second chance: not this time */
+	return true;
+}
+
+/* Evict up to want pages chosen by the policy; returns how many went. */
 static int evict_some(struct pm_node *n, int want)
 {
 	struct evicting *ev = malloc(sizeof(*ev));
-	struct clean_list *cl = malloc(sizeof(*cl));
-	uint64_t scanned = 0;
+	struct clean_batch *b = malloc(sizeof(*b));
+	uint64_t scanned = 0, page;
 	int done = 0;
+	uint8_t s;
 
-	if (!ev || !cl) {
+	if (!ev || !b) {
 		free(ev);
-		free(cl);
+		free(b);
 		return 0;
 	}
-	cl->count = 0;
-	while (done < want && scanned < 2 * n->npages) {
-		uint64_t page = __atomic_fetch_add(&n->clock_hand, 1,
-						   __ATOMIC_RELAXED) %
-				n->npages;
-		uint8_t s = __atomic_load_n(&n->lstate[page],
-					    __ATOMIC_RELAXED);
-
-		scanned++;
+	b->count = 0;
+	while (done + b->count < want && scanned++ < 2 * n->npages &&
+	       next_victim(n, &page, &s)) {
 		if ((s & LS_MASK) == LS_INVALID || (s & ~LS_MASK))
 			continue;
-		if (__atomic_exchange_n(&n->ref[page], 0, __ATOMIC_RELAXED))
-			continue;	/* second chance */
 		if (page_home(n, page) != n->id && s == LS_SHARED) {
-			int k = evict_clean_run(n, page, cl);
-
-			done += k;
-			STAT_ADD(n, evictions, (uint64_t)k);
-		} else if (page_home(n, page) == n->id ? evict_local(n, page)
-				: evict_remote(n, page, ev)) {
+			if (!clean_take(n, b, page) && n->fifo)
+				fifo_push(n, page);	/* still resident */
+			if (b->count == CLEAN_BATCH) {
+				done += b->count;
+				clean_flush(n, b);
+			}
+			continue;
+		}
+		/* These lock without trylock: no batch locks held then. */
+		done += b->count;
+		clean_flush(n, b);
+		if (page_home(n, page) == n->id ? evict_local(n, page)
+						: evict_remote(n, page, ev)) {
 			done++;
 			STAT_ADD(n, evictions, 1);
+		} else if (n->fifo) {
+			fifo_push(n, page);
 		}
 	}
-	clean_flush(n, cl);
+	done += b->count;
+	clean_flush(n, b);
 	free(ev);
-	free(cl);
+	free(b);
 	return done;
 }
 
@@ -337,9 +442,25 @@ int evict_start(struct pm_node *n)
 		       2 * (n->prefetch + 1) + 2);
 		return -EINVAL;
 	}
-	n->ref = calloc(n->npages, 1);
-	if (!n->ref)
-		return -ENOMEM;
+	if (!strcmp(n->cfg.evict_policy, "fifo")) {
+		if (n->npages > UINT32_MAX)
+			return -EOVERFLOW;
+		pthread_mutex_init(&n->fifo_lock, NULL);
+		n->fifo_in = calloc(n->npages, 1);
+		n->fifo = calloc(n->npages, sizeof(*n->fifo));
+		if (!n->fifo_in || !n->fifo)
+			return -ENOMEM;
+	} else {
+		n->ref = calloc(n->npages, 1);
+		if (!n->ref)
+			return -ENOMEM;
+	}
+	/* For process_madvise(); without it, one madvise() per range. */
+	n->ev_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	n->ev_pidfd_open = n->ev_pidfd >= 0;
+	if (!n->ev_pidfd_open)
+		pm_dbg("pidfd_open: %s; evictions use madvise per range",
+		       strerror(errno));
 	r = pthread_create(&n->ev_thread, NULL, evict_thread, n);
 	if (r)
 		return -r;
@@ -365,4 +486,11 @@ void evict_free(struct pm_node *n)
 	evict_stop(n);
 	free(n->ref);
 	n->ref = NULL;
+	free(n->fifo);
+	free(n->fifo_in);
+	n->fifo = NULL;
+	n->fifo_in = NULL;
+	if (n->ev_pidfd_open)
+		close(n->ev_pidfd);
+	n->ev_pidfd_open = false;
 }

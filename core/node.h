@@ -29,6 +29,7 @@ enum {
 				 * upgrading: an upgrade grant is stale */
 	LF_STALE = 0x40,	/* whatever grant is in flight is stale */
 	LF_EVICTING = 0x80,	/* dropped here, home not yet told (evict.c) */
+	LF_WAITED = 0x08,	/* a fault found it LF_EVICTING: wake it */
 };
 
 /* Directory state at home. */
@@ -140,6 +141,13 @@ struct pm_node {
 	uint64_t resident;		/* pages mapped here */
 	uint8_t *ref;			/* clock reference bit per page */
 	uint64_t clock_hand;
+	uint32_t *fifo;			/* pager.policy "fifo": pages in the
+					 * order they were mapped (a ring) */
+	uint8_t *fifo_in;		/* per page: queued in fifo */
+	uint64_t fifo_head, fifo_tail;	/* under fifo_lock */
+	pthread_mutex_t fifo_lock;
+	int ev_pidfd;			/* our own pidfd: process_madvise */
+	bool ev_pidfd_open;
 	struct evicting *evicting;	/* under dfr_lock */
 	pthread_mutex_t ev_lock;
 	pthread_cond_t ev_cv;
@@ -263,7 +271,8 @@ void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
 int evict_start(struct pm_node *n);
 void evict_stop(struct pm_node *n);
 void evict_free(struct pm_node *n);
-void evict_note_install(struct pm_node *n);
+/* A page was mapped here (for the count and the replacement policy). */
+void evict_note_install(struct pm_node *n, uint64_t page);
 void evict_note_drop(struct pm_node *n);
 /* Before a fault maps `pages` pages: evict until they fit the limit. */
 void evict_make_room(struct pm_node *n, int pages);

@@ -96,9 +96,7 @@ int pager_install(struct pm_node *n, uint64_t page, int ls_new,
 			return -errno;
 		evict_note_drop(n);
 	}
-	if (n->ref)
-		n->ref[page] = 1;
-	evict_note_install(n);
+	evict_note_install(n, page);
 	/*
 	 * Never UFFDIO_ZEROPAGE: a writer's retry would COW the zero page,
 	 * replacing a present PTE, and that TLB flush costs ~40 us on these
@@ -292,9 +290,7 @@ static bool install_run(struct pm_node *n, uint64_t page, int nextra,
 	if (ok) {
 		for (i = 0; i <= nextra; i++) {
 			n->lstate[page + i] = excl ? LS_EXCL : LS_SHARED;
-			if (n->ref)
-				n->ref[page + i] = 1;
-			evict_note_install(n);
+			evict_note_install(n, page + i);
 		}
 		STAT_ADD(n, faults_remote, 1);
 		STAT_ADD(n, prefetched, nextra);
@@ -446,6 +442,8 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 	if (s & (LF_FETCHING | LF_EVICTING)) {
 		/* The fetch or eviction in flight wakes every thread
 		 * waiting on it when it ends. */
+		if (s & LF_EVICTING)
+			n->lstate[page] |= LF_WAITED;
 		pthread_mutex_unlock(llock_of(n, page));
 		return;
 	}
