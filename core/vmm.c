@@ -850,6 +850,8 @@ int cmd_vm(int argc, char **argv)
 				strerror(-r));
 			goto out_mem;
 		}
+		/* Progress lines: a run that stalls shows which step. */
+		pm_info("vm: start barrier passed");
 	}
 	memset(&vm, 0, sizeof(vm));
 	vm.kvm_fd = vm.vm_fd = -1;
@@ -879,6 +881,7 @@ int cmd_vm(int argc, char **argv)
 			strerror(-r));
 		goto out_vm;
 	}
+	pm_info("vm: KVM VM created, loading the guest");
 	if (o.selftest) {
 		seed = (uint32_t)(pm_now_ns() ^ getpid());
 		r = vmm_selftest_load(&vm, &st_start, &st_len, seed, err,
@@ -939,6 +942,15 @@ int cmd_vm(int argc, char **argv)
 	print_summary(&vm, &m, status);
 	if (r)
 		status = PM_EXIT_RUNTIME;
+	/*
+	 * The node, and with it the userfaultfd, goes before the VM: KVM's
+	 * async page-fault worker may still wait on a fault in the region
+	 * that nobody will serve (its home died), and closing the VM
+	 * flushes that worker. Seen: close(vm_fd) in D state for minutes.
+	 * Closing the uffd wakes every such fault; the retry then fails or
+	 * finds plain memory, so the VM's teardown ends.
+	 */
+	mem_close(&m);
 	if (r == -ETIMEDOUT) {
 		/* A vCPU is still inside KVM_RUN (a fault it waits on does
 		 * not take signals): leave the VM and its devices to the
