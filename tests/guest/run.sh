@@ -153,7 +153,9 @@ flock -u 9
 # --- initramfs --------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pm-guest.XXXXXX") || die "mktemp failed"
 QPID=
+HOSTWD=
 cleanup() {
+	[ -n "$HOSTWD" ] && kill "$HOSTWD" 2>/dev/null
 	[ -n "$QPID" ] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
 	[ "${PM_GUEST_KEEP:-0}" = 1 ] && echo "guest: kept $WORK" ||
 		rm -rf "$WORK"
@@ -286,8 +288,27 @@ timeout -k 5 "$OVERALL" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
 	-append "console=ttyS0 panic=-1 loglevel=4 rdinit=/init" \
 	-virtfs "local,path=$ROOT,mount_tag=hostshare,security_model=none,id=hs" \
 	-nographic -no-reboot -nic none -serial "file:$LOG" -monitor none \
+	-pidfile "$WORK/qemu.pid" \
 	</dev/null >"$WORK/qemu.out" 2>&1 &
 QPID=$!
+# Host side of a guest that never finished: before the overall timeout
+# kills QEMU, show its threads twice, 2 s apart (CPU ticks moving: the
+# guest runs, e.g. waits in a loop; still: QEMU itself is stuck).
+(
+	trap 'kill $s 2>/dev/null; exit 0' TERM
+	sleep $((OVERALL > 30 ? OVERALL - 15 : OVERALL / 2)) & s=$!
+	wait $s
+	qp=$(cat "$WORK/qemu.pid" 2>/dev/null)
+	[ -n "$qp" ] && [ -d /proc/$qp ] || exit 0
+	for round in 1 2; do
+		echo "guest: QEMU (pid $qp) has not finished; its threads (round $round):"
+		for t in /proc/$qp/task/*; do
+			echo "guest:   tid ${t##*/} $(cat $t/comm) $(awk '{print "state", $3, "utime", $14, "stime", $15}' $t/stat) wchan $(cat $t/wchan)"
+		done
+		[ $round = 1 ] && sleep 2
+	done
+) &
+HOSTWD=$!
 # Relay the console while QEMU runs (line by line: sed -u, no buffering
 # stage in the pipe); tail exits when QEMU does.
 tail -n +1 -f --pid="$QPID" "$LOG" | sed -u 's/\r$//; s/^/guest| /' &
@@ -295,6 +316,9 @@ RELAY=$!
 wait "$QPID"
 QRC=$?
 QPID=
+kill $HOSTWD 2>/dev/null
+wait $HOSTWD 2>/dev/null
+HOSTWD=
 wait "$RELAY"
 
 mkdir -p "$ROOT/$B/guest" && tr -d '\r' < "$LOG" > "$ROOT/$B/guest/console.log"

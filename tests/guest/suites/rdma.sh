@@ -7,18 +7,48 @@ IP2=10.77.0.2
 LOGDIR=/tmp/rdma
 mkdir -p $LOGDIR
 
+. "$PM_ROOT/tests/guest/watchdog.sh"
+
+# Seconds each program may take (ASan builds included: under TCG they run
+# 2-4 times slower) before the watchdog shows its threads and kills it.
+# rdma.timeout is larger than their sum.
+WD_PLUGIN=120
+WD_CONFORMANCE=180
+WD_PAGER=120
+
+# Sanitizer builds (make asan): reports with stacks. cmocka catches a
+# signal in any thread, and a failed check outside the test's thread, but
+# only keeps the message and exit()s with 255 when no test is running:
+# with CMOCKA_TEST_ABORT it prints the message and aborts, and ASan shows
+# the aborting thread's stack.
+export ASAN_OPTIONS="handle_abort=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:${UBSAN_OPTIONS:-}"
+export CMOCKA_TEST_ABORT=1
+
 result() {
 	echo "RESULT $1 $2 $3"
 }
 
-# Run one program, relay its output, and turn its exit status into a
-# RESULT line (77 = skipped, the program printed why).
+# Run one program under a watchdog of $2 seconds, relay its output, and
+# turn its exit status into a RESULT line (77 = skipped, the program
+# printed why).
 run_test() {
-	name=$1
-	shift
-	"$@" > $LOGDIR/$name.log 2>&1
+	local name=$1 limit=$2 pid wd
+	shift 2
+	rm -f $LOGDIR/$name.watchdog
+	"$@" > $LOGDIR/$name.log 2>&1 &
+	pid=$!
+	watchdog $limit $LOGDIR/$name.watchdog "$pid:$name" \
+		> $LOGDIR/$name.wd 2>&1 &
+	wd=$!
+	wait $pid
 	rc=$?
-	sed "s/^/[$name] /" $LOGDIR/$name.log
+	watch_stop $wd
+	sed "s/^/[$name] /" $LOGDIR/$name.log $LOGDIR/$name.wd
+	if [ -f $LOGDIR/$name.watchdog ]; then
+		result $name FAIL "not finished within $limit s (where it was: above)"
+		return
+	fi
 	case $rc in
 	0) result $name PASS "exit 0" ;;
 	77) result $name SKIP "$(grep -i skip $LOGDIR/$name.log | tail -n1)" ;;
@@ -48,14 +78,15 @@ ibv_devinfo -d rxe0 2>&1 | grep -E 'hca_id|state|link_layer' | sed 's/^/[devinfo
 
 # --- the plugin's own tests, then the shared conformance suite --------------
 if [ -x $B/tests/rdma_test ]; then
-	run_test rdma-plugin env PM_RDMA_REQUIRE=1 PM_RDMA_LISTEN=$IP:0 \
+	run_test rdma-plugin $WD_PLUGIN env PM_RDMA_REQUIRE=1 PM_RDMA_LISTEN=$IP:0 \
 		PM_RDMA_LISTEN2=$IP2:0 $B/tests/rdma_test $B/plugins/rdma.so
 else
 	result rdma-plugin SKIP "$PM_BUILD/tests/rdma_test not built"
 fi
 
 if [ -x $B/tests/conformance ]; then
-	run_test rdma-conformance env PM_CONFORMANCE_LISTEN=$IP:0 \
+	run_test rdma-conformance $WD_CONFORMANCE \
+		env PM_CONFORMANCE_LISTEN=$IP:0 \
 		$B/tests/conformance $B/plugins/rdma.so
 else
 	result rdma-conformance SKIP "$PM_BUILD/tests/conformance not built"
@@ -91,17 +122,25 @@ pager = { threads = 2; timeout_ms = 30000; };
 security = { key_file = "$LOGDIR/cluster.key"; };
 EOF
 	done
-	timeout 180 $W $LOGDIR/node0.cfg all 100 > $LOGDIR/node0.log 2>&1 &
+	rm -f $LOGDIR/pager.watchdog
+	$W $LOGDIR/node0.cfg all 100 > $LOGDIR/node0.log 2>&1 &
 	p0=$!
-	timeout 180 $W $LOGDIR/node1.cfg all 100 > $LOGDIR/node1.log 2>&1 &
+	$W $LOGDIR/node1.cfg all 100 > $LOGDIR/node1.log 2>&1 &
 	p1=$!
+	watchdog $WD_PAGER $LOGDIR/pager.watchdog "$p0:node0" "$p1:node1" \
+		> $LOGDIR/pager.wd 2>&1 &
+	wd=$!
 	wait $p0
 	rc0=$?
 	wait $p1
 	rc1=$?
+	watch_stop $wd
 	sed 's/^/[node0] /' $LOGDIR/node0.log | tail -n 30
 	sed 's/^/[node1] /' $LOGDIR/node1.log | tail -n 30
-	if [ $rc0 != 0 ] || [ $rc1 != 0 ]; then
+	cat $LOGDIR/pager.wd
+	if [ -f $LOGDIR/pager.watchdog ]; then
+		result rdma-pager FAIL "not finished within $WD_PAGER s (where it was: above)"
+	elif [ $rc0 != 0 ] || [ $rc1 != 0 ]; then
 		result rdma-pager FAIL "coh_worker exit status $rc0 and $rc1"
 	elif ! grep -q "transport rdma listening" $LOGDIR/node0.log ||
 	     ! grep -q "transport rdma listening" $LOGDIR/node1.log; then

@@ -30,9 +30,9 @@ VM_PID=
 # are and kills them; the suite's own timeout (vmm.timeout) is larger than
 # their sum, and the harness's overall one larger again, so a stall is
 # reported here, not by a kill from outside.
-WD_SELFTEST=60
-WD_SELFTEST_2NODE=120
-WD_LINUX=300
+WD_SELFTEST=45
+WD_SELFTEST_2NODE=90
+WD_LINUX=240
 # What a node waits for the other at start and stop (ms): the peer waits
 # at the stop barrier while the VM runs, so the longest case's limit.
 NODE_WAIT_MS=$((WD_LINUX * 1000))
@@ -56,64 +56,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Where process PID ($2 names it) and each of its threads are: cheap, and
-# enough to tell a wait in the kernel (userfaultfd, KVM, a socket) from a
-# lock in user space. The uffd's fdinfo counts faults not yet read.
-dump_proc() {
-	local pid=$1 what=$2 t fd
-	if [ ! -d /proc/$pid ]; then
-		echo "watchdog: $what (pid $pid) is gone"
-		return
-	fi
-	echo "watchdog: $what pid $pid: $(tr '\0' ' ' < /proc/$pid/cmdline | cut -c1-160)"
-	for t in /proc/$pid/task/*; do
-		echo "watchdog: $what tid ${t##*/} $(cat $t/comm 2>/dev/null)" \
-			"$(grep '^State' $t/status 2>/dev/null | tr '\t' ' ')" \
-			"wchan $(cat $t/wchan 2>/dev/null)" \
-			"syscall $(cut -d' ' -f1-3 $t/syscall 2>/dev/null)"
-		sed 's/^/watchdog:     /' $t/stack 2>/dev/null
-	done
-	for fd in /proc/$pid/fd/*; do
-		case $(readlink $fd 2>/dev/null) in
-		*userfaultfd*)
-			echo "watchdog: $what fd ${fd##*/} userfaultfd:" \
-				$(grep -E '^(pending|total)' \
-				  /proc/$pid/fdinfo/${fd##*/} 2>/dev/null)
-			;;
-		esac
-	done
-}
-
-# Watchdog of a case: after $1 seconds show where the VMM and the peer
-# are, what the peer printed, then kill both. A TERM ends the watchdog
-# (and its sleep) when the case finished in time.
-watchdog() {
-	local s
-	trap 'kill $s 2>/dev/null; exit 0' TERM
-	sleep "$1" &
-	s=$!
-	wait $s
-	echo "watchdog: $name has not finished within $1 s; where it is:"
-	[ -n "$VM_PID" ] && dump_proc "$VM_PID" "pagemesh vm"
-	[ -n "$PEER_PID" ] && dump_proc "$PEER_PID" vmm_peer
-	echo "watchdog: uptime $(cut -d' ' -f1 /proc/uptime) s, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	[ -f $W/peer.out ] && sed 's/^/watchdog: peer| /' $W/peer.out
-	echo "$1" > $W/$name.watchdog
-	[ -n "$VM_PID" ] && kill -9 "$VM_PID" 2>/dev/null
-	[ -n "$PEER_PID" ] && kill -9 "$PEER_PID" 2>/dev/null
-	exit 0
-}
-
-if [ ! -c /dev/kvm ]; then
-	result vmm-kvm-device FAIL /dev/kvm missing after loading kvm_amd
-	exit 0
-fi
-result vmm-kvm-device PASS /dev/kvm present
-if [ ! -x "$PM" ] || [ ! -x "$PEER" ] || [ ! -x "$FILL" ]; then
-	result vmm-selftest SKIP "$PM_BUILD/pagemesh or tests/vmm_* not built"
-	exit 0
-fi
-ip link set lo up 2>/dev/null
+. "$PM_ROOT/tests/guest/watchdog.sh"
 
 # Config of node ID of a two-node cluster with MEM of region; ports from
 # BASE.
@@ -140,36 +83,42 @@ start_peer() {
 # Run pagemesh vm ARGS under a watchdog of $1 seconds (which also covers
 # the peer); its output is shown as it comes (so a stall still leaves the
 # story on the console) and kept in $W/$name.out; its exit code in $rc,
-# "watchdog" when the watchdog killed it. The peer, if any, must be gone
+# how it ended in words in $how. The peer, if any, must be gone
 # within the same limit.
 run_vm() {
-	local limit=$1 wd tee_pid
+	local limit=$1 wd tee_pid peer=$PEER_PID
 	shift
 	echo "$name: pagemesh vm $*"
 	rm -f $W/$name.fifo $W/$name.watchdog
-	mkfifo $W/$name.fifo || { rc=fifo; return; }
+	mkfifo $W/$name.fifo || { rc=1; how="mkfifo failed"; return; }
 	tee $W/$name.out < $W/$name.fifo &
 	tee_pid=$!
 	# taskset execs the VMM: $! is its pid.
 	$PIN "$PM" vm "$@" > $W/$name.fifo 2>&1 &
 	VM_PID=$!
-	watchdog "$limit" &
+	watchdog "$limit" $W/$name.watchdog "$VM_PID:pagemesh-vm" \
+		${PEER_PID:+"$PEER_PID:vmm_peer"} &
 	wd=$!
 	wait $VM_PID
 	rc=$?
+	how="exit $rc"
 	VM_PID=
 	# The peer leaves at the stop barrier together with the VM's node
 	# (or after NODE_WAIT_MS if that died): still under the watchdog.
 	if [ -n "$PEER_PID" ]; then
 		wait $PEER_PID
 		PEER_PID=
+	fi
+	watch_stop $wd
+	wait $tee_pid
+	if [ -f $W/$name.watchdog ]; then
+		rc=137
+		how="killed by the watchdog after $(cat $W/$name.watchdog) s"
+		[ -n "$peer" ] && sed 's/^/peer: /' $W/peer.out
+	elif [ -n "$peer" ]; then
 		grep -v -e ': info: ' -e 'Connection refused' $W/peer.out |
 			sed 's/^/peer: /'
 	fi
-	kill $wd 2>/dev/null
-	wait $wd
-	wait $tee_pid
-	[ -f $W/$name.watchdog ] && rc=watchdog
 }
 
 # "key=value" from the VMM's summary line in file $1.
@@ -196,10 +145,10 @@ check_remote() {
 # (a) the built-in test guest on local memory
 name=vmm-selftest
 run_vm $WD_SELFTEST --selftest --mem 64M --timeout $((WD_SELFTEST - 20))
-if [ $rc = 0 ] && grep -q '^selftest: .* ok$' $W/$name.out; then
+if [ "$rc" = 0 ] && grep -q '^selftest: .* ok$' $W/$name.out; then
 	result $name PASS
 else
-	result $name FAIL "exit $rc"
+	result $name FAIL "$how"
 fi
 
 # (a2) the test guest on a region of two nodes: its upper half is homed on
@@ -210,8 +159,8 @@ node_cfg 1 32M 7810
 start_peer 1
 run_vm $WD_SELFTEST_2NODE -c $W/node0.cfg --start-barrier --selftest \
 	--timeout $((WD_SELFTEST_2NODE - 40))
-if [ $rc != 0 ] || ! grep -q '^selftest: .* ok$' $W/$name.out; then
-	result $name FAIL "exit $rc"
+if [ "$rc" != 0 ] || ! grep -q '^selftest: .* ok$' $W/$name.out; then
+	result $name FAIL "$how"
 elif check_remote $name $W/$name.out; then
 	result $name PASS "pages_received=$(summary $W/$name.out pages_received)"
 fi
@@ -263,8 +212,8 @@ boot_linux() {
 		--kernel "$KERNEL" --initrd $W/initrd.gz \
 		--timeout $((WD_LINUX - 60)) \
 		--cmdline "console=ttyS0 reboot=k panic=-1 nokaslr i8042.noaux loglevel=4 pm_seed=$seed pm_mib=$FILL_MIB"
-	if [ $rc != 0 ]; then
-		result $name FAIL "pagemesh vm exited $rc"
+	if [ "$rc" != 0 ]; then
+		result $name FAIL "pagemesh vm: $how"
 	elif ! grep -q "^$want" $W/$name.out; then
 		result $name FAIL "guest did not print the expected '$want'"
 	elif ! grep -q "^PM-VM-START cpus 2 " $W/$name.out; then
