@@ -7,9 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -493,26 +493,58 @@ struct fault_thread_arg {
 	int idx;
 };
 
+/*
+ * Each fault thread waits in its own epoll set, where the uffd is
+ * EPOLLEXCLUSIVE: a fault wakes one thread, not all of them (poll() would
+ * wake every one, and on two cores the losers' wake-ups, which only find
+ * EAGAIN, take the CPU the fault's own path needs).
+ */
+static int fault_wait_setup(struct pm_node *n)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+	int ep = epoll_create1(EPOLL_CLOEXEC), err;
+
+	if (ep < 0)
+		return -errno;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, n->uffd, &ev))
+		goto fail;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = 1 };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, n->stop_efd, &ev))
+		goto fail;
+	return ep;
+fail:
+	err = -errno;
+	close(ep);
+	return err;
+}
+
 static void *fault_thread(void *arg)
 {
 	struct fault_thread_arg *fa = arg;
 	struct pm_node *n = fa->n;
-	struct pollfd pfd[2] = {
-		{ .fd = n->uffd, .events = POLLIN },
-		{ .fd = n->stop_efd, .events = POLLIN },
-	};
+	struct epoll_event ev[2];
 	struct uffd_msg msg;
+	int ep = fault_wait_setup(n), k;
+	bool stop = false;
 	ssize_t r;
 
+	if (ep < 0) {
+		pm_err("pager: epoll for fault thread %d: %s", fa->idx,
+		       strerror(-ep));
+		return NULL;
+	}
 	node_conn_slot = fa->idx + 1;
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+	while (!stop) {
+		k = epoll_wait(ep, ev, 2, -1);
+		if (k < 0) {
 			if (errno == EINTR)
 				continue;
-			pm_err("pager: poll: %s", strerror(errno));
+			pm_err("pager: epoll_wait: %s", strerror(errno));
 			break;
 		}
-		if (pfd[1].revents)
+		for (int i = 0; i < k; i++)
+			stop |= ev[i].data.u32 == 1;
+		if (stop)
 			break;
 		r = read(n->uffd, &msg, sizeof(msg));
 		if (r < 0) {
@@ -527,6 +559,7 @@ static void *fault_thread(void *arg)
 		handle_fault(n, msg.arg.pagefault.address,
 			     msg.arg.pagefault.flags);
 	}
+	close(ep);
 	return NULL;
 }
 
