@@ -124,15 +124,15 @@ static void test_cache(void **state)
 	cl_cleanup(&c);
 }
 
-/* The same with the FIFO replacement policy (pager.policy). */
-static void test_cache_fifo(void **state)
+/* The same with the CLOCK replacement policy (pager.policy). */
+static void test_cache_clock(void **state)
 {
 	struct cluster c;
 
 	(void)state;
 	assert_int_equal(cl_init(&c, 3), 0);
 	snprintf(c.pager, sizeof(c.pager),
-		 "timeout_ms = 20000; prefetch = 4; local_limit = \"16M\"; policy = \"fifo\";");
+		 "timeout_ms = 20000; prefetch = 4; local_limit = \"16M\"; policy = \"clock\";");
 	run_cluster(&c, "cache", "16", "1", 180000);
 	cl_cleanup(&c);
 }
@@ -199,7 +199,7 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_cache),
-		cmocka_unit_test(test_cache_fifo),
+		cmocka_unit_test(test_cache_clock),
 		cmocka_unit_test(test_mixed_transports),
 		cmocka_unit_test(test_netns),
 	};
