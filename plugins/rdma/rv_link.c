@@ -683,10 +683,17 @@ void rv_link_destroy(struct rv_link *l)
 	if (l->thr_started)
 		pthread_join(l->thr, NULL);
 	if (l->id) {
+		/* The CM thread may be answering a DISCONNECTED event on
+		 * this id right now (our own rdma_disconnect causes one):
+		 * its rdma_disconnect moves id->qp to the error state, so
+		 * the QP goes only under l->lock, which that answer holds.
+		 * (Seen under ASan: ibv_modify_qp on the freed QP.) */
+		pthread_mutex_lock(&l->lock);
 		if (!l->incoming)
 			rdma_disconnect(l->id);
 		if (l->id->qp)
 			rdma_destroy_qp(l->id);
+		pthread_mutex_unlock(&l->lock);
 	}
 	if (l->scq)
 		ibv_destroy_cq(l->scq);

@@ -254,8 +254,17 @@ static void rv_cm_event(struct pm_tctx *t, struct rdma_cm_event *ev)
 			rv_link_close(l, -ECONNRESET);
 			rv_link_cm_gone(l);
 		}
-		if (ev->event == RDMA_CM_EVENT_DISCONNECTED)
-			rdma_disconnect(ev->id);
+		if (ev->event != RDMA_CM_EVENT_DISCONNECTED)
+			break;
+		/* An outgoing link may be destroyed by another thread
+		 * meanwhile: l->lock keeps its QP until this returns (l
+		 * itself lives until the event is acked: rdma_destroy_id
+		 * waits for that). */
+		if (l)
+			pthread_mutex_lock(&l->lock);
+		rdma_disconnect(ev->id);
+		if (l)
+			pthread_mutex_unlock(&l->lock);
 		break;
 	default:
 		break;
