@@ -16,11 +16,12 @@ WD_PLUGIN=120
 WD_CONFORMANCE=180
 WD_PAGER=120
 
-# Sanitizer builds (make asan): reports with stacks. cmocka catches a
-# signal in any thread, and a failed check outside the test's thread, but
-# only keeps the message and exit()s with 255 when no test is running:
-# with CMOCKA_TEST_ABORT it prints the message and aborts, and ASan shows
-# the aborting thread's stack.
+# cmocka catches a signal in any thread (a plugin's too) but only keeps
+# its message, and from a thread that is not the test's it ends in
+# exit(255) with nothing printed (seen under ASan). With CMOCKA_TEST_ABORT
+# it prints the message and aborts, and an ASan build shows the stack; the
+# price is that a failure ends the program instead of going on to the
+# next test. Sanitizer reports come with stacks too.
 export ASAN_OPTIONS="handle_abort=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:${UBSAN_OPTIONS:-}"
 export CMOCKA_TEST_ABORT=1

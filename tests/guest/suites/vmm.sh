@@ -58,6 +58,17 @@ trap 'exit 143' TERM
 
 . "$PM_ROOT/tests/guest/watchdog.sh"
 
+if [ ! -c /dev/kvm ]; then
+	result vmm-kvm-device FAIL /dev/kvm missing after loading kvm_amd
+	exit 0
+fi
+result vmm-kvm-device PASS /dev/kvm present
+if [ ! -x "$PM" ] || [ ! -x "$PEER" ] || [ ! -x "$FILL" ]; then
+	result vmm-selftest SKIP "$PM_BUILD/pagemesh or tests/vmm_* not built"
+	exit 0
+fi
+ip link set lo up 2>/dev/null
+
 # Config of node ID of a two-node cluster with MEM of region; ports from
 # BASE.
 node_cfg() {
