@@ -40,7 +40,27 @@ static uint8_t *store_of(struct pm_node *n, uint64_t page)
 static const uint8_t *data_of(struct pm_node *n, struct dir_entry *e,
 			      uint64_t page)
 {
+	if (e->bounce)
+		return n->bounce + (e->bounce - 1) * PM_PAGE_SIZE;
 	return e->stale ? page_addr(n, page) : store_of(n, page);
+}
+
+/*
+ * A recall moved the home's copy into a bounce slot (pager_move_out) and
+ * the grant has left: now the store gets the data, off the requester's
+ * path (entry still held).
+ */
+static void bounce_settle(struct pm_node *n, struct dir_entry *e,
+			  uint64_t page)
+{
+	uint8_t *slot;
+
+	if (!e->bounce)
+		return;
+	slot = n->bounce + (e->bounce - 1) * PM_PAGE_SIZE;
+	memcpy(store_of(n, page), slot, PM_PAGE_SIZE);
+	pager_bounce_done(n, slot);
+	e->bounce = 0;
 }
 
 /* Queue t behind the entry's transaction (dlock held, entry busy). */
@@ -71,6 +91,16 @@ int coh_init(struct pm_node *n)
 	n->dir = calloc(n->home_count ? n->home_count : 1, sizeof(*n->dir));
 	if (!n->dir)
 		return -ENOMEM;
+	pthread_mutex_init(&n->bounce_lock, NULL);
+	/* Without it recalls copy (pager_move_out): not fatal. */
+	n->bounce = mmap(NULL, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
+			 PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (n->bounce == MAP_FAILED)
+		n->bounce = NULL;
+	else
+		madvise(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
+			MADV_NOHUGEPAGE);
 	for (uint64_t i = 0; i < n->home_count; i++)
 		n->dir[i].zero = 1;
 	if (!slen)
@@ -92,6 +122,11 @@ void coh_fini(struct pm_node *n)
 	if (n->store)
 		munmap(n->store, n->home_count * PM_PAGE_SIZE);
 	n->store = NULL;
+	/* Here, not in pager_stop: receive threads may recall until the
+	 * plugins are closed. */
+	if (n->bounce)
+		munmap(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE);
+	n->bounce = NULL;
 	for (uint64_t i = 0; n->dir && i < n->home_count; i++) {
 		struct txn *t = n->dir[i].qhead;
 
@@ -311,6 +346,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 	int r;
 
 	if (who == n->id) {
+		uint8_t *slot;
 		bool held;
 
 		pthread_mutex_lock(llock_of(n, page));
@@ -319,6 +355,22 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 		    (n->lstate[page] & LS_MASK) == LS_EXCL) {
 			/* Our copy becomes the data others read: no copy. */
 			downgrade_own(n, page, reader);
+		} else if (held && reader != n->id &&
+			   (op == PM_OP_RECALL ||
+			    (op == PM_OP_INVAL && e->stale)) &&
+			   (slot = pager_move_out(n, page))) {
+			/* The data goes out from the slot; bounce_settle
+			 * fills the store after the grant has left. */
+			uint8_t s = n->lstate[page];
+
+			if (s & LF_FETCHING)
+				s |= LF_ACTED;
+			n->lstate[page] = LS_INVALID | (s & ~LS_MASK);
+			STAT_ADD(n, inval_received, 1);
+			e->bounce = (uint8_t)(1 + (slot - n->bounce) /
+						      PM_PAGE_SIZE);
+			e->zero = 0;
+			e->stale = 0;
 		} else if (held &&
 			   apply_action(n, page,
 					op == PM_OP_INVAL && e->stale ?
@@ -515,12 +567,13 @@ static void grant_extras(struct pm_node *n, const struct txn *t,
 			*off += PM_PAGE_SIZE;
 			STAT_ADD(n, pages_sent, 1);
 		}
+		bounce_settle(n, e, x.page);
 		pthread_mutex_unlock(dlock_of(n, x.page));
 	}
 }
 
 /* Hand the grant to the requester. */
-static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
+static int txn_deliver_grant(struct pm_node *n, struct txn *t, uint8_t gflags)
 {
 	struct pm_proto_rep rp = {
 		.op = t->op, .flags = gflags, .from = (uint16_t)n->id,
@@ -581,6 +634,14 @@ static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 		STAT_ADD(n, faults_local, 1);
 	else if (gflags & PM_RP_ZERO)
 		STAT_ADD(n, faults_zero, 1);
+	return r;
+}
+
+static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
+{
+	int r = txn_deliver_grant(n, t, gflags);
+
+	bounce_settle(n, dir_of(n, t->page), t->page);
 	return r;
 }
 

@@ -17,6 +17,7 @@
 
 #define PM_NLOCKS 1024	/* striped page locks */
 #define PM_MAX_FAULT_THREADS 64	/* pager.threads at most */
+#define PM_BOUNCE_PAGES 64	/* > 33: emptied with one full TLB flush */
 
 /* Node-local page state (lstate[]): low bits the mapping, high bits flags. */
 enum {
@@ -45,6 +46,8 @@ struct dir_entry {
 	uint8_t stale;		/* the store is behind: the current data is
 				 * the home's own mapped copy (this node is a
 				 * sharer, or the owner) or another owner's */
+	uint8_t bounce;		/* 1 + slot: the data is in that bounce slot
+				 * until the grant is delivered */
 	uint16_t owner;		/* DIR_EXCL */
 	uint64_t sharers;	/* DIR_SHARED: bit per node */
 	struct txn *qhead, *qtail;	/* requests waiting for !busy */
@@ -153,6 +156,12 @@ struct pm_node {
 	pthread_cond_t ev_cv;
 	pthread_t ev_thread;
 	bool ev_stop, ev_started;
+
+	/* recalls from the home's own copy (pager_move_out) */
+	uint8_t *bounce;		/* PM_BOUNCE_PAGES slots */
+	bool bounce_ok;			/* registered: UFFDIO_MOVE works */
+	int bounce_next, bounce_busy;	/* under bounce_lock */
+	pthread_mutex_t bounce_lock;
 
 	/* pager */
 	uint64_t seq_next;		/* a fault here continues a scan */
@@ -296,6 +305,11 @@ void pager_drop(struct pm_node *n, uint64_t page, void *copy_out);
 /* The same without the wake: a thread blocked on the page has a fault
  * message queued, whose handling wakes it (eviction needs no more). */
 void pager_drop_quiet(struct pm_node *n, uint64_t page, void *copy_out);
+/* Take our mapped copy of page away into a bounce slot with one TLB
+ * flush (llock held); NULL when that cannot be done (copy instead). */
+void *pager_move_out(struct pm_node *n, uint64_t page);
+/* The slot's data is no longer needed. */
+void pager_bounce_done(struct pm_node *n, void *slot);
 /* Make our exclusive copy read-only, optionally copy it out. */
 void pager_protect(struct pm_node *n, uint64_t page, void *copy_out);
 void pager_wake(struct pm_node *n, uint64_t page);

@@ -33,6 +33,21 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 10)
+#endif
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
 static const uint8_t zero_page[PM_PAGE_SIZE] __attribute__((aligned(4096)));
 static bool have_poison;
 
@@ -147,6 +162,60 @@ void pager_drop(struct pm_node *n, uint64_t page, void *copy_out)
 	pager_drop_quiet(n, page, copy_out);
 	/* Threads blocked on our write-protect refault and ask again. */
 	pager_wake(n, page);
+}
+
+/*
+ * Taking a page away from the home (a recall for another node's write):
+ * UFFDIO_MOVE of the mapped page into a bounce slot is one TLB flush, where
+ * write-protect, copy, MADV_DONTNEED are two, plus the first touch of the
+ * store page, all before the grant could leave. Slots are emptied all at
+ * once when used up (one full flush per PM_BOUNCE_PAGES recalls).
+ */
+void *pager_move_out(struct pm_node *n, uint64_t page)
+{
+	struct uffdio_move mv = {
+		.src = (uintptr_t)page_addr(n, page), .len = PM_PAGE_SIZE,
+	};
+	uint8_t *slot = NULL;
+
+	if (!n->bounce_ok)
+		return NULL;
+	pthread_mutex_lock(&n->bounce_lock);
+	if (n->bounce_next == PM_BOUNCE_PAGES && !n->bounce_busy) {
+		if (madvise(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
+			    MADV_DONTNEED))
+			pm_err("bounce slots: MADV_DONTNEED: %s",
+			       strerror(errno));
+		else
+			n->bounce_next = 0;
+	}
+	if (n->bounce_next < PM_BOUNCE_PAGES) {
+		slot = n->bounce + n->bounce_next++ * PM_PAGE_SIZE;
+		n->bounce_busy++;
+	}
+	pthread_mutex_unlock(&n->bounce_lock);
+	if (!slot)
+		return NULL;
+	mv.dst = (uintptr_t)slot;
+	if (ioctl(n->uffd, UFFDIO_MOVE, &mv) || mv.move != PM_PAGE_SIZE) {
+		/* EBUSY: the page is shared (a fork) or pinned. */
+		pm_dbg("page %llu: UFFDIO_MOVE: %s", (unsigned long long)page,
+		       strerror(errno));
+		pager_bounce_done(n, slot);
+		return NULL;
+	}
+	evict_note_drop(n);
+	/* Threads blocked on our write-protect refault and ask again. */
+	pager_wake(n, page);
+	return slot;
+}
+
+void pager_bounce_done(struct pm_node *n, void *slot)
+{
+	(void)slot;
+	pthread_mutex_lock(&n->bounce_lock);
+	n->bounce_busy--;
+	pthread_mutex_unlock(&n->bounce_lock);
 }
 
 /* The page cannot be had: the faulting thread gets SIGBUS, never a hang. */
@@ -431,8 +500,24 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 
 	if (addr < (uintptr_t)n->region ||
 	    addr >= (uintptr_t)n->region + n->len) {
+		struct uffdio_copy cp = {
+			.dst = addr & ~(uint64_t)(PM_PAGE_SIZE - 1),
+			.src = (uintptr_t)zero_page, .len = PM_PAGE_SIZE,
+		};
+
+		/* Only bounce slots are registered besides the region, and
+		 * nothing reads an empty one; if it happens, zeros, no hang. */
 		pm_err("fault at %#llx outside the region",
 		       (unsigned long long)addr);
+		if (n->bounce && addr - (uintptr_t)n->bounce <
+				 PM_BOUNCE_PAGES * PM_PAGE_SIZE &&
+		    ioctl(n->uffd, UFFDIO_COPY, &cp) && errno == EEXIST) {
+			struct uffdio_range r = {
+				.start = cp.dst, .len = PM_PAGE_SIZE,
+			};
+
+			ioctl(n->uffd, UFFDIO_WAKE, &r);
+		}
 		return;
 	}
 	page = (addr - (uintptr_t)n->region) / PM_PAGE_SIZE;
@@ -585,19 +670,31 @@ int pager_start(struct pm_node *n)
 		       errno == EPERM ? " (needs root, CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)" : "");
 		return r;
 	}
-	/* Ask for POISON when the kernel has it (6.6+): bounded failure. */
-	api.features |= UFFD_FEATURE_POISON;
-	if (ioctl(n->uffd, UFFDIO_API, &api)) {
-		close(n->uffd);
-		n->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	/* Ask for POISON (6.6+: bounded failure) and MOVE (6.8+: cheaper
+	 * recalls) when the kernel has them; UFFDIO_API can be tried once
+	 * per uffd, so each lesser set gets a fresh one. */
+	static const uint64_t extra[] = {
+		UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE, UFFD_FEATURE_POISON, 0,
+	};
+	for (i = 0;; i++) {
 		api = (struct uffdio_api){
 			.api = UFFD_API,
-			.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP,
+			.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | extra[i],
 		};
-		if (n->uffd < 0 || ioctl(n->uffd, UFFDIO_API, &api)) {
-			r = -errno;
+		if (!ioctl(n->uffd, UFFDIO_API, &api))
+			break;
+		r = -errno;
+		close(n->uffd);
+		n->uffd = -1;
+		if (!extra[i]) {
 			pm_err("UFFDIO_API: %s (write-protect support needed)",
-			       strerror(errno));
+			       strerror(-r));
+			return r;
+		}
+		n->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		if (n->uffd < 0) {
+			r = -errno;
+			pm_err("userfaultfd: %s", strerror(errno));
 			return r;
 		}
 	}
@@ -611,6 +708,20 @@ int pager_start(struct pm_node *n)
 	if ((reg.ioctls & need) != need) {
 		pm_err("userfaultfd lacks COPY/WAKE/WRITEPROTECT for this region");
 		return -ENOTSUP;
+	}
+	if ((api.features & UFFD_FEATURE_MOVE) && n->bounce) {
+		struct uffdio_register breg = {
+			.range = { .start = (uintptr_t)n->bounce,
+				   .len = PM_BOUNCE_PAGES * PM_PAGE_SIZE },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		/* UFFDIO_MOVE needs its destination registered with us. */
+		if (ioctl(n->uffd, UFFDIO_REGISTER, &breg))
+			pm_dbg("bounce slots: UFFDIO_REGISTER: %s; recalls copy",
+			       strerror(errno));
+		else
+			n->bounce_ok = true;
 	}
 	n->stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (n->stop_efd < 0)
@@ -653,6 +764,7 @@ void pager_stop(struct pm_node *n)
 	n->fault_args = NULL;
 	if (n->stop_efd >= 0)
 		close(n->stop_efd);
+	n->bounce_ok = false;
 	if (n->uffd >= 0)
 		close(n->uffd);
 	n->stop_efd = n->uffd = -1;
