@@ -330,8 +330,11 @@ elif [ "$QRC" != 0 ]; then
 	sed 's/^/guest: qemu: /' "$WORK/qemu.out"
 fi
 
-RESULTS=$(tr -d '\r' < "$LOG" | grep -E '^RESULT [^ ]+ (PASS|FAIL|SKIP)( |$)')
-DONE=$(tr -d '\r' < "$LOG" | grep -c '^PM-GUEST-DONE$')
+# Also found after other text on the same line (output without a final
+# newline before it): a FAIL must never go uncounted.
+RESULTS=$(tr -d '\r' < "$LOG" |
+	  grep -oE 'RESULT [^ ]+ (PASS|FAIL|SKIP)( .*|$)')
+DONE=$(tr -d '\r' < "$LOG" | grep -c 'PM-GUEST-DONE$')
 pass=$(printf '%s\n' "$RESULTS" | grep -c ' PASS\( \|$\)')
 fail=$(printf '%s\n' "$RESULTS" | grep -c ' FAIL\( \|$\)')
 skipn=$(printf '%s\n' "$RESULTS" | grep -c ' SKIP\( \|$\)')

@@ -739,7 +739,7 @@ static void test_malformed_frames(void **state)
 	struct srv s;
 	struct cli c;
 	struct raw r;
-	int closes, i;
+	int closes, i, sent;
 
 	(void)state;
 	skip_if_no_device();
@@ -777,7 +777,15 @@ static void test_malformed_frames(void **state)
 		closes = s.nclose;
 		pthread_mutex_unlock(&s.lock);
 		raw_connect(&r, s.ep);
-		assert_int_equal(raw_send(&r, data, len), IBV_WC_SUCCESS);
+		/* That the frame arrived is proven by the close; the send's
+		 * own completion may be an error or none within 5 s: the
+		 * listener may close the QP before its HCA acknowledged the
+		 * frame (seen under TCG), and the raw QP then retries into
+		 * a closed one. Only a send that never left fails here. */
+		sent = raw_send(&r, data, len);
+		if (sent != IBV_WC_SUCCESS && sent != IBV_WC_RETRY_EXC_ERR &&
+		    sent != -ETIMEDOUT)
+			fail_msg("frame %d: raw send: %d", i, sent);
 		assert_true(srv_wait(&s, &s.nclose, closes + 1,
 				     pm_now_ns() + 5 * SEC));
 		raw_free(&r);

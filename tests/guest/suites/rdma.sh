@@ -45,7 +45,9 @@ run_test() {
 	wait $pid
 	rc=$?
 	watch_stop $wd
-	sed "s/^/[$name] /" $LOGDIR/$name.log $LOGDIR/$name.wd
+	# awk ends an unfinished last line (an abort's message has no
+	# newline) so the RESULT line below starts a line of its own.
+	awk -v p="[$name] " '{ print p $0 }' $LOGDIR/$name.log $LOGDIR/$name.wd
 	if [ -f $LOGDIR/$name.watchdog ]; then
 		result $name FAIL "not finished within $limit s (where it was: above)"
 		return
@@ -136,8 +138,8 @@ EOF
 	wait $p1
 	rc1=$?
 	watch_stop $wd
-	sed 's/^/[node0] /' $LOGDIR/node0.log | tail -n 30
-	sed 's/^/[node1] /' $LOGDIR/node1.log | tail -n 30
+	awk '{ print "[node0] " $0 }' $LOGDIR/node0.log | tail -n 30
+	awk '{ print "[node1] " $0 }' $LOGDIR/node1.log | tail -n 30
 	cat $LOGDIR/pager.wd
 	if [ -f $LOGDIR/pager.watchdog ]; then
 		result rdma-pager FAIL "not finished within $WD_PAGER s (where it was: above)"
