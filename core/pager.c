@@ -218,20 +218,31 @@ void pager_bounce_done(struct pm_node *n, void *slot)
 	pthread_mutex_unlock(&n->bounce_lock);
 }
 
-/* The page cannot be had: the faulting thread gets SIGBUS, never a hang. */
+/*
+ * The page cannot be had: the faulting thread gets SIGBUS, never a hang.
+ * Kernels before 6.6 have no UFFDIO_POISON (Debian 12's 6.1): there the
+ * page is made inaccessible and the thread woken, so its retry ends in
+ * SIGSEGV at that address instead of waiting forever.
+ */
 static void pager_poison(struct pm_node *n, uint64_t page, int err)
 {
 	struct uffdio_poison p = { .range = page_range(n, page) };
 
 	STAT_ADD(n, poisoned, 1);
-	pm_err("page %llu (home node %d): %s; the faulting thread gets SIGBUS",
+	pm_err("page %llu (home node %d): %s; the faulting thread gets %s",
 	       (unsigned long long)page, page_home(n, page),
 	       err == -EIO ? "its data was lost with a dead node"
-			   : strerror(-err));
+			   : strerror(-err),
+	       have_poison ? "SIGBUS" : "SIGSEGV (no UFFDIO_POISON before Linux 6.6)");
 	if (have_poison && !ioctl(n->uffd, UFFDIO_POISON, &p))
 		return;
-	pm_err("page %llu: UFFDIO_POISON: %s", (unsigned long long)page,
-	       have_poison ? strerror(errno) : "not supported by the kernel");
+	if (have_poison)
+		pm_err("page %llu: UFFDIO_POISON: %s; making it inaccessible",
+		       (unsigned long long)page, strerror(errno));
+	if (mprotect(page_addr(n, page), PM_PAGE_SIZE, PROT_NONE))
+		pm_err("page %llu: mprotect PROT_NONE: %s; its faulting thread stays blocked",
+		       (unsigned long long)page, strerror(errno));
+	pager_wake(n, page);
 }
 
 /* Take pending actions for page off the deferred list (llock held). */
