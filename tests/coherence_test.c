@@ -111,30 +111,30 @@ static void test_prefetch(void **state)
 
 /* A quarter of the region resident at most: node 0 writes and verifies
  * all of it (its resident bytes checked as it goes) while the others race
- * the evictions on a shared counter. */
-static void test_cache(void **state)
+ * the evictions on a shared counter. policy: pager.policy, "" default. */
+static void run_cache(const char *policy)
 {
 	struct cluster c;
 
-	(void)state;
 	assert_int_equal(cl_init(&c, 3), 0);
 	snprintf(c.pager, sizeof(c.pager),
-		 "timeout_ms = 20000; prefetch = 4; local_limit = \"16M\";");
+		 "timeout_ms = 20000; prefetch = 4; local_limit = \"16M\";%s",
+		 policy);
 	run_cluster(&c, "cache", "16", "1", 180000);
 	cl_cleanup(&c);
 }
 
-/* The same with the CLOCK replacement policy (pager.policy). */
+static void test_cache(void **state)
+{
+	(void)state;
+	run_cache("");
+}
+
+/* The same with the CLOCK replacement policy. */
 static void test_cache_clock(void **state)
 {
-	struct cluster c;
-
 	(void)state;
-	assert_int_equal(cl_init(&c, 3), 0);
-	snprintf(c.pager, sizeof(c.pager),
-		 "timeout_ms = 20000; prefetch = 4; local_limit = \"16M\"; policy = \"clock\";");
-	run_cluster(&c, "cache", "16", "1", 180000);
-	cl_cleanup(&c);
+	run_cache(" policy = \"clock\";");
 }
 
 /* Mixed transports: same wire format, so a tcp node and io_uring-tcp
