@@ -11,7 +11,8 @@
  * completes their slots from the replies it reaps, and when its own call is
  * done it hands the ring to one of them. The multishot receive runs its
  * task work on the thread that armed it, which is why the driver (not a
- * helper thread) arms it.
+ * helper thread) arms it, and why that thread ends it before it leaves the
+ * plugin (ut_release_recv).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -698,6 +699,65 @@ static void ut_follower_send(struct ut_conn *c)
 	ut_start_send(c);
 }
 
+/*
+ * A receive's completions run as task work on the thread that armed it,
+ * and for a ring without DEFER_TASKRUN the kernel delivers that work as a
+ * notification signal (TIF_NOTIFY_SIGNAL). Back in the application, such a
+ * thread has its own blocking system calls that have a timeout (recv with
+ * SO_RCVTIMEO, epoll_wait) fail with EINTR whenever another thread's reply
+ * arrives. So a caller leaving its last call on this connection ends the
+ * receive it armed, and waits here for the end, so that the cancellation's
+ * task work runs now, not later; the next driver arms a new receive. If
+ * another thread drives, submitting the cancel is all we can do: its task
+ * work runs on our way back from that system call. Lock held.
+ */
+static void ut_release_recv(struct ut_conn *c)
+{
+	struct io_uring_getevents_arg arg;
+	struct __kernel_timespec ts = { .tv_nsec = 10000000 };
+	struct io_uring_sqe *sqe;
+	int round;
+	unsigned n;
+
+	for (round = 0; round < 4; round++) {
+		if (!c->up || c->shutdown || !c->recv_armed ||
+		    c->recv_owner != ut_gettid())
+			break;
+		if (!c->recv_cancelling) {
+			sqe = io_uring_get_sqe(&c->ring);
+			if (!sqe)
+				break;
+			io_uring_prep_cancel64(sqe, UT_UD(UT_UD_RECV, 0), 0);
+			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_CANCEL, 0));
+			c->recv_cancelling = true;
+		}
+		n = ut_flush_sq(&c->ring);
+		if (c->driving) {
+			/* Also submits what the driver flushed but has not
+			 * entered with yet (a cancel of its own, say). */
+			io_uring_enter(c->ring.ring_fd, n, 0, 0, NULL);
+			break;
+		}
+		c->driving = true;
+		memset(&arg, 0, sizeof(arg));
+		arg.ts = (uint64_t)(uintptr_t)&ts;
+		pthread_mutex_unlock(&c->lock);
+		io_uring_enter2(c->ring.ring_fd, n, 1,
+				IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+				(sigset_t *)&arg, sizeof(arg));
+		pthread_mutex_lock(&c->lock);
+		ut_reap(c);
+		/* As at the end of a drive: a resubmitted short send and
+		 * frames queued meanwhile must not wait for the next driver. */
+		if (c->up) {
+			ut_submit_now(c);
+			ut_start_send(c);
+		}
+		c->driving = false;
+		ut_wake_done(c);
+	}
+}
+
 /* --- slots --------------------------------------------------------------- */
 
 static int ut_slot_get(struct ut_conn *c, int64_t deadline_ns, uint32_t *out)
@@ -852,6 +912,8 @@ sleep:
 		c->owner_seen_ns = pm_now_ns();
 	}
 	ut_slot_put(c, i);
+	if (!c->owner_calls)
+		ut_release_recv(c);
 out:
 	c->callers--;
 	ut_handoff(c);
