@@ -482,6 +482,7 @@ out:
  * the stack, as binary+offset for addr2line, then the default action. The
  * ASan build keeps ASan's own report instead.
  */
+#ifndef __SANITIZE_ADDRESS__
 static void crash_report(int sig, siginfo_t *si, void *uc)
 {
 	void *frames[32];
@@ -498,7 +499,6 @@ static void crash_report(int sig, siginfo_t *si, void *uc)
 
 static void crash_report_init(void)
 {
-#ifndef __SANITIZE_ADDRESS__
 	struct sigaction sa = {
 		.sa_sigaction = crash_report,
 		.sa_flags = SA_SIGINFO | SA_RESETHAND,
@@ -509,8 +509,12 @@ static void crash_report_init(void)
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 	sigaction(SIGABRT, &sa, NULL);
-#endif
 }
+#else
+static void crash_report_init(void)
+{
+}
+#endif
 
 int main(int argc, char **argv)
 {
