@@ -63,15 +63,21 @@ static void bounce_settle(struct pm_node *n, struct dir_entry *e,
 	e->bounce = 0;
 }
 
+/* Append t to the queue head/tail (its lock held). */
+static void txn_append(struct txn **head, struct txn **tail, struct txn *t)
+{
+	t->next = NULL;
+	if (*tail)
+		(*tail)->next = t;
+	else
+		*head = t;
+	*tail = t;
+}
+
 /* Queue t behind the entry's transaction (dlock held, entry busy). */
 static void dir_enqueue(struct dir_entry *e, struct txn *t)
 {
-	t->next = NULL;
-	if (e->qtail)
-		e->qtail->next = t;
-	else
-		e->qhead = t;
-	e->qtail = t;
+	txn_append(&e->qhead, &e->qtail, t);
 }
 
 struct dir_entry *coh_dir_entry(struct pm_node *n, uint64_t page)
@@ -657,12 +663,7 @@ static void complete_local(struct pm_node *n, struct txn *t, int r)
 static void queue_work(struct pm_node *n, struct txn *t)
 {
 	pthread_mutex_lock(&n->wq_lock);
-	t->next = NULL;
-	if (n->wq_tail)
-		n->wq_tail->next = t;
-	else
-		n->wq_head = t;
-	n->wq_tail = t;
+	txn_append(&n->wq_head, &n->wq_tail, t);
 	pthread_cond_signal(&n->wq_cv);
 	pthread_mutex_unlock(&n->wq_lock);
 }
