@@ -482,7 +482,7 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 				err, errlen,
 				"pager.local_limit: not a multiple of the page size (%u)",
 				PM_PAGE_SIZE);
-	strcpy(c->evict_policy, "fifo");
+	strcpy(c->evict_policy, "clock");
 	r = copy_str(c, "pager.policy", c->evict_policy,
 		     sizeof(c->evict_policy), false, err, errlen);
 	if (r)

@@ -13,20 +13,28 @@
  * data in flight: the home may still list us as its holder, and it must not
  * wait for our EVICT, which is queued behind that action's transaction.
  *
- * Victims: FIFO (pager.policy = "fifo", the default), the pages in the
- * order faults mapped them; or CLOCK ("clock"), a hand over the region
- * giving each page a second chance through a reference bit set when a
- * fault maps it. Chosen by measurement (fault_bench -s, hot-set rows: 9
- * touches in 10 to 12 MiB of a 64 MiB set through a 16 MiB limit): FIFO
- * took 2.5% fewer faults (4785-4800 against 4912-4927 per round, 2 runs;
- * uniform random 12541-12558 against 12566-12573) at the same touches/s.
- * The only access information here is the fault that maps a page (no
- * idle-page tracking in this kernel, PAGEMAP_SCAN reports writes, not
- * reads, and re-arming access faults costs a TLB flush per page), so
- * CLOCK's bit carries nothing FIFO's order does not, and its hand visits
- * pages in address order, not age. A CLOCK variant that kept pages
- * re-faulted within a lap of their eviction for three laps was worse
- * (5048-5080 faults). FIFO costs 5 bytes per region page, CLOCK 1.
+ * Victims: CLOCK (pager.policy = "clock", the default), a hand over the
+ * region giving each page a second chance through a reference bit set
+ * when a fault maps it; or FIFO ("fifo"), the pages in the order faults
+ * mapped them. Chosen by measurement (fault_bench -s: a 64 MiB set
+ * through a 16 MiB limit, 2 runs): on a hot set (9 touches in 10 to 12
+ * MiB) that the cache has settled on, CLOCK took 5% fewer faults
+ * (3635-3650 against 3828-3830 a pass) and ran 1.12x the touches/s; on
+ * the first pass after a random scan, 0.6% more (4829-4853 against
+ * 4790-4802); uniform random and sequential scans fault the same, CLOCK
+ * at 1.04-1.12x the touches/s with half FIFO's p99 (its bit is one
+ * atomic store, where FIFO's ring takes a lock that faults and the
+ * evictor share). The only access information here is the fault that
+ * maps a page (no idle-page tracking in this kernel, PAGEMAP_SCAN
+ * reports writes, not reads, and re-arming access faults costs a TLB
+ * flush per page). Tried and dropped: a CLOCK variant that kept pages
+ * re-faulted within a lap of their eviction for three laps (5048-5080
+ * faults on the first pass), and 2Q (pages back within local_limit
+ * evictions of their own kept in a protected FIFO of 3/4 of the limit):
+ * with a hot set as large as that FIFO, each promotion pushes a hot page
+ * out to probation, where it dies before its next touch and comes back
+ * promoted in turn (5821 faults on the first pass). CLOCK costs 1 byte
+ * per region page, FIFO 5.
  */
 #include <errno.h>
 #include <stdlib.h>
