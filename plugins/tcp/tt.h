@@ -13,6 +13,7 @@
 
 #include "frame.h"
 #include "net.h"
+#include "tcpinfo.h"
 
 /* One whole frame always fits: the bound on per-connection memory. */
 #define TT_RX_CAP (PM_FRAME_HDR_LEN + PM_MSG_MAX + PM_PAYLOAD_MAX)
@@ -21,8 +22,21 @@
  * before it looks at its deadline again. */
 #define TT_RCVTIMEO_NS 1000000000LL
 
-/* Put a dialled socket in blocking mode with the TT_RCVTIMEO_NS slice. */
-int tt_sock_setup(int fd);
+/*
+ * What the resend rule (conn.c, tt_peer_took_locked) measures against on
+ * one calling socket: its TCP_INFO counters right after the handshake.
+ * probe: the kernel does not give them; every call on an idle connection
+ * then looks for end of stream before it sends, as the rule needs none.
+ */
+struct tt_base {
+	bool probe;
+	uint64_t acked;		/* tcpi_bytes_acked after connect (our SYN) */
+	uint64_t received;	/* tcpi_bytes_received after connect */
+};
+
+/* Put a dialled socket in blocking mode with the TT_RCVTIMEO_NS slice and
+ * read its counters into *base. */
+int tt_sock_setup(int fd, struct tt_base *base);
 
 #define tt_log(t, lvl, ...) ((t)->host->log((t)->host->ctx, (lvl), __VA_ARGS__))
 
@@ -94,7 +108,13 @@ struct tt_call {
 	int status;
 	bool done;
 	bool waiting;		/* in cond wait: may become reader */
+	uint64_t end;		/* socket bytes up to the end of our frame;
+				 * 0 until it is written whole */
+	uint64_t peer_took;	/* set by a break: bytes the peer can have
+				 * taken in (TT_TOOK_UNKNOWN: cannot tell) */
 };
+
+#define TT_TOOK_UNKNOWN UINT64_MAX
 
 /* An outgoing connection. Lock order: send_lock, then lock. */
 struct pm_tconn {
@@ -109,6 +129,9 @@ struct pm_tconn {
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t state_cv;	/* redial ended, reader left, users */
 	int fd;				/* changed under both locks */
+	struct tt_base base;		/* fd's; changed with it */
+	uint64_t tx_bytes;		/* written on fd; under send_lock */
+	uint64_t rx_bytes;		/* read from fd by the readers */
 	uint64_t gen;			/* bumped by each redial */
 	bool broken;			/* fd is dead: next call redials */
 	bool redialling;
