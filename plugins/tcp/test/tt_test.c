@@ -3,7 +3,8 @@
  * Tests of the tcp transport beyond the shared conformance suite: endpoint
  * parsing (plugins/common/net.h), its settings, frames split or pipelined
  * on the wire, a peer that stops reading, replies racing drop(), many
- * connections. Real sockets on loopback; build/plugins/tcp.so via dlopen.
+ * connections, which calls a closing peer gets sent again. Real sockets on
+ * loopback; build/plugins/tcp.so via dlopen.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1005,6 +1007,259 @@ static void test_redial_black_hole(void **state)
 	host_free(ch);
 }
 
+/* --- a raw peer of the test's own, closing connections its own way ---- */
+
+/* A listening socket on 127.0.0.1, port picked by the kernel; ep its
+ * endpoint. */
+static int raw_listen(char *ep, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char err[256];
+	int fd = -1;
+
+	assert_int_equal(pm_net_parse("127.0.0.1:0", &ss, &sl, err,
+				      sizeof(err)), 0);
+	assert_int_equal(pm_net_listen((struct sockaddr *)&ss, sl, 8, &fd),
+			 0);
+	pm_net_fd_name(fd, 1, ep, len);
+	return fd;
+}
+
+/* The next connection on lfd within 5 s; fails the test if none comes. */
+static int raw_accept(int lfd)
+{
+	int fd;
+
+	if (pm_net_wait(lfd, POLLIN, pm_now_ns() + 5 * SEC) < 0)
+		fail_msg("the plugin dialled no connection within 5 s");
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Is a connection waiting on lfd now? A call redials before it returns,
+ * so once it has returned, this tells whether it did. */
+static bool raw_pending(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/* Read one request frame from fd within 5 s; answer it (msg reversed) if
+ * reply. Fails the test on anything else. */
+static void raw_serve(int fd, bool reply)
+{
+	static uint8_t body[PM_MSG_MAX + PM_PAYLOAD_MAX];
+	uint8_t out[PM_MSG_MAX];
+	struct pm_frame_hdr h;
+	struct iovec iov[2];
+	uint32_t i;
+	int r;
+
+	r = raw_reply(fd, &h, body, pm_now_ns() + 5 * SEC);
+	if (r)
+		fail_msg("raw peer: no request frame within 5 s: %s",
+			 strerror(-r));
+	assert_int_equal(h.kind, PM_FRAME_REQ);
+	if (!reply)
+		return;
+	for (i = 0; i < h.msg_len; i++)
+		out[i] = body[h.msg_len - 1 - i];
+	pm_frame_encode(&h, PM_FRAME_REP, h.id, 0, h.msg_len, 0);
+	iov[0] = (struct iovec){ &h, sizeof(h) };
+	iov[1] = (struct iovec){ out, h.msg_len };
+	assert_int_equal(pm_net_writev_all(fd, iov, 2, pm_now_ns() + 5 * SEC),
+			 0);
+}
+
+/* The port of fd's peer. */
+static unsigned int peer_port(int fd)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	assert_int_equal(getpeername(fd, (struct sockaddr *)&sa, &sl), 0);
+	return ntohs(sa.sin_port);
+}
+
+/* The state (as /proc/net/tcp numbers it) of our socket with local port
+ * lport and remote port rport; -1 if there is none. */
+static int tcp_state(unsigned int lport, unsigned int rport)
+{
+	char line[256];
+	unsigned int lp, rp, st;
+	int found = -1;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	assert_non_null(f);
+	while (found < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lp, &rp, &st) ==
+		    3 && lp == lport && rp == rport)
+			found = (int)st;
+	fclose(f);
+	return found;
+}
+
+#define TCP_CLOSE_WAIT 8
+
+/* A client context connected to the raw peer on lfd/ep; *afd the accepted
+ * end. */
+static void raw_pair(int lfd, const char *ep, struct host **ch,
+		     struct pm_tctx **ct, struct pm_tconn **c, int *afd)
+{
+	*ch = host_new(NULL);
+	assert_int_equal(ops->init(&(*ch)->h, ct), 0);
+	assert_int_equal(ops->connect(*ct, ep, pm_now_ns() + 5 * SEC, c), 0);
+	*afd = raw_accept(lfd);
+}
+
+/*
+ * The peer closes while the connection is idle (it restarted): the next
+ * call's request goes into a connection whose peer is gone, which never
+ * acknowledges it. The call redials once, sends it again and succeeds.
+ */
+static void test_idle_close_resends(void **state)
+{
+	char ep[PM_ENDPOINT_MAX];
+	struct bg_call b;
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	unsigned int lport, rport;
+	pthread_t th;
+	int64_t dl;
+	int lfd, a, n;
+
+	(void)state;
+	lfd = raw_listen(ep, sizeof(ep));
+	rport = (unsigned int)atoi(strrchr(ep, ':') + 1);
+	raw_pair(lfd, ep, &ch, &ct, &c, &a);
+	lport = peer_port(a);
+
+	b = (struct bg_call){ c, pm_now_ns() + 10 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, bg_call, &b), 0);
+	raw_serve(a, true);
+	pthread_join(th, NULL);
+	assert_int_equal(b.r, 0);
+
+	close(a);
+	/* our end has taken the FIN once it is in CLOSE_WAIT */
+	dl = pm_now_ns() + 5 * SEC;
+	while (tcp_state(lport, rport) != TCP_CLOSE_WAIT && pm_now_ns() < dl)
+		sched_yield();
+	assert_int_equal(tcp_state(lport, rport), TCP_CLOSE_WAIT);
+
+	b = (struct bg_call){ c, pm_now_ns() + 10 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, bg_call, &b), 0);
+	n = raw_accept(lfd);
+	raw_serve(n, true);
+	pthread_join(th, NULL);
+	print_message("  call after the peer closed an idle connection: %s\n",
+		      b.r ? strerror(-b.r) : "ok");
+	assert_int_equal(b.r, 0);
+	assert_false(raw_pending(lfd));
+
+	ops->fini(ct);
+	host_free(ch);
+	close(n);
+	close(lfd);
+}
+
+/*
+ * The peer reads the request, then closes without a reply: its FIN
+ * acknowledges the request, so the peer may have acted on it, and the call
+ * fails rather than send it twice. The call after that redials.
+ */
+static void test_read_then_close_fails(void **state)
+{
+	char ep[PM_ENDPOINT_MAX];
+	struct bg_call b;
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	pthread_t th;
+	int lfd, a, n;
+
+	(void)state;
+	lfd = raw_listen(ep, sizeof(ep));
+	raw_pair(lfd, ep, &ch, &ct, &c, &a);
+
+	b = (struct bg_call){ c, pm_now_ns() + 10 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, bg_call, &b), 0);
+	raw_serve(a, false);
+	close(a);
+	pthread_join(th, NULL);
+	print_message("  call whose request the peer read before closing: %s\n",
+		      b.r ? strerror(-b.r) : "ok");
+	assert_int_equal(b.r, -ECONNRESET);
+	assert_false(raw_pending(lfd));
+
+	b = (struct bg_call){ c, pm_now_ns() + 10 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&th, NULL, bg_call, &b), 0);
+	n = raw_accept(lfd);
+	raw_serve(n, true);
+	pthread_join(th, NULL);
+	assert_int_equal(b.r, 0);
+
+	ops->fini(ct);
+	host_free(ch);
+	close(n);
+	close(lfd);
+}
+
+/*
+ * The peer reads one request and closes with a second unread: it resets
+ * the connection, and its acknowledgement of the first may ride only on
+ * that RST (delayed ACKs: TCP_QUICKACK off), which the calling side never
+ * applies. Without a FIN nothing bounds what the peer took: both calls
+ * fail, neither is sent again.
+ */
+static void test_reset_fails(void **state)
+{
+	char ep[PM_ENDPOINT_MAX];
+	struct bg_call b1, b2;
+	struct pm_tconn *c;
+	struct pm_tctx *ct;
+	struct host *ch;
+	pthread_t t1, t2;
+	int64_t dl;
+	int lfd, a, zero = 0, inq = 0;
+
+	(void)state;
+	lfd = raw_listen(ep, sizeof(ep));
+	raw_pair(lfd, ep, &ch, &ct, &c, &a);
+	assert_int_equal(setsockopt(a, IPPROTO_TCP, TCP_QUICKACK, &zero,
+				    sizeof(zero)), 0);
+
+	b1 = (struct bg_call){ c, pm_now_ns() + 10 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&t1, NULL, bg_call, &b1), 0);
+	raw_serve(a, false);
+	b2 = (struct bg_call){ c, pm_now_ns() + 10 * SEC, 0, 0 };
+	assert_int_equal(pthread_create(&t2, NULL, bg_call, &b2), 0);
+	/* the second request is in, unread: close() answers with a RST */
+	dl = pm_now_ns() + 5 * SEC;
+	while (pm_net_wait(a, POLLIN, dl) == 0 &&
+	       ioctl(a, FIONREAD, &inq) == 0 &&
+	       inq < (int)(PM_FRAME_HDR_LEN + 4))
+		sched_yield();
+	assert_int_equal(inq, PM_FRAME_HDR_LEN + 4);
+	close(a);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	print_message("  calls on a connection the peer reset: %s, %s\n",
+		      b1.r ? strerror(-b1.r) : "ok",
+		      b2.r ? strerror(-b2.r) : "ok");
+	assert_int_equal(b1.r, -ECONNRESET);
+	assert_int_equal(b2.r, -ECONNRESET);
+	assert_false(raw_pending(lfd));
+
+	ops->fini(ct);
+	host_free(ch);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1017,6 +1272,9 @@ int main(void)
 		cmocka_unit_test(test_caller_reads_itself),
 		cmocka_unit_test(test_concurrent_large),
 		cmocka_unit_test(test_redial_black_hole),
+		cmocka_unit_test(test_idle_close_resends),
+		cmocka_unit_test(test_read_then_close_fails),
+		cmocka_unit_test(test_reset_fails),
 	};
 	const char *b = getenv("PM_BUILD");
 	char path[4096];
