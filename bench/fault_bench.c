@@ -432,7 +432,7 @@ static double scan(volatile uint8_t *base, size_t pages, size_t count,
 	return (double)count * 1e9 / (double)(now_ns() - t0);
 }
 
-#define SCAN_DESIGNS 3	/* pagemesh clusters: see pagers[] */
+#define SCAN_DESIGNS 4	/* pagemesh clusters: see pagers[] */
 
 static int scan_passes(int mode)
 {
@@ -472,10 +472,12 @@ static int scan_main(const char *tr, const char *build, int rounds)
 		"local_limit = \"16M\"; prefetch = 0;",
 		"local_limit = \"16M\"; prefetch = 15;",
 		"local_limit = \"16M\"; prefetch = 0; policy = \"fifo\";",
+		"local_limit = \"16M\"; prefetch = 0; policy = \"clock\";",
 	};
 	const char *names[1 + SCAN_DESIGNS] = {
 		"naive (no limit)", "pagemesh prefetch=0",
 		"pagemesh prefetch=15", "pm prefetch=0 fifo",
+		"pm prefetch=0 clock",
 	};
 	const char *modes[SCAN_MODES] = { "sequential", "random", "hot-set",
 					  "hot-settld" };
@@ -548,7 +550,7 @@ static int scan_main(const char *tr, const char *build, int rounds)
 				       ? "met" : "NOT met");
 	}
 	printf("  hot-set: 9 touches in 10 go to 12 MiB of the 64 MiB, right after the random scan; hot-settld: %d more passes of it\n"
-	       "  (the working set the cache has settled on). CLOCK (pager.policy default, the pagemesh rows) vs FIFO: fewer faults = better replacement\n",
+	       "  (the working set the cache has settled on). 2Q (pager.policy default, the pagemesh rows) vs FIFO and CLOCK: fewer faults = better replacement\n",
 	       HOT_PASSES);
 	for (int k = 0; k < SCAN_DESIGNS; k++) {
 		struct pm_stats st;

@@ -482,15 +482,16 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 				err, errlen,
 				"pager.local_limit: not a multiple of the page size (%u)",
 				PM_PAGE_SIZE);
-	strcpy(c->evict_policy, "clock");
+	strcpy(c->evict_policy, "2q");
 	r = copy_str(c, "pager.policy", c->evict_policy,
 		     sizeof(c->evict_policy), false, err, errlen);
 	if (r)
 		return r;
-	if (strcmp(c->evict_policy, "clock") && strcmp(c->evict_policy, "fifo"))
+	if (strcmp(c->evict_policy, "2q") && strcmp(c->evict_policy, "clock") &&
+	    strcmp(c->evict_policy, "fifo"))
 		return cfg_fail(c, config_lookup(&c->lc, "pager.policy"),
 				err, errlen,
-				"pager.policy: \"%s\" is not \"clock\" or \"fifo\"",
+				"pager.policy: \"%s\" is not \"2q\", \"clock\" or \"fifo\"",
 				c->evict_policy);
 
 	r = load_coordinator(c, err, errlen);

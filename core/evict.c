@@ -13,28 +13,33 @@
  * data in flight: the home may still list us as its holder, and it must not
  * wait for our EVICT, which is queued behind that action's transaction.
  *
- * Victims: CLOCK (pager.policy = "clock", the default), a hand over the
- * region giving each page a second chance through a reference bit set
- * when a fault maps it; or FIFO ("fifo"), the pages in the order faults
- * mapped them. Chosen by measurement (fault_bench -s: a 64 MiB set
- * through a 16 MiB limit, 2 runs): on a hot set (9 touches in 10 to 12
- * MiB) that the cache has settled on, CLOCK took 5% fewer faults
- * (3635-3650 against 3828-3830 a pass) and ran 1.12x the touches/s; on
- * the first pass after a random scan, 0.6% more (4829-4853 against
- * 4790-4802); uniform random and sequential scans fault the same, CLOCK
- * at 1.04-1.12x the touches/s with half FIFO's p99 (its bit is one
- * atomic store, where FIFO's ring takes a lock that faults and the
- * evictor share). The only access information here is the fault that
- * maps a page (no idle-page tracking in this kernel, PAGEMAP_SCAN
- * reports writes, not reads, and re-arming access faults costs a TLB
- * flush per page). Tried and dropped: a CLOCK variant that kept pages
- * re-faulted within a lap of their eviction for three laps (5048-5080
- * faults on the first pass), and 2Q (pages back within local_limit
- * evictions of their own kept in a protected FIFO of 3/4 of the limit):
- * with a hot set as large as that FIFO, each promotion pushes a hot page
- * out to probation, where it dies before its next touch and comes back
- * promoted in turn (5821 faults on the first pass). CLOCK costs 1 byte
- * per region page, FIFO 5.
+ * Victims (pager.policy): "2q", the default, keeps two FIFO rings. A page
+ * starts on probation; one that faults again within limit/8 evictions of
+ * its own eviction was in use when it went, and goes to the protected
+ * ring, which holds up to 3/4 of the limit and hands its oldest back to
+ * probation when over. Victims come from probation. So a hot set up to
+ * 3/4 of the limit stays mapped while scans and cold pages stream through
+ * probation. "fifo" is one ring in mapping order; "clock" a hand over the
+ * region giving a second chance to pages mapped since its last pass.
+ * The only access information here is the fault that maps a page (no
+ * idle-page tracking in this kernel, PAGEMAP_SCAN reports writes, not
+ * reads, and re-arming access faults costs a TLB flush per page), so the
+ * re-fault distance is what tells a used page from a passing one.
+ * Chosen by measurement (fault_bench -s: 64 MiB through a 16 MiB limit,
+ * faults per pass of 16384 touches; 2q / fifo / clock): hot set of 12
+ * MiB, first pass after a random scan 3574 / 4765 / 4847, settled 2447 /
+ * 3816 / 3625 (1.5x FIFO's touches/s); sequential 14010 / 14562 / 14699;
+ * uniform random 12691 / 12542 / 12563. The shares come from
+ * bench/evict_sim.py, which replays the bench's touches through these
+ * policies within 3% of the real counts (--sweep): for hot sets of 1/2
+ * to 5/4 of the limit, 3/4 and limit/8 take fewer faults than FIFO and
+ * CLOCK on both hot rows. Longer distances trade the first pass for the
+ * settled ones (at limit/2, settled up to a third fewer faults but the
+ * first pass worse than FIFO: pages of the random scan get promoted and
+ * crowd the hot set out); shorter ones the reverse, by less; a 7/8 share
+ * helps some hot-set sizes and hurts others. Tried and dropped: a CLOCK
+ * that kept re-faulted pages for three laps (5048-5080 faults on the
+ * first hot pass). 2q costs 13 bytes per region page, fifo 5, clock 1.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -55,7 +60,7 @@ struct evicting {
 	uint8_t data[PM_PAGE_SIZE];
 };
 
-static void fifo_push(struct pm_node *n, uint64_t page);
+static void fifo_mapped(struct pm_node *n, uint64_t page);
 
 static uint64_t margin(const struct pm_node *n)
 {
@@ -68,8 +73,8 @@ void evict_note_install(struct pm_node *n, uint64_t page)
 {
 	uint64_t r = __atomic_add_fetch(&n->resident, 1, __ATOMIC_RELAXED);
 
-	if (n->fifo)
-		fifo_push(n, page);
+	if (n->fifo_in)
+		fifo_mapped(n, page);
 	else if (n->ref)
 		__atomic_store_n(&n->ref[page], 1, __ATOMIC_RELAXED);
 
@@ -212,6 +217,12 @@ bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
  */
 #define CLEAN_BATCH 64
 
+/* "2q": the protected ring's share of the limit, and how many evictions
+ * after its own a page may come back and count as in use (fault_bench
+ * -s and the simulation in evict.c's header chose them). */
+#define TWOQ_PROTECTED(n) ((n)->limit_pages - (n)->limit_pages / 4)
+#define TWOQ_DISTANCE(n) ((n)->limit_pages / 8)
+
 struct clean_batch {
 	int count;
 	uint64_t pages[CLEAN_BATCH];
@@ -321,41 +332,100 @@ static bool clean_take(struct pm_node *n, struct clean_batch *b,
 	return true;
 }
 
-/* FIFO: pages in the order they were mapped, each at most once. */
-static void fifo_push(struct pm_node *n, uint64_t page)
+/* Queue page on ring q (0: FIFO or probation, 1: protected), once. */
+static void fq_push_locked(struct pm_node *n, uint64_t page, int q)
 {
+	if (n->fifo_in[page])
+		return;
+	n->fifo_in[page] = (uint8_t)(1 + q);
+	n->fq[q].ring[n->fq[q].tail++ % n->npages] = (uint32_t)page;
+}
+
+static bool fq_pop_locked(struct pm_node *n, int q, uint64_t *page)
+{
+	if (n->fq[q].head == n->fq[q].tail)
+		return false;
+	*page = n->fq[q].ring[n->fq[q].head++ % n->npages];
+	n->fifo_in[*page] = 0;
+	return true;
+}
+
+/*
+ * A page was mapped. Under "2q" a page back within TWOQ_DISTANCE
+ * evictions of its own was in use when it went: it is protected. Any
+ * other, and every page under "fifo", starts on probation.
+ */
+static void fifo_mapped(struct pm_node *n, uint64_t page)
+{
+	int q = 0;
+
 	pthread_mutex_lock(&n->fifo_lock);
-	if (!n->fifo_in[page]) {
-		n->fifo_in[page] = 1;
-		n->fifo[n->fifo_tail++ % n->npages] = (uint32_t)page;
+	if (n->two_q && n->ev_stamp[page]) {
+		q = (uint32_t)(n->ev_clock - n->ev_stamp[page]) <=
+		    TWOQ_DISTANCE(n);
+		n->ev_stamp[page] = 0;
 	}
+	fq_push_locked(n, page, q);
 	pthread_mutex_unlock(&n->fifo_lock);
 }
 
-/* The oldest page, or false when none is queued. */
-static bool fifo_pop(struct pm_node *n, uint64_t *page)
+/* A victim that could not go now (busy, or locked): back on its ring. */
+static void fifo_requeue(struct pm_node *n, uint64_t page, int q)
 {
-	bool got = false;
+	pthread_mutex_lock(&n->fifo_lock);
+	fq_push_locked(n, page, q);
+	pthread_mutex_unlock(&n->fifo_lock);
+}
+
+/* page left this node by eviction: "2q" remembers when. */
+static void fifo_evicted(struct pm_node *n, uint64_t page)
+{
+	if (!n->two_q)
+		return;
+	pthread_mutex_lock(&n->fifo_lock);
+	if (!++n->ev_clock)
+		n->ev_clock = 1;
+	n->ev_stamp[page] = n->ev_clock;
+	pthread_mutex_unlock(&n->fifo_lock);
+}
+
+/*
+ * The oldest page on probation, or false when none is queued. Under "2q"
+ * the protected ring first hands its oldest down to probation while it
+ * holds more than TWOQ_PROTECTED; only an empty probation ring gives up
+ * a protected page directly.
+ */
+static bool fifo_pop(struct pm_node *n, uint64_t *page, int *q)
+{
+	uint64_t x;
+	bool got;
 
 	pthread_mutex_lock(&n->fifo_lock);
-	if (n->fifo_head != n->fifo_tail) {
-		*page = n->fifo[n->fifo_head++ % n->npages];
-		n->fifo_in[*page] = 0;
-		got = true;
+	while (n->two_q &&
+	       n->fq[1].tail - n->fq[1].head > TWOQ_PROTECTED(n) &&
+	       fq_pop_locked(n, 1, &x))
+		fq_push_locked(n, x, 0);
+	*q = 0;
+	got = fq_pop_locked(n, 0, page);
+	if (!got && n->two_q) {
+		*q = 1;
+		got = fq_pop_locked(n, 1, page);
 	}
 	pthread_mutex_unlock(&n->fifo_lock);
 	return got;
 }
 
-/* The next victim to try: CLOCK (second chance) or FIFO. */
-static bool next_victim(struct pm_node *n, uint64_t *page, uint8_t *s)
+/* The next victim to try: 2Q or FIFO (from ring *q), or CLOCK (second
+ * chance). */
+static bool next_victim(struct pm_node *n, uint64_t *page, uint8_t *s,
+			int *q)
 {
-	if (n->fifo) {
-		if (!fifo_pop(n, page))
+	if (n->fifo_in) {
+		if (!fifo_pop(n, page, q))
 			return false;
 		*s = __atomic_load_n(&n->lstate[*page], __ATOMIC_RELAXED);
 		if ((*s & LS_MASK) != LS_INVALID && (*s & ~LS_MASK))
-			fifo_push(n, *page);	/* busy now: later */
+			fifo_requeue(n, *page, *q);	/* busy now: later */
 		return true;
 	}
 	*page = __atomic_fetch_add(&n->clock_hand, 1, __ATOMIC_RELAXED) %
@@ -373,7 +443,7 @@ static int evict_some(struct pm_node *n, int want)
 	struct evicting *ev = malloc(sizeof(*ev));
 	struct clean_batch *b = malloc(sizeof(*b));
 	uint64_t scanned = 0, page;
-	int done = 0;
+	int done = 0, q = 0;
 	uint8_t s;
 
 	if (!ev || !b) {
@@ -383,12 +453,14 @@ static int evict_some(struct pm_node *n, int want)
 	}
 	b->count = 0;
 	while (done + b->count < want && scanned++ < 2 * n->npages &&
-	       next_victim(n, &page, &s)) {
+	       next_victim(n, &page, &s, &q)) {
 		if ((s & LS_MASK) == LS_INVALID || (s & ~LS_MASK))
 			continue;
 		if (page_home(n, page) != n->id && s == LS_SHARED) {
-			if (!clean_take(n, b, page) && n->fifo)
-				fifo_push(n, page);	/* still resident */
+			if (clean_take(n, b, page))
+				fifo_evicted(n, page);
+			else if (n->fifo_in)
+				fifo_requeue(n, page, q); /* still mapped */
 			if (b->count == CLEAN_BATCH) {
 				done += b->count;
 				clean_flush(n, b);
@@ -402,8 +474,9 @@ static int evict_some(struct pm_node *n, int want)
 						: evict_remote(n, page, ev)) {
 			done++;
 			STAT_ADD(n, evictions, 1);
-		} else if (n->fifo) {
-			fifo_push(n, page);
+			fifo_evicted(n, page);
+		} else if (n->fifo_in) {
+			fifo_requeue(n, page, q);
 		}
 	}
 	done += b->count;
@@ -462,14 +535,24 @@ int evict_start(struct pm_node *n)
 		       2 * (n->prefetch + 1) + 2);
 		return -EINVAL;
 	}
-	if (!strcmp(n->cfg.evict_policy, "fifo")) {
+	if (strcmp(n->cfg.evict_policy, "clock")) {
 		if (n->npages > UINT32_MAX)
 			return -EOVERFLOW;
 		pthread_mutex_init(&n->fifo_lock, NULL);
+		n->two_q = !strcmp(n->cfg.evict_policy, "2q");
 		n->fifo_in = calloc(n->npages, 1);
-		n->fifo = calloc(n->npages, sizeof(*n->fifo));
-		if (!n->fifo_in || !n->fifo)
+		if (!n->fifo_in)
 			return -ENOMEM;
+		for (int q = 0; q < 1 + n->two_q; q++) {
+			n->fq[q].ring = calloc(n->npages, sizeof(uint32_t));
+			if (!n->fq[q].ring)
+				return -ENOMEM;
+		}
+		if (n->two_q) {
+			n->ev_stamp = calloc(n->npages, sizeof(uint32_t));
+			if (!n->ev_stamp)
+				return -ENOMEM;
+		}
 	} else {
 		n->ref = calloc(n->npages, 1);
 		if (!n->ref)
@@ -506,10 +589,14 @@ void evict_free(struct pm_node *n)
 	evict_stop(n);
 	free(n->ref);
 	n->ref = NULL;
-	free(n->fifo);
+	for (int q = 0; q < 2; q++) {
+		free(n->fq[q].ring);
+		n->fq[q].ring = NULL;
+	}
 	free(n->fifo_in);
-	n->fifo = NULL;
+	free(n->ev_stamp);
 	n->fifo_in = NULL;
+	n->ev_stamp = NULL;
 	if (n->ev_pidfd_open)
 		close(n->ev_pidfd);
 	n->ev_pidfd_open = false;

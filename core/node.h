@@ -144,10 +144,18 @@ struct pm_node {
 	uint64_t resident;		/* pages mapped here */
 	uint8_t *ref;			/* clock reference bit per page */
 	uint64_t clock_hand;
-	uint32_t *fifo;			/* pager.policy "fifo": pages in the
-					 * order they were mapped (a ring) */
-	uint8_t *fifo_in;		/* per page: queued in fifo */
-	uint64_t fifo_head, fifo_tail;	/* under fifo_lock */
+	/* pager.policy "2q" and "fifo": pages in the order they were
+	 * mapped, rings of npages entries, under fifo_lock. "fifo" uses
+	 * fq[0] only; "2q" keeps pages that came back soon after their
+	 * eviction in fq[1] (protected), the rest in fq[0] (probation). */
+	struct {
+		uint32_t *ring;
+		uint64_t head, tail;
+	} fq[2];
+	uint8_t *fifo_in;		/* per page: 0, or 1 + its ring */
+	uint32_t *ev_stamp;		/* "2q": ev_clock when evicted, or 0 */
+	uint32_t ev_clock;		/* "2q": evictions so far (wraps) */
+	bool two_q;
 	pthread_mutex_t fifo_lock;
 	int ev_pidfd;			/* our own pidfd: process_madvise */
 	bool ev_pidfd_open;

@@ -345,25 +345,44 @@ static uint64_t region_rss(void)
 
 /*
  * Bounded cache: node 0 (with pager.local_limit set to a quarter of the
- * region) writes then verifies every page of the whole region while the
- * others keep incrementing counters on pages node 0 also evicts; node 0
- * checks its resident bytes never pass limit + slack (argument 4: the
- * limit in MiB; slack 1 MiB), everyone checks the counters.
+ * region) writes then verifies every page of the whole region, then reads
+ * and verifies it again with 9 reads in 10 going to a hot eighth of it
+ * (pages the policy may protect, leave and take back), while the others
+ * keep incrementing counters on pages node 0 also evicts; node 0 checks
+ * its resident bytes never pass limit + slack (argument 4: the limit in
+ * MiB; slack 1 MiB), everyone checks the counters.
  */
 static int w_cache(long limit_mb)
 {
 	uint64_t first = PG_STRIPES, npages = mem_len / PAGE - PG_STRIPES;
 	uint64_t limit = (uint64_t)limit_mb << 20, slack = 1 << 20, max = 0;
-	uint64_t *done = word(PG_DONE, 8);
+	uint64_t *done = word(PG_DONE, 8), hot_faults = 0;
 	long bumps = 0;
 
 	if (barrier())
 		return 1;
 	if (me == 0) {
-		for (int pass = 0; pass < 2; pass++) {
-			for (uint64_t p = 0; p < npages; p++) {
-				uint64_t *w = word(first + p, 0);
-				uint64_t want = mix(first + p) ^ 0x5a5a;
+		uint64_t x = 0x9e3779b97f4a7c15ull;
+		struct pm_stats st;
+
+		for (int pass = 0; pass < 3; pass++) {
+			if (pass == 2) {
+				pm_node_stats(node, &st);
+				hot_faults = st.faults_total;
+			}
+			for (uint64_t i = 0; i < npages; i++) {
+				uint64_t p = i, *w;
+				uint64_t want;
+
+				if (pass == 2) {	/* hot-set reads */
+					x ^= x << 13;
+					x ^= x >> 7;
+					x ^= x << 17;
+					p = (x >> 8) % (x % 10 < 9 ? npages / 8
+								   : npages);
+				}
+				w = word(first + p, 0);
+				want = mix(first + p) ^ 0x5a5a;
 
 				if (pass == 0) {
 					w[0] = want;
@@ -375,10 +394,10 @@ static int w_cache(long limit_mb)
 					     want);
 				}
 				/* The counters' pages come and go too. */
-				if (p % 64 == 0)
+				if (i % 64 == 0)
 					__atomic_fetch_add(word(PG_COUNTER, 0),
 							   1, __ATOMIC_SEQ_CST);
-				if (p % 256 == 0) {
+				if (i % 256 == 0) {
 					uint64_t r = region_rss();
 
 					max = r > max ? r : max;
@@ -388,8 +407,10 @@ static int w_cache(long limit_mb)
 				}
 			}
 		}
+		pm_node_stats(node, &st);
+		hot_faults = st.faults_total - hot_faults;
 		__atomic_store_n(done, 1, __ATOMIC_SEQ_CST);
-		bumps = (long)(2 * ((npages + 63) / 64));
+		bumps = (long)(3 * ((npages + 63) / 64));
 	} else {
 		while (!__atomic_load_n(done, __ATOMIC_SEQ_CST)) {
 			__atomic_fetch_add(word(PG_COUNTER, 0), 1,
@@ -406,8 +427,8 @@ static int w_cache(long limit_mb)
 		FAIL("cache: counter %" PRIu64 ", increments %" PRIu64,
 		     *word(PG_COUNTER, 0), *word(PG_DONE, 16));
 	if (me == 0)
-		printf("node 0: cache: %" PRIu64 " pages written and verified, max resident %" PRIu64 " KiB (limit %" PRIu64 " KiB)\n",
-		       npages, max >> 10, limit >> 10);
+		printf("node 0: cache: %" PRIu64 " pages written and verified, then %" PRIu64 " hot-set reads (%" PRIu64 " faults); max resident %" PRIu64 " KiB (limit %" PRIu64 " KiB)\n",
+		       npages, npages, hot_faults, max >> 10, limit >> 10);
 	printf("node %d: cache: counter %" PRIu64 " exact\n", me,
 	       *word(PG_COUNTER, 0));
 	return barrier();

@@ -130,11 +130,17 @@ static void test_cache(void **state)
 	run_cache("");
 }
 
-/* The same with the FIFO replacement policy. */
+/* The same with the FIFO and the CLOCK replacement policies. */
 static void test_cache_fifo(void **state)
 {
 	(void)state;
 	run_cache(" policy = \"fifo\";");
+}
+
+static void test_cache_clock(void **state)
+{
+	(void)state;
+	run_cache(" policy = \"clock\";");
 }
 
 /* Mixed transports: same wire format, so a tcp node and io_uring-tcp
@@ -200,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_cache_fifo),
+		cmocka_unit_test(test_cache_clock),
 		cmocka_unit_test(test_mixed_transports),
 		cmocka_unit_test(test_netns),
 	};
