@@ -192,7 +192,7 @@ static int metrics_fill(void *arg, struct pm_stats *st,
 
 /* ---- messages ----------------------------------------------------------- */
 
-__thread int node_conn_slot;
+__thread bool node_fault_thread;
 
 static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
 		 size_t whylen);
@@ -269,12 +269,28 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 	const struct pm_plugin *pl;
 	int ret;
 
-	struct pm_tconn *c;
+	struct pm_tconn *c = NULL;
+	int slot = -1;
 
 	if (peer < 0 || peer >= n->nodes || peer == n->id || !p->conn)
 		return -ENOTCONN;
-	c = node_conn_slot > 0 && p->fconn[node_conn_slot - 1]
-		    ? p->fconn[node_conn_slot - 1] : p->conn;
+	/*
+	 * A fault thread takes the first fault connection no other call is
+	 * on. Faults one at a time thus all reach the home's one receive
+	 * thread for fconn[0]; only overlapping faults spread. The home then
+	 * changes its page tables from one thread, on one CPU, where two
+	 * threads on two CPUs would turn each write-protect or move there
+	 * into a cross-CPU TLB shootdown, and the requests of a sequential
+	 * reader meet a receive thread that is already running.
+	 */
+	for (int k = 0; node_fault_thread && k < n->nthreads && !c; k++)
+		if (p->fconn[k] &&
+		    !__atomic_exchange_n(&p->fbusy[k], 1, __ATOMIC_ACQUIRE)) {
+			c = p->fconn[k];
+			slot = k;
+		}
+	if (!c)
+		c = p->conn;
 	/*
 	 * A home's actions get half the deadline: when a holder is dead,
 	 * the home gives up on it and still answers the requester, whose
@@ -290,6 +306,8 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 	/* A redialled connection is new to the peer: prove the key, retry. */
 	if (ret == -EACCES && !node_reauth(n, peer, c))
 		ret = pl->ops->call(c, &m, &r, deadline);
+	if (slot >= 0)
+		__atomic_store_n(&p->fbusy[slot], 0, __ATOMIC_RELEASE);
 	STAT_ADD(n, bytes_sent, sizeof(req) + rq_len);
 	STAT_ADD(n, tr[p->tidx].bytes_sent, sizeof(req) + rq_len);
 	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);

@@ -89,9 +89,12 @@ struct peer {
 	char endpoint[PM_ENDPOINT_MAX];
 	struct pm_tconn *conn;		/* outgoing, NULL until connected:
 					 * the one for every other thread */
-	/* One more per fault thread, so each reads its own replies and no
-	 * reply costs a wake-up of another thread. */
+	/* As many more as fault threads. A fault's call takes the first
+	 * one no other call is on (node_call), so each caller reads its own
+	 * replies (no reply costs a wake-up of another thread), and faults
+	 * one at a time all go through fconn[0]. */
 	struct pm_tconn *fconn[PM_MAX_FAULT_THREADS];
+	uint8_t fbusy[PM_MAX_FAULT_THREADS];	/* fconn[k] carries a call */
 	char last_err[512];		/* why the last connect failed */
 };
 
@@ -247,8 +250,8 @@ static inline pthread_mutex_t *dlock_of(struct pm_node *n, uint64_t page)
 }
 
 /* node.c */
-/* Fault thread k sets this to k + 1: its own connection to each peer. */
-extern __thread int node_conn_slot;
+/* Set in fault threads: their calls take a fault connection (node_call). */
+extern __thread bool node_fault_thread;
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len);
 /* node_call with a request payload (EVICT's page). */

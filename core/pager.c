@@ -629,7 +629,7 @@ static void *fault_thread(void *arg)
 		       strerror(-ep));
 		return NULL;
 	}
-	node_conn_slot = fa->idx + 1;
+	node_fault_thread = true;
 	while (!stop) {
 		k = epoll_wait(ep, ev, 2, -1);
 		if (k < 0) {
