@@ -41,6 +41,8 @@
 
 #include <pagemesh/pagemesh.h>
 
+#include "../tests/free_port.h"
+
 #define PAGE 4096u
 
 static int64_t now_ns(void)
@@ -322,20 +324,6 @@ static int write_cfg(int id, int port0, int port1, const char *tr,
 	return write_cfg_pager(id, port0, port1, tr, mem, build, "node", "");
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), p = -1;
-
-	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &l))
-		p = ntohs(a.sin_port);
-	close(fd);
-	return p;
-}
-
 /*
  * Node 1 homes the upper half and writes every page of it before each
  * round, so each of node 0's touches is a remote fault that carries data.
@@ -495,7 +483,7 @@ static int scan_main(const char *tr, const char *build, int rounds)
 	snprintf(mem, sizeof(mem), "%dM", 2 * SCAN_PAGES * PAGE >> 20);
 	for (int k = 0; k < SCAN_DESIGNS; k++) {
 		char name[16], cfg0[256], cfg1[256];
-		int p0 = free_port(), p1 = free_port();
+		int p0 = tu_free_port(), p1 = tu_free_port();
 
 		snprintf(name, sizeof(name), "scan%d-", k);
 		if (write_cfg_pager(0, p0, p1, tr, mem, build, name, pagers[k]) ||
@@ -631,7 +619,7 @@ int main(int argc, char **argv)
 				cfgdir);
 		return r;
 	}
-	int p0 = free_port(), p1 = free_port();
+	int p0 = tu_free_port(), p1 = tu_free_port();
 
 	if (write_cfg(0, p0, p1, tr, mem, build) ||
 	    write_cfg(1, p0, p1, tr, mem, build))

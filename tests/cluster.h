@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "free_port.h"
+
 #define CL_MAX 8
 
 struct cluster {
@@ -50,23 +52,6 @@ static inline const char *cl_build(void)
 	const char *b = getenv("PM_BUILD");
 
 	return b && *b ? b : "build";
-}
-
-/* A free loopback TCP port (bound and released: fine for tests). */
-static inline int cl_free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &l))
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
 }
 
 /* A file of 32 random bytes, mode 0600: a cluster key. */
@@ -110,7 +95,7 @@ static inline int cl_init(struct cluster *c, int n)
 		return r;
 	for (int i = 0; i < n; i++) {
 		snprintf(c->host[i], sizeof(c->host[i]), "127.0.0.1");
-		c->port[i] = cl_free_port();
+		c->port[i] = tu_free_port();
 		if (c->port[i] < 0)
 			return -EADDRNOTAVAIL;
 		c->pid[i] = -1;

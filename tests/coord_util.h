@@ -22,6 +22,8 @@
 
 #include <curl/curl.h>
 
+#include "free_port.h"
+
 static inline long long tu_now_ms(void)
 {
 	struct timespec ts;
@@ -137,24 +139,6 @@ static inline int tu_stop(pid_t pid, int sig, int timeout_ms)
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	return -1;
-}
-
-/* A loopback TCP port that was free a moment ago (the kernel's choice). */
-static inline int tu_free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t l = sizeof(a);
-	int fd, port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	if (!bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &l))
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
 }
 
 struct tu_resp {
