@@ -53,13 +53,11 @@ static const uint8_t *data_of(struct pm_node *n, struct dir_entry *e,
 static void bounce_settle(struct pm_node *n, struct dir_entry *e,
 			  uint64_t page)
 {
-	uint8_t *slot;
-
 	if (!e->bounce)
 		return;
-	slot = n->bounce + (e->bounce - 1) * PM_PAGE_SIZE;
-	memcpy(store_of(n, page), slot, PM_PAGE_SIZE);
-	pager_bounce_done(n, slot);
+	memcpy(store_of(n, page), n->bounce + (e->bounce - 1) * PM_PAGE_SIZE,
+	       PM_PAGE_SIZE);
+	pager_bounce_done(n);
 	e->bounce = 0;
 }
 

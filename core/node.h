@@ -319,8 +319,9 @@ void pager_drop_quiet(struct pm_node *n, uint64_t page, void *copy_out);
 /* Take our mapped copy of page away into a bounce slot with one TLB
  * flush (llock held); NULL when that cannot be done (copy instead). */
 void *pager_move_out(struct pm_node *n, uint64_t page);
-/* The slot's data is no longer needed. */
-void pager_bounce_done(struct pm_node *n, void *slot);
+/* The data of a slot pager_move_out() gave is no longer needed (slots
+ * are reused all at once, when none is). */
+void pager_bounce_done(struct pm_node *n);
 /* Make our exclusive copy read-only, optionally copy it out. */
 void pager_protect(struct pm_node *n, uint64_t page, void *copy_out);
 void pager_wake(struct pm_node *n, uint64_t page);

@@ -59,13 +59,22 @@ static struct uffdio_range page_range(struct pm_node *n, uint64_t page)
 	};
 }
 
-void pager_wake(struct pm_node *n, uint64_t page)
+/* Wake the threads waiting on the page at addr (any registered page). */
+static void wake_at(struct pm_node *n, uint64_t addr)
 {
-	struct uffdio_range r = page_range(n, page);
+	struct uffdio_range r = {
+		.start = addr & ~(uint64_t)(PM_PAGE_SIZE - 1),
+		.len = PM_PAGE_SIZE,
+	};
 
 	if (ioctl(n->uffd, UFFDIO_WAKE, &r) && errno != ENOENT)
-		pm_warn("page %llu: UFFDIO_WAKE: %s",
-			(unsigned long long)page, strerror(errno));
+		pm_warn("page at %#llx: UFFDIO_WAKE: %s",
+			(unsigned long long)r.start, strerror(errno));
+}
+
+void pager_wake(struct pm_node *n, uint64_t page)
+{
+	wake_at(n, (uintptr_t)page_addr(n, page));
 }
 
 static int wp_set(struct pm_node *n, uint64_t page, bool on)
@@ -201,7 +210,7 @@ void *pager_move_out(struct pm_node *n, uint64_t page)
 		/* EBUSY: the page is shared (a fork) or pinned. */
 		pm_dbg("page %llu: UFFDIO_MOVE: %s", (unsigned long long)page,
 		       strerror(errno));
-		pager_bounce_done(n, slot);
+		pager_bounce_done(n);
 		return NULL;
 	}
 	evict_note_drop(n);
@@ -210,9 +219,8 @@ void *pager_move_out(struct pm_node *n, uint64_t page)
 	return slot;
 }
 
-void pager_bounce_done(struct pm_node *n, void *slot)
+void pager_bounce_done(struct pm_node *n)
 {
-	(void)slot;
 	pthread_mutex_lock(&n->bounce_lock);
 	n->bounce_busy--;
 	pthread_mutex_unlock(&n->bounce_lock);
@@ -522,13 +530,8 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 		       (unsigned long long)addr);
 		if (n->bounce && addr - (uintptr_t)n->bounce <
 				 PM_BOUNCE_PAGES * PM_PAGE_SIZE &&
-		    ioctl(n->uffd, UFFDIO_COPY, &cp) && errno == EEXIST) {
-			struct uffdio_range r = {
-				.start = cp.dst, .len = PM_PAGE_SIZE,
-			};
-
-			ioctl(n->uffd, UFFDIO_WAKE, &r);
-		}
+		    ioctl(n->uffd, UFFDIO_COPY, &cp) && errno == EEXIST)
+			wake_at(n, cp.dst);
 		return;
 	}
 	page = (addr - (uintptr_t)n->region) / PM_PAGE_SIZE;
