@@ -13,6 +13,11 @@
  *                   (port 0: the bound one).
  *   send_timeout_ms how long a reply may wait for room in the socket
  *                   before the connection is dropped (5000).
+ *   max_conns       most incoming connections served at once (1024); one
+ *                   more is closed as soon as it is accepted, so whoever
+ *                   can reach the port cannot use up this node's threads
+ *                   and descriptors. Peers need (nodes - 1) x
+ *                   (1 + pager.threads).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +31,8 @@
 #define TT_VERSION "1.0.0"
 #define TT_BACKLOG 128
 #define TT_SEND_TIMEOUT_MS 5000
+#define TT_MAX_CONNS 1024
+#define TT_MAX_CONNS_MAX 65536
 
 static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
 {
@@ -39,7 +46,7 @@ static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
 static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct pm_tctx *t;
-	int64_t ms = TT_SEND_TIMEOUT_MS;
+	int64_t ms = TT_SEND_TIMEOUT_MS, maxc = TT_MAX_CONNS;
 	int r;
 
 	if (!host || host->size < offsetof(struct pm_host, cfg_int) +
@@ -55,11 +62,21 @@ static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 			  host->name ? host->name : "tcp");
 		return -EINVAL;
 	}
+	r = host->cfg_int(host->ctx, "max_conns", &maxc);
+	if (r == -ENOENT) {
+		maxc = TT_MAX_CONNS;
+	} else if (r < 0 || maxc < 1 || maxc > TT_MAX_CONNS_MAX) {
+		host->log(host->ctx, PM_LOG_ERROR,
+			  "transports.%s.max_conns must be an integer in 1..%d",
+			  host->name ? host->name : "tcp", TT_MAX_CONNS_MAX);
+		return -EINVAL;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->host = host;
 	t->send_timeout_ns = ms * 1000000;
+	t->max_conns = (int)maxc;
 	t->lfd = -1;
 	t->stop_efd = -1;
 	pthread_mutex_init(&t->lock, NULL);
@@ -174,8 +191,48 @@ out:
 	tt_rx_free(&sc->rx);
 	pthread_mutex_lock(&t->lock);
 	sc->finished = true;
+	/* Room for the next peer now, not at the reap: a reply still
+	 * being written (refs) can keep this one unreaped a while. */
+	t->live--;
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
+}
+
+/*
+ * Is the listener full? Then fd (just accepted) is closed at once. Logs
+ * once per episode of refusals, so a flood of connections cannot flood
+ * the log as well. Called by the accept thread only.
+ */
+static bool tt_refuse(struct pm_tctx *t, int fd)
+{
+	char peer[PM_NET_ADDRSTR_MAX];
+	int live;
+
+	pthread_mutex_lock(&t->lock);
+	live = t->live;
+	pthread_mutex_unlock(&t->lock);
+	if (live < t->max_conns) {
+		if (t->at_bound)
+			tt_log(t, PM_LOG_INFO,
+			       "accepting on %s again: %llu connections were refused at the bound of %d (transports.%s.max_conns)",
+			       t->endpoint, (unsigned long long)t->refused,
+			       t->max_conns,
+			       t->host->name ? t->host->name : "tcp");
+		t->at_bound = false;
+		return false;
+	}
+	if (!t->at_bound) {
+		pm_net_fd_name(fd, 0, peer, sizeof(peer));
+		tt_log(t, PM_LOG_WARN,
+		       "connection from %s to %s refused: %d incoming connections are open, the bound set by transports.%s.max_conns; more are refused without a log line until one ends",
+		       peer, t->endpoint, live,
+		       t->host->name ? t->host->name : "tcp");
+		t->at_bound = true;
+		t->refused = 0;
+	}
+	t->refused++;
+	close(fd);
+	return true;
 }
 
 static int tt_accept_one(struct pm_tctx *t)
@@ -188,6 +245,10 @@ static int tt_accept_one(struct pm_tctx *t)
 	fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* Only the accept thread adds to live, so it cannot grow between
+	 * this check and the pthread_create below. */
+	if (tt_refuse(t, fd))
+		return 0;
 	sc = calloc(1, sizeof(*sc));
 	if (!sc) {
 		r = -ENOMEM;
@@ -217,6 +278,7 @@ static int tt_accept_one(struct pm_tctx *t)
 	}
 	sc->next = t->sconns;
 	t->sconns = sc;
+	t->live++;
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 

@@ -85,6 +85,7 @@ struct tt_sconn {
 struct pm_tctx {
 	const struct pm_host *host;
 	int64_t send_timeout_ns;	/* bound on a reply waiting for room */
+	int max_conns;			/* bound on live incoming connections */
 	pthread_condattr_t condattr;	/* CLOCK_MONOTONIC condvars */
 
 	pthread_mutex_t lock;		/* everything below */
@@ -96,6 +97,10 @@ struct pm_tctx {
 	char endpoint[PM_ENDPOINT_MAX];
 	uint64_t last_conn_id;		/* never reused in an instance */
 	struct tt_sconn *sconns;
+	int live;			/* sconns whose threads run */
+	/* the accept thread's: refusing at max_conns since the last accept */
+	bool at_bound;
+	uint64_t refused;		/* in this episode, for the log */
 	struct pm_tconn *conns;		/* outgoing, for fini() */
 };
 

@@ -3,7 +3,7 @@
  * Tests of the tcp transport beyond the shared conformance suite: endpoint
  * parsing (plugins/common/net.h), its settings, frames split or pipelined
  * on the wire, a peer that stops reading, replies racing drop(), many
- * connections, which calls a closing peer gets sent again. Real sockets on
+ * connections and a bound on them, which calls a closing peer gets sent again. Real sockets on
  * loopback; build/plugins/tcp.so via dlopen.
  */
 #include <dirent.h>
@@ -425,6 +425,21 @@ static void test_settings(void **state)
 	h->ival = 0;
 	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
 	assert_non_null(strstr(h->last, "send_timeout_ms"));
+	host_free(h);
+
+	/* max_conns out of range, both ends */
+	h = host_new("127.0.0.1:0");
+	h->ikey = "max_conns";
+	h->ival = 0;
+	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
+	assert_non_null(strstr(h->last, "transports.tcp.max_conns"));
+	h->last[0] = '\0';
+	h->ival = 70000;
+	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
+	assert_non_null(strstr(h->last, "transports.tcp.max_conns"));
+	h->ival = 65536;	/* the largest allowed */
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	ops->fini(t);
 	host_free(h);
 
 	/* advertise: published instead of the wildcard, port kept; a name
@@ -901,6 +916,114 @@ static void test_concurrent_large(void **state)
 	srv_free(s);
 }
 
+/* Wait until this process has at most n threads, at most ms. */
+static bool threads_down_to(int n, int ms)
+{
+	int64_t dl = pm_now_ns() + (int64_t)ms * 1000000;
+	struct timespec tick = { 0, 1000000 };
+
+	while (count_threads() > n && pm_now_ns() < dl)
+		nanosleep(&tick, NULL);
+	return count_threads() <= n;
+}
+
+/* The listener closes fd without a byte within 5 s (end of stream or a
+ * reset); *name is our end's address, as its log line names it. */
+static void expect_refused(int fd, char *name, size_t len)
+{
+	char c;
+
+	pm_net_fd_name(fd, 1, name, len);
+	assert_int_equal(pm_net_read_all(fd, &c, 1, pm_now_ns() + 5 * SEC),
+			 -ECONNRESET);
+	close(fd);
+}
+
+/* Warning and error lines the server logged so far; *last the latest. */
+static int srv_lines(struct srv *s, char *last, size_t len)
+{
+	int n;
+
+	pthread_mutex_lock(&s->host->mu);
+	n = s->host->lines;
+	snprintf(last, len, "%s", s->host->last);
+	pthread_mutex_unlock(&s->host->mu);
+	return n;
+}
+
+/*
+ * max_conns: at the bound a new connection is closed at once, without a
+ * thread and never reaching the handler, while the ones open are served
+ * on; one warning per episode; when one ends there is room again.
+ */
+static void test_max_conns(void **state)
+{
+	unsigned seed = 11;
+	struct pm_tconn *c[4];
+	struct pm_tctx *ct;
+	struct host *ch;
+	struct srv *s;
+	char name[PM_NET_ADDRSTR_MAX], last[512];
+	int i, r, lines, threads;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", "max_conns", 2);
+	ch = host_new(NULL);
+	assert_int_equal(ops->init(&ch->h, &ct), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(ops->connect(ct, s->ep, pm_now_ns() + 5 * SEC,
+					      &c[i]), 0);
+		assert_int_equal(echo(c[i], 16, 4096, &seed), 0);
+	}
+	threads = count_threads();
+	lines = srv_lines(s, last, sizeof(last));
+
+	/* the third: the kernel completes the handshake, the listener
+	 * closes it unread; the warning names the peer and the setting */
+	expect_refused(raw_dial(s->ep), name, sizeof(name));
+	assert_int_equal(srv_lines(s, last, sizeof(last)), lines + 1);
+	print_message("  refused: %s\n", last);
+	assert_non_null(strstr(last, name));
+	assert_non_null(strstr(last, "transports.tcp.max_conns"));
+	lines++;
+
+	/* a call on one more transport connection fails (its one redial is
+	 * refused too), and that episode logs nothing more */
+	assert_int_equal(ops->connect(ct, s->ep, pm_now_ns() + 5 * SEC,
+				      &c[2]), 0);
+	r = echo(c[2], 16, 0, &seed);
+	print_message("  call on a connection over the bound: %s\n",
+		      r ? strerror(-r) : "ok");
+	assert_int_equal(r, -ECONNRESET);
+	expect_refused(raw_dial(s->ep), name, sizeof(name));
+	assert_int_equal(srv_lines(s, last, sizeof(last)), lines);
+
+	/* the two inside are served as before; no thread for the others */
+	for (i = 0; i < 2; i++)
+		assert_int_equal(echo(c[i], 16, 4096, &seed), 0);
+	assert_int_equal(count_threads(), threads);
+	assert_int_equal(s->nconns, 2);
+
+	/* one leaves: once its receive thread is gone, a new peer gets in */
+	ops->disconnect(c[0]);
+	assert_true(srv_wait(s, &s->closes, 1, 5000));
+	assert_true(threads_down_to(threads - 1, 5000));
+	assert_int_equal(ops->connect(ct, s->ep, pm_now_ns() + 5 * SEC,
+				      &c[3]), 0);
+	assert_int_equal(echo(c[3], 16, 4096, &seed), 0);
+	assert_int_equal(echo(c[1], 16, 4096, &seed), 0);
+	assert_int_equal(s->nconns, 3);
+
+	/* full again: a new episode, so a new warning */
+	expect_refused(raw_dial(s->ep), name, sizeof(name));
+	assert_int_equal(srv_lines(s, last, sizeof(last)), lines + 1);
+	assert_non_null(strstr(last, name));
+
+	ops->fini(ct);
+	host_free(ch);
+	srv_free(s);
+}
+
 /* Is a socket of ours in SYN_SENT towards 127.0.0.1:port? */
 static bool syn_sent_to(unsigned int port)
 {
@@ -1269,6 +1392,7 @@ int main(void)
 		cmocka_unit_test(test_slow_reader_dropped),
 		cmocka_unit_test(test_reply_races_drop),
 		cmocka_unit_test(test_many_connections),
+		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_caller_reads_itself),
 		cmocka_unit_test(test_concurrent_large),
 		cmocka_unit_test(test_redial_black_hole),
