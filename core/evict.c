@@ -218,8 +218,8 @@ bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
 #define CLEAN_BATCH 64
 
 /* "2q": the protected ring's share of the limit, and how many evictions
- * after its own a page may come back and count as in use (fault_bench
- * -s and the simulation in evict.c's header chose them). */
+ * after its own a page may come back and count as in use (chosen with
+ * bench/evict_sim.py and fault_bench -s; the file header has the numbers). */
 #define TWOQ_PROTECTED(n) ((n)->limit_pages - (n)->limit_pages / 4)
 #define TWOQ_DISTANCE(n) ((n)->limit_pages / 8)
 
