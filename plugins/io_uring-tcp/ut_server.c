@@ -42,6 +42,7 @@ struct ut_sconn {
 	bool recv_armed;
 	bool shut;
 	bool closed_cb;
+	bool discarded;		/* received bytes never given to the core */
 	struct ut_parser p;
 	unsigned char msg[PM_MSG_MAX];
 	unsigned char *pay;	/* PM_PAYLOAD_MAX, on first need */
@@ -140,13 +141,28 @@ static int ut_srv_start_send(struct ut_tctx *t, uint32_t idx)
 static void ut_srv_finalize(struct ut_tctx *t, uint32_t idx)
 {
 	struct ut_sconn *sc = &t->sconns[idx];
-
+	struct linger abort = { .l_onoff = 1, .l_linger = 0 };
 	int none = -1;
 
 	/* The ring lets go of the socket too, so close really closes. */
 	if (t->sfixed)
 		io_uring_register_files_update(&t->sring, idx, &none, 1);
 	pthread_mutex_lock(&sc->lock);
+	/*
+	 * Bytes the peer sent were thrown away: reset, as close() does by
+	 * itself on a socket with unread data. Our multishot receive drained
+	 * the socket after shutdown(), so close() would otherwise end it with
+	 * a quiet FIN; and after SHUT_RD the kernel never reopens a receive
+	 * window the peer filled (nor does the FIN_WAIT2 time-wait socket
+	 * close() leaves), so a peer still writing sat in zero-window probes
+	 * until its own timeout (5 s in the conformance suite) instead of
+	 * getting an error at once.
+	 */
+	if (sc->fd >= 0 && sc->discarded &&
+	    setsockopt(sc->fd, SOL_SOCKET, SO_LINGER, &abort,
+		       sizeof(abort)) < 0)
+		ut_log(t, PM_LOG_WARN, "resetting %s: SO_LINGER: %s", sc->peer,
+		       strerror(errno));
 	if (sc->fd >= 0)
 		close(sc->fd);
 	sc->fd = -1;
@@ -223,6 +239,7 @@ static void ut_srv_accept(struct ut_tctx *t, int fd)
 	sc->ops = 0;
 	sc->shut = false;
 	sc->closed_cb = false;
+	sc->discarded = false;
 	memset(&sc->p, 0, sizeof(sc->p));
 	ut_srv_arm_recv(t, idx);
 	ut_log(t, PM_LOG_DEBUG, "accepted %s as connection %llu", peer,
@@ -372,6 +389,10 @@ static void ut_srv_recv(struct ut_tctx *t, uint32_t idx,
 			if (cqe->res > 0 && sc->state == UT_SC_OPEN)
 				r = ut_srv_feed(t, idx, ut_buf(&t->sbr, bid),
 						(uint32_t)cqe->res);
+			/* A bad frame, or bytes after we closed: the peer
+			 * gets a reset (ut_srv_finalize). */
+			if (cqe->res > 0 && (r || sc->state != UT_SC_OPEN))
+				sc->discarded = true;
 			ut_bufring_recycle(&t->sbr, bid);
 		}
 	}
