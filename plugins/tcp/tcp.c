@@ -43,34 +43,40 @@ static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
 	return 0;
 }
 
+/* Setting key: *v, def when unset; -EINVAL (logged) outside lo..hi. */
+static int tt_cfg_range(const struct pm_host *host, const char *key,
+			int64_t def, int64_t lo, int64_t hi, int64_t *v)
+{
+	int r = host->cfg_int(host->ctx, key, v);
+
+	if (r == -ENOENT) {
+		*v = def;
+		return 0;
+	}
+	if (r < 0 || *v < lo || *v > hi) {
+		host->log(host->ctx, PM_LOG_ERROR,
+			  "transports.%s.%s must be an integer in %lld..%lld",
+			  host->name ? host->name : "tcp", key,
+			  (long long)lo, (long long)hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct pm_tctx *t;
-	int64_t ms = TT_SEND_TIMEOUT_MS, maxc = TT_MAX_CONNS;
-	int r;
+	int64_t ms, maxc;
 
 	if (!host || host->size < offsetof(struct pm_host, cfg_int) +
 				  sizeof(host->cfg_int) ||
 	    !host->log || !host->cfg_string || !host->cfg_int)
 		return -EINVAL;
-	r = host->cfg_int(host->ctx, "send_timeout_ms", &ms);
-	if (r == -ENOENT) {
-		ms = TT_SEND_TIMEOUT_MS;
-	} else if (r < 0 || ms < 1 || ms > 3600000) {
-		host->log(host->ctx, PM_LOG_ERROR,
-			  "transports.%s.send_timeout_ms must be an integer in 1..3600000",
-			  host->name ? host->name : "tcp");
+	if (tt_cfg_range(host, "send_timeout_ms", TT_SEND_TIMEOUT_MS, 1,
+			 3600000, &ms) ||
+	    tt_cfg_range(host, "max_conns", TT_MAX_CONNS, 1, TT_MAX_CONNS_MAX,
+			 &maxc))
 		return -EINVAL;
-	}
-	r = host->cfg_int(host->ctx, "max_conns", &maxc);
-	if (r == -ENOENT) {
-		maxc = TT_MAX_CONNS;
-	} else if (r < 0 || maxc < 1 || maxc > TT_MAX_CONNS_MAX) {
-		host->log(host->ctx, PM_LOG_ERROR,
-			  "transports.%s.max_conns must be an integer in 1..%d",
-			  host->name ? host->name : "tcp", TT_MAX_CONNS_MAX);
-		return -EINVAL;
-	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
