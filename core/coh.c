@@ -37,11 +37,17 @@ static uint8_t *store_of(struct pm_node *n, uint64_t page)
  * store page; the first touch of one costs ~65 us on these VMs). Callers
  * hold the entry (dlock or busy), so that copy stays put meanwhile.
  */
+/* The bounce slot holding the entry's data (e->bounce set). */
+static uint8_t *bounce_slot(struct pm_node *n, const struct dir_entry *e)
+{
+	return n->bounce + (e->bounce - 1) * PM_PAGE_SIZE;
+}
+
 static const uint8_t *data_of(struct pm_node *n, struct dir_entry *e,
 			      uint64_t page)
 {
 	if (e->bounce)
-		return n->bounce + (e->bounce - 1) * PM_PAGE_SIZE;
+		return bounce_slot(n, e);
 	return e->stale ? page_addr(n, page) : store_of(n, page);
 }
 
@@ -55,8 +61,7 @@ static void bounce_settle(struct pm_node *n, struct dir_entry *e,
 {
 	if (!e->bounce)
 		return;
-	memcpy(store_of(n, page), n->bounce + (e->bounce - 1) * PM_PAGE_SIZE,
-	       PM_PAGE_SIZE);
+	memcpy(store_of(n, page), bounce_slot(n, e), PM_PAGE_SIZE);
 	pager_bounce_done(n);
 	e->bounce = 0;
 }
@@ -278,9 +283,10 @@ static bool dg_take(struct pm_node *n, uint64_t q)
 
 /*
  * The home's own exclusive copy of page becomes the data others read
- * (dlock and llock held, the page mapped exclusively here). When `who` read the page before this one, it is
- * scanning: the home's exclusive pages after this one are write-protected
- * with it in one call (DG_AHEAD_MIN has why).
+ * (dlock and llock held, the page mapped exclusively here). When `who`
+ * read the page before this one, it is scanning: the home's exclusive
+ * pages after this one are write-protected with it in one call
+ * (DG_AHEAD_MIN has why).
  */
 static void downgrade_own(struct pm_node *n, uint64_t page, int who)
 {
