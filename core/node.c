@@ -120,6 +120,8 @@ int pm_node_stats(struct pm_node *n, struct pm_stats *o)
 	o->evictions = LOAD(evictions);
 	o->writebacks = LOAD(writebacks);
 	o->peer_failures = LOAD(peer_failures);
+	o->downgrades_ahead = LOAD(downgrades_ahead);
+	o->recalls_ahead = LOAD(recalls_ahead);
 	for (uint64_t p = 0; p < n->npages; p++)
 		resident += (__atomic_load_n(&n->lstate[p], __ATOMIC_RELAXED) &
 			     LS_MASK) != LS_INVALID;

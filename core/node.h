@@ -111,6 +111,7 @@ struct node_stats {
 	uint64_t poisoned, peer_failures, prefetched;
 	uint64_t evictions, writebacks;
 	uint64_t downgrades_ahead;	/* own pages protected ahead of a scan */
+	uint64_t recalls_ahead;		/* own pages given up ahead of a writer */
 	uint64_t fault_sum_ns;
 	uint64_t hist[PM_HIST_BUCKETS];
 	/* for /metrics */

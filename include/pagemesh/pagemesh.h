@@ -60,7 +60,11 @@ struct pm_stats {
 	uint64_t fault_p50_ns;		/* fault service latency */
 	uint64_t fault_p99_ns;
 	uint64_t fault_hist[PM_HIST_BUCKETS];
-	uint64_t reserved[16];		/* appended fields take these */
+	/* As home: own pages made read-only, or given up into the store, in
+	 * one go ahead of another node reading or writing them in order. */
+	uint64_t downgrades_ahead;
+	uint64_t recalls_ahead;
+	uint64_t reserved[14];		/* appended fields take these */
 };
 
 /*
