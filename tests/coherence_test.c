@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -109,6 +110,14 @@ static void test_prefetch(void **state)
 	cl_cleanup(&c);
 }
 
+/* Each node's written pages taken over in order by the next node while
+ * it writes half of them back (the home gives them up in runs). */
+static void test_stream(void **state)
+{
+	(void)state;
+	loopback("stream", "3", "1");
+}
+
 /* A quarter of the region resident at most: node 0 writes and verifies
  * all of it (its resident bytes checked as it goes) while the others race
  * the evictions on a shared counter. policy: pager.policy, "" default. */
@@ -204,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_prefetch),
+		cmocka_unit_test(test_stream),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_cache_fifo),
 		cmocka_unit_test(test_cache_clock),
@@ -211,6 +221,9 @@ int main(void)
 		cmocka_unit_test(test_netns),
 	};
 
+	/* PM_TEST_FILTER=test_stream (a glob) runs only the matching tests. */
+	if (getenv("PM_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("PM_TEST_FILTER"));
 	cl_block_sigchld();
 	return cmocka_run_group_tests_name("coherence", tests, NULL, NULL);
 }
