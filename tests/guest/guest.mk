@@ -13,7 +13,7 @@ TESTS += test-guest
 # A run that fails is run once more, loudly: the nested-KVM guest stalled
 # in 1 of 6 runs (issue 9; the watchdogs now show where). A second
 # failure fails the target.
-GUEST_TIMEOUT := 1080
+GUEST_TIMEOUT := 1260
 test-guest: all $(TEST_BINS)
 	@rc=0; PM_GUEST_TIMEOUT_MAX=$(GUEST_TIMEOUT) \
 		$(RUN) $$(($(GUEST_TIMEOUT) + 60)) tests/guest/run.sh || rc=$$?; \
