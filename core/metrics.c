@@ -208,6 +208,12 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		"Dirty pages written back to their home.", st->writebacks);
 	counter(&b, "pagemesh_prefetched_pages_total",
 		"Pages installed ahead of a fault.", st->prefetched);
+	counter(&b, "pagemesh_downgrades_ahead_total",
+		"Own pages made read-only ahead of a node reading in order.",
+		st->downgrades_ahead);
+	counter(&b, "pagemesh_recalls_ahead_total",
+		"Own pages given up ahead of a node writing in order.",
+		st->recalls_ahead);
 	counter(&b, "pagemesh_poisoned_faults_total",
 		"Faults failed with UFFDIO_POISON.", st->poisoned);
 	counter(&b, "pagemesh_peer_failures_total", "Peers declared dead.",

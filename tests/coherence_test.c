@@ -110,8 +110,9 @@ static void test_prefetch(void **state)
 	cl_cleanup(&c);
 }
 
-/* Each node's written pages taken over in order by the next node while
- * it writes half of them back (the home gives them up in runs). */
+/* Each node's written pages taken over in order by the next node, the
+ * home giving them up in runs; in later rounds the home adds to them
+ * meanwhile. */
 static void test_stream(void **state)
 {
 	(void)state;
