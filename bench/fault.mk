@@ -1,6 +1,8 @@
 # Remote fault benchmark: pagemesh next to the naive one-handler-thread
-# design, measured in the same run; then scans over a working set four
-# times pager.local_limit with prefetch off and on.
+# design, measured in the same run, with the scheduler free to mix both
+# sides' threads over the CPUs and then with each side on its own CPU (-p,
+# as on two machines); then scans over a working set four times
+# pager.local_limit with prefetch off and on.
 $(B)/bench/fault_bench: bench/fault_bench.c $(LIB_A) include/pagemesh/pagemesh.h
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  LD      $@")
@@ -12,6 +14,7 @@ BENCHES += bench-fault
 bench-fault: $(B)/bench/fault_bench plugins
 	@for t in $(notdir $(basename $(filter-out %/rdma.so,$(PLUGIN_SOS)))); do \
 		$(RUN) 300 $(B)/bench/fault_bench -t $$t -o $(B)/bench || exit 1; \
+		$(RUN) 300 $(B)/bench/fault_bench -p -t $$t || exit 1; \
 		$(RUN) 300 $(B)/bench/fault_bench -z -t $$t || exit 1; \
 	done
 	$(RUN) 300 $(B)/bench/fault_bench -s -r 3

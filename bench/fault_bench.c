@@ -7,13 +7,14 @@
  * receives 4 KiB and does UFFDIO_COPY. The server keeps the pages in its
  * memory and sends the one asked for; before each round it writes them,
  * as the pagemesh home writes its own (a server sending one hot buffer
- * never touches the memory a page server reads: on these VMs that made it
- * ~25% faster). Rounds of both alternate so the machine's noise hits both
- * alike; only the ratios mean anything.
+ * never touches the memory a page server reads, which spared it ~5 us of
+ * CPU a request on these VMs). Rounds of both alternate so the machine's
+ * noise hits both alike; only the ratios mean anything.
  *
- *   fault_bench [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]
- *
+ *   fault_bench [-p] [-z] [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-o DIR]
  *   fault_bench -s ...  scans over a working set 4x pager.local_limit
+ *
+ *   -p  each side on its own CPU, as on two machines (see pin_side)
  *
  * Cases: remote read fault (page written by its home, data travels) and
  * remote write fault (ownership moves from the home's exclusive copy),
@@ -29,6 +30,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -165,6 +167,8 @@ static double run_touchers(volatile uint8_t *base, size_t first, size_t count,
 	return (double)(per * nthreads) * 1e9 / (double)(now_ns() - t0);
 }
 
+static void pin_side(int cpu);
+
 /* ---- naive baseline ---------------------------------------------------- */
 
 struct naive {
@@ -206,6 +210,7 @@ static void naive_server(int lfd, size_t npages)
 
 	if (fd < 0 || store == MAP_FAILED)
 		_exit(1);
+	pin_side(1);
 	madvise(store, npages * PAGE, MADV_NOHUGEPAGE);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	while (read_full(fd, req, sizeof(req)) == 0) {
@@ -326,6 +331,28 @@ static void naive_stop(struct naive *nv)
 static char cfgdir[128];
 static int pm_threads = 2;	/* pager.threads of the nodes (-T) */
 static bool home_zero;		/* -z: the home never writes its pages */
+static bool split;		/* -p: each side on its own CPU */
+
+/*
+ * -p: this process (the faulting node, the naive handler, the touching
+ * threads) on CPU 0, the serving processes (node 1, the naive server) on
+ * CPU 1, as if on two one-CPU machines. Unpinned, the scheduler mixes both
+ * sides' threads over both CPUs, and where it puts them, not what each
+ * design does per fault, decides much of a row.
+ */
+static void pin_side(int cpu)
+{
+	cpu_set_t set;
+
+	if (!split)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		perror("fault_bench -p: sched_setaffinity (needs CPUs 0 and 1)");
+		exit(2);
+	}
+}
 
 static int write_cfg_pager(int id, int port0, int port1, const char *tr,
 			   const char *mem, const char *build,
@@ -381,8 +408,10 @@ static void node1_main(const char *cfg, int rounds, size_t npages)
 {
 	uint8_t *mem;
 	size_t len;
-	struct pm_node *n = node1_start(cfg, &mem, &len);
+	struct pm_node *n;
 
+	pin_side(1);
+	n = node1_start(cfg, &mem, &len);
 	for (int r = 0; r < rounds; r++) {
 		size_t base = len / PAGE / 2 + (size_t)r * npages;
 
@@ -404,8 +433,10 @@ static void scan_node1(const char *cfg)
 {
 	uint8_t *mem;
 	size_t len;
-	struct pm_node *n = node1_start(cfg, &mem, &len);
+	struct pm_node *n;
 
+	pin_side(1);
+	n = node1_start(cfg, &mem, &len);
 	for (size_t i = 0; i < SCAN_PAGES; i++)
 		mem[len / 2 + i * PAGE] = (uint8_t)(i + 1);
 	/* Until node 0 is done with every scan (under make's timeout). */
@@ -545,8 +576,9 @@ static int scan_main(const char *tr, const char *build, int rounds)
 			for (int p = 0; p < scan_passes(m); p++)
 				scan_pass(&nv, n, region, m, p, ns, sr, faults);
 	naive_stop(&nv);
-	printf("\nscans of a 64 MiB working set homed on node 1, node 0 keeping at most 16 MiB (local_limit), over %s; passes of %zu touches, %d rounds; faults: per pass\n",
-	       tr, count, rounds);
+	printf("\nscans of a 64 MiB working set homed on node 1, node 0 keeping at most 16 MiB (local_limit), over %s%s; passes of %zu touches, %d rounds; faults: per pass\n",
+	       tr, split ? ", each side on its own CPU (-p)" : "", count,
+	       rounds);
 	printf("%-10s %-22s | %10s | %8s %8s | %10s | %8s\n", "scan", "design",
 	       "touches/s", "p50 us", "p99 us", "vs naive", "faults");
 	for (int m = 0; m < SCAN_MODES; m++) {
@@ -606,8 +638,9 @@ int main(int argc, char **argv)
 
 	bool scan_mode = false;
 
-	while ((c = getopt(argc, argv, "n:r:t:o:sT:zh")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:t:o:psT:zh")) != -1) {
 		switch (c) {
+		case 'p': split = true; break;
 		case 'z': home_zero = true; break;
 		case 'T': pm_threads = atoi(optarg); break;
 		case 's': scan_mode = true; break;
@@ -616,8 +649,10 @@ int main(int argc, char **argv)
 		case 't': tr = optarg; break;
 		case 'o': outdir = optarg; break;
 		default:
-			fprintf(stderr, "usage: fault_bench [-s] [-z] [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-T THREADS] [-o DIR]\n"
+			fprintf(stderr, "usage: fault_bench [-s] [-z] [-p] [-n FAULTS] [-r ROUNDS] [-t TRANSPORT] [-T THREADS] [-o DIR]\n"
 				"  -s  scans over a working set 4x the local limit, prefetch off and on\n"
+				"  -p  each side on its own CPU: this process (faulting node, naive\n"
+				"      handler) on CPU 0, node 1 and the naive server on CPU 1\n"
 				"  -z  the home never writes its pages: grants carry no data and the\n"
 				"      home has no copy of its own to write-protect (the message path);\n"
 				"      the naive server's pages stay unwritten too\n"
@@ -628,6 +663,7 @@ int main(int argc, char **argv)
 	nfaults &= ~(size_t)1;
 	if (nfaults < 2 || rounds < 1)
 		return 2;
+	pin_side(0);	/* before any thread or child: they inherit it */
 
 	/* Each round runs every case on fresh pages, naive first then
 	 * pagemesh. The rows issue 3's goal is about are marked. */
@@ -734,8 +770,9 @@ int main(int argc, char **argv)
 		if (csv)
 			fprintf(csv, "case,threads,design,p50_us,p99_us,faults_per_s\n");
 	}
-	printf("\nremote faults over %s, loopback, %zu faults x %d rounds per row (median and p99 as the faulting thread sees them)\n%s\n",
-	       tr, nfaults, rounds,
+	printf("\nremote faults over %s, loopback%s, %zu faults x %d rounds per row (median and p99 as the faulting thread sees them)\n%s\n",
+	       tr, split ? ", each side on its own CPU (-p)" : "", nfaults,
+	       rounds,
 	       home_zero ? "pages never written: no data travels, the home has nothing to write-protect"
 			 : "pages written by their home: a read write-protects the home's copy, a write recalls it");
 	printf("%-15s %7s | %-24s | %-24s | %-18s\n", "fault", "threads",
