@@ -13,8 +13,8 @@ BENCHES += bench-fault
 
 bench-fault: $(B)/bench/fault_bench plugins
 	@for t in $(notdir $(basename $(filter-out %/rdma.so,$(PLUGIN_SOS)))); do \
-		$(RUN) 300 $(B)/bench/fault_bench -t $$t -o $(B)/bench || exit 1; \
-		$(RUN) 300 $(B)/bench/fault_bench -p -t $$t || exit 1; \
-		$(RUN) 300 $(B)/bench/fault_bench -z -t $$t || exit 1; \
+		$(RUN) 300 $(B)/bench/fault_bench -r 8 -t $$t -o $(B)/bench || exit 1; \
+		$(RUN) 300 $(B)/bench/fault_bench -r 8 -p -t $$t || exit 1; \
+		$(RUN) 300 $(B)/bench/fault_bench -r 8 -z -t $$t || exit 1; \
 	done
 	$(RUN) 300 $(B)/bench/fault_bench -s -r 3
