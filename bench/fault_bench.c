@@ -180,7 +180,28 @@ static double run_touchers(volatile uint8_t *base, size_t first, size_t count,
 	return (double)(per * nthreads) * 1e9 / (double)(now_ns() - t0);
 }
 
-static void pin_side(int cpu);
+static bool split;		/* -p: each side on its own CPU */
+
+/*
+ * -p: this process (the faulting node, the naive handler, the touching
+ * threads) on CPU 0, the serving processes (node 1, the naive server) on
+ * CPU 1, as if on two one-CPU machines. Unpinned, the scheduler mixes both
+ * sides' threads over both CPUs, and where it puts them, not what each
+ * design does per fault, decides much of a row.
+ */
+static void pin_side(int cpu)
+{
+	cpu_set_t set;
+
+	if (!split)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		perror("fault_bench -p: sched_setaffinity (needs CPUs 0 and 1)");
+		exit(2);
+	}
+}
 
 /* ---- naive baseline ---------------------------------------------------- */
 
@@ -344,29 +365,6 @@ static void naive_stop(struct naive *nv)
 static char cfgdir[128];
 static int pm_threads = 2;	/* pager.threads of the nodes (-T) */
 static bool home_zero;		/* -z: the home never writes its pages */
-static bool split;		/* -p: each side on its own CPU */
-
-/*
- * -p: this process (the faulting node, the naive handler, the touching
- * threads) on CPU 0, the serving processes (node 1, the naive server) on
- * CPU 1, as if on two one-CPU machines. Unpinned, the scheduler mixes both
- * sides' threads over both CPUs, and where it puts them, not what each
- * design does per fault, decides much of a row.
- */
-static void pin_side(int cpu)
-{
-	cpu_set_t set;
-
-	if (!split)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set)) {
-		perror("fault_bench -p: sched_setaffinity (needs CPUs 0 and 1)");
-		exit(2);
-	}
-}
-
 static int write_cfg_pager(int id, int port0, int port1, const char *tr,
 			   const char *mem, const char *build,
 			   const char *name, const char *pager)
