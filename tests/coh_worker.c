@@ -441,9 +441,9 @@ static int w_cache(long limit_mb)
  * ceil(pages / nodes) pages each, in order). Node h + 1 adds 1 to the
  * counter of every page of window h, in order. In round 0 the home leaves
  * its window alone, so runs must be given up; in later rounds it adds to
- * its own counters meanwhile, pass after pass, racing every step of that
- * (its writes meet the write-protect, its pages leave under it). Everyone
- * then checks every window's data; each home checks its counters exactly.
+ * its own counters meanwhile, pass after pass, taking pages back from the
+ * writer and racing its runs. Everyone then checks every window's data;
+ * each home checks its counters exactly.
  */
 #define STREAM_PAGES 1024
 #define STREAM_PASSES 4		/* at most, per racing round */
@@ -489,6 +489,15 @@ static int w_stream(long rounds)
 	uint64_t ahead = 0, passes = 0;
 	struct pm_stats a, b;
 
+	for (int h = 0; h < nodes; h++) {
+		uint64_t per = (mem_len / PAGE + nodes - 1) / nodes;
+		uint64_t start = per * (uint64_t)h + (h ? 0 : PG_STRIPES);
+		uint64_t end = stream_first(h) + STREAM_PAGES; /* wraps back */
+
+		if (end < start + STREAM_PAGES)
+			FAIL("stream: node %d homes fewer than %d pages past the fixed ones",
+			     h, STREAM_PAGES);
+	}
 	for (long r = 0; r < rounds; r++) {
 		struct stream_arg wa = { .first = taken, .round = r };
 		pthread_t th;
