@@ -14,8 +14,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/userfaultfd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include "log.h"
@@ -290,6 +288,22 @@ static void dg_release(struct pm_node *n, uint64_t first, uint64_t end)
 	}
 }
 
+/* Take the run of pages from first that dg_take allows, at most max; the
+ * end of the run, or first (nothing held) when it is shorter than min. */
+static uint64_t dg_take_run(struct pm_node *n, uint64_t first, uint64_t max,
+			    uint64_t min)
+{
+	uint64_t end = first, last = n->home_first + n->home_count;
+
+	while (end < last && end - first < max && dg_take(n, end))
+		end++;
+	if (end - first < min) {
+		dg_release(n, first, end);
+		return first;
+	}
+	return end;
+}
+
 /*
  * The home's own exclusive copy of page becomes the data others read
  * (dlock and llock held, the page mapped exclusively here). When `who`
@@ -300,35 +314,21 @@ static void dg_release(struct pm_node *n, uint64_t first, uint64_t end)
 static void downgrade_own(struct pm_node *n, uint64_t page, int who)
 {
 	struct dir_entry *e = dir_of(n, page), *prev;
-	uint64_t end = page + 1, last = n->home_first + n->home_count;
-	struct uffdio_writeprotect wp;
+	uint64_t end = page + 1;
 
 	prev = page > n->home_first ? dir_of(n, page - 1) : NULL;
+	/* The run counts this page too (DG_AHEAD_MIN, DG_AHEAD_MAX). */
 	if (who != n->id && n->lstate[page] == LS_EXCL && prev &&
-	    prev->state == DIR_SHARED && (prev->sharers & (1ull << who))) {
-		while (end < last && end - page < DG_AHEAD_MAX &&
-		       dg_take(n, end))
-			end++;
-		if (end - page < DG_AHEAD_MIN) {
-			dg_release(n, page + 1, end);
-			end = page + 1;
-		}
-	}
+	    prev->state == DIR_SHARED && (prev->sharers & (1ull << who)))
+		end = dg_take_run(n, page + 1, DG_AHEAD_MAX - 1,
+				  DG_AHEAD_MIN - 1);
 	if (end == page + 1) {
 		pager_protect(n, page, NULL);
 		n->lstate[page] = LS_SHARED | (n->lstate[page] & ~LS_MASK);
 		goto out;
 	}
 	/* Flags were ruled out above: page is plain LS_EXCL. */
-	wp = (struct uffdio_writeprotect){
-		.range = { .start = (uintptr_t)page_addr(n, page),
-			   .len = (end - page) * PM_PAGE_SIZE },
-		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
-	if (ioctl(n->uffd, UFFDIO_WRITEPROTECT, &wp))
-		pm_err("pages %llu+%llu: UFFDIO_WRITEPROTECT: %s",
-		       (unsigned long long)page,
-		       (unsigned long long)(end - page), strerror(errno));
+	pager_wp(n, page, end - page, true);
 	n->lstate[page] = LS_SHARED;
 	for (uint64_t q = end; q-- > page + 1;) {
 		struct dir_entry *x = dir_of(n, q);
@@ -363,32 +363,19 @@ out:
 
 static void recall_ahead(struct pm_node *n, uint64_t page, int who)
 {
-	uint64_t first = page + 1, end = first;
-	uint64_t last = n->home_first + n->home_count;
+	uint64_t first = page + 1, end;
 	struct dir_entry *prev;
-	struct uffdio_writeprotect wp;
 	size_t len;
 
 	prev = page > n->home_first ? dir_of(n, page - 1) : NULL;
 	if (who == n->id || !prev || prev->state != DIR_EXCL ||
 	    prev->owner != who)
 		return;
-	while (end < last && end - first < RC_AHEAD_MAX && dg_take(n, end))
-		end++;
-	if (end - first < DG_AHEAD_MIN) {
-		dg_release(n, first, end);
+	end = dg_take_run(n, first, RC_AHEAD_MAX, DG_AHEAD_MIN);
+	if (end == first)
 		return;
-	}
 	len = (end - first) * PM_PAGE_SIZE;
-	wp = (struct uffdio_writeprotect){
-		.range = { .start = (uintptr_t)page_addr(n, first),
-			   .len = len },
-		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
-	if (ioctl(n->uffd, UFFDIO_WRITEPROTECT, &wp)) {
-		pm_err("pages %llu+%llu: UFFDIO_WRITEPROTECT: %s",
-		       (unsigned long long)first,
-		       (unsigned long long)(end - first), strerror(errno));
+	if (pager_wp(n, first, end - first, true)) {
 		dg_release(n, first, end);
 		return;
 	}
@@ -400,12 +387,7 @@ static void recall_ahead(struct pm_node *n, uint64_t page, int who)
 		pm_err("pages %llu+%llu: MADV_DONTNEED: %s",
 		       (unsigned long long)first,
 		       (unsigned long long)(end - first), strerror(errno));
-		wp.mode = 0;
-		if (ioctl(n->uffd, UFFDIO_WRITEPROTECT, &wp))
-			pm_err("pages %llu+%llu: UFFDIO_WRITEPROTECT(off): %s",
-			       (unsigned long long)first,
-			       (unsigned long long)(end - first),
-			       strerror(errno));
+		pager_wp(n, first, end - first, false);
 		dg_release(n, first, end);
 		return;
 	}
@@ -421,10 +403,7 @@ static void recall_ahead(struct pm_node *n, uint64_t page, int who)
 	}
 	dg_release(n, first, end);
 	/* Local threads that met the write-protect refault and ask. */
-	if (ioctl(n->uffd, UFFDIO_WAKE, &wp.range) && errno != ENOENT)
-		pm_warn("pages %llu+%llu: UFFDIO_WAKE: %s",
-			(unsigned long long)first,
-			(unsigned long long)(end - first), strerror(errno));
+	pager_wake_run(n, first, end - first);
 	STAT_ADD(n, recalls_ahead, end - first);
 }
 

@@ -326,6 +326,9 @@ void pager_bounce_done(struct pm_node *n);
 /* Make our exclusive copy read-only, optionally copy it out. */
 void pager_protect(struct pm_node *n, uint64_t page, void *copy_out);
 void pager_wake(struct pm_node *n, uint64_t page);
+void pager_wake_run(struct pm_node *n, uint64_t first, uint64_t count);
+/* Write-protect (on) or unprotect count pages from first; -errno, logged. */
+int pager_wp(struct pm_node *n, uint64_t first, uint64_t count, bool on);
 void stats_record_fault(struct pm_node *n, uint64_t ns);
 
 #endif

@@ -59,12 +59,12 @@ static struct uffdio_range page_range(struct pm_node *n, uint64_t page)
 	};
 }
 
-/* Wake the threads waiting on the page at addr (any registered page). */
-static void wake_at(struct pm_node *n, uint64_t addr)
+/* Wake the threads waiting on len bytes at addr (any registered pages). */
+static void wake_at(struct pm_node *n, uint64_t addr, uint64_t len)
 {
 	struct uffdio_range r = {
 		.start = addr & ~(uint64_t)(PM_PAGE_SIZE - 1),
-		.len = PM_PAGE_SIZE,
+		.len = len,
 	};
 
 	if (ioctl(n->uffd, UFFDIO_WAKE, &r) && errno != ENOENT)
@@ -74,20 +74,26 @@ static void wake_at(struct pm_node *n, uint64_t addr)
 
 void pager_wake(struct pm_node *n, uint64_t page)
 {
-	wake_at(n, (uintptr_t)page_addr(n, page));
+	pager_wake_run(n, page, 1);
 }
 
-static int wp_set(struct pm_node *n, uint64_t page, bool on)
+void pager_wake_run(struct pm_node *n, uint64_t first, uint64_t count)
+{
+	wake_at(n, (uintptr_t)page_addr(n, first), count * PM_PAGE_SIZE);
+}
+
+int pager_wp(struct pm_node *n, uint64_t first, uint64_t count, bool on)
 {
 	struct uffdio_writeprotect wp = {
-		.range = page_range(n, page),
+		.range = { .start = (uintptr_t)page_addr(n, first),
+			   .len = count * PM_PAGE_SIZE },
 		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
 	if (ioctl(n->uffd, UFFDIO_WRITEPROTECT, &wp)) {
-		pm_err("page %llu: UFFDIO_WRITEPROTECT(%s): %s",
-		       (unsigned long long)page, on ? "on" : "off",
-		       strerror(errno));
+		pm_err("pages %llu+%llu: UFFDIO_WRITEPROTECT(%s): %s",
+		       (unsigned long long)first, (unsigned long long)count,
+		       on ? "on" : "off", strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -112,7 +118,7 @@ int pager_install(struct pm_node *n, uint64_t page, int ls_new,
 			       (unsigned long long)page);
 			return -EPROTO;
 		}
-		return wp_set(n, page, false); /* also wakes */
+		return pager_wp(n, page, 1, false); /* also wakes */
 	}
 	if (ls_old != LS_INVALID) {
 		/* A fresh copy over a stale one: drop ours first. */
@@ -151,7 +157,7 @@ fail:
 void pager_protect(struct pm_node *n, uint64_t page, void *copy_out)
 {
 	if ((n->lstate[page] & LS_MASK) == LS_EXCL)
-		wp_set(n, page, true);
+		pager_wp(n, page, 1, true);
 	if (copy_out)
 		memcpy(copy_out, page_addr(n, page), PM_PAGE_SIZE);
 }
@@ -531,7 +537,7 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 		if (n->bounce && addr - (uintptr_t)n->bounce <
 				 PM_BOUNCE_PAGES * PM_PAGE_SIZE &&
 		    ioctl(n->uffd, UFFDIO_COPY, &cp) && errno == EEXIST)
-			wake_at(n, cp.dst);
+			wake_at(n, cp.dst, PM_PAGE_SIZE);
 		return;
 	}
 	page = (addr - (uintptr_t)n->region) / PM_PAGE_SIZE;
