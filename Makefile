@@ -23,8 +23,13 @@ DESTDIR ?=
 B ?= build
 
 CFLAGS ?= -O2 -g
+# The core's rooms: core/ (config, loader, log, metrics, auth, CLI),
+# core/node/ (pager, coherence, eviction, protocol), core/coord/ (the
+# coordinator client and server), core/vmm/ (the VMM).
+CORE_DIRS := core core/node core/coord core/vmm
+CORE_INC := $(addprefix -I,$(CORE_DIRS))
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -fPIC \
-	-D_GNU_SOURCE -Iinclude -Icore -DPM_VERSION='"$(VERSION)"'
+	-D_GNU_SOURCE -Iinclude $(CORE_INC) -DPM_VERSION='"$(VERSION)"'
 LDFLAGS ?=
 
 ifeq ($(V),1)
@@ -44,9 +49,9 @@ CORE_PKGS := libconfig libcjson libcurl libmicrohttpd libcrypto
 CORE_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) 2>/dev/null)
 CORE_LIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -ldl -lpthread
 
-CORE_SRCS := $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_SRCS := $(filter-out core/main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
 CORE_OBJS := $(patsubst core/%.c,$(B)/core/%.o,$(CORE_SRCS))
-CORE_HDRS := $(wildcard core/*.h include/pagemesh/*.h)
+CORE_HDRS := $(wildcard $(addsuffix /*.h,$(CORE_DIRS)) include/pagemesh/*.h)
 
 LIB_A := $(B)/libpagemesh.a
 LIB_SO := $(B)/libpagemesh.so

@@ -26,13 +26,13 @@ test-metrics: $(B)/tests/metrics_test $(BIN)
 # `make fuzz-coord [FUZZ_SECONDS=N]`; `make test` runs it briefly from
 # tests/fuzz/corpus/coord (tests/fuzz.mk).
 FUZZ_SECONDS ?= 60
-COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord_server.c core/coord_http.c \
-	core/coord_client.c core/coord_etcd.c core/log.c core/cfg.c
+COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord/coord_server.c core/coord/coord_http.c \
+	core/coord/coord_client.c core/coord/coord_etcd.c core/log.c core/cfg.c
 
 $(B)/fuzz/coord_fuzz: $(COORD_FUZZ_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  FUZZ    $@")
-	$(Q)clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Icore \
+	$(Q)clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude $(CORE_INC) \
 		-DPM_VERSION='"$(VERSION)"' -fsanitize=fuzzer,address,undefined \
 		$(CORE_CFLAGS) -o $@ $(COORD_FUZZ_SRCS) $(CORE_LIBS)
 

@@ -11,13 +11,13 @@
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_NAMES := frame proto cfg
 
-FUZZ_CC = clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Icore \
+FUZZ_CC = clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude $(CORE_INC) \
 	-DPM_VERSION='"$(VERSION)"' -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
 
 FUZZ_SRCS_frame := tests/fuzz/frame_fuzz.c plugins/tcp/rx.c
 FUZZ_FLAGS_frame := -Iplugins/common -Iplugins/tcp
-FUZZ_SRCS_proto := tests/fuzz/proto_fuzz.c core/proto.c
+FUZZ_SRCS_proto := tests/fuzz/proto_fuzz.c core/node/proto.c
 FUZZ_SRCS_cfg := tests/fuzz/cfg_fuzz.c core/cfg.c core/log.c
 FUZZ_LIBS_cfg = $(shell pkg-config --libs libconfig)
 

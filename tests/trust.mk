@@ -1,11 +1,11 @@
 # Trust and failure: peer authentication against real nodes and a raw
 # wire client (auth_test), and fault injection in network namespaces
 # (fault_test, with fault_worker as the node that times its SIGBUS).
-$(B)/tests/auth_test: tests/auth_test.c tests/cluster.h core/proto.h \
+$(B)/tests/auth_test: tests/auth_test.c tests/cluster.h core/node/proto.h \
 		plugins/common/frame.h include/pagemesh/transport.h
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -Iplugins/common -Icore -o $@ tests/auth_test.c \
+	$(Q)$(CC) $(CFLAGS) -Iplugins/common $(CORE_INC) -o $@ tests/auth_test.c \
 		$(LDFLAGS) $(shell pkg-config --libs libcrypto) -lcmocka
 
 TEST_BINS += $(B)/tests/auth_test
