@@ -31,6 +31,11 @@ CORE_INC := $(addprefix -I,$(CORE_DIRS))
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -fPIC \
 	-D_GNU_SOURCE -Iinclude $(CORE_INC) -DPM_VERSION='"$(VERSION)"'
 LDFLAGS ?=
+# PM_DEBUG=1: the engine's own checks (core/node/check.c: lock order,
+# legal page-state transitions, the right lock held); `make asan` has them.
+ifeq ($(PM_DEBUG),1)
+override CFLAGS += -DPM_DEBUG
+endif
 
 ifeq ($(V),1)
 Q :=
@@ -150,7 +155,7 @@ run-benches: $(BENCHES)
 .PHONY: run-benches
 
 asan:
-	@$(MAKE) --no-print-directory B=build-asan \
+	@$(MAKE) --no-print-directory B=build-asan PM_DEBUG=1 \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" test
 
@@ -208,7 +213,7 @@ help:
 	@echo "make test       install deps, build, run every test"
 	@echo "make demo       run a 3-node cluster doing real work"
 	@echo "make bench      benchmarks with same-run baselines"
-	@echo "make asan       build and test with ASan+UBSan (build-asan/)"
+	@echo "make asan       build and test with ASan+UBSan and PM_DEBUG (build-asan/)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
 	@echo "make abi-check  each plugin exports only its entry symbol"
 	@echo "make deps       apt-get install missing build/test packages"

@@ -52,14 +52,6 @@
 #include "log.h"
 #include "node.h"
 
-/* A page between its local drop and the home's answer to our EVICT. */
-struct evicting {
-	struct evicting *next;
-	uint64_t page;
-	bool excl;
-	uint8_t data[PM_PAGE_SIZE];
-};
-
 static void fifo_mapped(struct pm_node *n, uint64_t page);
 
 static uint64_t margin(const struct pm_node *n)
@@ -79,53 +71,15 @@ void evict_note_install(struct pm_node *n, uint64_t page)
 		__atomic_store_n(&n->ref[page], 1, __ATOMIC_RELAXED);
 
 	if (n->limit_pages && r > n->limit_pages - margin(n) / 2) {
-		pthread_mutex_lock(&n->ev_lock);
+		lk_lock(&n->ev_lock, LK_EV);
 		pthread_cond_signal(&n->ev_cv);
-		pthread_mutex_unlock(&n->ev_lock);
+		lk_unlock(&n->ev_lock);
 	}
 }
 
 void evict_note_drop(struct pm_node *n)
 {
 	__atomic_sub_fetch(&n->resident, 1, __ATOMIC_RELAXED);
-}
-
-/* Home is this node: drop our copy into the store, under dlock+llock. */
-static bool evict_local(struct pm_node *n, uint64_t page)
-{
-	struct dir_entry *e = coh_dir_entry(n, page);
-	bool done = false;
-	uint8_t s;
-
-	pthread_mutex_lock(dlock_of(n, page));
-	if (e->busy) {
-		pthread_mutex_unlock(dlock_of(n, page));
-		return false;
-	}
-	pthread_mutex_lock(llock_of(n, page));
-	s = n->lstate[page];
-	if ((s & LS_MASK) != LS_INVALID && !(s & ~LS_MASK)) {
-		if ((s & LS_MASK) == LS_EXCL) {
-			pager_drop(n, page, coh_store_page(n, page));
-			e->zero = 0;
-			e->stale = 0;
-			e->state = DIR_UNOWNED;
-			STAT_ADD(n, writebacks, 1);
-		} else {
-			/* The store may be behind our copy (coh.c). */
-			pager_drop(n, page, e->stale ? coh_store_page(n, page)
-						     : NULL);
-			e->stale = 0;
-			e->sharers &= ~(1ull << n->id);
-			if (!e->sharers)
-				e->state = DIR_UNOWNED;
-		}
-		n->lstate[page] = LS_INVALID;
-		done = true;
-	}
-	pthread_mutex_unlock(llock_of(n, page));
-	pthread_mutex_unlock(dlock_of(n, page));
-	return done;
 }
 
 static bool evict_remote(struct pm_node *n, uint64_t page,
@@ -135,25 +89,22 @@ static bool evict_remote(struct pm_node *n, uint64_t page,
 		.op = PM_OP_EVICT, .from = (uint16_t)n->id, .page = page,
 	};
 	struct pm_proto_rep rp;
-	struct evicting **pp;
 	uint8_t s;
 	int r;
 
-	pthread_mutex_lock(llock_of(n, page));
+	lk_lock(llock_of(n, page), LK_LLOCK);
 	s = n->lstate[page];
 	if ((s & LS_MASK) == LS_INVALID || (s & ~LS_MASK)) {
-		pthread_mutex_unlock(llock_of(n, page));
+		lk_unlock(llock_of(n, page));
 		return false;
 	}
 	ev->page = page;
 	ev->excl = (s & LS_MASK) == LS_EXCL;
-	pager_drop(n, page, ev->data);
-	n->lstate[page] = LS_INVALID | LF_EVICTING;
-	pthread_mutex_lock(&n->dfr_lock);
-	ev->next = n->evicting;
-	n->evicting = ev;
-	pthread_mutex_unlock(&n->dfr_lock);
-	pthread_mutex_unlock(llock_of(n, page));
+	uffd_drop(n, page, ev->excl, ev->data);
+	uffd_wake(n, page, 1);
+	ls_set(n, page, LS_INVALID | LF_EVICTING);
+	holder_evicting_add(n, ev);
+	lk_unlock(llock_of(n, page));
 
 	rq.flags = ev->excl ? PM_RQ_DIRTY : 0;
 	r = node_call_payload(n, page_home(n, page), &rq, &rp,
@@ -164,44 +115,13 @@ static bool evict_remote(struct pm_node *n, uint64_t page,
 	else if (ev->excl)
 		STAT_ADD(n, writebacks, 1);
 
-	pthread_mutex_lock(llock_of(n, page));
-	pthread_mutex_lock(&n->dfr_lock);
-	for (pp = &n->evicting; *pp; pp = &(*pp)->next)
-		if (*pp == ev) {
-			*pp = ev->next;
-			break;
-		}
-	pthread_mutex_unlock(&n->dfr_lock);
-	n->lstate[page] &= ~(LF_EVICTING | LF_WAITED);
-	pthread_mutex_unlock(llock_of(n, page));
+	lk_lock(llock_of(n, page), LK_LLOCK);
+	holder_evicting_remove(n, ev);
+	ls_set(n, page, n->lstate[page] & ~(LF_EVICTING | LF_WAITED));
+	lk_unlock(llock_of(n, page));
 	/* Threads that faulted on it meanwhile were left waiting. */
-	pager_wake(n, page);
+	uffd_wake(n, page, 1);
 	return true;
-}
-
-bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
-			 struct pm_proto_rep *rp, void *buf)
-{
-	struct evicting *ev;
-	bool data = false;
-
-	pthread_mutex_lock(&n->dfr_lock);
-	for (ev = n->evicting; ev; ev = ev->next)
-		if (ev->page == page)
-			break;
-	if (ev) {
-		/* Not kept; an exclusive copy's data goes back whatever the
-		 * action, since the home may hold nothing newer. */
-		rp->flags = PM_RP_NOT_HELD;
-		if (ev->excl) {
-			memcpy(buf, ev->data, PM_PAGE_SIZE);
-			rp->flags |= PM_RP_DATA;
-			data = true;
-		}
-	}
-	*found = ev != NULL;
-	pthread_mutex_unlock(&n->dfr_lock);
-	return data;
 }
 
 /*
@@ -290,9 +210,8 @@ static void clean_flush(struct pm_node *n, struct clean_batch *b)
 				       strerror(errno));
 	}
 	for (i = b->count - 1; i >= 0; i--) {
-		n->lstate[b->pages[i]] = LS_INVALID | LF_EVICTING;
-		evict_note_drop(n);
-		pthread_mutex_unlock(llock_of(n, b->pages[i]));
+		ls_set(n, b->pages[i], LS_INVALID | LF_EVICTING);
+		lk_unlock(llock_of(n, b->pages[i]));
 	}
 	STAT_ADD(n, evictions, (uint64_t)b->count);
 	/* One list per home, pages in ascending order. */
@@ -308,12 +227,12 @@ static void clean_flush(struct pm_node *n, struct clean_batch *b)
 		uint64_t page = b->pages[i];
 		bool waited;
 
-		pthread_mutex_lock(llock_of(n, page));
+		lk_lock(llock_of(n, page), LK_LLOCK);
 		waited = n->lstate[page] & LF_WAITED;
-		n->lstate[page] &= ~(LF_EVICTING | LF_WAITED);
-		pthread_mutex_unlock(llock_of(n, page));
+		ls_set(n, page, n->lstate[page] & ~(LF_EVICTING | LF_WAITED));
+		lk_unlock(llock_of(n, page));
 		if (waited)
-			pager_wake(n, page);
+			uffd_wake(n, page, 1);
 	}
 	b->count = 0;
 }
@@ -322,10 +241,10 @@ static void clean_flush(struct pm_node *n, struct clean_batch *b)
 static bool clean_take(struct pm_node *n, struct clean_batch *b,
 		       uint64_t page)
 {
-	if (pthread_mutex_trylock(llock_of(n, page)))
+	if (!lk_trylock(llock_of(n, page), LK_LLOCK))
 		return false;
 	if (n->lstate[page] != LS_SHARED) {
-		pthread_mutex_unlock(llock_of(n, page));
+		lk_unlock(llock_of(n, page));
 		return false;
 	}
 	b->pages[b->count++] = page;
@@ -359,22 +278,22 @@ static void fifo_mapped(struct pm_node *n, uint64_t page)
 {
 	int q = 0;
 
-	pthread_mutex_lock(&n->fifo_lock);
+	lk_lock(&n->fifo_lock, LK_FIFO);
 	if (n->two_q && n->ev_stamp[page]) {
 		q = (uint32_t)(n->ev_clock - n->ev_stamp[page]) <=
 		    TWOQ_DISTANCE(n);
 		n->ev_stamp[page] = 0;
 	}
 	fq_push_locked(n, page, q);
-	pthread_mutex_unlock(&n->fifo_lock);
+	lk_unlock(&n->fifo_lock);
 }
 
 /* A victim that could not go now (busy, or locked): back on its ring. */
 static void fifo_requeue(struct pm_node *n, uint64_t page, int q)
 {
-	pthread_mutex_lock(&n->fifo_lock);
+	lk_lock(&n->fifo_lock, LK_FIFO);
 	fq_push_locked(n, page, q);
-	pthread_mutex_unlock(&n->fifo_lock);
+	lk_unlock(&n->fifo_lock);
 }
 
 /* page left this node by eviction: "2q" remembers when. */
@@ -382,11 +301,11 @@ static void fifo_evicted(struct pm_node *n, uint64_t page)
 {
 	if (!n->two_q)
 		return;
-	pthread_mutex_lock(&n->fifo_lock);
+	lk_lock(&n->fifo_lock, LK_FIFO);
 	if (!++n->ev_clock)
 		n->ev_clock = 1;
 	n->ev_stamp[page] = n->ev_clock;
-	pthread_mutex_unlock(&n->fifo_lock);
+	lk_unlock(&n->fifo_lock);
 }
 
 /*
@@ -400,7 +319,7 @@ static bool fifo_pop(struct pm_node *n, uint64_t *page, int *q)
 	uint64_t x;
 	bool got;
 
-	pthread_mutex_lock(&n->fifo_lock);
+	lk_lock(&n->fifo_lock, LK_FIFO);
 	while (n->two_q &&
 	       n->fq[1].tail - n->fq[1].head > TWOQ_PROTECTED(n) &&
 	       fq_pop_locked(n, 1, &x))
@@ -411,7 +330,7 @@ static bool fifo_pop(struct pm_node *n, uint64_t *page, int *q)
 		*q = 1;
 		got = fq_pop_locked(n, 1, page);
 	}
-	pthread_mutex_unlock(&n->fifo_lock);
+	lk_unlock(&n->fifo_lock);
 	return got;
 }
 
@@ -470,7 +389,7 @@ static int evict_some(struct pm_node *n, int want)
 		/* These lock without trylock: no batch locks held then. */
 		done += b->count;
 		clean_flush(n, b);
-		if (page_home(n, page) == n->id ? evict_local(n, page)
+		if (page_home(n, page) == n->id ? home_evict_own(n, page)
 						: evict_remote(n, page, ev)) {
 			done++;
 			STAT_ADD(n, evictions, 1);
@@ -501,7 +420,7 @@ static void *evict_thread(void *arg)
 	uint64_t high = n->limit_pages - margin(n) / 2;
 	uint64_t low = n->limit_pages - margin(n);
 
-	pthread_mutex_lock(&n->ev_lock);
+	lk_lock(&n->ev_lock, LK_EV);
 	while (!n->ev_stop) {
 		uint64_t r = __atomic_load_n(&n->resident, __ATOMIC_RELAXED);
 
@@ -509,14 +428,14 @@ static void *evict_thread(void *arg)
 			pthread_cond_wait(&n->ev_cv, &n->ev_lock);
 			continue;
 		}
-		pthread_mutex_unlock(&n->ev_lock);
+		lk_unlock(&n->ev_lock);
 		while (__atomic_load_n(&n->resident, __ATOMIC_RELAXED) > low &&
 		       !__atomic_load_n(&n->ev_stop, __ATOMIC_RELAXED))
 			if (!evict_some(n, 64))
 				break;	/* nothing evictable right now */
-		pthread_mutex_lock(&n->ev_lock);
+		lk_lock(&n->ev_lock, LK_EV);
 	}
-	pthread_mutex_unlock(&n->ev_lock);
+	lk_unlock(&n->ev_lock);
 	return NULL;
 }
 
@@ -574,10 +493,10 @@ int evict_start(struct pm_node *n)
 void evict_stop(struct pm_node *n)
 {
 	if (n->ev_started) {
-		pthread_mutex_lock(&n->ev_lock);
+		lk_lock(&n->ev_lock, LK_EV);
 		n->ev_stop = true;
 		pthread_cond_broadcast(&n->ev_cv);
-		pthread_mutex_unlock(&n->ev_lock);
+		lk_unlock(&n->ev_lock);
 		pthread_join(n->ev_thread, NULL);
 		n->ev_started = false;
 	}

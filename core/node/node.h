@@ -1,6 +1,26 @@
 /* SPDX-License-Identifier: MIT */
-/* A node's internal state, shared by node.c (start-up, peers, barrier),
- * coh.c (home directory and coherence actions) and pager.c (userfaultfd). */
+/*
+ * A node's internal state and the calls between the engine's files. The
+ * page state machine is in state.h, the lock order in lock.h. A fault
+ * travels, file by file:
+ *
+ *   fault.c    a fault thread reads the uffd message, plans a prefetch,
+ *              asks the home: home.c for pages homed here, else
+ *   peer.c     node_call() through the transport plugin to the home, whose
+ *   dispatch.c on_request() checks the message and hands it to
+ *   home.c     the directory: run the transaction (asking holders to act
+ *              through peer.c, or holder.c for the home's own copy), then
+ *              reply with the grant (peer.c node_reply()); back on the
+ *              requester,
+ *   holder.c   the grant is installed (or dropped, when an action about
+ *              it arrived meanwhile) and actions from homes are applied to
+ *              this node's copies, through
+ *   uffd.c     the userfaultfd primitives: copy, write-protect, drop,
+ *              move, wake, poison. It calls nothing above it.
+ *
+ * Calls go down that list only (fault -> home -> holder -> uffd; evict.c,
+ * the bounded cache, uses home, holder and uffd), never back up.
+ */
 #ifndef PM_NODE_H
 #define PM_NODE_H
 
@@ -13,45 +33,13 @@
 
 #include "cfg.h"
 #include "loader.h"
+#include "lock.h"
 #include "proto.h"
+#include "state.h"
 
 #define PM_NLOCKS 1024	/* striped page locks */
 #define PM_MAX_FAULT_THREADS 64	/* pager.threads at most */
 #define PM_BOUNCE_PAGES 64	/* > 33: emptied with one full TLB flush */
-
-/* Node-local page state (lstate[]): low bits the mapping, high bits flags. */
-enum {
-	LS_INVALID = 0,		/* not mapped here */
-	LS_SHARED = 1,		/* mapped read-only (uffd-wp) */
-	LS_EXCL = 2,		/* mapped writable */
-	LS_MASK = 3,
-	LF_FETCHING = 0x10,	/* a request to home is in flight */
-	LF_ACTED = 0x20,	/* home acted on our old copy while we were
-				 * upgrading: an upgrade grant is stale */
-	LF_STALE = 0x40,	/* whatever grant is in flight is stale */
-	LF_EVICTING = 0x80,	/* dropped here, home not yet told (evict.c) */
-	LF_WAITED = 0x08,	/* a fault found it LF_EVICTING: wake it */
-};
-
-/* Directory state at home. */
-enum { DIR_UNOWNED = 0, DIR_SHARED = 1, DIR_EXCL = 2 };
-
-struct txn;
-
-struct dir_entry {
-	uint8_t state;		/* DIR_* */
-	uint8_t zero;		/* never written anywhere: store is zeros */
-	uint8_t busy;		/* a transaction owns the entry */
-	uint8_t lost;		/* its only copy died with its holder */
-	uint8_t stale;		/* the store is behind: the current data is
-				 * the home's own mapped copy (this node is a
-				 * sharer, or the owner) or another owner's */
-	uint8_t bounce;		/* 1 + slot: the data is in that bounce slot
-				 * until the grant is delivered */
-	uint16_t owner;		/* DIR_EXCL */
-	uint64_t sharers;	/* DIR_SHARED: bit per node */
-	struct txn *qhead, *qtail;	/* requests waiting for !busy */
-};
 
 /* A request at home: from a remote node (answered with reply()) or from
  * this node's own fault thread (local; installed in place). */
@@ -73,11 +61,21 @@ struct txn {
 	int result;
 };
 
+/* A page between its local drop and the home's answer to our EVICT
+ * (evict.c); actions meanwhile are answered from it (holder.c). */
+struct evicting {
+	struct evicting *next;
+	uint64_t page;
+	bool excl;
+	uint8_t data[PM_PAGE_SIZE];
+};
+
 /* An action from home that arrived while our own fetch was in flight:
  * answered by the fault thread when the grant lands. */
 struct deferred {
 	struct deferred *next;
 	uint64_t page;
+	int from;		/* the home */
 	uint8_t op;
 	int tidx;
 	uint64_t conn_id, req_id;
@@ -94,7 +92,8 @@ struct peer {
 	 * replies (no reply costs a wake-up of another thread), and faults
 	 * one at a time all go through fconn[0]. */
 	struct pm_tconn *fconn[PM_MAX_FAULT_THREADS];
-	uint8_t fbusy[PM_MAX_FAULT_THREADS];	/* fconn[k] carries a call */
+	uint8_t fbusy[PM_MAX_FAULT_THREADS];	/* fconn[k] carries a call
+						 * (atomic exchange) */
 	char last_err[512];		/* why the last connect failed */
 };
 
@@ -137,15 +136,17 @@ struct pm_node {
 	uint64_t home_first, home_count;	/* pages homed here */
 	uint8_t *store;			/* home copies of homed pages */
 	struct dir_entry *dir;		/* one per homed page */
-	uint8_t *lstate;		/* one per region page */
-	pthread_mutex_t llock[PM_NLOCKS];	/* lstate, deferred */
-	pthread_mutex_t dlock[PM_NLOCKS];	/* dir entries */
+	uint8_t *lstate;		/* one per region page (state.h),
+					 * under llock; ls_set() changes it */
+	pthread_mutex_t llock[PM_NLOCKS];	/* lstate, by page */
+	pthread_mutex_t dlock[PM_NLOCKS];	/* dir entries, by page */
 	struct deferred *deferred;	/* under dfr_lock */
-	pthread_mutex_t dfr_lock;
+	pthread_mutex_t dfr_lock;	/* deferred, evicting */
 
 	/* bounded local cache (evict.c) */
 	uint64_t limit_pages;		/* pager.local_limit, 0 = none */
-	uint64_t resident;		/* pages mapped here */
+	uint64_t resident;		/* pages mapped here: ls_set() counts
+					 * them (atomic) */
 	uint8_t *ref;			/* clock reference bit per page */
 	uint64_t clock_hand;
 	/* pager.policy "2q" and "fifo": pages in the order they were
@@ -164,7 +165,7 @@ struct pm_node {
 	int ev_pidfd;			/* our own pidfd: process_madvise */
 	bool ev_pidfd_open;
 	struct evicting *evicting;	/* under dfr_lock */
-	pthread_mutex_t ev_lock;
+	pthread_mutex_t ev_lock;	/* ev_cv, ev_stop */
 	pthread_cond_t ev_cv;
 	pthread_t ev_thread;
 	bool ev_stop, ev_started;
@@ -176,9 +177,11 @@ struct pm_node {
 	pthread_mutex_t bounce_lock;
 
 	/* pager */
-	uint64_t seq_next;		/* a fault here continues a scan */
+	uint64_t seq_next;		/* a fault here continues a scan
+					 * (racy hint: atomics, no lock) */
 	int prefetch;			/* pager.prefetch */
 	int uffd;
+	bool have_poison;		/* UFFDIO_POISON works on this uffd */
 	int stop_efd;
 	int nthreads;
 	pthread_t *fault_threads;
@@ -190,13 +193,15 @@ struct pm_node {
 	int nplugins;
 	bool listening[CFG_MAX_TRANSPORTS];
 	struct peer peers[CFG_MAX_NODES];	/* indexed by node id */
+	/* Relaxed atomics, no lock: flags and words whose readers act on
+	 * any recent value. */
 	bool peer_dead[CFG_MAX_NODES];	/* failed; skipped until it calls */
 	bool leaving;			/* past the final barrier */
 	uint64_t peer_inc[CFG_MAX_NODES];	/* incarnation seen in HELLO */
 	uint64_t incarnation;		/* ours: random per start */
 
 	/* home workers: run transactions that must wait on the network */
-	pthread_mutex_t wq_lock;
+	pthread_mutex_t wq_lock;	/* wq_*, stopping */
 	pthread_cond_t wq_cv;
 	struct txn *wq_head, *wq_tail;
 	pthread_t workers[2];
@@ -204,11 +209,11 @@ struct pm_node {
 	bool stopping;
 
 	/* local waiters on busy pages */
-	pthread_mutex_t txn_lock;
+	pthread_mutex_t txn_lock;	/* txn.done, txn.result */
 	pthread_cond_t txn_cv;
 
 	/* barrier (served by node 0) */
-	pthread_mutex_t bar_lock;
+	pthread_mutex_t bar_lock;	/* bar_* */
 	pthread_cond_t bar_cv;
 	uint32_t bar_gen;		/* my next barrier generation */
 	uint32_t bar_serve_gen;		/* node 0: generation being gathered */
@@ -250,7 +255,86 @@ static inline pthread_mutex_t *dlock_of(struct pm_node *n, uint64_t page)
 	return &n->dlock[page % PM_NLOCKS];
 }
 
-/* node.c */
+/*
+ * The one way to change a page's local state (llock held): checked in
+ * debug builds (state.h has the rules), and the count of mapped pages
+ * follows the mapping. A relaxed atomic store, since the eviction scan
+ * and the stats read lstate without the lock.
+ */
+void evict_note_install(struct pm_node *n, uint64_t page);
+void evict_note_drop(struct pm_node *n);
+
+static inline void ls_set(struct pm_node *n, uint64_t page, uint8_t s)
+{
+	uint8_t old = n->lstate[page];
+
+#ifdef PM_DEBUG
+	ls_check(n, page, old, s);
+#endif
+	__atomic_store_n(&n->lstate[page], s, __ATOMIC_RELAXED);
+	if ((old & LS_MASK) == LS_INVALID && (s & LS_MASK) != LS_INVALID)
+		evict_note_install(n, page);
+	else if ((old & LS_MASK) != LS_INVALID && (s & LS_MASK) == LS_INVALID)
+		evict_note_drop(n);
+}
+
+/* Clear a finished fetch's flags, keeping the mapping. */
+static inline void ls_fetch_done(struct pm_node *n, uint64_t page)
+{
+	ls_set(n, page, n->lstate[page] & ~LF_FETCH_FLAGS);
+}
+
+static inline struct dir_entry *dir_of(struct pm_node *n, uint64_t page)
+{
+	return &n->dir[page - n->home_first];
+}
+
+static inline uint8_t *store_of(struct pm_node *n, uint64_t page)
+{
+	return n->store + (page - n->home_first) * PM_PAGE_SIZE;
+}
+
+static inline bool page_homed_here(const struct pm_node *n, uint64_t page)
+{
+	return page >= n->home_first && page - n->home_first < n->home_count;
+}
+
+/* The one way to change who holds a page (dlock held, or the entry busy
+ * and owned by the caller's transaction). */
+static inline void dir_set(struct pm_node *n, uint64_t page, uint8_t state,
+			   uint16_t owner, uint64_t sharers)
+{
+	struct dir_entry *e = dir_of(n, page);
+
+#ifdef PM_DEBUG
+	dir_check(n, page, e, state, owner, sharers);
+#endif
+	e->state = state;
+	e->owner = state == DIR_EXCL ? owner : 0;
+	e->sharers = sharers;
+}
+
+/* Node `who` no longer holds its shared copy. */
+static inline void dir_drop_sharer(struct pm_node *n, uint64_t page, int who)
+{
+	uint64_t left = dir_of(n, page)->sharers & ~(1ull << who);
+
+	dir_set(n, page, left ? DIR_SHARED : DIR_UNOWNED, 0, left);
+}
+
+/* Its only copy is gone: no holder, faults on it fail. */
+static inline void dir_lose(struct pm_node *n, uint64_t page)
+{
+	dir_set(n, page, DIR_UNOWNED, 0, 0);
+	dir_of(n, page)->lost = 1;
+}
+
+/* ---- node.c: start-up, teardown ---------------------------------------- */
+int node_fail(char *err, size_t errlen, int code, int *codep,
+	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void node_free(struct pm_node *n);
+
+/* ---- peer.c: outgoing calls, replies, peers' health --------------------- */
 /* Set in fault threads: their calls take a fault connection (node_call). */
 extern __thread bool node_fault_thread;
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
@@ -259,76 +343,125 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 int node_call_payload(struct pm_node *n, int peer,
 		      const struct pm_proto_req *rq, struct pm_proto_rep *rp,
 		      const void *payload, uint32_t payload_len);
-int node_reply(struct pm_node *n, int tidx, uint64_t conn_id,
+/* A call on a given connection (the barrier's, a handshake's). */
+int node_call_on(struct pm_node *n, int peer, struct pm_tconn *c,
+		 const struct pm_msg *m, struct pm_msg *r, int64_t deadline);
+/* Answer request req_id from node `peer` (for its byte count; -1 when
+ * unknown) on incoming connection conn_id of transport tidx. */
+int node_reply(struct pm_node *n, int peer, int tidx, uint64_t conn_id,
 	       uint64_t req_id, int status, const struct pm_proto_rep *rp,
 	       const void *payload, uint32_t payload_len);
-
+/* A reply with only a status (an error, mostly). */
+void node_reply_status(struct pm_node *n, int peer, int tidx,
+		       const struct pm_request *req, int status);
 /* Is r a call error that means the peer is unreachable? */
 bool node_conn_error(int r);
 /* A peer failed (call error r): mark it dead, count and log it once. */
 void node_peer_failed(struct pm_node *n, int peer, int r);
 bool node_peer_dead(struct pm_node *n, int peer);
+/* Dial every peer and shake hands, until cluster.startup_timeout_ms. */
+int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
+		       int *code);
+void node_disconnect_peers(struct pm_node *n);
 
-/* coh.c: home side */
-/* Node `who` restarted (new incarnation) or was declared dead: pages it
- * held exclusively are lost, its shared copies leave the directory. */
-void coh_forget_node(struct pm_node *n, int who);
-int coh_init(struct pm_node *n);
-void coh_fini(struct pm_node *n);
-void coh_remote_request(struct pm_node *n, int tidx,
-			const struct pm_request *req,
-			const struct pm_proto_req *rq);
-void coh_workers_stop(struct pm_node *n);
-int coh_workers_start(struct pm_node *n);
+/* ---- dispatch.c: incoming messages -------------------------------------- */
+void node_on_request(void *arg, const struct pm_request *req);
+void node_on_close(void *arg, uint64_t conn_id);
+
+/* ---- barrier.c ----------------------------------------------------------- */
+/* Node 0: a BARRIER request arrived. */
+void barrier_request(struct pm_node *n, int tidx,
+		     const struct pm_request *req,
+		     const struct pm_proto_req *rq);
+
+/* ---- stats.c ------------------------------------------------------------ */
+void stats_record_fault(struct pm_node *n, uint64_t ns);
+/* /metrics' fill callback (metrics.h). */
+struct metrics_extra;
+int stats_metrics_fill(void *arg, struct pm_stats *st,
+		       struct metrics_extra *x);
+
+/* ---- fault.c: the fault threads ----------------------------------------- */
+int fault_start(struct pm_node *n);
+void fault_stop(struct pm_node *n);
+
+/* ---- home.c: the directory and its transactions ------------------------- */
+int home_init(struct pm_node *n);
+void home_fini(struct pm_node *n);
+int home_workers_start(struct pm_node *n);
+void home_workers_stop(struct pm_node *n);
+/* A READ, WRITE or EVICT from another node. */
+void home_request(struct pm_node *n, int tidx, const struct pm_request *req,
+		  const struct pm_proto_req *rq);
 /* This node's own fault on a page it is home for: runs the transaction
  * and installs the page. 0 or -errno. */
-int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
-		    uint8_t flags);
-/* coh.c: node side, an action from home */
-void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
-		const struct pm_proto_req *rq);
+int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
+		     uint8_t flags);
+/* Node `who` restarted (new incarnation) or was declared dead: pages it
+ * held exclusively are lost, its shared copies leave the directory. */
+void home_forget_node(struct pm_node *n, int who);
+/* Eviction of the home's own copy of page into its store; false when the
+ * entry is busy or the copy is not a plain one. */
+bool home_evict_own(struct pm_node *n, uint64_t page);
 
-/* evict.c */
+/* ---- holder.c: this node's copies --------------------------------------- */
+/* Map a granted page (llock held; the page not mapped unless this is an
+ * upgrade of a shared copy: excl, no data, not zero). Wakes waiters. */
+int holder_install(struct pm_node *n, uint64_t page, int ls_new,
+		   const void *data, bool zero);
+/* A grant (or a failed call, r) for a fetch of page and nextra pages
+ * after it arrived: install what is not stale, answer deferred actions,
+ * clear the fetches, wake. Returns whether page was installed. */
+bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
+		       const struct pm_proto_rep *rp, const uint8_t *buf);
+/* An INVAL, RECALL or DOWNGRADE from page's home. */
+void holder_remote_action(struct pm_node *n, int tidx,
+			  const struct pm_request *req,
+			  const struct pm_proto_req *rq);
+/* Apply op to our copy (llock held, copy present): fills rp and, when the
+ * page's data must go back, buf. Returns whether buf is the payload. */
+bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
+		  struct pm_proto_rep *rp, void *buf);
+void holder_fini(struct pm_node *n);
+void holder_evicting_add(struct pm_node *n, struct evicting *ev);
+void holder_evicting_remove(struct pm_node *n, struct evicting *ev);
+
+/* ---- evict.c: the bounded cache ----------------------------------------- */
 int evict_start(struct pm_node *n);
 void evict_stop(struct pm_node *n);
 void evict_free(struct pm_node *n);
-/* A page was mapped here (for the count and the replacement policy). */
-void evict_note_install(struct pm_node *n, uint64_t page);
-void evict_note_drop(struct pm_node *n);
 /* Before a fault maps `pages` pages: evict until they fit the limit. */
 void evict_make_room(struct pm_node *n, int pages);
-/* An action for a page being evicted: fill rp (and buf); *found says
- * whether it was. Returns whether buf is the payload. */
-bool evict_answer_action(struct pm_node *n, uint64_t page, bool *found,
-			 struct pm_proto_rep *rp, void *buf);
 
-/* coh.c internals evict.c needs */
-struct dir_entry *coh_dir_entry(struct pm_node *n, uint64_t page);
-uint8_t *coh_store_page(struct pm_node *n, uint64_t page);
-
-/* pager.c */
-int pager_start(struct pm_node *n);
-void pager_stop(struct pm_node *n);
-/* Install a grant for page (called with llock held). */
-int pager_install(struct pm_node *n, uint64_t page, int lstate_new,
-		  const void *data, bool zero);
-/* Drop our copy: write-protect, optionally copy out, DONTNEED, wake. */
-void pager_drop(struct pm_node *n, uint64_t page, void *copy_out);
-/* The same without the wake: a thread blocked on the page has a fault
- * message queued, whose handling wakes it (eviction needs no more). */
-void pager_drop_quiet(struct pm_node *n, uint64_t page, void *copy_out);
-/* Take our mapped copy of page away into a bounce slot with one TLB
- * flush (llock held); NULL when that cannot be done (copy instead). */
-void *pager_move_out(struct pm_node *n, uint64_t page);
-/* The data of a slot pager_move_out() gave is no longer needed (slots
- * are reused all at once, when none is). */
-void pager_bounce_done(struct pm_node *n);
-/* Make our exclusive copy read-only, optionally copy it out. */
-void pager_protect(struct pm_node *n, uint64_t page, void *copy_out);
-void pager_wake(struct pm_node *n, uint64_t page);
-void pager_wake_run(struct pm_node *n, uint64_t first, uint64_t count);
+/* ---- uffd.c: the userfaultfd primitives, no policy ---------------------- */
+extern const uint8_t uffd_zero_page[PM_PAGE_SIZE];
+/* Open the uffd, register the region (missing + wp) and the bounce slots. */
+int uffd_open(struct pm_node *n);
+void uffd_close(struct pm_node *n);
+/* Copy count pages of src to page..; wp: map them write-protected. 0,
+ * -EEXIST when a page is there already (waiters woken), or -errno. */
+int uffd_copy(struct pm_node *n, uint64_t page, uint64_t count,
+	      const void *src, bool wp);
 /* Write-protect (on) or unprotect count pages from first; -errno, logged. */
-int pager_wp(struct pm_node *n, uint64_t first, uint64_t count, bool on);
-void stats_record_fault(struct pm_node *n, uint64_t ns);
+int uffd_wp(struct pm_node *n, uint64_t first, uint64_t count, bool on);
+/* Unmap count pages from first (MADV_DONTNEED); -errno, logged. */
+int uffd_unmap(struct pm_node *n, uint64_t first, uint64_t count);
+/* Take our copy away: write-protect it first when writable (so the copy
+ * is final), copy it to copy_out (may be NULL), unmap it. */
+void uffd_drop(struct pm_node *n, uint64_t page, bool writable,
+	       void *copy_out);
+/* Make a writable copy read-only, copying it to copy_out (may be NULL). */
+void uffd_protect(struct pm_node *n, uint64_t page, bool writable,
+		  void *copy_out);
+/* Move our copy of page into a bounce slot with one TLB flush; NULL when
+ * that cannot be done (copy instead). uffd_bounce_done() when its data
+ * is no longer needed (slots are reused all at once, when none is). */
+void *uffd_move_out(struct pm_node *n, uint64_t page);
+void uffd_bounce_done(struct pm_node *n);
+/* A fault in an empty bounce slot: zeros, so nothing hangs. */
+void uffd_bounce_fill(struct pm_node *n, uint64_t addr);
+void uffd_wake(struct pm_node *n, uint64_t first, uint64_t count);
+/* Fail the faulting threads of page (SIGBUS, or SIGSEGV before 6.6). */
+void uffd_poison(struct pm_node *n, uint64_t page);
 
 #endif

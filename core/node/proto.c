@@ -55,3 +55,16 @@ int proto_check_req(const void *msg, uint32_t len, uint32_t payload_len,
 	*out = rq;
 	return 0;
 }
+
+const char *proto_op_name(unsigned op)
+{
+	static const char *const names[PM_OP_MAX] = {
+		[PM_OP_HELLO] = "hello", [PM_OP_READ] = "read",
+		[PM_OP_WRITE] = "write", [PM_OP_INVAL] = "invalidate",
+		[PM_OP_RECALL] = "recall", [PM_OP_DOWNGRADE] = "downgrade",
+		[PM_OP_BARRIER] = "barrier", [PM_OP_AUTH] = "auth",
+		[PM_OP_EVICT] = "evict",
+	};
+
+	return op < PM_OP_MAX && names[op] ? names[op] : "unknown";
+}

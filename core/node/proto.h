@@ -74,6 +74,9 @@ struct pm_proto_rep {
  * prefetch count and payload size per op. 0 and *out set, or -EPROTO and
  * *bad naming the wrong field.
  */
+/* The op's name for logs and metrics ("read"), "unknown" out of range. */
+const char *proto_op_name(unsigned op);
+
 int proto_check_req(const void *msg, uint32_t len, uint32_t payload_len,
 		    int nodes, int self, uint64_t npages,
 		    struct pm_proto_req *out, const char **bad);

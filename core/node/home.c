@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Coherence (DESIGN.md §4): the home directory, which serialises requests
- * per page, and the actions a home asks of holders (invalidate, recall,
- * downgrade). Single writer / many readers, invalidation based.
- *
- * Invariant the races rest on: a node is in a page's directory entry only
- * while it holds a copy or a grant to it is in flight. So an action that
- * finds no copy but a fetch in flight is about that grant: it is answered
- * from the grant when it lands, and the grant is dropped (pager.c). A node
- * that answers "not held" costs nothing: every page's latest data is in the
- * home's store unless an exclusive holder has written it.
+ * The home side of coherence (the protocol is in DESIGN.md beside this
+ * file, the states in state.h): the directory, which serialises requests
+ * per page, and the transactions that change it: a request arrives
+ * (home_request, or home_local_fault for this node's own faults), runs
+ * inline when it needs no other node, else on a worker, asks the holders
+ * to act (act_on), updates the entry and delivers the grant.
+ * Single writer / many readers, invalidation based.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,16 +15,6 @@
 
 #include "log.h"
 #include "node.h"
-
-static struct dir_entry *dir_of(struct pm_node *n, uint64_t page)
-{
-	return &n->dir[page - n->home_first];
-}
-
-static uint8_t *store_of(struct pm_node *n, uint64_t page)
-{
-	return n->store + (page - n->home_first) * PM_PAGE_SIZE;
-}
 
 /*
  * Where a grant's data is: the store, or while it is stale the home's own
@@ -46,11 +33,11 @@ static const uint8_t *data_of(struct pm_node *n, struct dir_entry *e,
 {
 	if (e->bounce)
 		return bounce_slot(n, e);
-	return e->stale ? page_addr(n, page) : store_of(n, page);
+	return e->store_behind ? page_addr(n, page) : store_of(n, page);
 }
 
 /*
- * A recall moved the home's copy into a bounce slot (pager_move_out) and
+ * A recall moved the home's copy into a bounce slot (uffd_move_out) and
  * the grant has left: now the store gets the data, off the requester's
  * path (entry still held).
  */
@@ -60,7 +47,7 @@ static void bounce_settle(struct pm_node *n, struct dir_entry *e,
 	if (!e->bounce)
 		return;
 	memcpy(store_of(n, page), bounce_slot(n, e), PM_PAGE_SIZE);
-	pager_bounce_done(n);
+	uffd_bounce_done(n);
 	e->bounce = 0;
 }
 
@@ -81,17 +68,7 @@ static void dir_enqueue(struct dir_entry *e, struct txn *t)
 	txn_append(&e->qhead, &e->qtail, t);
 }
 
-struct dir_entry *coh_dir_entry(struct pm_node *n, uint64_t page)
-{
-	return dir_of(n, page);
-}
-
-uint8_t *coh_store_page(struct pm_node *n, uint64_t page)
-{
-	return store_of(n, page);
-}
-
-int coh_init(struct pm_node *n)
+int home_init(struct pm_node *n)
 {
 	size_t slen = n->home_count * PM_PAGE_SIZE;
 
@@ -99,7 +76,7 @@ int coh_init(struct pm_node *n)
 	if (!n->dir)
 		return -ENOMEM;
 	pthread_mutex_init(&n->bounce_lock, NULL);
-	/* Without it recalls copy (pager_move_out): not fatal. */
+	/* Without it recalls copy (uffd_move_out): not fatal. */
 	n->bounce = mmap(NULL, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
 			 PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -122,14 +99,14 @@ int coh_init(struct pm_node *n)
 	return 0;
 }
 
-void coh_fini(struct pm_node *n)
+void home_fini(struct pm_node *n)
 {
-	struct deferred *d;
+	struct txn *t;
 
 	if (n->store)
 		munmap(n->store, n->home_count * PM_PAGE_SIZE);
 	n->store = NULL;
-	/* Here, not in pager_stop: receive threads may recall until the
+	/* Here, not in fault_stop: receive threads may recall until the
 	 * plugins are closed. */
 	if (n->bounce)
 		munmap(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE);
@@ -147,99 +124,13 @@ void coh_fini(struct pm_node *n)
 	}
 	free(n->dir);
 	n->dir = NULL;
-	while ((d = n->deferred)) {
-		n->deferred = d->next;
-		free(d);
+	/* Queued after the workers stopped: refused, never run. */
+	while ((t = n->wq_head)) {
+		n->wq_head = t->next;
+		if (!t->local)
+			free(t);
 	}
-}
-
-/* ---- node side: what a home asks of a holder ------------------------- */
-
-/*
- * Apply op to our copy (llock held, copy present). Fills rp and, when the
- * page's data must go back, buf. Returns true when buf is the payload.
- */
-static bool apply_action(struct pm_node *n, uint64_t page, uint8_t op,
-			 struct pm_proto_rep *rp, void *buf)
-{
-	uint8_t s = n->lstate[page];
-	uint8_t ls = s & LS_MASK;
-	bool data = ls == LS_EXCL || op != PM_OP_INVAL;
-
-	if (s & LF_FETCHING)
-		s |= LF_ACTED;	/* an upgrade in flight is stale now */
-	if (op == PM_OP_DOWNGRADE) {
-		pager_protect(n, page, buf);
-		n->lstate[page] = LS_SHARED | (s & ~LS_MASK);
-		STAT_ADD(n, downgrades_received, 1);
-	} else {
-		pager_drop(n, page, data ? buf : NULL);
-		n->lstate[page] = LS_INVALID | (s & ~LS_MASK);
-		STAT_ADD(n, inval_received, 1);
-	}
-	rp->flags = data ? PM_RP_DATA : 0;
-	return data;
-}
-
-void coh_action(struct pm_node *n, int tidx, const struct pm_request *req,
-		const struct pm_proto_req *rq)
-{
-	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
-	struct pm_proto_rep rp = {
-		.op = rq->op, .from = (uint16_t)n->id, .page = rq->page,
-	};
-	uint64_t page = rq->page;
-	struct deferred *d;
-	bool data = false;
-	uint8_t s;
-
-	if (page_home(n, page) != rq->from) {
-		pm_warn("peer %s (node %u): %s for page %llu whose home is node %d; refused",
-			req->peer, rq->from,
-			rq->op == PM_OP_INVAL ? "invalidate" : "recall",
-			(unsigned long long)page, page_home(n, page));
-		node_reply(n, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
-			   NULL, 0);
-		return;
-	}
-	pthread_mutex_lock(llock_of(n, page));
-	s = n->lstate[page];
-	pm_dbg("page %llu: action %u from home, state %#x", (unsigned long long)page,
-	       rq->op, s);
-	if ((s & LS_MASK) == LS_INVALID && (s & LF_EVICTING)) {
-		bool found;
-
-		data = evict_answer_action(n, page, &found, &rp, buf);
-		if (!found)
-			rp.flags = PM_RP_NOT_HELD;
-	} else if ((s & LS_MASK) == LS_INVALID) {
-		if (s & LF_FETCHING) {
-			d = malloc(sizeof(*d));
-			if (d) {
-				*d = (struct deferred){
-					.page = page, .op = rq->op, .tidx = tidx,
-					.conn_id = req->conn_id,
-					.req_id = req->req_id,
-				};
-				pthread_mutex_lock(&n->dfr_lock);
-				d->next = n->deferred;
-				n->deferred = d;
-				pthread_mutex_unlock(&n->dfr_lock);
-				pthread_mutex_unlock(llock_of(n, page));
-				return;
-			}
-			/* Cannot defer: refuse the grant when it lands. */
-			n->lstate[page] |= LF_STALE;
-		}
-		rp.flags = PM_RP_NOT_HELD;
-	} else {
-		data = apply_action(n, page, rq->op, &rp, buf);
-	}
-	pthread_mutex_unlock(llock_of(n, page));
-	if (data)
-		STAT_ADD(n, pages_sent, 1);
-	node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp,
-		   data ? buf : NULL, data ? PM_PAGE_SIZE : 0);
+	n->wq_tail = NULL;
 }
 
 /* ---- home side -------------------------------------------------------- */
@@ -264,16 +155,16 @@ static bool dg_take(struct pm_node *n, uint64_t q)
 {
 	struct dir_entry *e = dir_of(n, q);
 
-	if (pthread_mutex_trylock(dlock_of(n, q)))
+	if (!lk_trylock(dlock_of(n, q), LK_DLOCK))
 		return false;
 	if (e->busy || e->lost || e->bounce || e->state != DIR_EXCL ||
-	    e->owner != n->id || pthread_mutex_trylock(llock_of(n, q))) {
-		pthread_mutex_unlock(dlock_of(n, q));
+	    e->owner != n->id || !lk_trylock(llock_of(n, q), LK_LLOCK)) {
+		lk_unlock(dlock_of(n, q));
 		return false;
 	}
 	if (n->lstate[q] != LS_EXCL) {
-		pthread_mutex_unlock(llock_of(n, q));
-		pthread_mutex_unlock(dlock_of(n, q));
+		lk_unlock(llock_of(n, q));
+		lk_unlock(dlock_of(n, q));
 		return false;
 	}
 	return true;
@@ -283,8 +174,8 @@ static bool dg_take(struct pm_node *n, uint64_t q)
 static void dg_release(struct pm_node *n, uint64_t first, uint64_t end)
 {
 	for (uint64_t q = end; q-- > first;) {
-		pthread_mutex_unlock(llock_of(n, q));
-		pthread_mutex_unlock(dlock_of(n, q));
+		lk_unlock(llock_of(n, q));
+		lk_unlock(dlock_of(n, q));
 	}
 }
 
@@ -323,28 +214,27 @@ static void downgrade_own(struct pm_node *n, uint64_t page, int who)
 		end = dg_take_run(n, page + 1, DG_AHEAD_MAX - 1,
 				  DG_AHEAD_MIN - 1);
 	if (end == page + 1) {
-		pager_protect(n, page, NULL);
-		n->lstate[page] = LS_SHARED | (n->lstate[page] & ~LS_MASK);
+		uffd_protect(n, page, true, NULL);
+		ls_set(n, page, LS_SHARED | (n->lstate[page] & ~LS_MASK));
 		goto out;
 	}
 	/* Flags were ruled out above: page is plain LS_EXCL. */
-	pager_wp(n, page, end - page, true);
-	n->lstate[page] = LS_SHARED;
+	uffd_wp(n, page, end - page, true);
+	ls_set(n, page, LS_SHARED);
 	for (uint64_t q = end; q-- > page + 1;) {
 		struct dir_entry *x = dir_of(n, q);
 
-		n->lstate[q] = LS_SHARED;
-		x->state = DIR_SHARED;
-		x->sharers = 1ull << n->id;
+		ls_set(n, q, LS_SHARED);
+		dir_set(n, q, DIR_SHARED, 0, 1ull << n->id);
 		x->zero = 0;
-		x->stale = 1;
-		pthread_mutex_unlock(llock_of(n, q));
-		pthread_mutex_unlock(dlock_of(n, q));
+		x->store_behind = 1;
+		lk_unlock(llock_of(n, q));
+		lk_unlock(dlock_of(n, q));
 	}
 	STAT_ADD(n, downgrades_ahead, end - page - 1);
 out:
 	e->zero = 0;
-	e->stale = 1;
+	e->store_behind = 1;
 }
 
 /*
@@ -375,7 +265,7 @@ static void recall_ahead(struct pm_node *n, uint64_t page, int who)
 	if (end == first)
 		return;
 	len = (end - first) * PM_PAGE_SIZE;
-	if (pager_wp(n, first, end - first, true)) {
+	if (uffd_wp(n, first, end - first, true)) {
 		dg_release(n, first, end);
 		return;
 	}
@@ -383,27 +273,22 @@ static void recall_ahead(struct pm_node *n, uint64_t page, int who)
 	(void)madvise(store_of(n, first), len, MADV_POPULATE_WRITE);
 	for (uint64_t q = first; q < end; q++)
 		memcpy(store_of(n, q), page_addr(n, q), PM_PAGE_SIZE);
-	if (madvise(page_addr(n, first), len, MADV_DONTNEED)) {
-		pm_err("pages %llu+%llu: MADV_DONTNEED: %s",
-		       (unsigned long long)first,
-		       (unsigned long long)(end - first), strerror(errno));
-		pager_wp(n, first, end - first, false);
+	if (uffd_unmap(n, first, end - first)) {
+		uffd_wp(n, first, end - first, false);
 		dg_release(n, first, end);
 		return;
 	}
 	for (uint64_t q = first; q < end; q++) {
 		struct dir_entry *x = dir_of(n, q);
 
-		n->lstate[q] = LS_INVALID;
-		evict_note_drop(n);
-		x->state = DIR_UNOWNED;
-		x->sharers = 0;
+		ls_set(n, q, LS_INVALID);
 		x->zero = 0;
-		x->stale = 0;
+		x->store_behind = 0;
+		dir_set(n, q, DIR_UNOWNED, 0, 0);
 	}
 	dg_release(n, first, end);
 	/* Local threads that met the write-protect refault and ask. */
-	pager_wake_run(n, first, end - first);
+	uffd_wake(n, first, end - first);
 	STAT_ADD(n, recalls_ahead, end - first);
 }
 
@@ -425,7 +310,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 		uint8_t *slot;
 		bool held;
 
-		pthread_mutex_lock(llock_of(n, page));
+		lk_lock(llock_of(n, page), LK_LLOCK);
 		held = (n->lstate[page] & LS_MASK) != LS_INVALID;
 		if (held && op == PM_OP_DOWNGRADE &&
 		    (n->lstate[page] & LS_MASK) == LS_EXCL) {
@@ -433,32 +318,32 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 			downgrade_own(n, page, reader);
 		} else if (held && reader != n->id &&
 			   (op == PM_OP_RECALL ||
-			    (op == PM_OP_INVAL && e->stale)) &&
-			   (slot = pager_move_out(n, page))) {
+			    (op == PM_OP_INVAL && e->store_behind)) &&
+			   (slot = uffd_move_out(n, page))) {
 			/* The data goes out from the slot; bounce_settle
 			 * fills the store after the grant has left. */
 			uint8_t s = n->lstate[page];
 
 			if (s & LF_FETCHING)
 				s |= LF_ACTED;
-			n->lstate[page] = LS_INVALID | (s & ~LS_MASK);
+			ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
 			STAT_ADD(n, inval_received, 1);
 			e->bounce = (uint8_t)(1 + (slot - n->bounce) /
 						      PM_PAGE_SIZE);
 			e->zero = 0;
-			e->stale = 0;
+			e->store_behind = 0;
 			if (op == PM_OP_RECALL)
 				recall_ahead(n, page, reader);
 		} else if (held &&
-			   apply_action(n, page,
-					op == PM_OP_INVAL && e->stale ?
+			   holder_apply(n, page,
+					op == PM_OP_INVAL && e->store_behind ?
 						PM_OP_RECALL : op,
 					&rp, st)) {
 			/* Dropping the copy the store was behind: keep it. */
 			e->zero = 0;
-			e->stale = 0;
+			e->store_behind = 0;
 		}
-		pthread_mutex_unlock(llock_of(n, page));
+		lk_unlock(llock_of(n, page));
 		return held && op == PM_OP_DOWNGRADE;
 	}
 	struct pm_proto_req rq = {
@@ -476,7 +361,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 		/* A sharer's copy can go: the home has the data. An exclusive
 		 * holder took the only current copy with it. */
 		if (op != PM_OP_INVAL) {
-			e->lost = 1;
+			dir_lose(n, page);
 			pm_err("page %llu: its only copy was on node %d, which is unreachable (%s): lost; faults on it get SIGBUS",
 			       (unsigned long long)page, who, strerror(-r));
 		}
@@ -492,13 +377,13 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 		memcpy(st, buf, PM_PAGE_SIZE);
 		STAT_ADD(n, pages_received, 1);
 		e->zero = 0;
-		e->stale = 0;
+		e->store_behind = 0;
 	}
 	/* NOT_HELD with data: answered from a grant it then dropped. */
 	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD);
 }
 
-void coh_forget_node(struct pm_node *n, int who)
+void home_forget_node(struct pm_node *n, int who)
 {
 	uint64_t bit = 1ull << who, lost = 0, busy = 0;
 
@@ -506,20 +391,17 @@ void coh_forget_node(struct pm_node *n, int who)
 		uint64_t page = n->home_first + i;
 		struct dir_entry *e = &n->dir[i];
 
-		pthread_mutex_lock(dlock_of(n, page));
+		lk_lock(dlock_of(n, page), LK_DLOCK);
 		if (e->busy) {
 			/* Its transaction meets the failure itself. */
 			busy++;
 		} else if (e->state == DIR_EXCL && e->owner == who) {
-			e->state = DIR_UNOWNED;
-			e->lost = 1;
+			dir_lose(n, page);
 			lost++;
 		} else if (e->state == DIR_SHARED && (e->sharers & bit)) {
-			e->sharers &= ~bit;
-			if (!e->sharers)
-				e->state = DIR_UNOWNED;
+			dir_drop_sharer(n, page, who);
 		}
-		pthread_mutex_unlock(dlock_of(n, page));
+		lk_unlock(dlock_of(n, page));
 	}
 	if (lost)
 		pm_err("node %d's copies forgotten: %llu page(s) it held exclusively are lost (faults on them get SIGBUS)",
@@ -565,32 +447,29 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 				memcpy(store_of(n, t->page), t->data,
 				       PM_PAGE_SIZE);
 				e->zero = 0;
-				e->stale = 0;
+				e->store_behind = 0;
 			}
-			e->state = DIR_UNOWNED;
+			dir_set(n, t->page, DIR_UNOWNED, 0, 0);
 		} else if (e->state == DIR_SHARED) {
-			e->sharers &= ~me;
-			if (!e->sharers)
-				e->state = DIR_UNOWNED;
+			dir_drop_sharer(n, t->page, t->from);
 		}
 		return 0;
 	}
 
 	if (t->op == PM_OP_READ) {
+		uint64_t sharers = e->state == DIR_SHARED ? e->sharers : 0;
+
 		if (e->state == DIR_EXCL && e->owner != t->from) {
-			e->sharers = act_on(n, t->page, e->owner,
-					    PM_OP_DOWNGRADE, t->from) ?
-				     1ull << e->owner : 0;
-			if (e->lost) {
-				e->state = DIR_UNOWNED;
+			int owner = e->owner;
+			bool kept = act_on(n, t->page, owner, PM_OP_DOWNGRADE,
+					   t->from);
+
+			if (e->lost)
 				return PM_RP_LOST;
-			}
-		} else if (e->state != DIR_SHARED) {
-			/* UNOWNED, or the owner itself lost its copy. */
-			e->sharers = 0;
+			sharers = kept ? 1ull << owner : 0;
 		}
-		e->state = DIR_SHARED;
-		e->sharers |= me;
+		/* UNOWNED, or the owner itself lost its copy: only us. */
+		dir_set(n, t->page, DIR_SHARED, 0, sharers | me);
 		return e->zero ? PM_RP_ZERO : PM_RP_DATA;
 	}
 
@@ -602,15 +481,10 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 				act_on(n, t->page, i, PM_OP_INVAL, t->from);
 	} else if (e->state == DIR_EXCL && e->owner != t->from) {
 		act_on(n, t->page, e->owner, PM_OP_RECALL, t->from);
-		if (e->lost) {
-			e->state = DIR_UNOWNED;
-			e->sharers = 0;
+		if (e->lost)
 			return PM_RP_LOST;
-		}
 	}
-	e->state = DIR_EXCL;
-	e->owner = (uint16_t)t->from;
-	e->sharers = 0;
+	dir_set(n, t->page, DIR_EXCL, (uint16_t)t->from, 0);
 	if (had_copy)
 		return PM_RP_EXCL;
 	return PM_RP_EXCL | (e->zero ? PM_RP_ZERO : PM_RP_DATA);
@@ -631,9 +505,9 @@ static void grant_extras(struct pm_node *n, const struct txn *t,
 		struct dir_entry *e = dir_of(n, x.page);
 		uint8_t g;
 
-		pthread_mutex_lock(dlock_of(n, x.page));
+		lk_lock(dlock_of(n, x.page), LK_DLOCK);
 		if (e->busy || e->lost || needs_remote(n, e, &x)) {
-			pthread_mutex_unlock(dlock_of(n, x.page));
+			lk_unlock(dlock_of(n, x.page));
 			continue;
 		}
 		g = txn_execute(n, e, &x);
@@ -646,7 +520,7 @@ static void grant_extras(struct pm_node *n, const struct txn *t,
 			STAT_ADD(n, pages_sent, 1);
 		}
 		bounce_settle(n, e, x.page);
-		pthread_mutex_unlock(dlock_of(n, x.page));
+		lk_unlock(dlock_of(n, x.page));
 	}
 }
 
@@ -664,16 +538,16 @@ static int txn_deliver_grant(struct pm_node *n, struct txn *t, uint8_t gflags)
 	if (t->op == PM_OP_EVICT && t->noreply)
 		return 0;
 	if (t->op == PM_OP_EVICT)
-		return node_reply(n, t->tidx, t->conn_id, t->req_id,
+		return node_reply(n, t->from, t->tidx, t->conn_id, t->req_id,
 				  (gflags & PM_RP_LOST) ? -EIO : 0, &rp, NULL,
 				  0);
 	if (gflags & PM_RP_LOST) {
 		if (!t->local)
-			return node_reply(n, t->tidx, t->conn_id, t->req_id,
+			return node_reply(n, t->from, t->tidx, t->conn_id, t->req_id,
 					  -EIO, &rp, NULL, 0);
-		pthread_mutex_lock(llock_of(n, t->page));
-		n->lstate[t->page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
-		pthread_mutex_unlock(llock_of(n, t->page));
+		lk_lock(llock_of(n, t->page), LK_LLOCK);
+		ls_fetch_done(n, t->page);
+		lk_unlock(llock_of(n, t->page));
 		return -EIO;
 	}
 	if (!t->local) {
@@ -689,25 +563,20 @@ static int txn_deliver_grant(struct pm_node *n, struct txn *t, uint8_t gflags)
 				off = PM_PAGE_SIZE;
 			}
 			grant_extras(n, t, &rp, buf, &off);
-			return node_reply(n, t->tidx, t->conn_id, t->req_id, 0,
+			return node_reply(n, t->from, t->tidx, t->conn_id, t->req_id, 0,
 					  &rp, buf, off);
 		}
-		return node_reply(n, t->tidx, t->conn_id, t->req_id, 0, &rp,
+		return node_reply(n, t->from, t->tidx, t->conn_id, t->req_id, 0, &rp,
 				  data ? st : NULL, data ? PM_PAGE_SIZE : 0);
 	}
-	pthread_mutex_lock(llock_of(n, t->page));
-	r = pager_install(n, t->page,
-			  (gflags & PM_RP_EXCL) ? LS_EXCL : LS_SHARED,
-			  data ? st : NULL, gflags & PM_RP_ZERO);
-	if (!r)
-		n->lstate[t->page] = (gflags & PM_RP_EXCL) ? LS_EXCL
-							   : LS_SHARED;
-	else
-		n->lstate[t->page] &= LS_MASK;
-	n->lstate[t->page] &= ~(LF_FETCHING | LF_ACTED | LF_STALE);
-	pthread_mutex_unlock(llock_of(n, t->page));
+	lk_lock(llock_of(n, t->page), LK_LLOCK);
+	/* This node's own fault: install as its requester side does. */
+	r = holder_install(n, t->page,
+			   (gflags & PM_RP_EXCL) ? LS_EXCL : LS_SHARED,
+			   data ? st : NULL, gflags & PM_RP_ZERO);
+	lk_unlock(llock_of(n, t->page));
 	if (r)
-		pager_wake(n, t->page);
+		uffd_wake(n, t->page, 1);
 	else if (data)
 		STAT_ADD(n, faults_local, 1);
 	else if (gflags & PM_RP_ZERO)
@@ -725,19 +594,19 @@ static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
 
 static void complete_local(struct pm_node *n, struct txn *t, int r)
 {
-	pthread_mutex_lock(&n->txn_lock);
+	lk_lock(&n->txn_lock, LK_TXN);
 	t->result = r;
 	t->done = true;
 	pthread_cond_broadcast(&n->txn_cv);
-	pthread_mutex_unlock(&n->txn_lock);
+	lk_unlock(&n->txn_lock);
 }
 
 static void queue_work(struct pm_node *n, struct txn *t)
 {
-	pthread_mutex_lock(&n->wq_lock);
+	lk_lock(&n->wq_lock, LK_WQ);
 	txn_append(&n->wq_head, &n->wq_tail, t);
 	pthread_cond_signal(&n->wq_cv);
-	pthread_mutex_unlock(&n->wq_lock);
+	lk_unlock(&n->wq_lock);
 }
 
 /* The transaction on page ended: start the next queued one, or idle. */
@@ -746,7 +615,7 @@ static void txn_finish(struct pm_node *n, uint64_t page)
 	struct dir_entry *e = dir_of(n, page);
 	struct txn *next;
 
-	pthread_mutex_lock(dlock_of(n, page));
+	lk_lock(dlock_of(n, page), LK_DLOCK);
 	next = e->qhead;
 	if (next) {
 		e->qhead = next->next;
@@ -755,7 +624,7 @@ static void txn_finish(struct pm_node *n, uint64_t page)
 	} else {
 		e->busy = 0;
 	}
-	pthread_mutex_unlock(dlock_of(n, page));
+	lk_unlock(dlock_of(n, page));
 	if (next)
 		queue_work(n, next);
 }
@@ -781,7 +650,7 @@ static void *worker(void *arg)
 	struct txn *t;
 
 	for (;;) {
-		pthread_mutex_lock(&n->wq_lock);
+		lk_lock(&n->wq_lock, LK_WQ);
 		while (!n->wq_head && !n->stopping)
 			pthread_cond_wait(&n->wq_cv, &n->wq_lock);
 		t = n->wq_head;
@@ -790,14 +659,14 @@ static void *worker(void *arg)
 			if (!n->wq_head)
 				n->wq_tail = NULL;
 		}
-		pthread_mutex_unlock(&n->wq_lock);
+		lk_unlock(&n->wq_lock);
 		if (!t)
 			return NULL;
 		txn_run(n, t);
 	}
 }
 
-int coh_workers_start(struct pm_node *n)
+int home_workers_start(struct pm_node *n)
 {
 	int r;
 
@@ -809,12 +678,12 @@ int coh_workers_start(struct pm_node *n)
 	return 0;
 }
 
-void coh_workers_stop(struct pm_node *n)
+void home_workers_stop(struct pm_node *n)
 {
-	pthread_mutex_lock(&n->wq_lock);
+	lk_lock(&n->wq_lock, LK_WQ);
 	n->stopping = true;
 	pthread_cond_broadcast(&n->wq_cv);
-	pthread_mutex_unlock(&n->wq_lock);
+	lk_unlock(&n->wq_lock);
 	for (int i = 0; i < n->nworkers; i++)
 		pthread_join(n->workers[i], NULL);
 	n->nworkers = 0;
@@ -847,7 +716,7 @@ static void evict_list(struct pm_node *n, int tidx,
 			continue;
 		}
 		e = dir_of(n, t.page);
-		pthread_mutex_lock(dlock_of(n, t.page));
+		lk_lock(dlock_of(n, t.page), LK_DLOCK);
 		if (!e->busy) {
 			txn_execute(n, e, &t);
 		} else {
@@ -858,14 +727,13 @@ static void evict_list(struct pm_node *n, int tidx,
 				dir_enqueue(e, q);
 			}
 		}
-		pthread_mutex_unlock(dlock_of(n, t.page));
+		lk_unlock(dlock_of(n, t.page));
 	}
-	node_reply(n, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
+	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
 }
 
-void coh_remote_request(struct pm_node *n, int tidx,
-			const struct pm_request *req,
-			const struct pm_proto_req *rq)
+void home_request(struct pm_node *n, int tidx, const struct pm_request *req,
+		  const struct pm_proto_req *rq)
 {
 	struct txn local = {
 		.page = rq->page, .from = rq->from, .op = rq->op,
@@ -890,16 +758,16 @@ void coh_remote_request(struct pm_node *n, int tidx,
 		pm_warn("peer %s (node %u): request for page %llu (+%u), not homed here; refused",
 			req->peer, rq->from, (unsigned long long)rq->page,
 			rq->arg);
-		node_reply(n, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
 			   NULL, 0);
 		return;
 	}
 	e = dir_of(n, rq->page);
-	pthread_mutex_lock(dlock_of(n, rq->page));
+	lk_lock(dlock_of(n, rq->page), LK_DLOCK);
 	if (!e->busy && !needs_remote(n, e, &local)) {
 		/* Fast path, inline on the receive thread: no hand-off. */
 		txn_deliver(n, &local, txn_execute(n, e, &local));
-		pthread_mutex_unlock(dlock_of(n, rq->page));
+		lk_unlock(dlock_of(n, rq->page));
 		return;
 	}
 	/* Queued: it outlives the request, so does its page. */
@@ -907,8 +775,8 @@ void coh_remote_request(struct pm_node *n, int tidx,
 	if (!t) {
 		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
 
-		pthread_mutex_unlock(dlock_of(n, rq->page));
-		node_reply(n, tidx, req->conn_id, req->req_id, -ENOMEM, &rp,
+		lk_unlock(dlock_of(n, rq->page));
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -ENOMEM, &rp,
 			   NULL, 0);
 		return;
 	}
@@ -919,16 +787,16 @@ void coh_remote_request(struct pm_node *n, int tidx,
 	}
 	if (e->busy) {
 		dir_enqueue(e, t);
-		pthread_mutex_unlock(dlock_of(n, rq->page));
+		lk_unlock(dlock_of(n, rq->page));
 		return;
 	}
 	e->busy = 1;
-	pthread_mutex_unlock(dlock_of(n, rq->page));
+	lk_unlock(dlock_of(n, rq->page));
 	queue_work(n, t);
 }
 
-int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
-		    uint8_t flags)
+int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
+		     uint8_t flags)
 {
 	struct txn t = {
 		.page = page, .from = n->id, .op = op, .flags = flags,
@@ -937,24 +805,61 @@ int coh_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
 	struct dir_entry *e = dir_of(n, page);
 	int r;
 
-	pthread_mutex_lock(dlock_of(n, page));
+	lk_lock(dlock_of(n, page), LK_DLOCK);
 	if (e->busy) {
 		dir_enqueue(e, &t);
-		pthread_mutex_unlock(dlock_of(n, page));
-		pthread_mutex_lock(&n->txn_lock);
+		lk_unlock(dlock_of(n, page));
+		lk_lock(&n->txn_lock, LK_TXN);
 		while (!t.done)
 			pthread_cond_wait(&n->txn_cv, &n->txn_lock);
-		pthread_mutex_unlock(&n->txn_lock);
+		lk_unlock(&n->txn_lock);
 		return t.result;
 	}
 	if (!needs_remote(n, e, &t)) {
 		r = txn_deliver(n, &t, txn_execute(n, e, &t));
-		pthread_mutex_unlock(dlock_of(n, page));
+		lk_unlock(dlock_of(n, page));
 		return r;
 	}
 	e->busy = 1;
-	pthread_mutex_unlock(dlock_of(n, page));
+	lk_unlock(dlock_of(n, page));
 	r = txn_deliver(n, &t, txn_execute(n, e, &t));
 	txn_finish(n, page);
 	return r;
+}
+
+bool home_evict_own(struct pm_node *n, uint64_t page)
+{
+	struct dir_entry *e = dir_of(n, page);
+	bool done = false;
+	uint8_t s;
+
+	lk_lock(dlock_of(n, page), LK_DLOCK);
+	if (e->busy) {
+		lk_unlock(dlock_of(n, page));
+		return false;
+	}
+	lk_lock(llock_of(n, page), LK_LLOCK);
+	s = n->lstate[page];
+	if ((s & LS_MASK) != LS_INVALID && !(s & ~LS_MASK)) {
+		bool excl = (s & LS_MASK) == LS_EXCL;
+
+		/* The store may be behind our copy: then it takes it. */
+		uffd_drop(n, page, excl,
+			  excl || e->store_behind ? store_of(n, page) : NULL);
+		uffd_wake(n, page, 1);
+		ls_set(n, page, LS_INVALID);
+		if (excl || e->store_behind)
+			e->zero = 0;
+		e->store_behind = 0;
+		if (excl) {
+			dir_set(n, page, DIR_UNOWNED, 0, 0);
+			STAT_ADD(n, writebacks, 1);
+		} else {
+			dir_drop_sharer(n, page, n->id);
+		}
+		done = true;
+	}
+	lk_unlock(llock_of(n, page));
+	lk_unlock(dlock_of(n, page));
+	return done;
 }

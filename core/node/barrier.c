@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The cluster barrier (pm_node_barrier): node 0 gathers one arrival per
+ * node for each generation and answers them all at once; the others call
+ * it. A retry of a completed generation passes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "node.h"
+
+/* Node 0, bar_lock held: node `who` arrived at the gathered generation. */
+static void barrier_arrive(struct pm_node *n, int who)
+{
+	if (!n->bar_arrived[who]) {
+		n->bar_arrived[who] = true;
+		n->bar_count++;
+	}
+	if (n->bar_count < n->nodes)
+		return;
+	for (int i = 1; i < n->nodes; i++) {
+		struct pm_proto_rep rp = { .op = PM_OP_BARRIER };
+
+		node_reply(n, i, n->bar_waiters[i].tidx,
+			   n->bar_waiters[i].conn_id,
+			   n->bar_waiters[i].req_id, 0, &rp, NULL, 0);
+	}
+	n->bar_done_gen = n->bar_serve_gen;
+	n->bar_serve_gen++;
+	n->bar_count = 0;
+	memset(n->bar_arrived, 0, sizeof(n->bar_arrived));
+	pthread_cond_broadcast(&n->bar_cv);
+}
+
+void barrier_request(struct pm_node *n, int tidx,
+		     const struct pm_request *req,
+		     const struct pm_proto_req *rq)
+{
+	if (n->id != 0) {
+		pm_warn("peer %s (node %u): barrier request, but only node 0 serves barriers",
+			req->peer, rq->from);
+		node_reply_status(n, rq->from, tidx, req, -EPROTO);
+		return;
+	}
+	lk_lock(&n->bar_lock, LK_BAR);
+	if (rq->arg != n->bar_serve_gen) {
+		bool done = rq->arg == n->bar_done_gen && n->bar_serve_gen;
+
+		lk_unlock(&n->bar_lock);
+		/* A retry of a barrier that completed: it passed. */
+		if (!done)
+			pm_warn("peer %s (node %u): barrier generation %u, expected %u",
+				req->peer, rq->from, rq->arg,
+				n->bar_serve_gen);
+		node_reply_status(n, rq->from, tidx, req, done ? 0 : -EPROTO);
+		return;
+	}
+	/* A retry after the caller's deadline: the newer token wins. */
+	n->bar_waiters[rq->from].tidx = tidx;
+	n->bar_waiters[rq->from].conn_id = req->conn_id;
+	n->bar_waiters[rq->from].req_id = req->req_id;
+	barrier_arrive(n, rq->from);
+	lk_unlock(&n->bar_lock);
+}
+
+int pm_node_barrier(struct pm_node *n, int timeout_ms)
+{
+	int64_t deadline = pm_now_ns() + (int64_t)timeout_ms * 1000000;
+	int r = 0;
+
+	if (!n || timeout_ms < 0)
+		return -EINVAL;
+	if (n->id == 0) {
+		struct timespec ts = {
+			.tv_sec = deadline / 1000000000,
+			.tv_nsec = deadline % 1000000000,
+		};
+		uint32_t gen;
+
+		lk_lock(&n->bar_lock, LK_BAR);
+		gen = n->bar_serve_gen;
+		barrier_arrive(n, 0);
+		while (n->bar_serve_gen == gen && !r)
+			r = -pthread_cond_timedwait(&n->bar_cv, &n->bar_lock,
+						    &ts);
+		if (n->bar_serve_gen != gen)
+			r = 0;
+		if (r) {
+			/* Withdraw, and name who is missing. */
+			char miss[256] = "";
+			size_t o = 0;
+
+			n->bar_arrived[0] = false;
+			n->bar_count--;
+			for (int i = 1; i < n->nodes && o < sizeof(miss) - 8;
+			     i++)
+				if (!n->bar_arrived[i])
+					o += snprintf(miss + o,
+						      sizeof(miss) - o, " %d",
+						      i);
+			pm_err("barrier %u: timed out after %d ms waiting for node(s)%s",
+			       gen, timeout_ms, miss);
+		}
+		lk_unlock(&n->bar_lock);
+		return r;
+	}
+
+	struct pm_proto_req rq = {
+		.op = PM_OP_BARRIER, .from = (uint16_t)n->id,
+		.arg = n->bar_gen,
+	};
+	struct pm_proto_rep rp;
+	struct pm_tconn *c = n->peers[0].conn;
+	struct pm_msg m = { .msg = &rq, .msg_len = sizeof(rq) };
+	struct pm_msg rm = { .msg = &rp, .msg_cap = sizeof(rp) };
+
+	if (!c)
+		return -ENOTCONN;
+	r = node_call_on(n, 0, c, &m, &rm, deadline);
+	if (r) {
+		pm_err("barrier %u: %s", n->bar_gen,
+		       r == -ETIMEDOUT ? "timed out waiting for the other nodes"
+				       : strerror(-r));
+		return r;
+	}
+	n->bar_gen++;
+	return 0;
+}
+

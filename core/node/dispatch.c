@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Incoming messages: every request a transport hands over is checked
+ * (proto_check_req), must come from a connection that proved the key for
+ * the node it claims to be, and goes to its room: the handshake's server
+ * side (here), home.c, holder.c or barrier.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "node.h"
+
+/* A node that restarted lost its memory: forget what it held. Only once
+ * it proved the key, so no stranger can make us forget a node. */
+static void note_incarnation(struct pm_node *n, const struct pm_request *req,
+			     int from, uint64_t incarnation)
+{
+	uint64_t inc = __atomic_exchange_n(&n->peer_inc[from], incarnation,
+					   __ATOMIC_RELAXED);
+
+	if (inc && inc != incarnation) {
+		pm_warn("node %u restarted (peer %s)", from, req->peer);
+		home_forget_node(n, from);
+	}
+}
+
+static void hello_request(struct pm_node *n, int tidx,
+			  const struct pm_request *req,
+			  const struct pm_proto_req *rq)
+{
+	struct pm_proto_rep rp = { .op = PM_OP_HELLO, .from = (uint16_t)n->id };
+	uint8_t proof[AUTH_NONCE_LEN + AUTH_MAC_LEN];
+	char why[400] = "";
+	char name[CFG_NAME_MAX];
+	/* proto_check_req: Nc, then 1..CFG_NAME_MAX-1 bytes of name */
+	size_t nl = req->payload_len - AUTH_NONCE_LEN;
+	int r;
+
+	memcpy(name, (const uint8_t *)req->payload + AUTH_NONCE_LEN, nl);
+	name[nl] = '\0';
+	if (strcmp(name, n->cfg.cluster_name) || rq->arg != (uint32_t)n->nodes ||
+	    rq->arg64 != n->len)
+		snprintf(why, sizeof(why),
+			 "node %d: cluster '%s' with %d nodes and %zu bytes, not '%s' with %u nodes and %llu bytes",
+			 n->id, n->cfg.cluster_name, n->nodes, n->len, name,
+			 rq->arg, (unsigned long long)rq->arg64);
+	if (why[0]) {
+		pm_err("peer %s (node %u): handshake refused: we are %s",
+		       req->peer, rq->from, why);
+		rp.flags = PM_RP_NOT_HELD;
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, why,
+			   (uint32_t)strlen(why));
+		return;
+	}
+	r = auth_server_hello(n->auth, tidx, req->conn_id, rq->from, n->id,
+			      n->cfg.cluster_name, req->payload, proof,
+			      proof + AUTH_NONCE_LEN);
+	if (r) {
+		pm_err("peer %s (node %u): handshake: %s", req->peer, rq->from,
+		       strerror(-r));
+		node_reply_status(n, rq->from, tidx, req, r);
+		return;
+	}
+	if (auth_has_key(n->auth)) {
+		/* Our proof and challenge; trust waits for its AUTH. */
+		rp.flags = PM_RP_AUTH;
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, proof,
+			   sizeof(proof));
+		return;
+	}
+	note_incarnation(n, req, rq->from, rq->page);
+	pm_dbg("peer %s is node %u", req->peer, rq->from);
+	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
+}
+
+static void drop_conn(struct pm_node *n, int tidx, uint64_t conn_id)
+{
+	const struct pm_plugin *pl = &n->plugins[tidx];
+	int r = pl->ops->drop(pl->ctx, conn_id);
+
+	if (r && r != -ENOENT)
+		pm_warn("%s: dropping connection %llu: %s", pl->name,
+			(unsigned long long)conn_id, strerror(-r));
+}
+
+/* The client's proof of the key, over the nonces of its HELLO. */
+static void auth_request(struct pm_node *n, int tidx,
+			 const struct pm_request *req,
+			 const struct pm_proto_req *rq)
+{
+	struct pm_proto_rep rp = { .op = PM_OP_AUTH, .from = (uint16_t)n->id };
+	int r;
+
+	r = auth_server_finish(n->auth, tidx, req->conn_id, rq->from, n->id,
+			       n->cfg.cluster_name, req->payload);
+	if (r) {
+		pm_warn("peer %s (claims node %u): %s; dropped", req->peer,
+			rq->from,
+			r == -ENOENT ? "AUTH without a HELLO first"
+				     : "wrong proof of the cluster key (security.key_file differs?)");
+		node_reply_status(n, rq->from, tidx, req, -EACCES);
+		drop_conn(n, tidx, req->conn_id);
+		return;
+	}
+	note_incarnation(n, req, rq->from, rq->page);
+	pm_dbg("peer %s authenticated as node %u", req->peer, rq->from);
+	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
+}
+
+void node_on_close(void *arg, uint64_t conn_id)
+{
+	struct listener_ctx *lc = arg;
+
+	auth_conn_closed(lc->node->auth, lc->tidx, conn_id);
+}
+
+void node_on_request(void *arg, const struct pm_request *req)
+{
+	struct listener_ctx *lc = arg;
+	struct pm_node *n = lc->node;
+	struct pm_proto_req rq;
+	const char *bad = NULL;
+
+	STAT_ADD(n, bytes_received, req->msg_len + req->payload_len);
+	STAT_ADD(n, tr[lc->tidx].bytes_received,
+		 req->msg_len + req->payload_len);
+	STAT_ADD(n, tr[lc->tidx].msgs_received, 1);
+	/* A peer that sends what no node sends is broken or hostile. */
+	if (proto_check_req(req->msg, req->msg_len, req->payload_len,
+			    n->nodes, n->id, n->npages, &rq, &bad)) {
+		memset(&rq, 0, sizeof(rq));
+		if (req->msg_len >= sizeof(rq))
+			memcpy(&rq, req->msg, sizeof(rq));
+		pm_warn("peer %s: bad field '%s' (%u bytes, op %u from %u page %llu payload %u); dropped",
+			req->peer, bad, req->msg_len, rq.op, rq.from,
+			(unsigned long long)rq.page, req->payload_len);
+		node_reply_status(n, -1, lc->tidx, req, -EPROTO);
+		drop_conn(n, lc->tidx, req->conn_id);
+		return;
+	}
+	/* Nothing but the handshake before the peer proved the key. */
+	if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH &&
+	    !auth_conn_ok(n->auth, lc->tidx, req->conn_id, rq.from)) {
+		pm_warn("peer %s: %s request as node %u on a connection that has not authenticated as that node; dropped",
+			req->peer, proto_op_name(rq.op), rq.from);
+		node_reply_status(n, -1, lc->tidx, req, -EACCES);
+		drop_conn(n, lc->tidx, req->conn_id);
+		return;
+	}
+	STAT_ADD(n, op_received[rq.op], 1);
+	if (__atomic_exchange_n(&n->peer_dead[rq.from], false,
+				__ATOMIC_RELAXED))
+		pm_info("node %u is back (peer %s)", rq.from, req->peer);
+	STAT_ADD(n, peer[rq.from].bytes_received,
+		 req->msg_len + req->payload_len);
+	switch (rq.op) {
+	case PM_OP_HELLO:
+		hello_request(n, lc->tidx, req, &rq);
+		break;
+	case PM_OP_READ:
+	case PM_OP_WRITE:
+	case PM_OP_EVICT:
+		home_request(n, lc->tidx, req, &rq);
+		break;
+	case PM_OP_INVAL:
+	case PM_OP_RECALL:
+	case PM_OP_DOWNGRADE:
+		holder_remote_action(n, lc->tidx, req, &rq);
+		break;
+	case PM_OP_BARRIER:
+		barrier_request(n, lc->tidx, req, &rq);
+		break;
+	case PM_OP_AUTH:
+		auth_request(n, lc->tidx, req, &rq);
+		break;
+	}
+}
+

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * This node's copies of pages: grants from homes land here (installed, or
+ * dropped when an action about them arrived meanwhile), and actions from
+ * homes (invalidate, recall, downgrade) are applied here. The states are
+ * in state.h; the directory's side of each exchange is in home.c.
+ *
+ * Invariant the races rest on: a node is in a page's directory entry only
+ * while it holds a copy or a grant to it is in flight. So an action that
+ * finds no copy but a fetch in flight is about that grant: it is deferred,
+ * answered from the grant when it lands, and the grant is dropped. A node
+ * that answers "not held" costs nothing: every page's latest data is in the
+ * home's store unless an exclusive holder has written it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node.h"
+
+/* A page between its local drop and the home's answer to our EVICT. */
+void holder_evicting_add(struct pm_node *n, struct evicting *ev)
+{
+	lk_lock(&n->dfr_lock, LK_DFR);
+	ev->next = n->evicting;
+	n->evicting = ev;
+	lk_unlock(&n->dfr_lock);
+}
+
+void holder_evicting_remove(struct pm_node *n, struct evicting *ev)
+{
+	lk_lock(&n->dfr_lock, LK_DFR);
+	for (struct evicting **pp = &n->evicting; *pp; pp = &(*pp)->next)
+		if (*pp == ev) {
+			*pp = ev->next;
+			break;
+		}
+	lk_unlock(&n->dfr_lock);
+}
+
+/*
+ * An action for a page we are evicting: the home may still list us as its
+ * holder, and must not wait for our EVICT, which is queued behind the
+ * action's transaction. Answered from the data in flight. Returns whether
+ * buf is the payload; *found whether the page was being evicted.
+ */
+static bool evicting_answer(struct pm_node *n, uint64_t page, bool *found,
+			    struct pm_proto_rep *rp, void *buf)
+{
+	struct evicting *ev;
+	bool data = false;
+
+	lk_lock(&n->dfr_lock, LK_DFR);
+	for (ev = n->evicting; ev; ev = ev->next)
+		if (ev->page == page)
+			break;
+	if (ev) {
+		/* Not kept; an exclusive copy's data goes back whatever the
+		 * action, since the home may hold nothing newer. */
+		rp->flags = PM_RP_NOT_HELD;
+		if (ev->excl) {
+			memcpy(buf, ev->data, PM_PAGE_SIZE);
+			rp->flags |= PM_RP_DATA;
+			data = true;
+		}
+	}
+	*found = ev != NULL;
+	lk_unlock(&n->dfr_lock);
+	return data;
+}
+
+int holder_install(struct pm_node *n, uint64_t page, int ls_new,
+		   const void *data, bool zero)
+{
+	uint8_t s = n->lstate[page], ls_old = s & LS_MASK;
+	int r;
+
+	if (ls_new == LS_EXCL && !data && !zero) {
+		/* Upgrade: we hold the current data read-only. */
+		if (ls_old != LS_SHARED) {
+			pm_err("page %llu: upgrade grant without a copy",
+			       (unsigned long long)page);
+			r = -EPROTO;
+			goto fail;
+		}
+		r = uffd_wp(n, page, 1, false); /* also wakes */
+		if (r)
+			goto fail;
+		ls_set(n, page, LS_EXCL);
+		return 0;
+	}
+	if (ls_old != LS_INVALID) {
+		/* A fresh copy over a stale one: drop ours first. */
+		r = uffd_unmap(n, page, 1);
+		if (r)
+			goto fail;
+		ls_old = LS_INVALID;
+	}
+	/*
+	 * Never UFFDIO_ZEROPAGE: a writer's retry would COW the zero page,
+	 * replacing a present PTE, and that TLB flush costs ~40 us on these
+	 * VMs, ten times copying 4 KiB of zeros into a PTE that was empty. A
+	 * reader gets a write-protected copy for another reason too: a write
+	 * to the zero page would COW without any fault.
+	 */
+	r = uffd_copy(n, page, 1, data ? data : uffd_zero_page,
+		      ls_new == LS_SHARED);
+	if (r && r != -EEXIST) {
+		pm_err("page %llu: installing %s copy: %s",
+		       (unsigned long long)page,
+		       ls_new == LS_EXCL ? "exclusive" : "shared",
+		       strerror(-r));
+		goto fail;
+	}
+	ls_set(n, page, (uint8_t)ls_new);
+	return 0;
+fail:
+	ls_set(n, page, ls_old);
+	return r;
+}
+
+/* Take pending actions for page off the deferred list (llock held). */
+static struct deferred *take_deferred(struct pm_node *n, uint64_t page)
+{
+	struct deferred *d, **pp, *out = NULL;
+
+	lk_lock(&n->dfr_lock, LK_DFR);
+	for (pp = &n->deferred; (d = *pp);) {
+		if (d->page == page) {
+			*pp = d->next;
+			d->next = out;
+			out = d;
+		} else {
+			pp = &d->next;
+		}
+	}
+	lk_unlock(&n->dfr_lock);
+	return out;
+}
+
+/*
+ * Answer actions that arrived while our fetch was in flight: they are
+ * about the grant we just received (or failed to), which we drop.
+ */
+static void answer_deferred(struct pm_node *n, struct deferred *d,
+			    const struct pm_proto_rep *grant, const void *data,
+			    bool got)
+{
+	while (d) {
+		struct deferred *next = d->next;
+		struct pm_proto_rep rp = {
+			.op = d->op, .from = (uint16_t)n->id, .page = d->page,
+		};
+		const void *pl = NULL;
+
+		if (!got) {
+			rp.flags = PM_RP_NOT_HELD;
+		} else if (d->op != PM_OP_INVAL || (grant->flags & PM_RP_EXCL)) {
+			/* The data, and that we keep no copy of it. */
+			rp.flags = (grant->flags & (PM_RP_DATA | PM_RP_ZERO)) |
+				   PM_RP_NOT_HELD;
+			pl = (grant->flags & PM_RP_DATA) ? data : NULL;
+		}
+		if (pl)
+			STAT_ADD(n, pages_sent, 1);
+		node_reply(n, d->from, d->tidx, d->conn_id, d->req_id, 0, &rp, pl,
+			   pl ? PM_PAGE_SIZE : 0);
+		free(d);
+		d = next;
+	}
+}
+
+/*
+ * A prefetched page's share of a grant (or of a failed call): install it
+ * unless something made it stale, answer what was deferred on it, clear
+ * its fetch, wake whoever waits on it.
+ */
+static void finish_extra(struct pm_node *n, uint64_t q, bool granted,
+			 bool excl, bool zero, const uint8_t *data)
+{
+	struct pm_proto_rep g = {
+		.flags = (excl ? PM_RP_EXCL : 0) |
+			 (zero ? PM_RP_ZERO : PM_RP_DATA),
+	};
+	bool installed = false;
+	struct deferred *d;
+
+	lk_lock(llock_of(n, q), LK_LLOCK);
+	d = take_deferred(n, q);
+	if (granted && !d && !(n->lstate[q] & LF_REFUSE) &&
+	    !holder_install(n, q, excl ? LS_EXCL : LS_SHARED,
+			    zero ? NULL : data, zero)) {
+		installed = true;
+		STAT_ADD(n, prefetched, 1);
+		if (!zero)
+			STAT_ADD(n, pages_received, 1);
+	} else {
+		ls_fetch_done(n, q);
+	}
+	lk_unlock(llock_of(n, q));
+	answer_deferred(n, d, &g, data, granted);
+	if (!installed)
+		uffd_wake(n, q, 1);
+}
+
+/*
+ * The common case of a scan: the primary and every extra page granted
+ * with data, nothing stale or deferred on any of them. Then the whole
+ * run goes in with one UFFDIO_COPY (its data is contiguous in buf).
+ * Returns false, having changed nothing, when the run does not qualify.
+ */
+static bool install_run(struct pm_node *n, uint64_t page, int nextra,
+			const struct pm_proto_rep *rp, const uint8_t *buf)
+{
+	uint16_t mask = (uint16_t)((1u << nextra) - 1);
+	bool excl = rp->flags & PM_RP_EXCL, ok = true;
+	int i;
+
+	if (!(rp->flags & PM_RP_DATA) || rp->extra != mask || rp->extra_zero)
+		return false;
+	for (i = 0; i <= nextra; i++)
+		lk_lock(llock_of(n, page + i), LK_LLOCK);
+	lk_lock(&n->dfr_lock, LK_DFR);
+	for (struct deferred *d = n->deferred; d && ok; d = d->next)
+		ok = d->page < page || d->page > page + nextra;
+	lk_unlock(&n->dfr_lock);
+	for (i = 0; i <= nextra && ok; i++)
+		ok = n->lstate[page + i] == LF_FETCHING;
+	if (ok)
+		ok = !uffd_copy(n, page, (uint64_t)nextra + 1, buf, !excl);
+	if (ok) {
+		for (i = 0; i <= nextra; i++)
+			ls_set(n, page + i, excl ? LS_EXCL : LS_SHARED);
+		STAT_ADD(n, faults_remote, 1);
+		STAT_ADD(n, prefetched, nextra);
+		STAT_ADD(n, pages_received, nextra + 1);
+	}
+	for (i = nextra; i >= 0; i--)
+		lk_unlock(llock_of(n, page + i));
+	return ok;
+}
+
+bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
+		       const struct pm_proto_rep *rp, const uint8_t *buf)
+{
+	bool excl = rp->flags & PM_RP_EXCL, installed = false;
+	struct deferred *d;
+	uint8_t s;
+
+	if (!r && nextra && install_run(n, page, nextra, rp, buf)) {
+		uffd_wake(n, page, 1);	/* anyone waiting on the extras */
+		return true;
+	}
+
+	/*
+	 * Which grants are stale (the file header has the invariant): an
+	 * upgrade after home acted on the copy it upgrades; any grant that
+	 * deferred actions are about (they are answered from it below). A
+	 * full grant after an action on an old copy is newer than that
+	 * action: keep it, or the directory would name us holder of nothing.
+	 */
+	lk_lock(llock_of(n, page), LK_LLOCK);
+	d = take_deferred(n, page);
+	s = n->lstate[page];
+	if (!r && !d && !(s & LF_REFUSE) &&
+	    !((s & LF_ACTED) && !(rp->flags & (PM_RP_DATA | PM_RP_ZERO)))) {
+		bool data = rp->flags & PM_RP_DATA;
+		bool zero = rp->flags & PM_RP_ZERO;
+
+		if (!holder_install(n, page, excl ? LS_EXCL : LS_SHARED,
+				    data ? buf : NULL, zero)) {
+			installed = true;
+			if (data) {
+				STAT_ADD(n, faults_remote, 1);
+				STAT_ADD(n, pages_received, 1);
+			} else if (zero) {
+				STAT_ADD(n, faults_zero, 1);
+			}
+		}
+	}
+	if (!installed)
+		ls_fetch_done(n, page);
+	pm_dbg("page %llu: grant flags %#x extra %#x r %d state %#x deferred %d -> %s",
+	       (unsigned long long)page, rp->flags, rp->extra, r, s,
+	       d != NULL, installed ? "installed" : "dropped");
+	lk_unlock(llock_of(n, page));
+	answer_deferred(n, d, rp, buf, !r);
+
+	uint32_t off = (rp->flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0;
+
+	for (int i = 0; i < nextra; i++) {
+		bool granted = !r && (rp->extra & (1u << i));
+		bool zero = rp->extra_zero & (1u << i);
+
+		finish_extra(n, page + 1 + i, granted, excl, zero, buf + off);
+		if (granted && !zero)
+			off += PM_PAGE_SIZE;
+	}
+	return installed;
+}
+
+bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
+		  struct pm_proto_rep *rp, void *buf)
+{
+	uint8_t s = n->lstate[page];
+	uint8_t ls = s & LS_MASK;
+	bool data = ls == LS_EXCL || op != PM_OP_INVAL;
+
+	if (s & LF_FETCHING)
+		s |= LF_ACTED;	/* an upgrade in flight is out of date now */
+	if (op == PM_OP_DOWNGRADE) {
+		uffd_protect(n, page, ls == LS_EXCL, buf);
+		ls_set(n, page, LS_SHARED | (s & ~LS_MASK));
+		STAT_ADD(n, downgrades_received, 1);
+	} else {
+		uffd_drop(n, page, ls == LS_EXCL, data ? buf : NULL);
+		ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
+		/* Threads blocked on our write-protect refault and ask. */
+		uffd_wake(n, page, 1);
+		STAT_ADD(n, inval_received, 1);
+	}
+	rp->flags = data ? PM_RP_DATA : 0;
+	return data;
+}
+
+/* An action about the grant in flight for page (llock held): answered
+ * when the grant lands. False when it cannot be kept (no memory). */
+static bool defer_action(struct pm_node *n, int tidx,
+			 const struct pm_request *req,
+			 const struct pm_proto_req *rq)
+{
+	struct deferred *d = malloc(sizeof(*d));
+
+	if (!d)
+		return false;
+	*d = (struct deferred){
+		.page = rq->page, .from = rq->from, .op = rq->op, .tidx = tidx,
+		.conn_id = req->conn_id, .req_id = req->req_id,
+	};
+	lk_lock(&n->dfr_lock, LK_DFR);
+	d->next = n->deferred;
+	n->deferred = d;
+	lk_unlock(&n->dfr_lock);
+	return true;
+}
+
+void holder_remote_action(struct pm_node *n, int tidx,
+			  const struct pm_request *req,
+			  const struct pm_proto_req *rq)
+{
+	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
+	struct pm_proto_rep rp = {
+		.op = rq->op, .from = (uint16_t)n->id, .page = rq->page,
+	};
+	uint64_t page = rq->page;
+	bool data = false, found;
+	uint8_t s;
+
+	if (page_home(n, page) != rq->from) {
+		pm_warn("peer %s (node %u): %s for page %llu whose home is node %d; refused",
+			req->peer, rq->from,
+			rq->op == PM_OP_INVAL ? "invalidate" : "recall",
+			(unsigned long long)page, page_home(n, page));
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
+			   NULL, 0);
+		return;
+	}
+	lk_lock(llock_of(n, page), LK_LLOCK);
+	s = n->lstate[page];
+	pm_dbg("page %llu: action %u from home, state %#x",
+	       (unsigned long long)page, rq->op, s);
+	if ((s & LS_MASK) == LS_INVALID && (s & LF_EVICTING)) {
+		data = evicting_answer(n, page, &found, &rp, buf);
+		if (!found)
+			rp.flags = PM_RP_NOT_HELD;
+	} else if ((s & LS_MASK) == LS_INVALID) {
+		if (s & LF_FETCHING) {
+			if (defer_action(n, tidx, req, rq)) {
+				lk_unlock(llock_of(n, page));
+				return;
+			}
+			/* Cannot defer: refuse the grant when it lands. */
+			ls_set(n, page, s | LF_REFUSE);
+		}
+		rp.flags = PM_RP_NOT_HELD;
+	} else {
+		data = holder_apply(n, page, rq->op, &rp, buf);
+	}
+	lk_unlock(llock_of(n, page));
+	if (data)
+		STAT_ADD(n, pages_sent, 1);
+	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp,
+		   data ? buf : NULL, data ? PM_PAGE_SIZE : 0);
+}
+
+void holder_fini(struct pm_node *n)
+{
+	struct deferred *d;
+
+	while ((d = n->deferred)) {
+		n->deferred = d->next;
+		free(d);
+	}
+}

@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Talking to peers: every outgoing call (faults, actions, evictions,
+ * barriers and the handshake alike) goes through peer_call(), which checks
+ * what the plugin returned and counts it; every reply through node_reply().
+ * Also the handshake's client side (HELLO, AUTH), dialling the peers at
+ * start-up, and the record of which peers failed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "cli.h"
+#include "log.h"
+#include "node.h"
+
+__thread bool node_fault_thread;
+
+static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
+		 size_t whylen);
+static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
+		      const struct pm_proto_rep *rp, uint32_t plen,
+		      const uint8_t *nc, const uint8_t *proof, char *why,
+		      size_t whylen);
+static int node_reauth(struct pm_node *n, int peer, struct pm_tconn *c);
+
+bool node_conn_error(int r)
+{
+	return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ||
+	       r == -ECONNREFUSED || r == -ENOTCONN || r == -EHOSTUNREACH ||
+	       r == -EHOSTDOWN || r == -ESHUTDOWN;
+}
+
+void node_peer_failed(struct pm_node *n, int peer, int r)
+{
+	if (!node_conn_error(r) || peer < 0 || peer >= n->nodes ||
+	    __atomic_load_n(&n->leaving, __ATOMIC_RELAXED))
+		return;
+	if (__atomic_exchange_n(&n->peer_dead[peer], true, __ATOMIC_RELAXED))
+		return;
+	STAT_ADD(n, peer_failures, 1);
+	pm_err("node %d is unreachable (%s): declared dead until it calls again",
+	       peer, strerror(-r));
+	/* What it held exclusively of ours is gone with it. */
+	home_forget_node(n, peer);
+}
+
+bool node_peer_dead(struct pm_node *n, int peer)
+{
+	return __atomic_load_n(&n->peer_dead[peer], __ATOMIC_RELAXED);
+}
+
+static int node_call_payload_rep(struct pm_node *n, int peer,
+				 const struct pm_proto_req *rq,
+				 const void *rq_payload, uint32_t rq_len,
+				 struct pm_proto_rep *rp, void *payload,
+				 uint32_t *payload_len);
+
+/*
+ * The one way a call leaves this node: the plugin's call on connection c
+ * to peer, counted per transport, peer and message type. What the plugin
+ * returns is checked, so a broken plugin is an error here, never a retry
+ * loop above: a positive return, or lengths past the buffers it was given.
+ */
+static int peer_call(struct pm_node *n, int peer, struct pm_tconn *c,
+		     const struct pm_msg *m, struct pm_msg *r,
+		     int64_t deadline)
+{
+	const struct peer *p = &n->peers[peer];
+	const struct pm_plugin *pl = &n->plugins[p->tidx];
+	uint8_t op = ((const struct pm_proto_req *)m->msg)->op;
+	uint32_t out = m->msg_len + m->payload_len, in;
+	int ret;
+
+	ret = pl->ops->call(c, m, r, deadline);
+	if (ret > 0 || (!ret && (r->msg_len > r->msg_cap ||
+				 r->payload_len > r->payload_cap))) {
+		pm_err("transport %s: call to node %d returned %d with a reply of %u+%u bytes for buffers of %u+%u: a plugin bug; failed",
+		       pl->name, peer, ret, r->msg_len, r->payload_len,
+		       r->msg_cap, r->payload_cap);
+		ret = -EPROTO;
+	}
+	STAT_ADD(n, bytes_sent, out);
+	STAT_ADD(n, tr[p->tidx].bytes_sent, out);
+	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);
+	STAT_ADD(n, peer[peer].bytes_sent, out);
+	if (op < PM_OP_MAX)
+		STAT_ADD(n, op_sent[op], 1);
+	if (ret) {
+		STAT_ADD(n, tr[p->tidx].errors, 1);
+		return ret;
+	}
+	in = r->msg_len + r->payload_len;
+	STAT_ADD(n, bytes_received, in);
+	STAT_ADD(n, tr[p->tidx].bytes_received, in);
+	STAT_ADD(n, tr[p->tidx].msgs_received, 1);
+	STAT_ADD(n, peer[peer].bytes_received, in);
+	return 0;
+}
+
+int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
+	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len)
+{
+	return node_call_payload_rep(n, peer, rq, NULL, 0, rp, payload,
+				     payload_len);
+}
+
+int node_call_payload(struct pm_node *n, int peer,
+		      const struct pm_proto_req *rq, struct pm_proto_rep *rp,
+		      const void *payload, uint32_t payload_len)
+{
+	return node_call_payload_rep(n, peer, rq, payload, payload_len, rp,
+				     NULL, NULL);
+}
+
+static int node_call_payload_rep(struct pm_node *n, int peer,
+				 const struct pm_proto_req *rq,
+				 const void *rq_payload, uint32_t rq_len,
+				 struct pm_proto_rep *rp, void *payload,
+				 uint32_t *payload_len)
+{
+	struct peer *p = &n->peers[peer];
+	struct pm_proto_req req = *rq;
+	struct pm_msg m = {
+		.msg = &req, .msg_len = sizeof(req),
+		.payload = (void *)rq_payload, .payload_len = rq_len,
+	};
+	struct pm_msg r = {
+		.msg = rp, .msg_cap = sizeof(*rp),
+		.payload = payload,
+		.payload_cap = payload_len ? *payload_len : 0,
+	};
+	struct pm_tconn *c = NULL;
+	int slot = -1, ret;
+
+	if (peer < 0 || peer >= n->nodes || peer == n->id || !p->conn)
+		return -ENOTCONN;
+	/*
+	 * A fault thread takes the first fault connection no other call is
+	 * on. Faults one at a time thus all reach the home's one receive
+	 * thread for fconn[0]; only overlapping faults spread. The home then
+	 * changes its page tables from one thread, on one CPU, where two
+	 * threads on two CPUs would turn each write-protect or move there
+	 * into a cross-CPU TLB shootdown, and the requests of a sequential
+	 * reader meet a receive thread that is already running.
+	 */
+	for (int k = 0; node_fault_thread && k < n->nthreads && !c; k++)
+		if (p->fconn[k] &&
+		    !__atomic_exchange_n(&p->fbusy[k], 1, __ATOMIC_ACQUIRE)) {
+			c = p->fconn[k];
+			slot = k;
+		}
+	if (!c)
+		c = p->conn;
+	/*
+	 * A home's actions get half the deadline: when a holder is dead,
+	 * the home gives up on it and still answers the requester, whose
+	 * own call has the whole deadline, before that runs out; else the
+	 * requester would blame the live home for the dead holder.
+	 */
+	int64_t deadline = pm_now_ns() + (int64_t)n->timeout_ms * 1000000 /
+			   (req.op >= PM_OP_INVAL && req.op <= PM_OP_DOWNGRADE
+				    ? 2 : 1);
+
+	ret = node_call_on(n, peer, c, &m, &r, deadline);
+	if (slot >= 0)
+		__atomic_store_n(&p->fbusy[slot], 0, __ATOMIC_RELEASE);
+	if (ret)
+		return ret;
+	if (r.msg_len != sizeof(*rp)) {
+		pm_err("node %d: reply of %u bytes, expected %zu", peer,
+		       r.msg_len, sizeof(*rp));
+		return -EPROTO;
+	}
+	if (payload_len)
+		*payload_len = r.payload_len;
+	return 0;
+}
+
+/* A call on connection c that the peer may refuse as unauthenticated: a
+ * redialled connection is new to the peer, so prove the key and retry. */
+int node_call_on(struct pm_node *n, int peer, struct pm_tconn *c,
+		 const struct pm_msg *m, struct pm_msg *r, int64_t deadline)
+{
+	int ret = peer_call(n, peer, c, m, r, deadline);
+
+	if (ret == -EACCES && !node_reauth(n, peer, c))
+		ret = peer_call(n, peer, c, m, r, deadline);
+	return ret;
+}
+
+int node_reply(struct pm_node *n, int peer, int tidx, uint64_t conn_id,
+	       uint64_t req_id, int status, const struct pm_proto_rep *rp,
+	       const void *payload, uint32_t payload_len)
+{
+	const struct pm_plugin *pl = &n->plugins[tidx];
+	struct pm_msg m = {
+		.msg = (void *)rp, .msg_len = rp ? sizeof(*rp) : 0,
+		.payload = (void *)payload, .payload_len = payload_len,
+	};
+	int r;
+
+	r = pl->ops->reply(pl->ctx, conn_id, req_id, status, &m);
+	if (r) {
+		pm_dbg("reply on %s connection %llu: %s", pl->name,
+		       (unsigned long long)conn_id, strerror(-r));
+		STAT_ADD(n, tr[tidx].errors, 1);
+		return r;
+	}
+	STAT_ADD(n, bytes_sent, m.msg_len + payload_len);
+	STAT_ADD(n, tr[tidx].bytes_sent, m.msg_len + payload_len);
+	STAT_ADD(n, tr[tidx].msgs_sent, 1);
+	if (peer >= 0 && peer < n->nodes)
+		STAT_ADD(n, peer[peer].bytes_sent, m.msg_len + payload_len);
+	return 0;
+}
+
+void node_reply_status(struct pm_node *n, int peer, int tidx,
+		       const struct pm_request *req, int status)
+{
+	node_reply(n, peer, tidx, req->conn_id, req->req_id, status, NULL,
+		   NULL, 0);
+}
+
+/* ---- the handshake, client side ---------------------------------------- */
+
+static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
+		 size_t whylen)
+{
+	struct peer *p = &n->peers[peer];
+	char ep[PM_ENDPOINT_MAX];
+	struct pm_proto_req rq = {
+		.op = PM_OP_HELLO, .from = (uint16_t)n->id,
+		.arg = (uint32_t)n->nodes, .arg64 = n->len,
+		.page = n->incarnation,
+	};
+	struct pm_proto_rep rp;
+	char reason[256];
+	/* Nc, then the cluster name (cfg.c keeps it below CFG_NAME_MAX) */
+	uint8_t nc[AUTH_NONCE_LEN + CFG_NAME_MAX];
+	size_t cl = strlen(n->cfg.cluster_name);
+	struct pm_msg m = {
+		.msg = &rq, .msg_len = sizeof(rq),
+		.payload = nc,
+		.payload_len = (uint32_t)(AUTH_NONCE_LEN + cl),
+	};
+	struct pm_msg r = {
+		.msg = &rp, .msg_cap = sizeof(rp),
+		.payload = reason, .payload_cap = sizeof(reason) - 1,
+	};
+	int ret;
+
+	memcpy(ep, p->endpoint, sizeof(ep));
+	ret = auth_nonce(nc);
+	if (ret) {
+		snprintf(why, whylen, "handshake: no random nonce: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	memcpy(nc + AUTH_NONCE_LEN, n->cfg.cluster_name, cl);
+	ret = peer_call(n, peer, c, &m, &r,
+			pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
+	if (ret) {
+		snprintf(why, whylen, "handshake: %s", strerror(-ret));
+		return ret;
+	}
+	if (r.msg_len != sizeof(rp) || rp.from != peer) {
+		snprintf(why, whylen, "handshake: the peer at %s is node %u, not node %d",
+			 ep, rp.from, peer);
+		return -EPROTO;
+	}
+	if (rp.flags & PM_RP_NOT_HELD) {
+		reason[r.payload_len] = '\0';	/* <= payload_cap: peer_call */
+		snprintf(why, whylen, "refused our handshake: it is %s",
+			 reason);
+		return -EPROTO;
+	}
+	return hello_auth(n, peer, c, &rp, r.payload_len, nc,
+			  (const uint8_t *)reason, why, whylen);
+}
+
+/*
+ * Our side of the proof: check the server's MAC over both nonces, then
+ * send ours (AUTH). Without a key on both sides there is nothing to do.
+ */
+static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
+		      const struct pm_proto_rep *rp, uint32_t plen,
+		      const uint8_t *nc, const uint8_t *proof, char *why,
+		      size_t whylen)
+{
+	const char *ep = n->peers[peer].endpoint;
+	const uint8_t *ns = proof;
+	struct pm_proto_req rq = {
+		.op = PM_OP_AUTH, .from = (uint16_t)n->id,
+		.page = n->incarnation,
+	};
+	uint8_t mc[AUTH_MAC_LEN];
+	struct pm_proto_rep ar;
+	struct pm_msg m = {
+		.msg = &rq, .msg_len = sizeof(rq),
+		.payload = mc, .payload_len = sizeof(mc),
+	};
+	struct pm_msg r = { .msg = &ar, .msg_cap = sizeof(ar) };
+	int ret;
+
+	if (!(rp->flags & PM_RP_AUTH)) {
+		if (!auth_has_key(n->auth))
+			return 0;
+		snprintf(why, whylen, "the peer at %s did not prove the cluster key: it runs without security.key_file",
+			 ep);
+		return -EPROTO;
+	}
+	if (!auth_has_key(n->auth)) {
+		snprintf(why, whylen, "the peer at %s requires a cluster key and this node has no security.key_file",
+			 ep);
+		return -EPROTO;
+	}
+	if (plen != AUTH_NONCE_LEN + AUTH_MAC_LEN) {
+		snprintf(why, whylen, "handshake: the peer at %s sent a proof of %u bytes, expected %u",
+			 ep, plen, AUTH_NONCE_LEN + AUTH_MAC_LEN);
+		return -EPROTO;
+	}
+	if (auth_verify(n->auth, "server", n->cfg.cluster_name, n->id, peer,
+			nc, ns, proof + AUTH_NONCE_LEN)) {
+		snprintf(why, whylen, "the peer at %s failed to prove the cluster key (is security.key_file the same on both nodes?)",
+			 ep);
+		return -EPROTO;
+	}
+	ret = auth_mac(n->auth, "client", n->cfg.cluster_name, n->id, peer, nc,
+		       ns, mc);
+	if (!ret)
+		ret = peer_call(n, peer, c, &m, &r,
+				pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
+	if (ret == -EACCES) {
+		snprintf(why, whylen, "the peer at %s refused our proof of the cluster key (is security.key_file the same on both nodes?)",
+			 ep);
+		return -EPROTO;
+	}
+	if (ret)
+		snprintf(why, whylen, "handshake: AUTH: %s", strerror(-ret));
+	return ret;
+}
+
+/*
+ * A call was refused as unauthenticated: the plugin redialled a peer that
+ * restarted, and the new connection has not been through the handshake.
+ * Run it on that connection, one thread at a time.
+ */
+static int node_reauth(struct pm_node *n, int peer, struct pm_tconn *c)
+{
+	char why[512];
+	int r;
+
+	auth_client_lock(n->auth);
+	r = hello(n, peer, c, why, sizeof(why));
+	auth_client_unlock(n->auth);
+	if (r)
+		pm_err("node %d at %s: re-authenticating: %s", peer,
+		       n->peers[peer].endpoint, why);
+	else
+		pm_info("node %d at %s: re-authenticated a redialled connection",
+			peer, n->peers[peer].endpoint);
+	return r;
+}
+
+/*
+ * Without a cluster key anyone who reaches a port reads every page: allowed
+ * only when every listen address (and, with peers, every peer endpoint) is
+ * loopback. Called before listening and again once the peers are known.
+ */
+static void peer_disconnect(struct pm_node *n, struct peer *p)
+{
+	const struct pm_plugin *pl = &n->plugins[p->tidx];
+
+	for (int k = 0; k < PM_MAX_FAULT_THREADS; k++) {
+		if (p->fconn[k])
+			pl->ops->disconnect(p->fconn[k]);
+		p->fconn[k] = NULL;
+	}
+	if (p->conn)
+		pl->ops->disconnect(p->conn);
+	p->conn = NULL;
+}
+
+int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
+		       int *code)
+{
+	int64_t deadline = pm_now_ns() +
+			   (int64_t)n->cfg.startup_timeout_ms * 1000000;
+	int left;
+
+	for (;;) {
+		left = 0;
+		for (int i = 0; i < n->nodes; i++) {
+			struct peer *p = &n->peers[i];
+			const struct pm_plugin *pl;
+			int r;
+
+			if (i == n->id || p->conn)
+				continue;
+			pl = &n->plugins[p->tidx];
+			r = pl->ops->connect(pl->ctx, p->endpoint,
+					     pm_now_ns() + 1000000000ll,
+					     &p->conn);
+			if (r) {
+				p->conn = NULL;
+				snprintf(p->last_err, sizeof(p->last_err),
+					 "%s", strerror(-r));
+				left++;
+				continue;
+			}
+			r = hello(n, i, p->conn, p->last_err,
+				  sizeof(p->last_err));
+			for (int k = 0; !r && k < n->nthreads; k++) {
+				r = pl->ops->connect(pl->ctx, p->endpoint,
+						     pm_now_ns() + 1000000000ll,
+						     &p->fconn[k]);
+				if (r) {
+					p->fconn[k] = NULL;
+					snprintf(p->last_err,
+						 sizeof(p->last_err), "%s",
+						 strerror(-r));
+					break;
+				}
+				r = hello(n, i, p->fconn[k], p->last_err,
+					  sizeof(p->last_err));
+			}
+			if (r == -EPROTO)
+				return node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+					    "node %d at %s (%s) %s", i,
+					    p->endpoint, pl->name,
+					    p->last_err);
+			if (r) {
+				peer_disconnect(n, p);
+				left++;
+				continue;
+			}
+			pm_info("connected to node %d at %s (%s)", i,
+				p->endpoint, pl->name);
+		}
+		if (!left)
+			return 0;
+		if (pm_now_ns() >= deadline)
+			break;
+		/* Peers start in any order: retry at a gentle pace. */
+		nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	}
+	char msg[1024];
+	size_t o = 0;
+
+	for (int i = 0; i < n->nodes && o < sizeof(msg) - 1; i++)
+		if (i != n->id && !n->peers[i].conn)
+			o += snprintf(msg + o, sizeof(msg) - o,
+				      "%snode %d at %s (%s): %s",
+				      o ? "; " : "", i, n->peers[i].endpoint,
+				      n->plugins[n->peers[i].tidx].name,
+				      n->peers[i].last_err);
+	return node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+		    "start-up timed out after %d ms waiting for %d node(s): %s",
+		    n->cfg.startup_timeout_ms, left, msg);
+}
+
+/*
+ * Publish our endpoints, wait until every node of the cluster is there,
+ * and take the members as the peer list.
+ */
+
+void node_disconnect_peers(struct pm_node *n)
+{
+	for (int i = 0; i < n->nodes; i++)
+		if (n->peers[i].tidx >= 0)
+			peer_disconnect(n, &n->peers[i]);
+}
