@@ -760,7 +760,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mkdir(outdir, 0755);
-	pm_log_level = PM_LOG_WARN;
+	pm_log_default.level = PM_LOG_WARN;
 	signal(SIGPIPE, SIG_IGN);
 	memset(page, 0xa5, sizeof(page));
 

@@ -26,15 +26,19 @@ static void host_log(void *ctx, int level, const char *fmt, ...)
 static void host_log(void *ctx, int level, const char *fmt, ...)
 {
 	const struct pm_plugin *p = ctx;
+	const struct pm_logger *old;
 	char msg[900];
 	va_list ap;
 
-	if (level > pm_log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pm_log(level, "transport %s: %s", p->name, msg);
+	/* A plugin's own threads log as the node that loaded it. */
+	old = pm_log_use(p->log ? p->log : pm_log_current());
+	if (pm_log_on(level)) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		pm_log(level, "transport %s: %s", p->name, msg);
+	}
+	pm_log_use(old);
 }
 
 static int host_cfg_string(void *ctx, const char *key, const char **out)

@@ -20,6 +20,7 @@ struct pm_plugin {
 	struct pm_host host;		/* lent to the plugin */
 	const struct cfg *cfg;		/* for host->cfg_* lookups */
 	struct pm_tctx *ctx;		/* after init(), else NULL */
+	const struct pm_logger *log;	/* its node's (NULL: the default) */
 	bool usable;			/* loaded, checked and probe passed */
 	int err;			/* -errno when rejected or probe failed */
 	char why[256];			/* reason when !usable */

@@ -1,15 +1,38 @@
 /* SPDX-License-Identifier: MIT */
-/* The one leveled logger: lines to stderr, "-v" raises the level. */
+/*
+ * The one leveled logger. Each node has its own (level, prefix, and where
+ * lines go: stderr, or the callback of pm_node_start_opts); the threads of
+ * a node use it, since every entry point into a node's code (its threads,
+ * the transport callbacks, the API) names it with pm_log_use(). Lines from
+ * anywhere else, or before a node exists, go to pm_log_default, which only
+ * main() changes (the CLI's -v).
+ */
 #ifndef PM_LOG_H
 #define PM_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
-#include <pagemesh/transport.h>	/* enum pm_log_level */
+#include <pagemesh/transport.h>	/* enum pm_log_default.level */
 
-extern int pm_log_level;	/* lines above this level are dropped */
+struct pm_logger {
+	int level;			/* lines above it are dropped */
+	void (*fn)(void *arg, int level, const char *msg); /* NULL: stderr */
+	void *arg;
+	char prefix[64];		/* "node 2" */
+};
 
-void pm_log_set_prefix(const char *prefix);	/* e.g. "node 2" */
+/* stderr, info, prefix "pagemesh". */
+extern struct pm_logger pm_log_default;
+
+/* The calling thread's logger from now on (NULL: the default); returns
+ * the one it replaces, to be put back when a callback returns. */
+const struct pm_logger *pm_log_use(const struct pm_logger *l);
+const struct pm_logger *pm_log_current(void);
+bool pm_log_on(int level);
+/* PM_LOG_LEVEL's value (error, warn, info, debug or 0-3), or fallback. */
+int pm_log_level_from_env(int fallback);
+
 void pm_logv(int level, const char *fmt, va_list ap);
 void pm_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -19,7 +42,7 @@ void pm_log(int level, const char *fmt, ...)
 #define pm_info(...) pm_log(PM_LOG_INFO, __VA_ARGS__)
 #define pm_dbg(...)                                                        \
 	do {                                                               \
-		if (pm_log_level >= PM_LOG_DEBUG)                          \
+		if (pm_log_on(PM_LOG_DEBUG))                               \
 			pm_log(PM_LOG_DEBUG, __VA_ARGS__);                 \
 	} while (0)
 

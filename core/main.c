@@ -59,10 +59,12 @@ int main(int argc, char **argv)
 	int i = 1;
 	size_t k;
 
+	pm_log_default.level = pm_log_level_from_env(PM_LOG_INFO);
+
 	while (i < argc && (!strcmp(argv[i], "-v") ||
 			    !strcmp(argv[i], "--verbose") ||
 			    !strcmp(argv[i], "-vv"))) {
-		pm_log_level += strcmp(argv[i], "-vv") ? 1 : 2;
+		pm_log_default.level += strcmp(argv[i], "-vv") ? 1 : 2;
 		i++;
 	}
 	if (i >= argc) {

@@ -184,7 +184,7 @@ static void ih_log(void *ctx, int level, const char *fmt, ...)
 	char msg[900];
 	va_list ap;
 
-	if (level > pm_log_level)
+	if (level > pm_log_default.level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

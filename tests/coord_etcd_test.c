@@ -23,7 +23,7 @@
 static int setup(void **state)
 {
 	(void)state;
-	pm_log_level = PM_LOG_ERROR;
+	pm_log_default.level = PM_LOG_ERROR;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* etcd fsyncs its log: on tmpfs that costs nothing. */
 	snprintf(ec.dir, sizeof(ec.dir), "%s/pm-etcd-test-XXXXXX",
@@ -216,9 +216,9 @@ static void test_single_member(void **state)
 	assert_int_equal(client_open(&a, 0, 4, "one"), 0);
 	assert_int_equal(client_open(&b, 1, 4, "one"), 0);
 	/* Same cluster name, other shape: refused (quietly: expected). */
-	pm_log_level = -1;
+	pm_log_default.level = -1;
 	assert_int_equal(client_open(&bad, 1, 5, "one"), -EEXIST);
-	pm_log_level = PM_LOG_ERROR;
+	pm_log_default.level = PM_LOG_ERROR;
 
 	client_register(&a, 0);
 	client_register(&b, 1);

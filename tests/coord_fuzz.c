@@ -96,7 +96,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	pm_log_level = -1;	/* bad input is the point: no log flood */
+	pm_log_default.level = -1;	/* bad input is the point: no log flood */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (coord_server_start("127.0.0.1:0", 1000, &srv, err, sizeof(err)) ||
 	    coord_httpd_start("127.0.0.1:0", (void *)fake_handler, NULL, NULL,

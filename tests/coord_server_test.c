@@ -89,7 +89,7 @@ static int stop_coordinator(void)
 static int group_setup(void **state)
 {
 	(void)state;
-	pm_log_level = PM_LOG_WARN;
+	pm_log_default.level = PM_LOG_WARN;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	return start_coordinator(0);
 }
@@ -695,10 +695,10 @@ static void test_cluster_key(void **state)
 	assert_int_equal(signed_post(&kp, key, "/clusters", body,
 				     coord_wall_ms(), body), 201);
 
-	pm_log_level = -1;	/* the refusal below is expected */
+	pm_log_default.level = -1;	/* the refusal below is expected */
 	assert_int_equal(client_open_key(&bad, 0, "k", urls, 1, other),
 			 -EACCES);
-	pm_log_level = PM_LOG_WARN;
+	pm_log_default.level = PM_LOG_WARN;
 	assert_int_equal(client_open_key(&a, 0, "k", urls, 1, key), 0);
 	client_register(&a, 0);
 	assert_int_equal(coord_members(a.co, 0, 2000, m, CFG_MAX_NODES, &n,

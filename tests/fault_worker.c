@@ -13,12 +13,22 @@
  * 1, waits for FLAG_FILE (the test restarted node 1 meanwhile), and reads
  * another: its connections must be re-authenticated, not fail.
  *
+ *   fault_worker CONFIG queue FLAG_FILE
+ *
+ * The third is for a home stopped with transactions queued: node 0 writes
+ * QUEUE_PAGES pages homed on node 1 (a `pagemesh node`) and stays; once
+ * FLAG_FILE appears (node 0 is frozen by then), nodes 2 and 3 read half of
+ * them each, one thread a page (as many as their fault threads), so node
+ * 1 must ask the frozen node for each: more transactions than it has
+ * workers.
+ *
  * GONE_FILE appears once the test has failed the victim. A survivor prints
  * "RESULT ok ..." or "RESULT FAIL ...", then waits for SIGTERM (its pages
  * serve the other survivor until then) and exits 0 or 1.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -198,6 +208,40 @@ static int restart_reader(int me, const char *flag)
 	return ms < 0 ? 0 : 1;
 }
 
+#define QUEUE_PAGES 4
+
+static void *queue_read(void *arg)
+{
+	volatile uint8_t *p = arg;
+
+	(void)*p;	/* blocks until node 1 answers, or is gone */
+	return NULL;
+}
+
+/* Node 0 holds the pages, node 2 asks for them (see the header). */
+static int queue_role(int me, const char *flag)
+{
+	int64_t end = now_ms() + WAIT_MS;
+	pthread_t th[QUEUE_PAGES];
+
+	if (me == 0) {
+		for (int k = 0; k < QUEUE_PAGES; k++)
+			*word(per_home + k, 0) = 1 + k;
+		printf("holder: %d pages written\n", QUEUE_PAGES);
+		return 0;
+	}
+	if (me != 2 && me != 3)
+		return 0;
+	while (!gone(flag) && now_ms() < end)
+		poll(NULL, 0, 10);
+	printf("reader: reading\n");
+	for (int k = 0; k < QUEUE_PAGES / 2; k++)
+		pthread_create(&th[k], NULL, queue_read,
+			       mem + (per_home + (me - 2) * 2 + k) * PAGE);
+	/* Not joined: node 1 stops under them; SIGTERM ends us. */
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_sigaction = on_bus,
@@ -230,6 +274,10 @@ int main(int argc, char **argv)
 	per_home = (len / PAGE + nodes - 1) / nodes;
 	if (!strcmp(argv[2], "restart")) {
 		ret = restart_reader(me, argv[3]);
+		goto wait_term;
+	}
+	if (!strcmp(argv[2], "queue")) {
+		ret = queue_role(me, argv[3]);
 		goto wait_term;
 	}
 	if (nodes < 3 || per_home < 20) {

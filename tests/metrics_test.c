@@ -236,7 +236,7 @@ static int setup(void **state)
 	char err[256];
 
 	(void)state;
-	pm_log_level = PM_LOG_WARN;
+	pm_log_default.level = PM_LOG_WARN;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srv = metrics_start("127.0.0.1:0", fake_fill, NULL, err, sizeof(err));
 	if (!srv) {
@@ -405,9 +405,9 @@ static void test_http_errors(void **state)
 	pthread_mutex_lock(&fake.lock);
 	fake.fail = true;
 	pthread_mutex_unlock(&fake.lock);
-	pm_log_level = PM_LOG_ERROR;	/* the warning is expected */
+	pm_log_default.level = PM_LOG_ERROR;	/* the warning is expected */
 	assert_int_equal(tu_http("GET", url, NULL, 0, 0, r), CURLE_OK);
-	pm_log_level = PM_LOG_WARN;
+	pm_log_default.level = PM_LOG_WARN;
 	assert_int_equal(r->status, 500);
 	pthread_mutex_lock(&fake.lock);
 	fake.fail = false;

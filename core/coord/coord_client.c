@@ -704,6 +704,7 @@ static void *hb_main(void *arg)
 	struct coord *co = arg;
 	int r, failing = 0;
 
+	pm_log_use(co->log);
 	pthread_mutex_lock(&co->lock);
 	for (;;) {
 		/* Three beats per TTL: one lost beat does not expire us. */
@@ -762,6 +763,7 @@ int coord_register(struct coord *co, const struct coord_member *self)
 		return r;
 	pthread_mutex_lock(&co->lock);
 	co->registered = true;
+	co->log = pm_log_current();
 	r = pthread_create(&co->hb, NULL, hb_main, co);
 	co->hb_started = r == 0;
 	pthread_mutex_unlock(&co->lock);

@@ -10,6 +10,8 @@
 
 #include "coord.h"
 
+struct pm_logger;
+
 enum coord_backend { COORD_EMBEDDED, COORD_ETCD };
 
 #define COORD_CONNECT_MS_DEFAULT 1000
@@ -19,6 +21,7 @@ enum coord_backend { COORD_EMBEDDED, COORD_ETCD };
 
 struct coord {
 	enum coord_backend backend;
+	const struct pm_logger *log;	/* of the node that opened it */
 	char cluster[CFG_NAME_MAX];
 	int nodes;
 	uint64_t memory;

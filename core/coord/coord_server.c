@@ -1370,7 +1370,8 @@ int cmd_coordinator(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	pm_log_set_prefix("coordinator");
+	snprintf(pm_log_default.prefix, sizeof(pm_log_default.prefix), "%s",
+		 "coordinator");
 	r = coord_server_start(listen, ttl_ms, &s, err, sizeof(err));
 	if (r) {
 		free(key);

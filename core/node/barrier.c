@@ -66,7 +66,7 @@ void barrier_request(struct pm_node *n, int tidx,
 	lk_unlock(&n->bar_lock);
 }
 
-int pm_node_barrier(struct pm_node *n, int timeout_ms)
+static int barrier(struct pm_node *n, int timeout_ms)
 {
 	int64_t deadline = pm_now_ns() + (int64_t)timeout_ms * 1000000;
 	int r = 0;
@@ -130,3 +130,16 @@ int pm_node_barrier(struct pm_node *n, int timeout_ms)
 	return 0;
 }
 
+
+int pm_node_barrier(struct pm_node *n, int timeout_ms)
+{
+	const struct pm_logger *old;
+	int r;
+
+	if (!n || timeout_ms < 0)
+		return -EINVAL;
+	old = pm_log_use(&n->log);
+	r = barrier(n, timeout_ms);
+	pm_log_use(old);
+	return r;
+}

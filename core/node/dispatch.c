@@ -117,9 +117,8 @@ void node_on_close(void *arg, uint64_t conn_id)
 	auth_conn_closed(lc->node->auth, lc->tidx, conn_id);
 }
 
-void node_on_request(void *arg, const struct pm_request *req)
+static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 {
-	struct listener_ctx *lc = arg;
 	struct pm_node *n = lc->node;
 	struct pm_proto_req rq;
 	const char *bad = NULL;
@@ -179,3 +178,13 @@ void node_on_request(void *arg, const struct pm_request *req)
 	}
 }
 
+
+/* On a transport's receive thread: it logs as this node while here. */
+void node_on_request(void *arg, const struct pm_request *req)
+{
+	struct listener_ctx *lc = arg;
+	const struct pm_logger *old = pm_log_use(&lc->node->log);
+
+	dispatch(lc, req);
+	pm_log_use(old);
+}

@@ -420,6 +420,7 @@ static void *evict_thread(void *arg)
 	uint64_t high = n->limit_pages - margin(n) / 2;
 	uint64_t low = n->limit_pages - margin(n);
 
+	pm_log_use(&n->log);
 	lk_lock(&n->ev_lock, LK_EV);
 	while (!n->ev_stop) {
 		uint64_t r = __atomic_load_n(&n->resident, __ATOMIC_RELAXED);

@@ -19,87 +19,138 @@
 #include "log.h"
 #include "node.h"
 
-/* The page cannot be had: its faulting threads fail (SIGBUS). */
-static void fault_fail(struct pm_node *n, uint64_t page, int err)
-{
-	STAT_ADD(n, poisoned, 1);
-	pm_err("page %llu (home node %d): %s; the faulting thread gets %s",
-	       (unsigned long long)page, page_home(n, page),
-	       err == -EIO ? "its data was lost with a dead node"
-			   : strerror(-err),
-	       n->have_poison ? "SIGBUS" : "SIGSEGV (no UFFDIO_POISON before Linux 6.6)");
-	uffd_poison(n, page);
-}
-
+static void *fault_thread(void *arg);
+static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags);
+static int plan_prefetch(struct pm_node *n, uint64_t page);
 static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
-			 uint8_t flags, int nextra)
-{
-	uint8_t buf[PM_PAYLOAD_MAX] __attribute__((aligned(4096)));
-	struct pm_proto_req rq = {
-		.op = op, .flags = flags, .from = (uint16_t)n->id,
-		.arg = (uint32_t)nextra, .page = page,
-	};
-	struct pm_proto_rep rp = { 0 };
-	uint16_t mask = (uint16_t)((1u << nextra) - 1);
-	uint32_t plen = sizeof(buf), want;
-	bool installed;
-	int r;
+			 uint8_t flags, int nextra);
+static void fault_fail(struct pm_node *n, uint64_t page, int err);
 
-	r = node_call(n, page_home(n, page), &rq, &rp, buf, &plen);
-	want = ((rp.flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0) +
-	       PM_PAGE_SIZE * (uint32_t)__builtin_popcount(rp.extra &
-							   ~rp.extra_zero);
-	if (!r && (rp.op != op || rp.page != page || (rp.extra & ~mask) ||
-		   (rp.extra_zero & ~rp.extra) || plen != want ||
-		   ((rp.flags & PM_RP_DATA) && (rp.flags & PM_RP_ZERO)))) {
-		pm_err("page %llu: malformed grant from node %d (op %u flags %#x extra %#x/%#x payload %u)",
-		       (unsigned long long)page, page_home(n, page), rp.op,
-		       rp.flags, rp.extra, rp.extra_zero, plen);
-		r = -EPROTO;
-	}
-	installed = holder_land_grant(n, page, nextra, r, &rp, buf);
-
-	/* Home unreachable, or the page's data died with a node. */
-	if (node_conn_error(r) || r == -EIO) {
-		node_peer_failed(n, page_home(n, page), r);
-		fault_fail(n, page, r);
-		return;
-	}
-	if (r)
-		pm_err("page %llu: request to home node %d failed: %s",
-		       (unsigned long long)page, page_home(n, page),
-		       strerror(-r));
-	if (!installed)
-		uffd_wake(n, page, 1);	/* retry: refault and ask again */
-}
+struct fault_thread_arg {
+	struct pm_node *n;
+	int idx;
+};
 
 /*
- * A fault that continues a scan asks for the next pages too (up to
- * pager.prefetch, same home, each not mapped and not being fetched);
- * they are marked as being fetched before the request leaves.
+ * Each fault thread waits in its own epoll set, where the uffd is
+ * EPOLLEXCLUSIVE: a fault wakes one thread, not all of them (poll() would
+ * wake every one, and on two cores the losers' wake-ups, which only find
+ * EAGAIN, take the CPU the fault's own path needs).
  */
-static int plan_prefetch(struct pm_node *n, uint64_t page)
+static int fault_wait_setup(struct pm_node *n)
 {
-	int home = page_home(n, page), k = 0;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+	int ep = epoll_create1(EPOLL_CLOEXEC), err;
 
-	if (__atomic_load_n(&n->seq_next, __ATOMIC_RELAXED) == page) {
-		for (int i = 1; i <= n->prefetch; i++) {
-			uint64_t q = page + i;
+	if (ep < 0)
+		return -errno;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, n->uffd, &ev))
+		goto fail;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = 1 };
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, n->stop_efd, &ev))
+		goto fail;
+	return ep;
+fail:
+	err = -errno;
+	close(ep);
+	return err;
+}
 
-			if (q >= n->npages || page_home(n, q) != home)
-				break;
-			lk_lock(llock_of(n, q), LK_LLOCK);
-			if (n->lstate[q] != LS_INVALID) {
-				lk_unlock(llock_of(n, q));
-				break;
-			}
-			ls_set(n, q, LF_FETCHING);
-			lk_unlock(llock_of(n, q));
-			k++;
+int fault_start(struct pm_node *n)
+{
+	int r;
+
+	r = uffd_open(n);
+	if (r)
+		return r;
+	n->stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (n->stop_efd < 0)
+		return -errno;
+	n->fault_threads = calloc(n->nthreads, sizeof(pthread_t));
+	n->fault_args = calloc(n->nthreads, sizeof(struct fault_thread_arg));
+	if (!n->fault_threads || !n->fault_args)
+		return -ENOMEM;
+	for (int i = 0; i < n->nthreads; i++) {
+		struct fault_thread_arg *fa =
+			(struct fault_thread_arg *)n->fault_args + i;
+
+		fa->n = n;
+		fa->idx = i;
+		r = pthread_create(&n->fault_threads[i], NULL, fault_thread,
+				   fa);
+		if (r) {
+			n->nthreads = i;
+			return -r;
 		}
 	}
-	__atomic_store_n(&n->seq_next, page + 1 + k, __ATOMIC_RELAXED);
-	return k;
+	return 0;
+}
+
+void fault_stop(struct pm_node *n)
+{
+	uint64_t one = 1;
+
+	if (n->stop_efd >= 0 && n->fault_threads) {
+		if (write(n->stop_efd, &one, sizeof(one)) != sizeof(one))
+			pm_err("pager: cannot signal fault threads: %s",
+			       strerror(errno));
+		for (int i = 0; i < n->nthreads; i++)
+			pthread_join(n->fault_threads[i], NULL);
+	}
+	free(n->fault_threads);
+	free(n->fault_args);
+	n->fault_threads = NULL;
+	n->fault_args = NULL;
+	if (n->stop_efd >= 0)
+		close(n->stop_efd);
+	n->stop_efd = -1;
+	uffd_close(n);
+}
+
+static void *fault_thread(void *arg)
+{
+	struct fault_thread_arg *fa = arg;
+	struct pm_node *n = fa->n;
+	struct epoll_event ev[2];
+	struct uffd_msg msg;
+	int ep = fault_wait_setup(n), k;
+	bool stop = false;
+	ssize_t r;
+
+	if (ep < 0) {
+		pm_err("pager: epoll for fault thread %d: %s", fa->idx,
+		       strerror(-ep));
+		return NULL;
+	}
+	node_fault_thread = true;
+	pm_log_use(&n->log);
+	while (!stop) {
+		k = epoll_wait(ep, ev, 2, -1);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			pm_err("pager: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < k; i++)
+			stop |= ev[i].data.u32 == 1;
+		if (stop)
+			break;
+		r = read(n->uffd, &msg, sizeof(msg));
+		if (r < 0) {
+			/* Another fault thread took it: benign. */
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			pm_err("pager: read uffd: %s", strerror(errno));
+			break;
+		}
+		if (r != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		handle_fault(n, msg.arg.pagefault.address,
+			     msg.arg.pagefault.flags);
+	}
+	close(ep);
+	return NULL;
 }
 
 static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
@@ -172,128 +223,84 @@ static void handle_fault(struct pm_node *n, uint64_t addr, uint64_t fflags)
 	stats_record_fault(n, (uint64_t)(pm_now_ns() - t0));
 }
 
-struct fault_thread_arg {
-	struct pm_node *n;
-	int idx;
-};
-
 /*
- * Each fault thread waits in its own epoll set, where the uffd is
- * EPOLLEXCLUSIVE: a fault wakes one thread, not all of them (poll() would
- * wake every one, and on two cores the losers' wake-ups, which only find
- * EAGAIN, take the CPU the fault's own path needs).
+ * A fault that continues a scan asks for the next pages too (up to
+ * pager.prefetch, same home, each not mapped and not being fetched);
+ * they are marked as being fetched before the request leaves.
  */
-static int fault_wait_setup(struct pm_node *n)
+static int plan_prefetch(struct pm_node *n, uint64_t page)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
-	int ep = epoll_create1(EPOLL_CLOEXEC), err;
+	int home = page_home(n, page), k = 0;
 
-	if (ep < 0)
-		return -errno;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, n->uffd, &ev))
-		goto fail;
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = 1 };
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, n->stop_efd, &ev))
-		goto fail;
-	return ep;
-fail:
-	err = -errno;
-	close(ep);
-	return err;
+	if (__atomic_load_n(&n->seq_next, __ATOMIC_RELAXED) == page) {
+		for (int i = 1; i <= n->prefetch; i++) {
+			uint64_t q = page + i;
+
+			if (q >= n->npages || page_home(n, q) != home)
+				break;
+			lk_lock(llock_of(n, q), LK_LLOCK);
+			if (n->lstate[q] != LS_INVALID) {
+				lk_unlock(llock_of(n, q));
+				break;
+			}
+			ls_set(n, q, LF_FETCHING);
+			lk_unlock(llock_of(n, q));
+			k++;
+		}
+	}
+	__atomic_store_n(&n->seq_next, page + 1 + k, __ATOMIC_RELAXED);
+	return k;
 }
 
-static void *fault_thread(void *arg)
+static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
+			 uint8_t flags, int nextra)
 {
-	struct fault_thread_arg *fa = arg;
-	struct pm_node *n = fa->n;
-	struct epoll_event ev[2];
-	struct uffd_msg msg;
-	int ep = fault_wait_setup(n), k;
-	bool stop = false;
-	ssize_t r;
-
-	if (ep < 0) {
-		pm_err("pager: epoll for fault thread %d: %s", fa->idx,
-		       strerror(-ep));
-		return NULL;
-	}
-	node_fault_thread = true;
-	while (!stop) {
-		k = epoll_wait(ep, ev, 2, -1);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			pm_err("pager: epoll_wait: %s", strerror(errno));
-			break;
-		}
-		for (int i = 0; i < k; i++)
-			stop |= ev[i].data.u32 == 1;
-		if (stop)
-			break;
-		r = read(n->uffd, &msg, sizeof(msg));
-		if (r < 0) {
-			/* Another fault thread took it: benign. */
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			pm_err("pager: read uffd: %s", strerror(errno));
-			break;
-		}
-		if (r != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		handle_fault(n, msg.arg.pagefault.address,
-			     msg.arg.pagefault.flags);
-	}
-	close(ep);
-	return NULL;
-}
-
-int fault_start(struct pm_node *n)
-{
+	uint8_t buf[PM_PAYLOAD_MAX] __attribute__((aligned(4096)));
+	struct pm_proto_req rq = {
+		.op = op, .flags = flags, .from = (uint16_t)n->id,
+		.arg = (uint32_t)nextra, .page = page,
+	};
+	struct pm_proto_rep rp = { 0 };
+	uint16_t mask = (uint16_t)((1u << nextra) - 1);
+	uint32_t plen = sizeof(buf), want;
+	bool installed;
 	int r;
 
-	r = uffd_open(n);
+	r = node_call(n, page_home(n, page), &rq, &rp, buf, &plen);
+	want = ((rp.flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0) +
+	       PM_PAGE_SIZE * (uint32_t)__builtin_popcount(rp.extra &
+							   ~rp.extra_zero);
+	if (!r && (rp.op != op || rp.page != page || (rp.extra & ~mask) ||
+		   (rp.extra_zero & ~rp.extra) || plen != want ||
+		   ((rp.flags & PM_RP_DATA) && (rp.flags & PM_RP_ZERO)))) {
+		pm_err("page %llu: malformed grant from node %d (op %u flags %#x extra %#x/%#x payload %u)",
+		       (unsigned long long)page, page_home(n, page), rp.op,
+		       rp.flags, rp.extra, rp.extra_zero, plen);
+		r = -EPROTO;
+	}
+	installed = holder_land_grant(n, page, nextra, r, &rp, buf);
+
+	/* Home unreachable, or the page's data died with a node. */
+	if (node_conn_error(r) || r == -EIO) {
+		node_peer_failed(n, page_home(n, page), r);
+		fault_fail(n, page, r);
+		return;
+	}
 	if (r)
-		return r;
-	n->stop_efd = eventfd(0, EFD_CLOEXEC);
-	if (n->stop_efd < 0)
-		return -errno;
-	n->fault_threads = calloc(n->nthreads, sizeof(pthread_t));
-	n->fault_args = calloc(n->nthreads, sizeof(struct fault_thread_arg));
-	if (!n->fault_threads || !n->fault_args)
-		return -ENOMEM;
-	for (int i = 0; i < n->nthreads; i++) {
-		struct fault_thread_arg *fa =
-			(struct fault_thread_arg *)n->fault_args + i;
-
-		fa->n = n;
-		fa->idx = i;
-		r = pthread_create(&n->fault_threads[i], NULL, fault_thread,
-				   fa);
-		if (r) {
-			n->nthreads = i;
-			return -r;
-		}
-	}
-	return 0;
+		pm_err("page %llu: request to home node %d failed: %s",
+		       (unsigned long long)page, page_home(n, page),
+		       strerror(-r));
+	if (!installed)
+		uffd_wake(n, page, 1);	/* retry: refault and ask again */
 }
-
-void fault_stop(struct pm_node *n)
+/* The page cannot be had: its faulting threads fail (SIGBUS). */
+static void fault_fail(struct pm_node *n, uint64_t page, int err)
 {
-	uint64_t one = 1;
-
-	if (n->stop_efd >= 0 && n->fault_threads) {
-		if (write(n->stop_efd, &one, sizeof(one)) != sizeof(one))
-			pm_err("pager: cannot signal fault threads: %s",
-			       strerror(errno));
-		for (int i = 0; i < n->nthreads; i++)
-			pthread_join(n->fault_threads[i], NULL);
-	}
-	free(n->fault_threads);
-	free(n->fault_args);
-	n->fault_threads = NULL;
-	n->fault_args = NULL;
-	if (n->stop_efd >= 0)
-		close(n->stop_efd);
-	n->stop_efd = -1;
-	uffd_close(n);
+	STAT_ADD(n, poisoned, 1);
+	pm_err("page %llu (home node %d): %s; the faulting thread gets %s",
+	       (unsigned long long)page, page_home(n, page),
+	       err == -EIO ? "its data was lost with a dead node"
+			   : strerror(-err),
+	       n->have_poison ? "SIGBUS" : "SIGSEGV (no UFFDIO_POISON before Linux 6.6)");
+	uffd_poison(n, page);
 }

@@ -16,18 +16,19 @@
 #include "log.h"
 #include "node.h"
 
-/*
- * Where a grant's data is: the store, or while it is stale the home's own
- * copy, write-protected and mapped (serving from it spares copying into a
- * store page; the first touch of one costs ~65 us on these VMs). Callers
- * hold the entry (dlock or busy), so that copy stays put meanwhile.
- */
 /* The bounce slot holding the entry's data (e->bounce set). */
 static uint8_t *bounce_slot(struct pm_node *n, const struct dir_entry *e)
 {
 	return n->bounce + (e->bounce - 1) * PM_PAGE_SIZE;
 }
 
+/*
+ * Where a grant's data is: a bounce slot, the store, or while the store is
+ * behind the home's own copy, write-protected and mapped (serving from it
+ * spares copying into a store page; the first touch of one costs ~65 us on
+ * these VMs). Callers hold the entry (dlock or busy), so that copy stays
+ * put meanwhile.
+ */
 static const uint8_t *data_of(struct pm_node *n, struct dir_entry *e,
 			      uint64_t page)
 {
@@ -68,344 +69,163 @@ static void dir_enqueue(struct dir_entry *e, struct txn *t)
 	txn_append(&e->qhead, &e->qtail, t);
 }
 
-int home_init(struct pm_node *n)
-{
-	size_t slen = n->home_count * PM_PAGE_SIZE;
+/* The rest reads in the order a request travels: it arrives, runs
+ * (inline or on a worker), asks holders to act, and its grant leaves. */
+static void evict_list(struct pm_node *n, int tidx,
+		       const struct pm_request *req,
+		       const struct pm_proto_req *rq);
+static bool needs_remote(struct pm_node *n, const struct dir_entry *e,
+			 const struct txn *t);
+static void queue_work(struct pm_node *n, struct txn *t);
+static void txn_run(struct pm_node *n, struct txn *t);
+static void txn_finish(struct pm_node *n, uint64_t page);
+static void complete_local(struct pm_node *n, struct txn *t, int r);
+static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
+			   const struct txn *t);
+static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
+		   int reader);
+static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags);
+static int txn_deliver_grant(struct pm_node *n, struct txn *t, uint8_t gflags);
+static void grant_extras(struct pm_node *n, const struct txn *t,
+			 struct pm_proto_rep *rp, uint8_t *buf, uint32_t *off);
 
-	n->dir = calloc(n->home_count ? n->home_count : 1, sizeof(*n->dir));
-	if (!n->dir)
-		return -ENOMEM;
-	pthread_mutex_init(&n->bounce_lock, NULL);
-	/* Without it recalls copy (uffd_move_out): not fatal. */
-	n->bounce = mmap(NULL, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
-			 PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (n->bounce == MAP_FAILED)
-		n->bounce = NULL;
-	else
-		madvise(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
-			MADV_NOHUGEPAGE);
-	for (uint64_t i = 0; i < n->home_count; i++)
-		n->dir[i].zero = 1;
-	if (!slen)
-		return 0;
-	/* Untouched store pages cost nothing until data arrives. */
-	n->store = mmap(NULL, slen, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (n->store == MAP_FAILED) {
-		n->store = NULL;
-		return -errno;
-	}
-	return 0;
-}
-
-void home_fini(struct pm_node *n)
+/* A READ, WRITE or EVICT from another node, on its receive thread. */
+void home_request(struct pm_node *n, int tidx, const struct pm_request *req,
+		  const struct pm_proto_req *rq)
 {
+	struct txn local = {
+		.page = rq->page, .from = rq->from, .op = rq->op,
+		.flags = rq->flags, .tidx = tidx, .conn_id = req->conn_id,
+		.req_id = req->req_id,
+		.nextra = rq->op == PM_OP_EVICT ? 0 : (uint8_t)rq->arg,
+		.data = req->payload_len ? (uint8_t *)req->payload : NULL,
+	};
+	struct dir_entry *e;
 	struct txn *t;
 
-	if (n->store)
-		munmap(n->store, n->home_count * PM_PAGE_SIZE);
-	n->store = NULL;
-	/* Here, not in fault_stop: receive threads may recall until the
-	 * plugins are closed. */
-	if (n->bounce)
-		munmap(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE);
-	n->bounce = NULL;
-	for (uint64_t i = 0; n->dir && i < n->home_count; i++) {
-		struct txn *t = n->dir[i].qhead;
+	if (rq->op == PM_OP_EVICT && (rq->flags & PM_RQ_CLEAN_LIST)) {
+		evict_list(n, tidx, req, rq);
+		return;
+	}
+	if (rq->page < n->home_first ||
+	    rq->page - n->home_first >= n->home_count ||
+	    rq->arg > PM_PREFETCH_MAX ||
+	    rq->page - n->home_first + rq->arg >= n->home_count) {
+		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
 
-		while (t) {
-			struct txn *next = t->next;
+		pm_warn("peer %s (node %u): request for page %llu (+%u), not homed here; refused",
+			req->peer, rq->from, (unsigned long long)rq->page,
+			rq->arg);
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
+			   NULL, 0);
+		return;
+	}
+	e = dir_of(n, rq->page);
+	lk_lock(dlock_of(n, rq->page), LK_DLOCK);
+	if (!e->busy && !needs_remote(n, e, &local)) {
+		/* Fast path, inline on the receive thread: no hand-off. */
+		txn_deliver(n, &local, txn_execute(n, e, &local));
+		lk_unlock(dlock_of(n, rq->page));
+		return;
+	}
+	/* Queued: it outlives the request, so does its page. */
+	t = malloc(sizeof(*t) + (local.data ? PM_PAGE_SIZE : 0));
+	if (!t) {
+		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
 
-			if (!t->local)
-				free(t);
-			t = next;
+		lk_unlock(dlock_of(n, rq->page));
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -ENOMEM, &rp,
+			   NULL, 0);
+		return;
+	}
+	*t = local;
+	if (local.data) {
+		t->data = (uint8_t *)(t + 1);
+		memcpy(t->data, local.data, PM_PAGE_SIZE);
+	}
+	if (e->busy) {
+		dir_enqueue(e, t);
+		lk_unlock(dlock_of(n, rq->page));
+		return;
+	}
+	e->busy = 1;
+	lk_unlock(dlock_of(n, rq->page));
+	queue_work(n, t);
+}
+
+/*
+ * Clean copies a node dropped: take it out of each page's sharers. The
+ * answer does not wait for busy pages (their removal is queued): a copy
+ * the home has the data of needs no more care.
+ */
+static void evict_list(struct pm_node *n, int tidx,
+		       const struct pm_request *req,
+		       const struct pm_proto_req *rq)
+{
+	struct pm_proto_rep rp = { .op = rq->op, .from = (uint16_t)n->id };
+	const uint8_t *pl = req->payload;
+
+	for (uint32_t i = 0; i < rq->arg; i++) {
+		struct txn t = {
+			.from = rq->from, .op = PM_OP_EVICT, .noreply = true,
+		};
+		struct dir_entry *e;
+
+		memcpy(&t.page, pl + i * sizeof(uint64_t), sizeof(t.page));
+		if (t.page < n->home_first ||
+		    t.page - n->home_first >= n->home_count) {
+			pm_warn("peer %s (node %u): eviction of page %llu, not homed here; ignored",
+				req->peer, rq->from,
+				(unsigned long long)t.page);
+			continue;
 		}
+		e = dir_of(n, t.page);
+		lk_lock(dlock_of(n, t.page), LK_DLOCK);
+		if (!e->busy) {
+			txn_execute(n, e, &t);
+		} else {
+			struct txn *q = malloc(sizeof(*q));
+
+			if (q) {
+				*q = t;
+				dir_enqueue(e, q);
+			}
+		}
+		lk_unlock(dlock_of(n, t.page));
 	}
-	free(n->dir);
-	n->dir = NULL;
-	/* Queued after the workers stopped: refused, never run. */
-	while ((t = n->wq_head)) {
-		n->wq_head = t->next;
-		if (!t->local)
-			free(t);
-	}
-	n->wq_tail = NULL;
+	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
 }
 
-/* ---- home side -------------------------------------------------------- */
-
-/*
- * Write-protecting a page costs a TLB flush, and on these VMs (a PVM guest)
- * each page flushed costs ~35-45 us while a flush of more than 33 pages
- * (the kernel's tlb_single_page_flush_ceiling) is one full flush of ~80-100
- * us. So when another node reads the home's own written pages in sequence,
- * the home write-protects the run ahead of it in one call: the next reads
- * find the page shared and pay no flush. A run shorter than this gains
- * nothing (each of its pages is flushed on its own), so it is not taken.
- */
-#define DG_AHEAD_MIN 34
-/* 64 pages cost ~110 us (1.7 us a page), 256 ~145 us (0.6 us a page),
- * measured on the bench; < PM_NLOCKS / 2, and trylocks: no lock cycle. */
-#define DG_AHEAD_MAX 256
-
-/* Is q a page this home holds exclusively, idle, that it may downgrade?
- * Locks its dlock and llock when so (trylock: the caller holds others). */
-static bool dg_take(struct pm_node *n, uint64_t q)
+int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
+		     uint8_t flags)
 {
-	struct dir_entry *e = dir_of(n, q);
-
-	if (!lk_trylock(dlock_of(n, q), LK_DLOCK))
-		return false;
-	if (e->busy || e->lost || e->bounce || e->state != DIR_EXCL ||
-	    e->owner != n->id || !lk_trylock(llock_of(n, q), LK_LLOCK)) {
-		lk_unlock(dlock_of(n, q));
-		return false;
-	}
-	if (n->lstate[q] != LS_EXCL) {
-		lk_unlock(llock_of(n, q));
-		lk_unlock(dlock_of(n, q));
-		return false;
-	}
-	return true;
-}
-
-/* Release the pages dg_take took, from end - 1 down to first. */
-static void dg_release(struct pm_node *n, uint64_t first, uint64_t end)
-{
-	for (uint64_t q = end; q-- > first;) {
-		lk_unlock(llock_of(n, q));
-		lk_unlock(dlock_of(n, q));
-	}
-}
-
-/* Take the run of pages from first that dg_take allows, at most max; the
- * end of the run, or first (nothing held) when it is shorter than min. */
-static uint64_t dg_take_run(struct pm_node *n, uint64_t first, uint64_t max,
-			    uint64_t min)
-{
-	uint64_t end = first, last = n->home_first + n->home_count;
-
-	while (end < last && end - first < max && dg_take(n, end))
-		end++;
-	if (end - first < min) {
-		dg_release(n, first, end);
-		return first;
-	}
-	return end;
-}
-
-/*
- * The home's own exclusive copy of page becomes the data others read
- * (dlock and llock held, the page mapped exclusively here). When `who`
- * read the page before this one, it is scanning: the home's exclusive
- * pages after this one are write-protected with it in one call
- * (DG_AHEAD_MIN has why).
- */
-static void downgrade_own(struct pm_node *n, uint64_t page, int who)
-{
-	struct dir_entry *e = dir_of(n, page), *prev;
-	uint64_t end = page + 1;
-
-	prev = page > n->home_first ? dir_of(n, page - 1) : NULL;
-	/* The run counts this page too (DG_AHEAD_MIN, DG_AHEAD_MAX). */
-	if (who != n->id && n->lstate[page] == LS_EXCL && prev &&
-	    prev->state == DIR_SHARED && (prev->sharers & (1ull << who)))
-		end = dg_take_run(n, page + 1, DG_AHEAD_MAX - 1,
-				  DG_AHEAD_MIN - 1);
-	if (end == page + 1) {
-		uffd_protect(n, page, true, NULL);
-		ls_set(n, page, LS_SHARED | (n->lstate[page] & ~LS_MASK));
-		goto out;
-	}
-	/* Flags were ruled out above: page is plain LS_EXCL. */
-	uffd_wp(n, page, end - page, true);
-	ls_set(n, page, LS_SHARED);
-	for (uint64_t q = end; q-- > page + 1;) {
-		struct dir_entry *x = dir_of(n, q);
-
-		ls_set(n, q, LS_SHARED);
-		dir_set(n, q, DIR_SHARED, 0, 1ull << n->id);
-		x->zero = 0;
-		x->store_behind = 1;
-		lk_unlock(llock_of(n, q));
-		lk_unlock(dlock_of(n, q));
-	}
-	STAT_ADD(n, downgrades_ahead, end - page - 1);
-out:
-	e->zero = 0;
-	e->store_behind = 1;
-}
-
-/*
- * The write analogue of downgrade_own's run. Another node writing the
- * home's own pages in sequence takes each from the home with a recall, and
- * each recall unmaps one page: one TLB flush, ~35-45 us here and far more
- * when the home's threads run on both CPUs (a cross-CPU shootdown). So when
- * `who` was granted the page before this one exclusively, the home's
- * exclusive pages after it are given up in one go: write-protected (one
- * flush), copied into the store, unmapped (one more flush). Their entries
- * then have no holder and their data in the store, and the writer's next
- * faults are granted from there with nothing to undo. Called with page's
- * dlock and llock held; pages are only taken by trylock (no lock cycle).
- */
-#define RC_AHEAD_MAX 128
-
-static void recall_ahead(struct pm_node *n, uint64_t page, int who)
-{
-	uint64_t first = page + 1, end;
-	struct dir_entry *prev;
-	size_t len;
-
-	prev = page > n->home_first ? dir_of(n, page - 1) : NULL;
-	if (who == n->id || !prev || prev->state != DIR_EXCL ||
-	    prev->owner != who)
-		return;
-	end = dg_take_run(n, first, RC_AHEAD_MAX, DG_AHEAD_MIN);
-	if (end == first)
-		return;
-	len = (end - first) * PM_PAGE_SIZE;
-	if (uffd_wp(n, first, end - first, true)) {
-		dg_release(n, first, end);
-		return;
-	}
-	/* One call instead of a fault per fresh store page. */
-	(void)madvise(store_of(n, first), len, MADV_POPULATE_WRITE);
-	for (uint64_t q = first; q < end; q++)
-		memcpy(store_of(n, q), page_addr(n, q), PM_PAGE_SIZE);
-	if (uffd_unmap(n, first, end - first)) {
-		uffd_wp(n, first, end - first, false);
-		dg_release(n, first, end);
-		return;
-	}
-	for (uint64_t q = first; q < end; q++) {
-		struct dir_entry *x = dir_of(n, q);
-
-		ls_set(n, q, LS_INVALID);
-		x->zero = 0;
-		x->store_behind = 0;
-		dir_set(n, q, DIR_UNOWNED, 0, 0);
-	}
-	dg_release(n, first, end);
-	/* Local threads that met the write-protect refault and ask. */
-	uffd_wake(n, first, end - first);
-	STAT_ADD(n, recalls_ahead, end - first);
-}
-
-/*
- * Ask node `who` to act on page; its data, if any, lands in the store.
- * Returns whether `who` still holds a copy afterwards (a downgraded one).
- * `reader` is the node the action is for (downgrade_own looks at it).
- */
-static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
-		   int reader)
-{
+	struct txn t = {
+		.page = page, .from = n->id, .op = op, .flags = flags,
+		.local = true,
+	};
 	struct dir_entry *e = dir_of(n, page);
-	struct pm_proto_rep rp = { 0 };
-	uint8_t *st = store_of(n, page);
-	uint32_t plen = PM_PAGE_SIZE;
 	int r;
 
-	if (who == n->id) {
-		uint8_t *slot;
-		bool held;
-
-		lk_lock(llock_of(n, page), LK_LLOCK);
-		held = (n->lstate[page] & LS_MASK) != LS_INVALID;
-		if (held && op == PM_OP_DOWNGRADE &&
-		    (n->lstate[page] & LS_MASK) == LS_EXCL) {
-			/* Our copy becomes the data others read: no copy. */
-			downgrade_own(n, page, reader);
-		} else if (held && reader != n->id &&
-			   (op == PM_OP_RECALL ||
-			    (op == PM_OP_INVAL && e->store_behind)) &&
-			   (slot = uffd_move_out(n, page))) {
-			/* The data goes out from the slot; bounce_settle
-			 * fills the store after the grant has left. */
-			uint8_t s = n->lstate[page];
-
-			if (s & LF_FETCHING)
-				s |= LF_ACTED;
-			ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
-			STAT_ADD(n, inval_received, 1);
-			e->bounce = (uint8_t)(1 + (slot - n->bounce) /
-						      PM_PAGE_SIZE);
-			e->zero = 0;
-			e->store_behind = 0;
-			if (op == PM_OP_RECALL)
-				recall_ahead(n, page, reader);
-		} else if (held &&
-			   holder_apply(n, page,
-					op == PM_OP_INVAL && e->store_behind ?
-						PM_OP_RECALL : op,
-					&rp, st)) {
-			/* Dropping the copy the store was behind: keep it. */
-			e->zero = 0;
-			e->store_behind = 0;
-		}
-		lk_unlock(llock_of(n, page));
-		return held && op == PM_OP_DOWNGRADE;
-	}
-	struct pm_proto_req rq = {
-		.op = op, .from = (uint16_t)n->id, .page = page,
-	};
-
-	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
-
-	/* Into a bounce buffer: a call that fails half-way must not leave
-	 * a torn page in the store. A peer known dead is not waited on. */
-	STAT_ADD(n, inval_sent, 1);
-	r = node_peer_dead(n, who) ? -EHOSTDOWN
-				   : node_call(n, who, &rq, &rp, buf, &plen);
-	if (r) {
-		/* A sharer's copy can go: the home has the data. An exclusive
-		 * holder took the only current copy with it. */
-		if (op != PM_OP_INVAL) {
-			dir_lose(n, page);
-			pm_err("page %llu: its only copy was on node %d, which is unreachable (%s): lost; faults on it get SIGBUS",
-			       (unsigned long long)page, who, strerror(-r));
-		}
-		node_peer_failed(n, who, r);
-		return false;
-	}
-	if (rp.flags & PM_RP_DATA) {
-		if (plen != PM_PAGE_SIZE) {
-			pm_err("page %llu: node %d returned %u bytes, not a page",
-			       (unsigned long long)page, who, plen);
-			return false;
-		}
-		memcpy(st, buf, PM_PAGE_SIZE);
-		STAT_ADD(n, pages_received, 1);
-		e->zero = 0;
-		e->store_behind = 0;
-	}
-	/* NOT_HELD with data: answered from a grant it then dropped. */
-	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD);
-}
-
-void home_forget_node(struct pm_node *n, int who)
-{
-	uint64_t bit = 1ull << who, lost = 0, busy = 0;
-
-	for (uint64_t i = 0; i < n->home_count; i++) {
-		uint64_t page = n->home_first + i;
-		struct dir_entry *e = &n->dir[i];
-
-		lk_lock(dlock_of(n, page), LK_DLOCK);
-		if (e->busy) {
-			/* Its transaction meets the failure itself. */
-			busy++;
-		} else if (e->state == DIR_EXCL && e->owner == who) {
-			dir_lose(n, page);
-			lost++;
-		} else if (e->state == DIR_SHARED && (e->sharers & bit)) {
-			dir_drop_sharer(n, page, who);
-		}
+	lk_lock(dlock_of(n, page), LK_DLOCK);
+	if (e->busy) {
+		dir_enqueue(e, &t);
 		lk_unlock(dlock_of(n, page));
+		lk_lock(&n->txn_lock, LK_TXN);
+		while (!t.done)
+			pthread_cond_wait(&n->txn_cv, &n->txn_lock);
+		lk_unlock(&n->txn_lock);
+		return t.result;
 	}
-	if (lost)
-		pm_err("node %d's copies forgotten: %llu page(s) it held exclusively are lost (faults on them get SIGBUS)",
-		       who, (unsigned long long)lost);
+	if (!needs_remote(n, e, &t)) {
+		r = txn_deliver(n, &t, txn_execute(n, e, &t));
+		lk_unlock(dlock_of(n, page));
+		return r;
+	}
+	e->busy = 1;
+	lk_unlock(dlock_of(n, page));
+	r = txn_deliver(n, &t, txn_execute(n, e, &t));
+	txn_finish(n, page);
+	return r;
 }
 
 /* Does t need actions by other nodes over the network? (dlock held) */
@@ -421,6 +241,83 @@ static bool needs_remote(struct pm_node *n, const struct dir_entry *e,
 		return others != 0;
 	}
 	return false;
+}
+
+static void queue_work(struct pm_node *n, struct txn *t)
+{
+	pm_dbg("page %llu: queued for a worker (op %u from node %d)",
+	       (unsigned long long)t->page, t->op, t->from);
+	lk_lock(&n->wq_lock, LK_WQ);
+	txn_append(&n->wq_head, &n->wq_tail, t);
+	pthread_cond_signal(&n->wq_cv);
+	lk_unlock(&n->wq_lock);
+}
+
+static void *worker(void *arg)
+{
+	struct pm_node *n = arg;
+	struct txn *t;
+
+	pm_log_use(&n->log);
+	for (;;) {
+		lk_lock(&n->wq_lock, LK_WQ);
+		while (!n->wq_head && !n->stopping)
+			pthread_cond_wait(&n->wq_cv, &n->wq_lock);
+		t = n->wq_head;
+		if (t) {
+			n->wq_head = t->next;
+			if (!n->wq_head)
+				n->wq_tail = NULL;
+		}
+		lk_unlock(&n->wq_lock);
+		if (!t)
+			return NULL;
+		txn_run(n, t);
+	}
+}
+
+/* Run a transaction on a thread that may wait on the network. */
+static void txn_run(struct pm_node *n, struct txn *t)
+{
+	struct dir_entry *e = dir_of(n, t->page);
+	uint64_t page = t->page;
+	int r;
+
+	r = txn_deliver(n, t, txn_execute(n, e, t));
+	if (t->local)
+		complete_local(n, t, r);
+	else
+		free(t);
+	txn_finish(n, page);
+}
+
+/* The transaction on page ended: start the next queued one, or idle. */
+static void txn_finish(struct pm_node *n, uint64_t page)
+{
+	struct dir_entry *e = dir_of(n, page);
+	struct txn *next;
+
+	lk_lock(dlock_of(n, page), LK_DLOCK);
+	next = e->qhead;
+	if (next) {
+		e->qhead = next->next;
+		if (!e->qhead)
+			e->qtail = NULL;
+	} else {
+		e->busy = 0;
+	}
+	lk_unlock(dlock_of(n, page));
+	if (next)
+		queue_work(n, next);
+}
+
+static void complete_local(struct pm_node *n, struct txn *t, int r)
+{
+	lk_lock(&n->txn_lock, LK_TXN);
+	t->result = r;
+	t->done = true;
+	pthread_cond_broadcast(&n->txn_cv);
+	lk_unlock(&n->txn_lock);
 }
 
 /*
@@ -491,37 +388,102 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 }
 
 /*
- * Prefetch: grant the pages after t's too, each that can be granted at
- * once (entry idle, no other node to ask), appending their data to buf
- * at *off. Takes one more dlock at a time, in ascending page order.
+ * Ask node `who` to act on page; its data, if any, lands in the store.
+ * Returns whether `who` still holds a copy afterwards (a downgraded one).
+ * `reader` is the node the action is for (home_downgrade_own looks at it).
  */
-static void grant_extras(struct pm_node *n, const struct txn *t,
-			 struct pm_proto_rep *rp, uint8_t *buf, uint32_t *off)
+static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
+		   int reader)
 {
-	for (int i = 0; i < t->nextra; i++) {
-		struct txn x = {
-			.page = t->page + 1 + i, .from = t->from, .op = t->op,
-		};
-		struct dir_entry *e = dir_of(n, x.page);
-		uint8_t g;
+	struct dir_entry *e = dir_of(n, page);
+	struct pm_proto_rep rp = { 0 };
+	uint8_t *st = store_of(n, page);
+	uint32_t plen = PM_PAGE_SIZE;
+	int r;
 
-		lk_lock(dlock_of(n, x.page), LK_DLOCK);
-		if (e->busy || e->lost || needs_remote(n, e, &x)) {
-			lk_unlock(dlock_of(n, x.page));
-			continue;
+	if (who == n->id) {
+		uint8_t *slot;
+		bool held;
+
+		lk_lock(llock_of(n, page), LK_LLOCK);
+		held = (n->lstate[page] & LS_MASK) != LS_INVALID;
+		if (held && op == PM_OP_DOWNGRADE &&
+		    (n->lstate[page] & LS_MASK) == LS_EXCL) {
+			/* Our copy becomes the data others read: no copy. */
+			home_downgrade_own(n, page, reader);
+		} else if (held && reader != n->id &&
+			   (op == PM_OP_RECALL ||
+			    (op == PM_OP_INVAL && e->store_behind)) &&
+			   (slot = uffd_move_out(n, page))) {
+			/* The data goes out from the slot; bounce_settle
+			 * fills the store after the grant has left. */
+			uint8_t s = n->lstate[page];
+
+			if (s & LF_FETCHING)
+				s |= LF_ACTED;
+			ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
+			STAT_ADD(n, inval_received, 1);
+			e->bounce = (uint8_t)(1 + (slot - n->bounce) /
+						      PM_PAGE_SIZE);
+			e->zero = 0;
+			e->store_behind = 0;
+			if (op == PM_OP_RECALL)
+				home_recall_ahead(n, page, reader);
+		} else if (held &&
+			   holder_apply(n, page,
+					op == PM_OP_INVAL && e->store_behind ?
+						PM_OP_RECALL : op,
+					&rp, st)) {
+			/* Dropping the copy the store was behind: keep it. */
+			e->zero = 0;
+			e->store_behind = 0;
 		}
-		g = txn_execute(n, e, &x);
-		rp->extra |= (uint16_t)(1u << i);
-		if (g & PM_RP_ZERO) {
-			rp->extra_zero |= (uint16_t)(1u << i);
-		} else {
-			memcpy(buf + *off, data_of(n, e, x.page), PM_PAGE_SIZE);
-			*off += PM_PAGE_SIZE;
-			STAT_ADD(n, pages_sent, 1);
-		}
-		bounce_settle(n, e, x.page);
-		lk_unlock(dlock_of(n, x.page));
+		lk_unlock(llock_of(n, page));
+		return held && op == PM_OP_DOWNGRADE;
 	}
+	struct pm_proto_req rq = {
+		.op = op, .from = (uint16_t)n->id, .page = page,
+	};
+
+	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
+
+	/* Into a bounce buffer: a call that fails half-way must not leave
+	 * a torn page in the store. A peer known dead is not waited on. */
+	STAT_ADD(n, inval_sent, 1);
+	r = node_peer_dead(n, who) ? -EHOSTDOWN
+				   : node_call(n, who, &rq, &rp, buf, &plen);
+	if (r) {
+		/* A sharer's copy can go: the home has the data. An exclusive
+		 * holder took the only current copy with it. */
+		if (op != PM_OP_INVAL) {
+			dir_lose(n, page);
+			pm_err("page %llu: its only copy was on node %d, which is unreachable (%s): lost; faults on it get SIGBUS",
+			       (unsigned long long)page, who, strerror(-r));
+		}
+		node_peer_failed(n, who, r);
+		return false;
+	}
+	if (rp.flags & PM_RP_DATA) {
+		if (plen != PM_PAGE_SIZE) {
+			pm_err("page %llu: node %d returned %u bytes, not a page",
+			       (unsigned long long)page, who, plen);
+			return false;
+		}
+		memcpy(st, buf, PM_PAGE_SIZE);
+		STAT_ADD(n, pages_received, 1);
+		e->zero = 0;
+		e->store_behind = 0;
+	}
+	/* NOT_HELD with data: answered from a grant it then dropped. */
+	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD);
+}
+
+static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
+{
+	int r = txn_deliver_grant(n, t, gflags);
+
+	bounce_settle(n, dir_of(n, t->page), t->page);
+	return r;
 }
 
 /* Hand the grant to the requester. */
@@ -584,247 +546,63 @@ static int txn_deliver_grant(struct pm_node *n, struct txn *t, uint8_t gflags)
 	return r;
 }
 
-static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)
-{
-	int r = txn_deliver_grant(n, t, gflags);
-
-	bounce_settle(n, dir_of(n, t->page), t->page);
-	return r;
-}
-
-static void complete_local(struct pm_node *n, struct txn *t, int r)
-{
-	lk_lock(&n->txn_lock, LK_TXN);
-	t->result = r;
-	t->done = true;
-	pthread_cond_broadcast(&n->txn_cv);
-	lk_unlock(&n->txn_lock);
-}
-
-static void queue_work(struct pm_node *n, struct txn *t)
-{
-	lk_lock(&n->wq_lock, LK_WQ);
-	txn_append(&n->wq_head, &n->wq_tail, t);
-	pthread_cond_signal(&n->wq_cv);
-	lk_unlock(&n->wq_lock);
-}
-
-/* The transaction on page ended: start the next queued one, or idle. */
-static void txn_finish(struct pm_node *n, uint64_t page)
-{
-	struct dir_entry *e = dir_of(n, page);
-	struct txn *next;
-
-	lk_lock(dlock_of(n, page), LK_DLOCK);
-	next = e->qhead;
-	if (next) {
-		e->qhead = next->next;
-		if (!e->qhead)
-			e->qtail = NULL;
-	} else {
-		e->busy = 0;
-	}
-	lk_unlock(dlock_of(n, page));
-	if (next)
-		queue_work(n, next);
-}
-
-/* Run a transaction on a thread that may wait on the network. */
-static void txn_run(struct pm_node *n, struct txn *t)
-{
-	struct dir_entry *e = dir_of(n, t->page);
-	uint64_t page = t->page;
-	int r;
-
-	r = txn_deliver(n, t, txn_execute(n, e, t));
-	if (t->local)
-		complete_local(n, t, r);
-	else
-		free(t);
-	txn_finish(n, page);
-}
-
-static void *worker(void *arg)
-{
-	struct pm_node *n = arg;
-	struct txn *t;
-
-	for (;;) {
-		lk_lock(&n->wq_lock, LK_WQ);
-		while (!n->wq_head && !n->stopping)
-			pthread_cond_wait(&n->wq_cv, &n->wq_lock);
-		t = n->wq_head;
-		if (t) {
-			n->wq_head = t->next;
-			if (!n->wq_head)
-				n->wq_tail = NULL;
-		}
-		lk_unlock(&n->wq_lock);
-		if (!t)
-			return NULL;
-		txn_run(n, t);
-	}
-}
-
-int home_workers_start(struct pm_node *n)
-{
-	int r;
-
-	for (n->nworkers = 0; n->nworkers < 2; n->nworkers++) {
-		r = pthread_create(&n->workers[n->nworkers], NULL, worker, n);
-		if (r)
-			return -r;
-	}
-	return 0;
-}
-
-void home_workers_stop(struct pm_node *n)
-{
-	lk_lock(&n->wq_lock, LK_WQ);
-	n->stopping = true;
-	pthread_cond_broadcast(&n->wq_cv);
-	lk_unlock(&n->wq_lock);
-	for (int i = 0; i < n->nworkers; i++)
-		pthread_join(n->workers[i], NULL);
-	n->nworkers = 0;
-}
-
 /*
- * Clean copies a node dropped: take it out of each page's sharers. The
- * answer does not wait for busy pages (their removal is queued): a copy
- * the home has the data of needs no more care.
+ * Prefetch: grant the pages after t's too, each that can be granted at
+ * once (entry idle, no other node to ask), appending their data to buf
+ * at *off. Takes one more dlock at a time, in ascending page order.
  */
-static void evict_list(struct pm_node *n, int tidx,
-		       const struct pm_request *req,
-		       const struct pm_proto_req *rq)
+static void grant_extras(struct pm_node *n, const struct txn *t,
+			 struct pm_proto_rep *rp, uint8_t *buf, uint32_t *off)
 {
-	struct pm_proto_rep rp = { .op = rq->op, .from = (uint16_t)n->id };
-	const uint8_t *pl = req->payload;
-
-	for (uint32_t i = 0; i < rq->arg; i++) {
-		struct txn t = {
-			.from = rq->from, .op = PM_OP_EVICT, .noreply = true,
+	for (int i = 0; i < t->nextra; i++) {
+		struct txn x = {
+			.page = t->page + 1 + i, .from = t->from, .op = t->op,
 		};
-		struct dir_entry *e;
+		struct dir_entry *e = dir_of(n, x.page);
+		uint8_t g;
 
-		memcpy(&t.page, pl + i * sizeof(uint64_t), sizeof(t.page));
-		if (t.page < n->home_first ||
-		    t.page - n->home_first >= n->home_count) {
-			pm_warn("peer %s (node %u): eviction of page %llu, not homed here; ignored",
-				req->peer, rq->from,
-				(unsigned long long)t.page);
+		lk_lock(dlock_of(n, x.page), LK_DLOCK);
+		if (e->busy || e->lost || needs_remote(n, e, &x)) {
+			lk_unlock(dlock_of(n, x.page));
 			continue;
 		}
-		e = dir_of(n, t.page);
-		lk_lock(dlock_of(n, t.page), LK_DLOCK);
-		if (!e->busy) {
-			txn_execute(n, e, &t);
+		g = txn_execute(n, e, &x);
+		rp->extra |= (uint16_t)(1u << i);
+		if (g & PM_RP_ZERO) {
+			rp->extra_zero |= (uint16_t)(1u << i);
 		} else {
-			struct txn *q = malloc(sizeof(*q));
-
-			if (q) {
-				*q = t;
-				dir_enqueue(e, q);
-			}
+			memcpy(buf + *off, data_of(n, e, x.page), PM_PAGE_SIZE);
+			*off += PM_PAGE_SIZE;
+			STAT_ADD(n, pages_sent, 1);
 		}
-		lk_unlock(dlock_of(n, t.page));
+		bounce_settle(n, e, x.page);
+		lk_unlock(dlock_of(n, x.page));
 	}
-	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
 }
 
-void home_request(struct pm_node *n, int tidx, const struct pm_request *req,
-		  const struct pm_proto_req *rq)
+void home_forget_node(struct pm_node *n, int who)
 {
-	struct txn local = {
-		.page = rq->page, .from = rq->from, .op = rq->op,
-		.flags = rq->flags, .tidx = tidx, .conn_id = req->conn_id,
-		.req_id = req->req_id,
-		.nextra = rq->op == PM_OP_EVICT ? 0 : (uint8_t)rq->arg,
-		.data = req->payload_len ? (uint8_t *)req->payload : NULL,
-	};
-	struct dir_entry *e;
-	struct txn *t;
+	uint64_t bit = 1ull << who, lost = 0, busy = 0;
 
-	if (rq->op == PM_OP_EVICT && (rq->flags & PM_RQ_CLEAN_LIST)) {
-		evict_list(n, tidx, req, rq);
-		return;
-	}
-	if (rq->page < n->home_first ||
-	    rq->page - n->home_first >= n->home_count ||
-	    rq->arg > PM_PREFETCH_MAX ||
-	    rq->page - n->home_first + rq->arg >= n->home_count) {
-		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
+	for (uint64_t i = 0; i < n->home_count; i++) {
+		uint64_t page = n->home_first + i;
+		struct dir_entry *e = &n->dir[i];
 
-		pm_warn("peer %s (node %u): request for page %llu (+%u), not homed here; refused",
-			req->peer, rq->from, (unsigned long long)rq->page,
-			rq->arg);
-		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -EPROTO, &rp,
-			   NULL, 0);
-		return;
-	}
-	e = dir_of(n, rq->page);
-	lk_lock(dlock_of(n, rq->page), LK_DLOCK);
-	if (!e->busy && !needs_remote(n, e, &local)) {
-		/* Fast path, inline on the receive thread: no hand-off. */
-		txn_deliver(n, &local, txn_execute(n, e, &local));
-		lk_unlock(dlock_of(n, rq->page));
-		return;
-	}
-	/* Queued: it outlives the request, so does its page. */
-	t = malloc(sizeof(*t) + (local.data ? PM_PAGE_SIZE : 0));
-	if (!t) {
-		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
-
-		lk_unlock(dlock_of(n, rq->page));
-		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, -ENOMEM, &rp,
-			   NULL, 0);
-		return;
-	}
-	*t = local;
-	if (local.data) {
-		t->data = (uint8_t *)(t + 1);
-		memcpy(t->data, local.data, PM_PAGE_SIZE);
-	}
-	if (e->busy) {
-		dir_enqueue(e, t);
-		lk_unlock(dlock_of(n, rq->page));
-		return;
-	}
-	e->busy = 1;
-	lk_unlock(dlock_of(n, rq->page));
-	queue_work(n, t);
-}
-
-int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
-		     uint8_t flags)
-{
-	struct txn t = {
-		.page = page, .from = n->id, .op = op, .flags = flags,
-		.local = true,
-	};
-	struct dir_entry *e = dir_of(n, page);
-	int r;
-
-	lk_lock(dlock_of(n, page), LK_DLOCK);
-	if (e->busy) {
-		dir_enqueue(e, &t);
+		lk_lock(dlock_of(n, page), LK_DLOCK);
+		if (e->busy) {
+			/* Its transaction meets the failure itself. */
+			busy++;
+		} else if (e->state == DIR_EXCL && e->owner == who) {
+			dir_lose(n, page);
+			lost++;
+		} else if (e->state == DIR_SHARED && (e->sharers & bit)) {
+			dir_drop_sharer(n, page, who);
+		}
 		lk_unlock(dlock_of(n, page));
-		lk_lock(&n->txn_lock, LK_TXN);
-		while (!t.done)
-			pthread_cond_wait(&n->txn_cv, &n->txn_lock);
-		lk_unlock(&n->txn_lock);
-		return t.result;
 	}
-	if (!needs_remote(n, e, &t)) {
-		r = txn_deliver(n, &t, txn_execute(n, e, &t));
-		lk_unlock(dlock_of(n, page));
-		return r;
-	}
-	e->busy = 1;
-	lk_unlock(dlock_of(n, page));
-	r = txn_deliver(n, &t, txn_execute(n, e, &t));
-	txn_finish(n, page);
-	return r;
+	if (lost)
+		pm_err("node %d's copies forgotten: %llu page(s) it held exclusively are lost (faults on them get SIGBUS)",
+		       who, (unsigned long long)lost);
 }
 
 bool home_evict_own(struct pm_node *n, uint64_t page)
@@ -862,4 +640,92 @@ bool home_evict_own(struct pm_node *n, uint64_t page)
 	lk_unlock(llock_of(n, page));
 	lk_unlock(dlock_of(n, page));
 	return done;
+}
+
+int home_workers_start(struct pm_node *n)
+{
+	int r;
+
+	for (n->nworkers = 0; n->nworkers < 2; n->nworkers++) {
+		r = pthread_create(&n->workers[n->nworkers], NULL, worker, n);
+		if (r)
+			return -r;
+	}
+	return 0;
+}
+
+void home_workers_stop(struct pm_node *n)
+{
+	lk_lock(&n->wq_lock, LK_WQ);
+	n->stopping = true;
+	pthread_cond_broadcast(&n->wq_cv);
+	lk_unlock(&n->wq_lock);
+	for (int i = 0; i < n->nworkers; i++)
+		pthread_join(n->workers[i], NULL);
+	n->nworkers = 0;
+}
+
+int home_init(struct pm_node *n)
+{
+	size_t slen = n->home_count * PM_PAGE_SIZE;
+
+	n->dir = calloc(n->home_count ? n->home_count : 1, sizeof(*n->dir));
+	if (!n->dir)
+		return -ENOMEM;
+	pthread_mutex_init(&n->bounce_lock, NULL);
+	/* Without it recalls copy (uffd_move_out): not fatal. */
+	n->bounce = mmap(NULL, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
+			 PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (n->bounce == MAP_FAILED)
+		n->bounce = NULL;
+	else
+		madvise(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
+			MADV_NOHUGEPAGE);
+	for (uint64_t i = 0; i < n->home_count; i++)
+		n->dir[i].zero = 1;
+	if (!slen)
+		return 0;
+	/* Untouched store pages cost nothing until data arrives. */
+	n->store = mmap(NULL, slen, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (n->store == MAP_FAILED) {
+		n->store = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+void home_fini(struct pm_node *n)
+{
+	struct txn *t;
+
+	if (n->store)
+		munmap(n->store, n->home_count * PM_PAGE_SIZE);
+	n->store = NULL;
+	/* Here, not in fault_stop: receive threads may recall until the
+	 * plugins are closed. */
+	if (n->bounce)
+		munmap(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE);
+	n->bounce = NULL;
+	for (uint64_t i = 0; n->dir && i < n->home_count; i++) {
+		struct txn *t = n->dir[i].qhead;
+
+		while (t) {
+			struct txn *next = t->next;
+
+			if (!t->local)
+				free(t);
+			t = next;
+		}
+	}
+	free(n->dir);
+	n->dir = NULL;
+	/* Queued after the workers stopped: refused, never run. */
+	while ((t = n->wq_head)) {
+		n->wq_head = t->next;
+		if (!t->local)
+			free(t);
+	}
+	n->wq_tail = NULL;
 }

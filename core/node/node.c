@@ -5,6 +5,7 @@
  * The public API's small accessors live here too.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,23 +303,18 @@ void node_free(struct pm_node *n)
 	if (n->region)
 		munmap(n->region, n->len);
 	cfg_free(&n->cfg);
+	if (pm_log_current() == &n->log)
+		pm_log_use(NULL);	/* the caller puts its own back */
 	free(n);
 }
 
-struct pm_node *pm_node_start_ex(const char *config_path, char *err,
-				 size_t errlen, int *code)
+/* Start-up, on n's own logger; n is freed on failure. */
+static struct pm_node *node_start(struct pm_node *n, const char *config_path,
+				  char *err, size_t errlen, int *code)
 {
-	struct pm_node *n;
 	char buf[PM_ENDPOINT_MAX];
 	int r, usable = 0;
 
-	if (code)
-		*code = PM_EXIT_RUNTIME;
-	n = node_alloc();
-	if (!n) {
-		node_fail(err, errlen, PM_EXIT_RUNTIME, code, "out of memory");
-		return NULL;
-	}
 	r = cfg_load(config_path, &n->cfg, err, errlen);
 	if (r) {
 		if (code)
@@ -342,8 +338,7 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 	n->timeout_ms = n->cfg.timeout_ms;
 	n->nthreads = n->cfg.pager_threads;
 	n->prefetch = n->cfg.prefetch;
-	snprintf(buf, sizeof(buf), "node %d", n->id);
-	pm_log_set_prefix(buf);
+	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d", n->id);
 
 	r = setup_region(n);
 	if (r) {
@@ -356,6 +351,8 @@ struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 	/* Transports: every usable one listens; peers pick among them. */
 	loader_open_all(&n->cfg, n->plugins);
 	n->nplugins = n->cfg.n_transports;
+	for (int t = 0; t < n->nplugins; t++)
+		n->plugins[t].log = &n->log;
 	for (int t = 0; t < n->nplugins; t++) {
 		struct pm_plugin *p = &n->plugins[t];
 
@@ -441,10 +438,52 @@ out_free:
 	return NULL;
 }
 
+struct pm_node *pm_node_start_opts(const char *config_path,
+				   const struct pm_node_options *opts,
+				   char *err, size_t errlen, int *code)
+{
+	const struct pm_logger *old;
+	struct pm_node *n;
+
+	if (code)
+		*code = PM_EXIT_RUNTIME;
+	if (opts && opts->size < offsetof(struct pm_node_options, log_arg) +
+				   sizeof(opts->log_arg)) {
+		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+			  "pm_node_start_opts: options of %u bytes: set size to sizeof(struct pm_node_options)",
+			  opts->size);
+		return NULL;
+	}
+	n = node_alloc();
+	if (!n) {
+		node_fail(err, errlen, PM_EXIT_RUNTIME, code, "out of memory");
+		return NULL;
+	}
+	/* Without options, as the process logs (the CLI's -v). */
+	n->log = pm_log_default;
+	n->log.level = pm_log_level_from_env(pm_log_default.level);
+	if (opts && opts->log_level >= 0)
+		n->log.level = opts->log_level;
+	if (opts && opts->log) {
+		n->log.fn = opts->log;
+		n->log.arg = opts->log_arg;
+	}
+	old = pm_log_use(&n->log);
+	n = node_start(n, config_path, err, errlen, code);
+	pm_log_use(old);
+	return n;
+}
+
+struct pm_node *pm_node_start_ex(const char *config_path, char *err,
+				 size_t errlen, int *code)
+{
+	return pm_node_start_opts(config_path, NULL, err, errlen, code);
+}
+
 struct pm_node *pm_node_start(const char *config_path, char *err,
 			      size_t errlen)
 {
-	return pm_node_start_ex(config_path, err, errlen, NULL);
+	return pm_node_start_opts(config_path, NULL, err, errlen, NULL);
 }
 
 void *pm_node_region(struct pm_node *n, size_t *len)
@@ -466,8 +505,11 @@ int pm_node_count(const struct pm_node *n)
 
 void pm_node_stop(struct pm_node *n)
 {
+	const struct pm_logger *old;
+
 	if (!n)
 		return;
+	old = pm_log_use(&n->log);
 	/* Nothing more to evict: the others are about to go. */
 	evict_stop(n);
 	/* Pages homed here stay served until every node is done. */
@@ -476,5 +518,6 @@ void pm_node_stop(struct pm_node *n)
 	/* From here peers closing is the cluster stopping, not failing. */
 	__atomic_store_n(&n->leaving, true, __ATOMIC_RELAXED);
 	node_free(n);
+	pm_log_use(old);
 }
 

@@ -33,6 +33,7 @@
 
 #include "cfg.h"
 #include "loader.h"
+#include "log.h"
 #include "lock.h"
 #include "proto.h"
 #include "state.h"
@@ -125,6 +126,7 @@ struct node_stats {
 };
 
 struct pm_node {
+	struct pm_logger log;		/* this node's lines (log.h) */
 	struct cfg cfg;
 	int id, nodes;
 	int timeout_ms;
@@ -403,6 +405,13 @@ void home_forget_node(struct pm_node *n, int who);
 /* Eviction of the home's own copy of page into its store; false when the
  * entry is busy or the copy is not a plain one. */
 bool home_evict_own(struct pm_node *n, uint64_t page);
+
+/* ---- home_ahead.c: runs given up ahead of a scan (dlock, llock held) -- */
+/* The home's own exclusive copy of page becomes the data `who` reads; the
+ * home's exclusive pages after it too, when `who` is scanning. */
+void home_downgrade_own(struct pm_node *n, uint64_t page, int who);
+/* `who` writes the home's pages in order: give the next ones up too. */
+void home_recall_ahead(struct pm_node *n, uint64_t page, int who);
 
 /* ---- holder.c: this node's copies --------------------------------------- */
 /* Map a granted page (llock held; the page not mapped unless this is an

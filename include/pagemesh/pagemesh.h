@@ -68,6 +68,24 @@ struct pm_stats {
 };
 
 /*
+ * Where a node's log lines go, and how many: pm_node_start_opts(). Levels:
+ * 0 error, 1 warning, 2 info, 3 debug. msg is one line without its end.
+ */
+typedef void (*pm_log_fn)(void *arg, int level, const char *msg);
+
+struct pm_node_options {
+	uint32_t size;		/* sizeof(struct pm_node_options): fields are
+				 * only appended, so set it first */
+	int log_level;		/* -1: PM_LOG_LEVEL from the environment
+				 * (error, warn, info, debug), else info */
+	pm_log_fn log;		/* NULL: lines go to stderr, timestamped */
+	void *log_arg;
+};
+
+#define PM_NODE_OPTIONS_INIT \
+	{ sizeof(struct pm_node_options), -1, NULL, NULL }
+
+/*
  * Start a node from a config file: load transports, connect to every
  * node of the cluster (waiting up to cluster.startup_timeout_ms), map
  * the region. NULL on failure with a message in err (file:line for
@@ -78,6 +96,11 @@ struct pm_node *pm_node_start(const char *config_path, char *err,
 			      size_t errlen);
 struct pm_node *pm_node_start_ex(const char *config_path, char *err,
 				 size_t errlen, int *errcode);
+/* The same with options (NULL: the defaults). The library keeps no
+ * process-wide state: each node logs through its own options. */
+struct pm_node *pm_node_start_opts(const char *config_path,
+				   const struct pm_node_options *opts,
+				   char *err, size_t errlen, int *errcode);
 
 /* The shared region: same size and address-independent layout on every
  * node. Valid until pm_node_stop(). */

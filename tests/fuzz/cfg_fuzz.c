@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fd = memfd_create("pm-cfg-fuzz", MFD_CLOEXEC);
 		if (fd < 0)
 			return 0;
-		pm_log_level = -1;	/* quiet: errors come back in err */
+		pm_log_default.level = -1;	/* quiet: errors come back in err */
 	}
 	if (ftruncate(fd, 0) || pwrite(fd, data, size, 0) != (ssize_t)size)
 		return 0;

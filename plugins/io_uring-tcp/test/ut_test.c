@@ -609,7 +609,7 @@ int main(void)
 		cmocka_unit_test(test_probe_reasons),
 	};
 
-	pm_log_level = getenv("PM_VERBOSE") ? PM_LOG_DEBUG : PM_LOG_WARN;
+	pm_log_default.level = getenv("PM_VERBOSE") ? PM_LOG_DEBUG : PM_LOG_WARN;
 	snprintf(ut_path, sizeof(ut_path), "%s/plugins/io_uring-tcp.so",
 		 b ? b : "build");
 	snprintf(tcp_path, sizeof(tcp_path), "%s/plugins/tcp.so",
