@@ -2,10 +2,10 @@
 /*
  * One node of a coherence workload, run as its own process by the
  * integration tests and the demo: joins the cluster through the public API
- * and checks its results itself (exit 0 = exact, 1 = wrong, 78 = config).
+ * and checks its results itself (exit 0 = exact, 1 = wrong, 2 = usage,
+ * 78 = config).
  *
- *   coh_worker CONFIG WORKLOAD [ITERATIONS]
- *   workloads: stripes counter bank monotonic random all
+ *   coh_worker CONFIG WORKLOAD [ITERATIONS|LIMIT_MB [THREADS]]
  */
 #include <errno.h>
 #include <execinfo.h>
@@ -657,20 +657,78 @@ static void crash_report_init(void)
 }
 #endif
 
+/* random's count is operations: 10 per iteration. */
+static int w_random_iters(long iters)
+{
+	return w_random(iters * 10);
+}
+
+static const struct workload {
+	const char *name;
+	int (*run)(long iters);
+	bool in_all;	/* cache and stream need their own config/count */
+} workloads[] = {
+	{ "stripes", w_stripes, true },
+	{ "counter", w_counter, true },
+	{ "bank", w_bank, true },
+	{ "monotonic", w_monotonic, true },
+	{ "random", w_random_iters, true },
+	{ "cache", w_cache, false },
+	{ "stream", w_stream, false },
+};
+
+#define N_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: coh_worker CONFIG WORKLOAD [ITERATIONS|LIMIT_MB [THREADS]]\n"
+		   "workloads:");
+	for (size_t i = 0; i < N_WORKLOADS; i++)
+		fprintf(f, " %s", workloads[i].name);
+	fprintf(f, " all\n"
+		   "  all: every workload but cache and stream, in that order\n"
+		   "  ITERATIONS: operations per worker (counter, bank), rounds (monotonic;\n"
+		   "  stream, default 3), 10 operations (random); stripes takes none;\n"
+		   "  cache takes LIMIT_MB, its node 0's pager.local_limit\n"
+		   "  THREADS: application threads per node for counter and bank\n");
+}
+
 int main(int argc, char **argv)
 {
-	char err[1024];
+	char err[1024], *end;
 	struct pm_stats st;
+	const struct workload *wl = NULL;
+	bool all;
 	long iters;
 	int code, r = 0;
-	const char *w;
 
 	if (argc < 3 || argc > 5) {
-		fprintf(stderr, "usage: coh_worker CONFIG stripes|counter|bank|monotonic|random|all|cache|stream [ITERATIONS|LIMIT_MB [THREADS]]\n");
+		usage(stderr);
 		return 2;
 	}
-	w = argv[2];
-	iters = argc >= 4 ? strtol(argv[3], NULL, 10) : 2000;
+	all = !strcmp(argv[2], "all");
+	for (size_t i = 0; i < N_WORKLOADS && !all; i++)
+		if (!strcmp(argv[2], workloads[i].name))
+			wl = &workloads[i];
+	if (!all && !wl) {
+		fprintf(stderr, "coh_worker: unknown workload '%s'\n", argv[2]);
+		usage(stderr);
+		return 2;
+	}
+	iters = 2000;
+	if (argc >= 4) {
+		errno = 0;
+		iters = strtol(argv[3], &end, 10);
+		/* A count of 0 would pass every check having moved nothing. */
+		if (errno || end == argv[3] || *end ||
+		    iters < (wl && wl->run == w_cache ? 0 : 1)) {
+			fprintf(stderr, "coh_worker: ITERATIONS '%s' is not a positive count\n",
+				argv[3]);
+			return 2;
+		}
+	} else if (wl && wl->run == w_stream) {
+		iters = 3;
+	}
 	nthreads = argc == 5 ? atoi(argv[4]) : 1;
 	if (nthreads < 1 || nthreads > 16) {
 		fprintf(stderr, "coh_worker: THREADS is 1 to 16\n");
@@ -691,22 +749,9 @@ int main(int argc, char **argv)
 		pm_node_stop(node);
 		return 2;
 	}
-	bool all = !strcmp(w, "all");
-
-	if (!r && (all || !strcmp(w, "stripes")))
-		r = w_stripes(iters);
-	if (!r && (all || !strcmp(w, "counter")))
-		r = w_counter(iters);
-	if (!r && (all || !strcmp(w, "bank")))
-		r = w_bank(iters);
-	if (!r && (all || !strcmp(w, "monotonic")))
-		r = w_monotonic(iters);
-	if (!r && (all || !strcmp(w, "random")))
-		r = w_random(iters * 10);
-	if (!r && !strcmp(w, "cache"))
-		r = w_cache(iters);
-	if (!r && !strcmp(w, "stream"))
-		r = w_stream(iters);
+	for (size_t i = 0; i < N_WORKLOADS && !r; i++)
+		if (all ? workloads[i].in_all : wl == &workloads[i])
+			r = workloads[i].run(iters);
 	pm_node_stats(node, &st);
 	printf("node %d: stats: faults zero %" PRIu64 " local %" PRIu64
 	       " remote %" PRIu64 " wp %" PRIu64 " pages sent %" PRIu64

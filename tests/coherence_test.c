@@ -17,6 +17,23 @@
 
 #include "cluster.h"
 
+/* Lines of node i's log containing what. */
+static int log_count(const struct cluster *c, int i, const char *what)
+{
+	char path[512], line[1024];
+	int n = 0;
+	FILE *f;
+
+	cl_path(c, i, "log", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
 static void run_cluster(struct cluster *c, const char *workload,
 			const char *iters, const char *threads, int timeout_ms)
 {
@@ -174,6 +191,47 @@ static void test_mixed_transports(void **state)
 	cl_cleanup(&c);
 }
 
+/* A misspelt workload must fail the run, not pass it having done
+ * nothing; so must a count that would move no page. */
+static void test_bad_arguments(void **state)
+{
+	static const struct {
+		const char *workload, *iters;
+	} bad[] = {
+		{ "countr", "10" },	/* unknown */
+		{ "", "10" },
+		{ "counter", "0" },	/* nothing would move */
+		{ "bank", "10x" },
+	};
+	char prog[512];
+	struct cluster c;
+
+	(void)state;
+	snprintf(prog, sizeof(prog), "%s/tests/coh_worker", cl_build());
+	assert_int_equal(cl_init(&c, 1), 0);
+	assert_int_equal(cl_write_configs(&c, "4M"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { prog, (char *)"{cfg}", (char *)bad[i].workload,
+				 (char *)bad[i].iters, NULL };
+
+		assert_int_equal(cl_spawn(&c, 0, argv), 0);
+		assert_int_equal(cl_wait(&c, 30000), 0);
+		printf("  coh_worker '%s' %s: exit %d\n", bad[i].workload,
+		       bad[i].iters, c.status[0]);
+		cl_dump(&c, 0, NULL);
+		assert_int_equal(c.status[0], 2);
+		/* It says what the workloads are. */
+		if (i < 2) {
+			assert_int_equal(log_count(&c, 0, "unknown workload"),
+					 1);
+			assert_int_equal(log_count(&c, 0,
+						   "workloads: stripes counter "),
+					 1);
+		}
+	}
+	cl_cleanup(&c);
+}
+
 /* ---- network namespaces ------------------------------------------------- */
 
 static void test_netns(void **state)
@@ -219,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_cache_fifo),
 		cmocka_unit_test(test_cache_clock),
 		cmocka_unit_test(test_mixed_transports),
+		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_netns),
 	};
 
