@@ -9,8 +9,8 @@
  *
  * A node that keeps a page while it runs its whole loop passes every data
  * check and proves nothing about coherence. So each workload is built of
- * rounds every worker must join or acknowledged rounds, which make pages
- * change hands however the nodes are scheduled; and each node
+ * turns, rounds every worker must join, or acknowledged messages, which
+ * make pages change hands however the nodes are scheduled; and each node
  * then checks from its own pm_stats that at least as many transfers took
  * place as that structure forces (moved()), printing both counts.
  */
@@ -54,6 +54,12 @@ static int failed;		/* a worker of this node failed: stop waiting */
 #define PG_MONO 8	/* monotonic words, one per page: 8 pages */
 #define N_MONO 8
 #define PG_DONE 16	/* flags */
+#define PG_TURN 17	/* turns: whose turn it is */
+#define PG_TALLY 18	/* turns: turns taken, one word per worker */
+#define PG_SUM 19	/* turns: running sum and the last worker */
+#define PG_MSG_FLAG 20	/* messages: last message sent */
+#define PG_MSG_ACK 21	/* messages: last message acknowledged */
+#define PG_MSG_BODY 22	/* messages: 2 pages of message */
 #define PG_BANK_ROUND 24	/* bank: transfers done */
 #define PG_RANDOM_ROUND 25	/* random: bursts done */
 #define PG_MONO_ACK 26	/* monotonic: last round each reader saw */
@@ -738,6 +744,163 @@ out:
 	return ret;
 }
 
+/*
+ * Strict turns: worker w waits until turn == w (mod workers), checks
+ * what the worker before it left on two other pages (a tally of turns
+ * per worker, a running sum and who ran last), updates them and passes
+ * the turn. Consecutive turns are on different nodes, so all three pages
+ * move at every turn.
+ */
+static int turns_worker(int w, long turns)
+{
+	uint64_t *turn = word(PG_TURN, 0), *tally = word(PG_TALLY, 0);
+	uint64_t *sum = word(PG_SUM, 0), *last = word(PG_SUM, 1);
+	uint64_t all = (uint64_t)workers(), v;
+
+	for (long i = 0; i < turns; i++) {
+		uint64_t t = (uint64_t)i * all + (uint64_t)w;
+		uint64_t prev = t ? (t - 1) % all + 1 : 0;
+
+		if (wait_ge(turn, t, &v, "turns: turn", t))
+			return 1;
+		if (v != t)
+			FAIL("turns: the turn is %" PRIu64 " while worker %d waits for turn %" PRIu64,
+			     v, w, t);
+		if (tally[w] != (uint64_t)i)
+			FAIL("turns: turn %" PRIu64 ": worker %d's tally is %" PRIu64 ", it took %ld turns",
+			     t, w, tally[w], i);
+		if (*sum != t * (t + 1) / 2 || *last != prev)
+			FAIL("turns: turn %" PRIu64 ": sum %" PRIu64 " after worker %" PRIu64 ", expected %" PRIu64 " after worker %" PRIu64,
+			     t, *sum, *last ? *last - 1 : 0, t * (t + 1) / 2,
+			     prev ? prev - 1 : 0);
+		tally[w] = (uint64_t)i + 1;
+		*sum += t + 1;
+		*last = (uint64_t)w + 1;
+		__atomic_store_n(turn, t + 1, __ATOMIC_SEQ_CST);
+	}
+	return 0;
+}
+
+static int w_turns(long turns)
+{
+	uint64_t all = (uint64_t)workers(), n = (uint64_t)turns * all;
+	uint64_t mine = (uint64_t)turns * (uint64_t)nthreads, min = 0;
+	struct pm_stats before;
+	char why[128];
+
+	if (barrier() || stats(&before))
+		return 1;
+	if (run_workers(turns_worker, turns))
+		return 1;
+	if (barrier())
+		return 1;
+	if (*word(PG_TURN, 0) != n)
+		FAIL("turns: final turn %" PRIu64 ", expected %" PRIu64,
+		     *word(PG_TURN, 0), n);
+	for (uint64_t i = 0; i < all; i++)
+		if (*word(PG_TALLY, i) != (uint64_t)turns)
+			FAIL("turns: worker %" PRIu64 " took %" PRIu64 " turns, expected %ld",
+			     i, *word(PG_TALLY, i), turns);
+	if (*word(PG_SUM, 0) != n * (n + 1) / 2)
+		FAIL("turns: sum %" PRIu64 ", expected %" PRIu64,
+		     *word(PG_SUM, 0), n * (n + 1) / 2);
+	printf("node %d: turns: %" PRIu64 " turns (%" PRIu64 " here), tallies and sum exact\n",
+	       me, n, mine);
+	/* Between two of this node's turns another node took one and
+	 * wrote all 3 pages. */
+	if (nodes > 1 && mine > 1)
+		min = 3 * (mine - 1);
+	snprintf(why, sizeof(why), "3 pages x %" PRIu64 " gaps between this node's turns",
+		 mine > 1 ? mine - 1 : 0);
+	if (moved("turns", &before, min, why))
+		return 1;
+	return barrier();
+}
+
+/*
+ * Message passing: message r goes from node r % nodes to the next node,
+ * which verifies it and acknowledges; the sender of message r waits for
+ * the acknowledgement of r - 1 before it writes. A message spans two
+ * pages: sequence number and sender first, checksum last.
+ */
+#define MSG_WORDS ((int)(2 * PAGE / 8))
+
+static uint64_t msg_sum(const uint64_t *m)
+{
+	uint64_t s = 0;
+
+	for (int i = 0; i < MSG_WORDS - 1; i++)
+		s = mix(s ^ m[i]);
+	return s;
+}
+
+static int w_messages(long msgs)
+{
+	uint64_t *flag = word(PG_MSG_FLAG, 0), *ack = word(PG_MSG_ACK, 0);
+	uint64_t *m = word(PG_MSG_BODY, 0), seed = mix(0xfeed + (uint64_t)me);
+	uint64_t sent = 0, got = 0, v, min = 0;
+	struct pm_stats before;
+	char why[128];
+
+	if (barrier() || stats(&before))
+		return 1;
+	for (long r = 0; r < msgs; r++) {
+		uint64_t seq = (uint64_t)r + 1;
+		int from = (int)(r % nodes), to = (int)((r + 1) % nodes);
+
+		if (from == me) {
+			if (wait_ge(ack, (uint64_t)r, &v,
+				    "messages: acknowledgement of message",
+				    (uint64_t)r - 1))
+				return 1;
+			if (v != (uint64_t)r)
+				FAIL("messages: message %" PRIu64 " acknowledged before it was sent",
+				     v);
+			m[0] = seq;
+			m[1] = (uint64_t)me;
+			for (int i = 2; i < MSG_WORDS - 1; i++) {
+				seed = mix(seed);
+				m[i] = seed;
+			}
+			m[MSG_WORDS - 1] = msg_sum(m);
+			__atomic_store_n(flag, seq, __ATOMIC_SEQ_CST);
+			sent++;
+		}
+		if (to == me) {
+			if (wait_ge(flag, seq, &v, "messages: message", seq))
+				return 1;
+			if (v != seq)
+				FAIL("messages: message %" PRIu64 " sent before %" PRIu64 " was acknowledged",
+				     v, seq);
+			if (m[0] != seq || m[1] != (uint64_t)from)
+				FAIL("messages: message %" PRIu64 " from node %d reads as message %" PRIu64 " from node %" PRIu64,
+				     seq, from, m[0], m[1]);
+			if (m[MSG_WORDS - 1] != msg_sum(m))
+				FAIL("messages: message %" PRIu64 " from node %d: checksum %#" PRIx64 ", payload sums to %#" PRIx64,
+				     seq, from, m[MSG_WORDS - 1], msg_sum(m));
+			__atomic_store_n(ack, seq, __ATOMIC_SEQ_CST);
+			got++;
+		}
+	}
+	if (barrier())
+		return 1;
+	if (*flag != (uint64_t)msgs || *ack != (uint64_t)msgs)
+		FAIL("messages: %" PRIu64 " sent and %" PRIu64 " acknowledged, expected %ld",
+		     *flag, *ack, msgs);
+	printf("node %d: messages: %" PRIu64 " sent, %" PRIu64 " received and verified, of %ld\n",
+	       me, sent, got, msgs);
+	/* Between two messages this node sends another node sends one
+	 * (2 message pages and the flag); between two it acknowledges,
+	 * another node acknowledges one. */
+	if (nodes > 1)
+		min = 3 * (sent ? sent - 1 : 0) + (got ? got - 1 : 0);
+	snprintf(why, sizeof(why), "3 pages x %" PRIu64 " sends + 1 x %" PRIu64 " acknowledgements apart",
+		 sent ? sent - 1 : 0, got ? got - 1 : 0);
+	if (moved("messages", &before, min, why))
+		return 1;
+	return barrier();
+}
+
 /* Resident bytes of the region, from /proc/self/smaps; 0 if not found. */
 static uint64_t region_rss(void)
 {
@@ -1085,6 +1248,8 @@ static const struct workload {
 	{ "bank", w_bank, true },
 	{ "monotonic", w_monotonic, true },
 	{ "random", w_random_iters, true },
+	{ "turns", w_turns, true },
+	{ "messages", w_messages, true },
 	{ "cache", w_cache, false },
 	{ "stream", w_stream, false },
 };
@@ -1100,10 +1265,10 @@ static void usage(FILE *f)
 	fprintf(f, " all\n"
 		   "  all: every workload but cache and stream, in that order\n"
 		   "  ITERATIONS: operations per worker (counter, bank: in rounds of %d),\n"
-		   "  rounds (monotonic; stream, default 3), 10 operations (random: in\n"
-		   "  bursts of %d); stripes takes none; cache takes LIMIT_MB, its node 0's\n"
-		   "  pager.local_limit\n"
-		   "  THREADS: application threads per node for counter and bank\n",
+		   "  rounds (monotonic; stream, default 3), turns per worker (turns),\n"
+		   "  messages (messages), 10 operations (random: in bursts of %d);\n"
+		   "  stripes takes none; cache takes LIMIT_MB, its node 0's pager.local_limit\n"
+		   "  THREADS: application threads per node for counter, bank and turns\n",
 		ROUND_OPS, RANDOM_BURST);
 }
 

@@ -19,7 +19,7 @@
 
 /* Workloads coh_worker's "all" runs: each node proves each one moved
  * pages with a "... required: ..." line. */
-#define N_ALL 5
+#define N_ALL 7
 
 /* Lines of node i's log containing what. */
 static int log_count(const struct cluster *c, int i, const char *what)
@@ -102,6 +102,8 @@ static const struct wl_run {
 	{ "bank", "2400" },	/* 300 rounds */
 	{ "monotonic", "500" },
 	{ "random", "1000" },	/* 625 bursts */
+	{ "turns", "500" },	/* 1500 turns */
+	{ "messages", "1000" },
 	{ "stream", "3" },
 };
 
@@ -148,13 +150,28 @@ static void test_random(void **state)
 	loopback_wl("random");
 }
 
+/* Strict turns over three pages. */
+static void test_turns(void **state)
+{
+	(void)state;
+	loopback_wl("turns");
+}
+
+/* Acknowledged two-page messages, the sender rotating. */
+static void test_messages(void **state)
+{
+	(void)state;
+	loopback_wl("messages");
+}
+
 /* Several application threads per node on the same hot pages, their
- * rounds shared with the other nodes' threads. */
+ * turns and rounds interleaved with the other nodes' threads. */
 static void test_threads(void **state)
 {
 	(void)state;
 	loopback("counter", "1600", "3");
 	loopback("bank", "800", "3");
+	loopback("turns", "150", "3");
 }
 
 /* Sequential faults fetch the next pages in the same request. */
@@ -312,6 +329,8 @@ int main(void)
 		cmocka_unit_test(test_bank),
 		cmocka_unit_test(test_monotonic),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_turns),
+		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_stream),
