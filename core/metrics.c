@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "coord.h"
 #include "log.h"
+#include "counters.h"
 #include "metrics.h"
 
 /* Weak: the node defines it; a program without the node (tests, tools)
@@ -102,13 +103,6 @@ static void family(struct sb *b, const char *name, const char *type,
 	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void counter(struct sb *b, const char *name, const char *help,
-		    uint64_t v)
-{
-	family(b, name, "counter", help);
-	sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
-}
-
 static void gauge(struct sb *b, const char *name, const char *help,
 		  uint64_t v)
 {
@@ -147,18 +141,16 @@ static void render_hist(struct sb *b, const struct pm_stats *st,
 	sb_printf(b, "%s_count %llu\n", name, cum);
 }
 
+const struct pm_counter_def pm_counter_defs[PM_NCOUNTERS] = {
+#define PM_COUNTER_DEF(f, fam, lab, h) \
+	[PM_C_##f] = { #f, offsetof(struct pm_stats, f), fam, lab, h },
+	PM_COUNTERS(PM_COUNTER_DEF)
+#undef PM_COUNTER_DEF
+};
+
 char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		     size_t *len)
 {
-	static const struct {
-		const char *kind;
-		size_t off;
-	} kinds[] = {
-		{ "zero", offsetof(struct pm_stats, faults_zero) },
-		{ "local", offsetof(struct pm_stats, faults_local) },
-		{ "remote", offsetof(struct pm_stats, faults_remote) },
-		{ "write_protect", offsetof(struct pm_stats, faults_wp) },
-	};
 	char e1[128], e2[128];
 	struct sb b = { 0 };
 	size_t k;
@@ -174,50 +166,19 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		sb_printf(&b, "pagemesh_info{cluster=\"%s\",version=\"%s\"} 1\n",
 			  esc(x->cluster, e1, sizeof(e1)), PM_VERSION);
 
-	family(&b, "pagemesh_faults_total", "counter",
-	       "Page faults serviced, by how they were resolved.");
-	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
-		sb_printf(&b, "pagemesh_faults_total{kind=\"%s\"} %llu\n",
-			  kinds[k].kind,
-			  (unsigned long long)*(const uint64_t *)
-			  ((const char *)st + kinds[k].off));
-	counter(&b, "pagemesh_faults_serviced_total",
-		"All page faults serviced.", st->faults_total);
-	counter(&b, "pagemesh_pages_sent_total",
-		"Page payloads sent to peers.", st->pages_sent);
-	counter(&b, "pagemesh_pages_received_total",
-		"Page payloads received from peers.", st->pages_received);
-	counter(&b, "pagemesh_invalidations_sent_total",
-		"Invalidate or recall requests sent.", st->invalidations_sent);
-	counter(&b, "pagemesh_invalidations_received_total",
-		"Invalidate or recall requests received.",
-		st->invalidations_received);
-	counter(&b, "pagemesh_downgrades_received_total",
-		"Exclusive copies made read-only on request.",
-		st->downgrades_received);
-	counter(&b, "pagemesh_requests_served_total",
-		"Protocol requests answered as a page's home.",
-		st->requests_served);
-	counter(&b, "pagemesh_sent_bytes_total",
-		"Bytes sent through all transports.", st->bytes_sent);
-	counter(&b, "pagemesh_received_bytes_total",
-		"Bytes received through all transports.", st->bytes_received);
-	counter(&b, "pagemesh_evictions_total",
-		"Pages dropped to stay under the local limit.", st->evictions);
-	counter(&b, "pagemesh_writebacks_total",
-		"Dirty pages written back to their home.", st->writebacks);
-	counter(&b, "pagemesh_prefetched_pages_total",
-		"Pages installed ahead of a fault.", st->prefetched);
-	counter(&b, "pagemesh_downgrades_ahead_total",
-		"Own pages made read-only ahead of a node reading in order.",
-		st->downgrades_ahead);
-	counter(&b, "pagemesh_recalls_ahead_total",
-		"Own pages given up ahead of a node writing in order.",
-		st->recalls_ahead);
-	counter(&b, "pagemesh_poisoned_faults_total",
-		"Faults failed with UFFDIO_POISON.", st->poisoned);
-	counter(&b, "pagemesh_peer_failures_total", "Peers declared dead.",
-		st->peer_failures);
+	for (k = 0; k < PM_NCOUNTERS; k++) {
+		const struct pm_counter_def *d = &pm_counter_defs[k];
+		uint64_t v = *(const uint64_t *)((const char *)st + d->off);
+
+		if (d->help[0])
+			family(&b, d->family, "counter", d->help);
+		if (d->labels[0])
+			sb_printf(&b, "%s{%s} %llu\n", d->family, d->labels,
+				  (unsigned long long)v);
+		else
+			sb_printf(&b, "%s %llu\n", d->family,
+				  (unsigned long long)v);
+	}
 	gauge(&b, "pagemesh_resident_bytes",
 	      "Bytes of the region mapped on this node.",
 	      st->resident_pages * PM_PAGE_SIZE);

@@ -124,9 +124,9 @@ static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 	const char *bad = NULL;
 
 	STAT_ADD(n, bytes_received, req->msg_len + req->payload_len);
-	STAT_ADD(n, tr[lc->tidx].bytes_received,
+	STAT_ADD_AT(n, tr[lc->tidx].bytes_received,
 		 req->msg_len + req->payload_len);
-	STAT_ADD(n, tr[lc->tidx].msgs_received, 1);
+	STAT_ADD_AT(n, tr[lc->tidx].msgs_received, 1);
 	/* A peer that sends what no node sends is broken or hostile. */
 	if (proto_check_req(req->msg, req->msg_len, req->payload_len,
 			    n->nodes, n->id, n->npages, &rq, &bad)) {
@@ -149,11 +149,11 @@ static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 		drop_conn(n, lc->tidx, req->conn_id);
 		return;
 	}
-	STAT_ADD(n, op_received[rq.op], 1);
+	STAT_ADD_AT(n, op_received[rq.op], 1);
 	if (__atomic_exchange_n(&n->peer_dead[rq.from], false,
 				__ATOMIC_RELAXED))
 		pm_info("node %u is back (peer %s)", rq.from, req->peer);
-	STAT_ADD(n, peer[rq.from].bytes_received,
+	STAT_ADD_AT(n, peer[rq.from].bytes_received,
 		 req->msg_len + req->payload_len);
 	switch (rq.op) {
 	case PM_OP_HELLO:

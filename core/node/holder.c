@@ -318,7 +318,7 @@ bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 		ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
 		/* Threads blocked on our write-protect refault and ask. */
 		uffd_wake(n, page, 1);
-		STAT_ADD(n, inval_received, 1);
+		STAT_ADD(n, invalidations_received, 1);
 	}
 	rp->flags = data ? PM_RP_DATA : 0;
 	return data;

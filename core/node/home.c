@@ -422,7 +422,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 			if (s & LF_FETCHING)
 				s |= LF_ACTED;
 			ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
-			STAT_ADD(n, inval_received, 1);
+			STAT_ADD(n, invalidations_received, 1);
 			e->bounce = (uint8_t)(1 + (slot - n->bounce) /
 						      PM_PAGE_SIZE);
 			e->zero = 0;
@@ -449,7 +449,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 
 	/* Into a bounce buffer: a call that fails half-way must not leave
 	 * a torn page in the store. A peer known dead is not waited on. */
-	STAT_ADD(n, inval_sent, 1);
+	STAT_ADD(n, invalidations_sent, 1);
 	r = node_peer_dead(n, who) ? -EHOSTDOWN
 				   : node_call(n, who, &rq, &rp, buf, &plen);
 	if (r) {

@@ -32,6 +32,7 @@
 #include <pagemesh/transport.h>
 
 #include "cfg.h"
+#include "counters.h"
 #include "loader.h"
 #include "log.h"
 #include "lock.h"
@@ -104,14 +105,7 @@ struct listener_ctx {
 };
 
 struct node_stats {
-	uint64_t faults_zero, faults_local, faults_remote, faults_wp;
-	uint64_t faults_total, pages_sent, pages_received;
-	uint64_t inval_sent, inval_received, downgrades_received;
-	uint64_t requests_served, bytes_sent, bytes_received;
-	uint64_t poisoned, peer_failures, prefetched;
-	uint64_t evictions, writebacks;
-	uint64_t downgrades_ahead;	/* own pages protected ahead of a scan */
-	uint64_t recalls_ahead;		/* own pages given up ahead of a writer */
+	uint64_t c[PM_NCOUNTERS];	/* counters.h: STAT_ADD(n, name, v) */
 	uint64_t fault_sum_ns;
 	uint64_t hist[PM_HIST_BUCKETS];
 	/* for /metrics */
@@ -234,7 +228,11 @@ struct pm_node {
 	struct metrics *metrics;	/* NULL: metrics.listen unset */
 };
 
-#define STAT_ADD(n, field, v) \
+/* Count v more of a counter of counters.h, or of another node_stats
+ * field (STAT_ADD_AT: hist[i], tr[t].errors, ...). */
+#define STAT_ADD(n, name, v) \
+	__atomic_fetch_add(&(n)->st.c[PM_C_##name], (v), __ATOMIC_RELAXED)
+#define STAT_ADD_AT(n, field, v) \
 	__atomic_fetch_add(&(n)->st.field, (v), __ATOMIC_RELAXED)
 
 static inline int page_home(const struct pm_node *n, uint64_t page)

@@ -10,21 +10,18 @@
 #include "log.h"
 #include "node.h"
 
+/* The counters at exit, one "name value" pair each (counters.h). */
 static void print_stats_table(struct pm_node *n, FILE *out)
 {
 	struct pm_stats s;
 
 	pm_node_stats(n, &s);
-	fprintf(out,
-		"node %d: faults zero %llu local %llu remote %llu wp %llu | pages sent %llu received %llu | invalidations sent %llu received %llu | fault p50 %.1f us p99 %.1f us\n",
-		n->id, (unsigned long long)s.faults_zero,
-		(unsigned long long)s.faults_local,
-		(unsigned long long)s.faults_remote,
-		(unsigned long long)s.faults_wp,
-		(unsigned long long)s.pages_sent,
-		(unsigned long long)s.pages_received,
-		(unsigned long long)s.invalidations_sent,
-		(unsigned long long)s.invalidations_received,
+	fprintf(out, "node %d:", n->id);
+	for (int c = 0; c < PM_NCOUNTERS; c++)
+		fprintf(out, " %s %llu", pm_counter_defs[c].field,
+			(unsigned long long)*(const uint64_t *)
+			((const char *)&s + pm_counter_defs[c].off));
+	fprintf(out, " fault_p50_us %.1f fault_p99_us %.1f\n",
 		s.fault_p50_ns / 1e3, s.fault_p99_ns / 1e3);
 }
 
@@ -85,6 +82,7 @@ int cmd_node(int argc, char **argv)
 		fprintf(stderr, "pagemesh node: %s\n", err);
 		return code;
 	}
+	pm_log_use(&n->log);
 	sigwait(&set, &sig);
 	pm_info("%s: stopping", strsignal(sig));
 	print_stats_table(n, stdout);

@@ -84,20 +84,20 @@ static int peer_call(struct pm_node *n, int peer, struct pm_tconn *c,
 		ret = -EPROTO;
 	}
 	STAT_ADD(n, bytes_sent, out);
-	STAT_ADD(n, tr[p->tidx].bytes_sent, out);
-	STAT_ADD(n, tr[p->tidx].msgs_sent, 1);
-	STAT_ADD(n, peer[peer].bytes_sent, out);
+	STAT_ADD_AT(n, tr[p->tidx].bytes_sent, out);
+	STAT_ADD_AT(n, tr[p->tidx].msgs_sent, 1);
+	STAT_ADD_AT(n, peer[peer].bytes_sent, out);
 	if (op < PM_OP_MAX)
-		STAT_ADD(n, op_sent[op], 1);
+		STAT_ADD_AT(n, op_sent[op], 1);
 	if (ret) {
-		STAT_ADD(n, tr[p->tidx].errors, 1);
+		STAT_ADD_AT(n, tr[p->tidx].errors, 1);
 		return ret;
 	}
 	in = r->msg_len + r->payload_len;
 	STAT_ADD(n, bytes_received, in);
-	STAT_ADD(n, tr[p->tidx].bytes_received, in);
-	STAT_ADD(n, tr[p->tidx].msgs_received, 1);
-	STAT_ADD(n, peer[peer].bytes_received, in);
+	STAT_ADD_AT(n, tr[p->tidx].bytes_received, in);
+	STAT_ADD_AT(n, tr[p->tidx].msgs_received, 1);
+	STAT_ADD_AT(n, peer[peer].bytes_received, in);
 	return 0;
 }
 
@@ -207,14 +207,14 @@ int node_reply(struct pm_node *n, int peer, int tidx, uint64_t conn_id,
 	if (r) {
 		pm_dbg("reply on %s connection %llu: %s", pl->name,
 		       (unsigned long long)conn_id, strerror(-r));
-		STAT_ADD(n, tr[tidx].errors, 1);
+		STAT_ADD_AT(n, tr[tidx].errors, 1);
 		return r;
 	}
 	STAT_ADD(n, bytes_sent, m.msg_len + payload_len);
-	STAT_ADD(n, tr[tidx].bytes_sent, m.msg_len + payload_len);
-	STAT_ADD(n, tr[tidx].msgs_sent, 1);
+	STAT_ADD_AT(n, tr[tidx].bytes_sent, m.msg_len + payload_len);
+	STAT_ADD_AT(n, tr[tidx].msgs_sent, 1);
 	if (peer >= 0 && peer < n->nodes)
-		STAT_ADD(n, peer[peer].bytes_sent, m.msg_len + payload_len);
+		STAT_ADD_AT(n, peer[peer].bytes_sent, m.msg_len + payload_len);
 	return 0;
 }
 

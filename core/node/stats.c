@@ -32,8 +32,8 @@ static int hist_index(uint64_t ns)
 
 void stats_record_fault(struct pm_node *n, uint64_t ns)
 {
-	STAT_ADD(n, hist[hist_index(ns)], 1);
-	STAT_ADD(n, fault_sum_ns, ns);
+	STAT_ADD_AT(n, hist[hist_index(ns)], 1);
+	STAT_ADD_AT(n, fault_sum_ns, ns);
 }
 
 static uint64_t hist_percentile(const uint64_t *h, double pct)
@@ -63,26 +63,9 @@ int pm_node_stats(struct pm_node *n, struct pm_stats *o)
 	if (!n || !o)
 		return -EINVAL;
 	memset(o, 0, sizeof(*o));
-	o->faults_zero = LOAD(faults_zero);
-	o->faults_local = LOAD(faults_local);
-	o->faults_remote = LOAD(faults_remote);
-	o->faults_wp = LOAD(faults_wp);
-	o->faults_total = LOAD(faults_total);
-	o->pages_sent = LOAD(pages_sent);
-	o->pages_received = LOAD(pages_received);
-	o->invalidations_sent = LOAD(inval_sent);
-	o->invalidations_received = LOAD(inval_received);
-	o->downgrades_received = LOAD(downgrades_received);
-	o->requests_served = LOAD(requests_served);
-	o->bytes_sent = LOAD(bytes_sent);
-	o->bytes_received = LOAD(bytes_received);
-	o->poisoned = LOAD(poisoned);
-	o->prefetched = LOAD(prefetched);
-	o->evictions = LOAD(evictions);
-	o->writebacks = LOAD(writebacks);
-	o->peer_failures = LOAD(peer_failures);
-	o->downgrades_ahead = LOAD(downgrades_ahead);
-	o->recalls_ahead = LOAD(recalls_ahead);
+	for (int c = 0; c < PM_NCOUNTERS; c++)
+		*(uint64_t *)((char *)o + pm_counter_defs[c].off) =
+			LOAD(c[c]);
 	/* ls_set() keeps it in step with the mappings. */
 	o->resident_pages = __atomic_load_n(&n->resident, __ATOMIC_RELAXED);
 	for (int i = 0; i < PM_HIST_BUCKETS; i++)
