@@ -3,8 +3,8 @@
  * The page state machine: a page's state on this node (lstate[]) and, on
  * its home, its directory entry. Every change goes through ls_set() and
  * dir_set() here; a PM_DEBUG build (make asan) checks that each change is
- * legal and made under the right lock. docs: DESIGN.md in the repository
- * has the protocol; this file has the states.
+ * legal and made under the right lock. DESIGN.md beside this file has the
+ * protocol and why it loses no write; this file has the states.
  *
  * Local state: a mapping and flags, one byte per region page, under the
  * page's llock.

@@ -38,7 +38,8 @@ struct pm_node;
 #define PM_HIST_BUCKETS 96
 
 struct pm_stats {
-	uint64_t faults_zero;		/* resolved with UFFDIO_ZEROPAGE */
+	uint64_t faults_zero;		/* never written anywhere: installed
+					 * as zeros, no payload moved */
 	uint64_t faults_local;		/* page homed here, data local */
 	uint64_t faults_remote;		/* page data came from another node */
 	uint64_t faults_wp;		/* write to a read-only copy (upgrade) */
