@@ -66,6 +66,12 @@ static void fail_victim(int sig)
 		waitpid(c.pid[2], &st, 0);
 		c.pid[2] = -1;
 		c.status[2] = 128 + SIGKILL;
+	} else if (waitpid(c.pid[2], &st, WUNTRACED) != c.pid[2] ||
+		   !WIFSTOPPED(st)) {
+		/* kill() returns before the victim's threads have stopped:
+		 * until waitpid says so, they may still answer a survivor. */
+		bad++;
+		printf("  the victim did not stop\n");
 	}
 	close(open(gone, O_WRONLY | O_CREAT, 0600));
 	for (int i = 0; i < 2; i++)

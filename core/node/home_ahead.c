@@ -92,6 +92,7 @@ void home_downgrade_own(struct pm_node *n, uint64_t page, int who)
 	    prev->state == DIR_SHARED && (prev->sharers & (1ull << who)))
 		end = dg_take_run(n, page + 1, DG_AHEAD_MAX - 1,
 				  DG_AHEAD_MIN - 1);
+	STAT_ADD(n, downgrades_received, 1);
 	if (end == page + 1) {
 		uffd_protect(n, page, true, NULL);
 		ls_set(n, page, LS_SHARED | (n->lstate[page] & ~LS_MASK));

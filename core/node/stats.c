@@ -108,7 +108,8 @@ int stats_metrics_fill(void *arg, struct pm_stats *st,
 			continue;
 		mp = &x->peers[x->n_peers++];
 		mp->node_id = i;
-		mp->up = n->peers[i].conn != NULL;
+		/* Connected, and not declared dead since. */
+		mp->up = n->peers[i].conn != NULL && !node_peer_dead(n, i);
 		if (n->peers[i].tidx >= 0)
 			snprintf(mp->transport, sizeof(mp->transport), "%s",
 				 n->plugins[n->peers[i].tidx].name);
