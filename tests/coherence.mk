@@ -1,10 +1,13 @@
 # Multi-node coherence: coh_worker is one node running a workload through
 # the public API; coherence_test starts clusters of them (loopback, and
 # network namespaces joined by veth) and checks every node's verdict.
-$(B)/tests/coh_worker: tests/coh_worker.c $(LIB_A) include/pagemesh/pagemesh.h
+# tests/coh_worker/: main.c and one file per workload.
+COH_WORKER_SRCS := $(wildcard tests/coh_worker/*.c)
+$(B)/tests/coh_worker: $(COH_WORKER_SRCS) tests/coh_worker/coh_worker.h \
+		$(LIB_A) include/pagemesh/pagemesh.h
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -o $@ tests/coh_worker.c $(LIB_A) $(LDFLAGS) \
+	$(Q)$(CC) $(CFLAGS) -o $@ $(COH_WORKER_SRCS) $(LIB_A) $(LDFLAGS) \
 		$(CORE_LIBS)
 
 TEST_BINS += $(B)/tests/coh_worker
