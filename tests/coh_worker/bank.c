@@ -92,16 +92,11 @@ int w_bank(long transfers)
 	long rounds = rounds_of(transfers, ROUND_OPS);
 	struct pm_stats before;
 	int64_t sum = 0;
-	char why[128];
 
 	if (me == 0)
 		for (uint64_t a = 0; a < N_ACCOUNTS; a++)
 			*account(a) = BANK_PER;
-	if (barrier() || stats(&before))
-		return 1;
-	if (run_workers(bank_worker, transfers))
-		return 1;
-	if (barrier())
+	if (run_workers(bank_worker, transfers, &before))
 		return 1;
 	for (uint64_t a = 0; a < N_ACCOUNTS; a++)
 		sum += *account(a);
@@ -112,10 +107,9 @@ int w_bank(long transfers)
 		     *word(PG_BANK_ROUND, 0), want);
 	printf("node %d: bank: %" PRIu64 " transfers in %ld rounds, total %" PRId64 " kept\n",
 	       me, want, rounds, sum);
-	snprintf(why, sizeof(why),
-		 "lock and round pages x %" PRIu64 " round gaps",
-		 round_gaps(rounds));
-	if (moved("bank", &before, 2 * round_gaps(rounds), why))
+	if (moved("bank", &before, 2 * round_gaps(rounds),
+		  "lock and round pages x %" PRIu64 " round gaps",
+		  round_gaps(rounds)))
 		return 1;
 	return barrier();
 }

@@ -51,7 +51,6 @@ int w_cache(long limit_mb)
 	uint64_t *done = word(PG_DONE, 8), hot_faults = 0;
 	uint64_t *counter = word(PG_COUNTER, 0), handed = 0;
 	struct pm_stats before;
-	char why[128];
 	long bumps = 0;
 
 	if (barrier() || stats(&before))
@@ -158,10 +157,9 @@ int w_cache(long limit_mb)
 	}
 	printf("node %d: cache: counter %" PRIu64 " exact\n", me, *counter);
 	if (me) {
-		snprintf(why, sizeof(why),
-			 "%" PRIu64 " of %ld increments seen overtaken by another node",
-			 handed, bumps);
-		if (moved("cache", &before, handed, why))
+		if (moved("cache", &before, handed,
+			  "%" PRIu64 " of %ld increments seen overtaken by another node",
+			  handed, bumps))
 			return 1;
 	}
 	return barrier();

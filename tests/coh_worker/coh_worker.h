@@ -102,11 +102,12 @@ int barrier(void);
 int wait_ge(const uint64_t *w, uint64_t want, uint64_t *seen,
 	    const char *what, uint64_t which);
 int moved(const char *wl, const struct pm_stats *before, uint64_t min,
-	  const char *why);
+	  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int stats(struct pm_stats *s);
 uint64_t round_gaps(long rounds);
 int workers(void);
-int run_workers(int (*fn)(int w, long iters), long iters);
+int run_workers(int (*fn)(int w, long iters), long iters,
+		struct pm_stats *before);
 
 /* The workloads, one file each: 0 when this node's checks all passed. */
 int w_stripes(long iters);

@@ -44,13 +44,8 @@ int w_counter(long incs)
 	uint64_t want = (uint64_t)incs * (uint64_t)workers();
 	long rounds = rounds_of(incs, ROUND_OPS);
 	struct pm_stats before;
-	char why[128];
 
-	if (barrier() || stats(&before))
-		return 1;
-	if (run_workers(counter_worker, incs))
-		return 1;
-	if (barrier())
+	if (run_workers(counter_worker, incs, &before))
 		return 1;
 	if (*hot != want)
 		FAIL("counter: %" PRIu64 ", expected %" PRIu64, *hot, want);
@@ -63,9 +58,8 @@ int w_counter(long incs)
 			     i, *word(PG_MIXED, 8 + (uint64_t)i), incs);
 	printf("node %d: counter: %" PRIu64 " = %d nodes x %d threads x %ld, exact, in %ld rounds\n",
 	       me, *hot, nodes, nthreads, incs, rounds);
-	snprintf(why, sizeof(why), "2 pages x %" PRIu64 " round gaps",
-		 round_gaps(rounds));
-	if (moved("counter", &before, 2 * round_gaps(rounds), why))
+	if (moved("counter", &before, 2 * round_gaps(rounds),
+		  "2 pages x %" PRIu64 " round gaps", round_gaps(rounds)))
 		return 1;
 	return barrier();
 }

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -87,19 +88,25 @@ static uint64_t transfers(const struct pm_stats *s)
 
 /*
  * The proof that the workload moved pages: this node's transfers since
- * *before, at least min (what the workload's structure forces, `why`).
+ * *before, at least min (what the workload's structure forces, which
+ * the printf format fmt says in the workload's own words).
  * A node loses its copy of a page another node writes (an invalidation
  * or recall, counted here whether or not the page is homed here), so
  * each "another node wrote it since this node held it" costs at least
  * one. Valid without pager.local_limit: an evicted copy goes silently.
  */
 int moved(const char *wl, const struct pm_stats *before, uint64_t min,
-		 const char *why)
+	  const char *fmt, ...)
 {
 	struct pm_stats now;
+	char why[160];
 	uint64_t got;
+	va_list ap;
 	int r = pm_node_stats(node, &now);
 
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
 	if (r)
 		FAIL("%s: pm_node_stats: %s", wl, strerror(-r));
 	got = transfers(&now) - transfers(before);
@@ -156,15 +163,23 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* fn(w, iters) for each of this node's workers; 0 when all passed. */
-int run_workers(int (*fn)(int w, long iters), long iters)
+/*
+ * fn(w, iters) for each of this node's workers, between barriers so that
+ * every node's workers race for the pages and every node's results are
+ * in when this returns; *before is this node's stats at the start, for
+ * moved(). 0 when all passed.
+ */
+int run_workers(int (*fn)(int w, long iters), long iters,
+		struct pm_stats *before)
 {
 	struct worker wk[16];
 	pthread_t th[16];
 	int started = 0, r = 0;
 
+	if (barrier() || stats(before))
+		return 1;
 	if (nthreads == 1)
-		return fn(me, iters);
+		return fn(me, iters) || barrier() ? 1 : 0;
 	for (int i = 0; i < nthreads; i++) {
 		wk[i] = (struct worker){ .fn = fn, .iters = iters,
 					 .w = i * nodes + me };
@@ -181,7 +196,7 @@ int run_workers(int (*fn)(int w, long iters), long iters)
 		pthread_join(th[i], NULL);
 		r |= wk[i].ret;
 	}
-	return r ? 1 : 0;
+	return r || barrier() ? 1 : 0;
 }
 
 /*

@@ -29,7 +29,6 @@ int w_messages(long msgs)
 	uint64_t *m = word(PG_MSG_BODY, 0), seed = mix(0xfeed + (uint64_t)me);
 	uint64_t sent = 0, got = 0, v, min = 0;
 	struct pm_stats before;
-	char why[128];
 
 	if (barrier() || stats(&before))
 		return 1;
@@ -83,9 +82,9 @@ int w_messages(long msgs)
 	 * another node acknowledges one. */
 	if (nodes > 1)
 		min = 3 * (sent ? sent - 1 : 0) + (got ? got - 1 : 0);
-	snprintf(why, sizeof(why), "3 pages x %" PRIu64 " sends + 1 x %" PRIu64 " acknowledgements apart",
-		 sent ? sent - 1 : 0, got ? got - 1 : 0);
-	if (moved("messages", &before, min, why))
+	if (moved("messages", &before, min,
+		  "3 pages x %" PRIu64 " sends + 1 x %" PRIu64 " acknowledgements apart",
+		  sent ? sent - 1 : 0, got ? got - 1 : 0))
 		return 1;
 	return barrier();
 }

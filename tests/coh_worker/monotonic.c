@@ -21,7 +21,6 @@ int w_monotonic(long rounds)
 	uint64_t *ack = word(PG_MONO_ACK, 0);
 	uint64_t seen[N_MONO] = { 0 }, reads = 0, min = 0, v;
 	struct pm_stats before;
-	char why[128];
 
 	if (barrier() || stats(&before))
 		return 1;
@@ -88,9 +87,9 @@ int w_monotonic(long rounds)
 	 * fault) and each reader loses each (an invalidation). */
 	if (nodes > 1 && rounds > 1)
 		min = N_MONO * ((uint64_t)rounds - 1);
-	snprintf(why, sizeof(why), "%d pages x %ld acknowledged rounds",
-		 N_MONO, rounds > 1 ? rounds - 1 : 0);
-	if (moved("monotonic", &before, min, why))
+	if (moved("monotonic", &before, min,
+		  "%d pages x %ld acknowledged rounds", N_MONO,
+		  rounds > 1 ? rounds - 1 : 0))
 		return 1;
 	return barrier();
 }

@@ -87,7 +87,6 @@ int w_random(long ops)
 	long bursts = (ops + RANDOM_BURST - 1) / RANDOM_BURST;
 	uint64_t forced, v;
 	struct pm_stats before;
-	char why[160];
 	int ret = 1;
 
 	if (!shadow)
@@ -148,10 +147,9 @@ int w_random(long ops)
 	       ops, bursts);
 	if (random_forced(ops, bursts, &forced))
 		goto out;
-	snprintf(why, sizeof(why),
-		 "round page x %" PRIu64 " burst gaps + %" PRIu64 " random pages written elsewhere the burst after",
-		 round_gaps(bursts), forced);
-	if (moved("random", &before, round_gaps(bursts) + forced, why))
+	if (moved("random", &before, round_gaps(bursts) + forced,
+		  "round page x %" PRIu64 " burst gaps + %" PRIu64 " random pages written elsewhere the burst after",
+		  round_gaps(bursts), forced))
 		goto out;
 	ret = barrier();
 out:

@@ -62,7 +62,6 @@ int w_stream(long rounds)
 	static uint64_t tally[STREAM_PAGES];
 	uint64_t ahead = 0, passes = 0;
 	struct pm_stats a, b, start;
-	char why[128];
 
 	if (nodes < 2)
 		FAIL("stream: needs another node to write this one's pages");
@@ -133,10 +132,8 @@ int w_stream(long rounds)
 	/* Each page this node wrote in a round is read by the others (or
 	 * taken back by its home) before the round's checks are over: its
 	 * copy here is downgraded or taken, at least once a page a round. */
-	snprintf(why, sizeof(why), "%d pages written here x %ld rounds",
-		 STREAM_PAGES, rounds);
 	if (moved("stream", &start, (uint64_t)STREAM_PAGES * (uint64_t)rounds,
-		  why))
+		  "%d pages written here x %ld rounds", STREAM_PAGES, rounds))
 		return 1;
 	return barrier();
 }

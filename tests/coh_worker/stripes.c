@@ -29,7 +29,6 @@ int w_stripes(long iters)
 	uint64_t first = PG_STRIPES, npages = mem_len / PAGE - PG_STRIPES;
 	uint64_t taken = 0;
 	struct pm_stats before;
-	char why[128];
 	(void)iters;
 
 	if (stats(&before))
@@ -66,10 +65,9 @@ int w_stripes(long iters)
 	}
 	printf("node %d: stripes: %" PRIu64 " pages verified in %d rounds\n",
 	       me, npages, STRIPE_ROUNDS);
-	snprintf(why, sizeof(why),
-		 "%" PRIu64 " pages read here, then written by their new owner",
-		 taken);
-	if (moved("stripes", &before, taken, why))
+	if (moved("stripes", &before, taken,
+		  "%" PRIu64 " pages read here, then written by their new owner",
+		  taken))
 		return 1;
 	return barrier();
 }

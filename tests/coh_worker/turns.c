@@ -48,13 +48,8 @@ int w_turns(long turns)
 	uint64_t all = (uint64_t)workers(), n = (uint64_t)turns * all;
 	uint64_t mine = (uint64_t)turns * (uint64_t)nthreads, min = 0;
 	struct pm_stats before;
-	char why[128];
 
-	if (barrier() || stats(&before))
-		return 1;
-	if (run_workers(turns_worker, turns))
-		return 1;
-	if (barrier())
+	if (run_workers(turns_worker, turns, &before))
 		return 1;
 	if (*word(PG_TURN, 0) != n)
 		FAIL("turns: final turn %" PRIu64 ", expected %" PRIu64,
@@ -72,9 +67,9 @@ int w_turns(long turns)
 	 * wrote all 3 pages. */
 	if (nodes > 1 && mine > 1)
 		min = 3 * (mine - 1);
-	snprintf(why, sizeof(why), "3 pages x %" PRIu64 " gaps between this node's turns",
-		 mine > 1 ? mine - 1 : 0);
-	if (moved("turns", &before, min, why))
+	if (moved("turns", &before, min,
+		  "3 pages x %" PRIu64 " gaps between this node's turns",
+		  mine > 1 ? mine - 1 : 0))
 		return 1;
 	return barrier();
 }
