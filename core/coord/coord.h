@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "auth.h"
 #include "cfg.h"
 
 /* Default liveness TTL: a node silent this long drops out. */
@@ -123,23 +124,12 @@ int64_t coord_now_ms(void);
 /*
  * Cluster key (security.key_file) for the coordinator's write requests:
  * POST and DELETE carry "X-Pagemesh-Auth: TS:MAC", TS the sender's Unix time
- * in ms, MAC the hex HMAC-SHA256 under the key of
- * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (PATH without the query, CLUSTER the
- * ?cluster= value or ""). The server accepts TS within COORD_AUTH_SKEW_MS.
+ * in ms (auth_wall_ms), MAC the hex HMAC-SHA256 under the key of
+ * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (auth_request_mac; PATH without the
+ * query, CLUSTER the ?cluster= value or ""). The server accepts TS within
+ * COORD_AUTH_SKEW_MS.
  */
 #define COORD_AUTH_HEADER "X-Pagemesh-Auth"
 #define COORD_AUTH_SKEW_MS 30000
-#define COORD_KEY_MIN 16
-#define COORD_KEY_MAX 4096
-
-/* Read a key file (16 to 4096 bytes, used as is). 0 or -errno + err. */
-int coord_load_key(const char *path, unsigned char *key, size_t *len,
-		   char *err, size_t errlen);
-/* hex[65] = MAC as above. 0 or -ENOMEM. */
-int coord_auth_mac(const unsigned char *key, size_t keylen, int64_t ts,
-		   const char *method, const char *path, const char *cluster,
-		   const char *body, size_t bodylen, char hex[65]);
-/* Unix time in ms (the TS of the auth header). */
-int64_t coord_wall_ms(void);
 
 #endif

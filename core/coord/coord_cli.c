@@ -196,10 +196,10 @@ int cmd_coordinator(int argc, char **argv)
 	if (ttl_ms < 0)
 		ttl_ms = COORD_TTL_MS_DEFAULT;
 	if (*keyfile) {
-		key = malloc(COORD_KEY_MAX + 1);
+		key = malloc(AUTH_KEY_MAX + 1);
 		if (!key)
 			return PM_EXIT_RUNTIME;
-		r = coord_load_key(keyfile, key, &keylen, err, sizeof(err));
+		r = auth_load_key(keyfile, key, &keylen, err, sizeof(err));
 		if (r) {
 			fprintf(stderr, "pagemesh coordinator: %s\n", err);
 			free(key);

@@ -90,7 +90,7 @@ static int auth_header(struct coord *co, const char *method,
 {
 	char p[512], cluster[CFG_NAME_MAX] = "", hex[65], line[160];
 	struct curl_slist *h;
-	int64_t ts = coord_wall_ms();
+	int64_t ts = auth_wall_ms();
 	char *q, *cv, *save = NULL;
 	int r;
 
@@ -104,7 +104,7 @@ static int auth_header(struct coord *co, const char *method,
 				snprintf(cluster, sizeof(cluster), "%s",
 					 cv + 8);
 	}
-	r = coord_auth_mac(co->key, co->keylen, ts, method, p, cluster, body,
+	r = auth_request_mac(co->key, co->keylen, ts, method, p, cluster, body,
 			   body ? strlen(body) : 0, hex);
 	if (r)
 		return r;
@@ -664,7 +664,7 @@ int coord_open(const struct cfg *c, struct coord **out)
 		}
 	}
 	if (c->key_file[0] && co->backend == COORD_EMBEDDED) {
-		r = coord_load_key(c->key_file, co->key, &co->keylen, err,
+		r = auth_load_key(c->key_file, co->key, &co->keylen, err,
 				   sizeof(err));
 		if (r) {
 			pm_err("%s: security.key_file: %s", c->path, err);

@@ -6,14 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <microhttpd.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "coord.h"
 #include "log.h"
@@ -158,88 +152,5 @@ int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
 	else
 		*port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 	*out = d;
-	return 0;
-}
-
-int64_t coord_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int coord_load_key(const char *path, unsigned char *key, size_t *len,
-		   char *err, size_t errlen)
-{
-	ssize_t n;
-	size_t got = 0;
-	int fd, r = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "key file %s: %s", path, strerror(-r));
-		return r;
-	}
-	/* Read one byte past the limit to tell "too long" from "full". */
-	while (got <= COORD_KEY_MAX) {
-		n = read(fd, key + got, COORD_KEY_MAX + 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			snprintf(err, errlen, "key file %s: %s", path,
-				 strerror(-r));
-			break;
-		}
-		if (!n)
-			break;
-		got += n;
-	}
-	close(fd);
-	if (r)
-		return r;
-	if (got < COORD_KEY_MIN || got > COORD_KEY_MAX) {
-		snprintf(err, errlen,
-			 "key file %s: %zu%s bytes; a key has %d to %d bytes",
-			 path, got, got > COORD_KEY_MAX ? "+" : "",
-			 COORD_KEY_MIN, COORD_KEY_MAX);
-		return -EINVAL;
-	}
-	*len = got;
-	return 0;
-}
-
-int coord_auth_mac(const unsigned char *key, size_t keylen, int64_t ts,
-		   const char *method, const char *path, const char *cluster,
-		   const char *body, size_t bodylen, char hex[65])
-{
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	char head[640];
-	size_t hl, i;
-	char *msg;
-	int n;
-
-	n = snprintf(head, sizeof(head), "%lld\n%s\n%s\n%s\n",
-		     (long long)ts, method, path, cluster ? cluster : "");
-	if (n < 0 || (size_t)n >= sizeof(head))
-		return -ENAMETOOLONG;
-	hl = (size_t)n;
-	msg = malloc(hl + bodylen + 1);
-	if (!msg)
-		return -ENOMEM;
-	memcpy(msg, head, hl);
-	if (bodylen)
-		memcpy(msg + hl, body, bodylen);
-	if (!HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg,
-		  hl + bodylen, mac, &maclen) || maclen != 32) {
-		free(msg);
-		return -ENOMEM;
-	}
-	free(msg);
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 	return 0;
 }

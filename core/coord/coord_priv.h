@@ -29,7 +29,7 @@ struct coord {
 	int connect_ms;
 	int request_ms;
 	size_t keylen;			/* security.key_file; 0: none */
-	unsigned char key[COORD_KEY_MAX + 1];
+	unsigned char key[AUTH_KEY_MAX + 1];
 
 	pthread_mutex_t lock;		/* the fields below */
 	pthread_cond_t cond;		/* stop was set */

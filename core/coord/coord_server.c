@@ -61,7 +61,7 @@ struct coord_server {
 	int n_clusters;
 	struct coord_cluster *clusters[COORD_MAX_CLUSTERS];
 	size_t keylen;			/* 0: writes need no signature */
-	unsigned char key[COORD_KEY_MAX];
+	unsigned char key[AUTH_KEY_MAX];
 };
 
 /* Per-request state: the body, read up to COORD_BODY_MAX. */
@@ -865,11 +865,11 @@ static bool signed_ok(struct coord_server *s, struct MHD_Connection *conn,
 		*why = "malformed " COORD_AUTH_HEADER " (want TS:HEX-HMAC)";
 		return false;
 	}
-	if (llabs(coord_wall_ms() - ts) > COORD_AUTH_SKEW_MS) {
+	if (llabs(auth_wall_ms() - ts) > COORD_AUTH_SKEW_MS) {
 		*why = "stale " COORD_AUTH_HEADER " timestamp (clocks apart?)";
 		return false;
 	}
-	if (coord_auth_mac(s->key, s->keylen, ts, method, url, cluster,
+	if (auth_request_mac(s->key, s->keylen, ts, method, url, cluster,
 			   rq->body, rq->len, want) ||
 	    CRYPTO_memcmp(want, end + 1, 64)) {
 		*why = "wrong " COORD_AUTH_HEADER " signature (another key?)";
@@ -1113,7 +1113,7 @@ int coord_server_start(const char *listen, int ttl_ms,
 int coord_server_set_key(struct coord_server *s, const unsigned char *key,
 			 size_t len)
 {
-	if (len < COORD_KEY_MIN || len > COORD_KEY_MAX)
+	if (len < AUTH_KEY_MIN || len > AUTH_KEY_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	memcpy(s->key, key, len);
