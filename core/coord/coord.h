@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Coordinator: how nodes find each other. The client (embedded HTTP server or
- * etcd backend), the embedded server, and HTTP helpers shared with metrics. */
+ * etcd backend) and the embedded server. */
 #ifndef PM_COORD_H
 #define PM_COORD_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "auth.h"
 #include "cfg.h"
@@ -100,26 +98,11 @@ int coord_server_set_key(struct coord_server *s, const unsigned char *key,
 int coord_server_port(const struct coord_server *s);
 void coord_server_stop(struct coord_server *s);
 
-/* ---- HTTP helpers (coord_http.c), shared with metrics.c ------------------ */
-
-struct MHD_Daemon;
-
-/* "HOST:PORT" -> socket address. 0 or -EINVAL with a message in err. */
-int coord_parse_listen(const char *listen, struct sockaddr_storage *ss,
-		       socklen_t *sslen, char *err, size_t errlen);
-
-/*
- * Start a libmicrohttpd daemon, one thread per connection, on listen, with
- * handler and completion callback (MHD's types, kept opaque here so that
- * users of coord.h need not include microhttpd.h). *port gets the bound port.
- */
-int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
-		      void *completed, void *completed_cls, int conn_limit,
-		      struct MHD_Daemon **out, int *port, char *err,
-		      size_t errlen);
-
 /* Monotonic clock in ms; the clock of every deadline here. */
-int64_t coord_now_ms(void);
+static inline int64_t coord_now_ms(void)
+{
+	return pm_now_ns() / 1000000;
+}
 
 /*
  * Cluster key (security.key_file) for the coordinator's write requests:

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "coord.h"
+#include "http.h"
 #include "log.h"
 
 #define COORD_MAX_CLUSTERS 32
@@ -1099,9 +1100,9 @@ int coord_server_start(const char *listen, int ttl_ms,
 		return -r;
 	}
 	s->reaper_started = true;
-	r = coord_httpd_start(listen, (void *)coord_handler, s,
-			      (void *)coord_completed, s, COORD_CONN_LIMIT,
-			      &s->d, &s->port, err, errlen);
+	r = http_start(listen, (void *)coord_handler, s,
+		       (void *)coord_completed, s, COORD_CONN_LIMIT, &s->d,
+		       &s->port, err, errlen);
 	if (r) {
 		coord_server_stop(s);
 		return r;

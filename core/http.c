@@ -9,16 +9,11 @@
 
 #include <microhttpd.h>
 
-#include "coord.h"
+#include "http.h"
 #include "log.h"
 
-int64_t coord_now_ms(void)
-{
-	return pm_now_ns() / 1000000;
-}
-
-int coord_parse_listen(const char *listen, struct sockaddr_storage *ss,
-		       socklen_t *sslen, char *err, size_t errlen)
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss,
+		      socklen_t *sslen, char *err, size_t errlen)
 {
 	struct addrinfo hints = { 0 }, *res = NULL;
 	char host[256], *port, *end;
@@ -98,10 +93,9 @@ static void httpd_log(void *cls, const char *fmt, va_list ap)
 	pm_dbg("httpd: %s", line);
 }
 
-int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
-		      void *completed, void *completed_cls, int conn_limit,
-		      struct MHD_Daemon **out, int *port, char *err,
-		      size_t errlen)
+int http_start(const char *listen, void *handler, void *handler_cls,
+	       void *completed, void *completed_cls, int conn_limit,
+	       struct MHD_Daemon **out, int *port, char *err, size_t errlen)
 {
 	/* ITC: MHD_quiesce_daemon() needs it, for a graceful stop. */
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
@@ -113,7 +107,7 @@ int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
 	struct MHD_Daemon *d;
 	int r;
 
-	r = coord_parse_listen(listen, &ss, &sslen, err, errlen);
+	r = http_parse_listen(listen, &ss, &sslen, err, errlen);
 	if (r)
 		return r;
 	if (ss.ss_family == AF_INET6)
