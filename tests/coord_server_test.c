@@ -637,8 +637,8 @@ static long signed_post(const struct coordproc *cp, const char *keyfile,
 	assert_int_equal(auth_load_key(keyfile, key, &kl, err, sizeof(err)),
 			 0);
 	assert_int_equal(auth_request_mac(key, kl, ts, "POST", path, NULL,
-					signed_body, strlen(signed_body), hex),
-			 0);
+					  signed_body, strlen(signed_body),
+					  hex), 0);
 	snprintf(hdr, sizeof(hdr), COORD_AUTH_HEADER ": %lld:%s",
 		 (long long)ts, hex);
 	snprintf(url, sizeof(url), "%s%s", cp->url, path);

@@ -105,7 +105,7 @@ static int auth_header(struct coord *co, const char *method,
 					 cv + 8);
 	}
 	r = auth_request_mac(co->key, co->keylen, ts, method, p, cluster, body,
-			   body ? strlen(body) : 0, hex);
+			     body ? strlen(body) : 0, hex);
 	if (r)
 		return r;
 	snprintf(line, sizeof(line), "%s: %lld:%s", COORD_AUTH_HEADER,
@@ -665,7 +665,7 @@ int coord_open(const struct cfg *c, struct coord **out)
 	}
 	if (c->key_file[0] && co->backend == COORD_EMBEDDED) {
 		r = auth_load_key(c->key_file, co->key, &co->keylen, err,
-				   sizeof(err));
+				  sizeof(err));
 		if (r) {
 			pm_err("%s: security.key_file: %s", c->path, err);
 			free(co);

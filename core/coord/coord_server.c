@@ -871,7 +871,7 @@ static bool signed_ok(struct coord_server *s, struct MHD_Connection *conn,
 		return false;
 	}
 	if (auth_request_mac(s->key, s->keylen, ts, method, url, cluster,
-			   rq->body, rq->len, want) ||
+			     rq->body, rq->len, want) ||
 	    CRYPTO_memcmp(want, end + 1, 64)) {
 		*why = "wrong " COORD_AUTH_HEADER " signature (another key?)";
 		return false;
