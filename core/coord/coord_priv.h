@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Inside the coordinator client: the state both backends share, the libcurl
- * request helper with failover, and the etcd backend's entry points. */
+ * request helper with failover (coord_http.c), and the etcd backend's entry
+ * points. */
 #ifndef PM_COORD_PRIV_H
 #define PM_COORD_PRIV_H
 
