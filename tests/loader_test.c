@@ -206,7 +206,11 @@ static void test_extended_table_loads(void **state)
 
 static char cfg_path[PATH_MAX];
 
-/* Write a node config whose transports are ORDER (a libconfig list body). */
+/*
+ * Write a node config whose transports are ORDER (a libconfig list body).
+ * extended's group only when it is in the order: a group of a transport
+ * the config does not use is an unknown key.
+ */
 static void write_config(const char *dir, const char *order)
 {
 	FILE *f;
@@ -223,9 +227,11 @@ static void write_config(const char *dir, const char *order)
 		"transports = {\n"
 		"  dir = \"%s\";\n"
 		"  order = [ %s ];\n"
-		"  extended = { greeting = \"hello\"; };\n"
+		"  %s\n"
 		"  tcp = { listen = \"127.0.0.1:0\"; };\n"
-		"};\n", dir, order);
+		"};\n", dir, order,
+		strstr(order, "\"extended\"") ?
+		"extended = { greeting = \"hello\"; };" : "");
 	assert_int_equal(fclose(f), 0);
 }
 

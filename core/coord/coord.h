@@ -10,8 +10,6 @@
 #include "auth.h"
 #include "cfg.h"
 
-/* Default liveness TTL: a node silent this long drops out. */
-#define COORD_TTL_MS_DEFAULT 5000
 /* Longest a GET /endpoints?wait=V is held by the server. */
 #define COORD_WAIT_MAX_MS 10000
 /* Largest request body the server reads; larger ones get 413. */

@@ -10,11 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libconfig.h>
-
 #include "cli.h"
 #include "coord.h"
+#include "http.h"
 #include "log.h"
+
+/* The table's entry of --ttl-ms and coordinator.ttl_ms, one range. */
+static const struct cfg_key *ttl_key(void)
+{
+	return cfg_key_find("coordinator.ttl_ms");
+}
 
 static void coordinator_usage(FILE *f)
 {
@@ -30,7 +35,7 @@ static void coordinator_usage(FILE *f)
 "                      address to serve on (port 0: any free port); wins\n"
 "                      over the file's\n"
 "  -t, --ttl-ms N      a node without heartbeat for N ms drops out\n"
-"                      (default %d)\n"
+"                      (%lld to %lld, default %lld)\n"
 "  -k, --key-file FILE cluster key: writes (POST, DELETE) must be signed\n"
 "                      with it (header %s, HMAC-SHA256;\n"
 "                      the file's coordinator.key_file or\n"
@@ -52,84 +57,76 @@ static void coordinator_usage(FILE *f)
 "Errors: 400 (malformed JSON names the offset), 401 (unsigned write with\n"
 "a key), 404, 405 (with Allow), 409 (cluster exists with another shape),\n"
 "413 (body over %d bytes).\n",
-		COORD_TTL_MS_DEFAULT, COORD_AUTH_HEADER, COORD_DEFAULT_CLUSTER,
-		COORD_WAIT_MAX_MS, COORD_BODY_MAX);
+		(long long)ttl_key()->min, (long long)ttl_key()->max,
+		(long long)ttl_key()->def, COORD_AUTH_HEADER,
+		COORD_DEFAULT_CLUSTER, COORD_WAIT_MAX_MS, COORD_BODY_MAX);
 }
 
-/* coordinator.listen / coordinator.ttl_ms from a libconfig file. */
-static int coordinator_config(const char *path, char *listen, size_t llen,
-			      int *ttl_ms, char *keyfile, size_t klen)
+/*
+ * What flags left open, from the file c (a coordinator = { ... } group, or
+ * a whole node config): listen, ttl and the key file; *keykey is the key
+ * the key file came from. 0, or -EINVAL with "FILE:LINE: ..." in err.
+ */
+static int coordinator_config(const struct cfg *c, char *listen, size_t llen,
+			      int *ttl_ms, char *keyfile, size_t klen,
+			      const char **keykey, char *err, size_t errlen)
 {
 	static const char *const keykeys[] = { "coordinator.key_file",
 					       "security.key_file" };
-	size_t k;
-	config_setting_t *s;
 	const char *str;
-	long long v;
-	config_t lc;
-	int r = PM_EXIT_CONFIG;
+	int64_t v;
+	size_t k;
 
-	config_init(&lc);
-	if (!config_read_file(&lc, path)) {
-		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-			fprintf(stderr, "pagemesh coordinator: %s: cannot read: %s\n",
-				path, strerror(errno ? errno : ENOENT));
-		else
-			fprintf(stderr, "pagemesh coordinator: %s:%d: syntax error: %s\n",
-				path, config_error_line(&lc),
-				config_error_text(&lc));
-		goto out;
+	/* cfg_read checked types, lengths and ranges against the table. */
+	if (!*listen && !cfg_get_string(c, "coordinator.listen", &str, NULL)) {
+		struct sockaddr_storage ss;
+		char why[PATH_MAX];
+		socklen_t sl;
+
+		/* Here, not at start: a bad address in a file is the file's
+		 * error (78, with its line), a bad --listen a usage one. */
+		if (http_parse_listen(str, &ss, &sl, why, sizeof(why)))
+			return cfg_fail_key(c, "coordinator.listen", err,
+					    errlen, "coordinator.listen: %s",
+					    why);
+		snprintf(listen, llen, "%s", str);
 	}
-	s = config_lookup(&lc, "coordinator.listen");
-	if (s) {
-		str = config_setting_get_string(s);
-		if (!str || !*str || strlen(str) >= llen) {
-			fprintf(stderr, "pagemesh coordinator: %s:%u: coordinator.listen: expected a \"HOST:PORT\" string\n",
-				path, config_setting_source_line(s));
-			goto out;
-		}
-		if (!*listen)
-			snprintf(listen, llen, "%s", str);
-	}
-	s = config_lookup(&lc, "coordinator.ttl_ms");
-	if (s) {
-		if (config_setting_type(s) != CONFIG_TYPE_INT &&
-		    config_setting_type(s) != CONFIG_TYPE_INT64) {
-			fprintf(stderr, "pagemesh coordinator: %s:%u: coordinator.ttl_ms: expected an integer\n",
-				path, config_setting_source_line(s));
-			goto out;
-		}
-		v = config_setting_get_int64(s);
-		if (v < 50 || v > 3600000) {
-			fprintf(stderr, "pagemesh coordinator: %s:%u: coordinator.ttl_ms: %lld is out of range [50, 3600000]\n",
-				path, config_setting_source_line(s), v);
-			goto out;
-		}
-		if (*ttl_ms < 0)
-			*ttl_ms = (int)v;
-	}
+	if (*ttl_ms < 0 && !cfg_get_int(c, "coordinator.ttl_ms", &v, NULL))
+		*ttl_ms = (int)v;
 	for (k = 0; k < 2 && !*keyfile; k++) {
-		s = config_lookup(&lc, keykeys[k]);
-		if (!s)
+		if (cfg_get_string(c, keykeys[k], &str, NULL))
 			continue;
-		str = config_setting_get_string(s);
-		if (!str || !*str || strlen(str) >= klen) {
-			fprintf(stderr, "pagemesh coordinator: %s:%u: %s: expected a file name\n",
-				path, config_setting_source_line(s),
-				keykeys[k]);
-			goto out;
-		}
 		snprintf(keyfile, klen, "%s", str);
+		*keykey = keykeys[k];
 	}
-	if (!*listen) {
-		fprintf(stderr, "pagemesh coordinator: %s: missing key 'coordinator.listen' (or give --listen)\n",
-			path);
-		goto out;
-	}
-	r = 0;
-out:
-	config_destroy(&lc);
-	return r;
+	if (!*listen)
+		return cfg_fail_key(c, "coordinator.listen", err, errlen,
+				    "missing key 'coordinator.listen' (or give --listen)");
+	return 0;
+}
+
+/* The key file: 0, or PM_EXIT_CONFIG after saying why (with the file and
+ * line of the setting, when the name came from the config). */
+static int coordinator_key(const struct cfg *c, const char *keyfile,
+			   const char *keykey, unsigned char **key,
+			   size_t *keylen)
+{
+	char err[PATH_MAX + 128], msg[2 * PATH_MAX + 256];
+
+	*key = malloc(AUTH_KEY_MAX + 1);
+	if (!*key)
+		return PM_EXIT_RUNTIME;
+	if (!auth_load_key(keyfile, *key, keylen, err, sizeof(err)))
+		return 0;
+	if (keykey)
+		cfg_fail_key(c, keykey, msg, sizeof(msg), "%s: %s", keykey,
+			     err);
+	else
+		snprintf(msg, sizeof(msg), "--key-file: %s", err);
+	fprintf(stderr, "pagemesh coordinator: %s\n", msg);
+	free(*key);
+	*key = NULL;
+	return PM_EXIT_CONFIG;
 }
 
 int cmd_coordinator(int argc, char **argv)
@@ -143,13 +140,14 @@ int cmd_coordinator(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	char listen[256] = "", err[PATH_MAX + 128], keyfile[PATH_MAX] = "";
+	const char *config = NULL, *keykey = NULL;
 	unsigned char *key = NULL;
-	size_t keylen = 0;
-	char *end;
-	const char *config = NULL;
 	struct coord_server *s;
+	struct cfg *c = NULL;
+	size_t keylen = 0;
+	int ttl_ms = -1, opt, sig, r = 0;
 	sigset_t set;
-	int ttl_ms = -1, opt, sig, r;
+	char *end;
 	long v;
 
 	optind = 1;
@@ -164,10 +162,12 @@ int cmd_coordinator(int argc, char **argv)
 		case 't':
 			errno = 0;
 			v = strtol(optarg, &end, 10);
-			if (!*optarg || *end || errno || v < 50 ||
-			    v > 3600000) {
-				fprintf(stderr, "pagemesh coordinator: --ttl-ms '%s': expected milliseconds in [50, 3600000]\n",
-					optarg);
+			if (!*optarg || *end || errno ||
+			    cfg_key_check(ttl_key()->name, v, err,
+					  sizeof(err))) {
+				fprintf(stderr, "pagemesh coordinator: --ttl-ms '%s': expected milliseconds in [%lld, %lld]\n",
+					optarg, (long long)ttl_key()->min,
+					(long long)ttl_key()->max);
 				return PM_EXIT_USAGE;
 			}
 			ttl_ms = (int)v;
@@ -188,24 +188,28 @@ int cmd_coordinator(int argc, char **argv)
 		return PM_EXIT_USAGE;
 	}
 	if (config) {
-		r = coordinator_config(config, listen, sizeof(listen),
-				       &ttl_ms, keyfile, sizeof(keyfile));
-		if (r)
-			return r;
-	}
-	if (ttl_ms < 0)
-		ttl_ms = COORD_TTL_MS_DEFAULT;
-	if (*keyfile) {
-		key = malloc(AUTH_KEY_MAX + 1);
-		if (!key)
+		c = calloc(1, sizeof(*c));
+		if (!c)
 			return PM_EXIT_RUNTIME;
-		r = auth_load_key(keyfile, key, &keylen, err, sizeof(err));
-		if (r) {
+		r = cfg_read(config, c, err, sizeof(err));
+		if (!r)
+			r = coordinator_config(c, listen, sizeof(listen),
+					       &ttl_ms, keyfile,
+					       sizeof(keyfile), &keykey, err,
+					       sizeof(err));
+		if (r)
 			fprintf(stderr, "pagemesh coordinator: %s\n", err);
-			free(key);
-			return PM_EXIT_CONFIG;
-		}
 	}
+	r = r ? PM_EXIT_CONFIG : 0;	/* said so above */
+	if (!r && *keyfile)
+		r = coordinator_key(c, keyfile, keykey, &key, &keylen);
+	if (c)
+		cfg_free(c);
+	free(c);
+	if (r)
+		return r;
+	if (ttl_ms < 0)
+		ttl_ms = (int)ttl_key()->def;
 
 	/* Signals are taken by sigwait() below, not by any worker thread. */
 	sigemptyset(&set);

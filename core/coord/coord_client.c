@@ -370,10 +370,9 @@ static void emb_leave(struct coord *co, int id)
 int coord_open(const struct cfg *c, struct coord **out)
 {
 	pthread_condattr_t ca;
-	struct coord *co;
-	int64_t v;
-	bool found;
+	int64_t ttl, timeout;
 	char err[PATH_MAX + 128];
+	struct coord *co;
 	int i, r;
 
 	if (!c->n_coord_urls) {
@@ -408,37 +407,18 @@ int coord_open(const struct cfg *c, struct coord **out)
 		while (l && co->urls[i][l - 1] == '/')
 			co->urls[i][--l] = '\0';
 	}
-	co->ttl_ms = COORD_TTL_MS_DEFAULT;
 	co->connect_ms = COORD_CONNECT_MS_DEFAULT;
-	co->request_ms = COORD_REQUEST_MS_DEFAULT;
-	if (c->loaded) {
-		r = cfg_lookup_int(c, "coordinator.ttl_ms", &v, &found, err,
-				   sizeof(err));
-		if (!r && found && (v < 100 || v > 3600000)) {
-			snprintf(err, sizeof(err),
-				 "%s: coordinator.ttl_ms: %lld is out of range [100, 3600000]",
-				 c->path, (long long)v);
-			r = -EINVAL;
-		}
-		if (!r && found)
-			co->ttl_ms = (int)v;
-		if (!r)
-			r = cfg_lookup_int(c, "coordinator.timeout_ms", &v,
-					   &found, err, sizeof(err));
-		if (!r && found && (v < 10 || v > 600000)) {
-			snprintf(err, sizeof(err),
-				 "%s: coordinator.timeout_ms: %lld is out of range [10, 600000]",
-				 c->path, (long long)v);
-			r = -EINVAL;
-		}
-		if (!r && found)
-			co->request_ms = (int)v;
-		if (r) {
-			pm_err("%s", err);
-			free(co);
-			return r;
-		}
+	/* cfg_read checked both against the table; a cfg made by hand (never
+	 * read) gets the table's defaults. */
+	if (cfg_get_int(c, "coordinator.ttl_ms", &ttl, NULL) ||
+	    cfg_get_int(c, "coordinator.timeout_ms", &timeout, NULL)) {
+		pm_err("%s: coordinator.ttl_ms or .timeout_ms: not an integer",
+		       c->path);
+		free(co);
+		return -EINVAL;
 	}
+	co->ttl_ms = (int)ttl;
+	co->request_ms = (int)timeout;
 	if (c->key_file[0] && co->backend == COORD_EMBEDDED) {
 		r = auth_load_key(c->key_file, co->key, &co->keylen, err,
 				  sizeof(err));

@@ -14,7 +14,6 @@
 enum coord_backend { COORD_EMBEDDED, COORD_ETCD };
 
 #define COORD_CONNECT_MS_DEFAULT 1000
-#define COORD_REQUEST_MS_DEFAULT 5000
 /* Largest response body kept; a longer one is an error, not a realloc. */
 #define COORD_RESP_MAX (1 << 20)
 

@@ -196,11 +196,8 @@ int coord_server_start(const char *listen, int ttl_ms,
 	struct coord_server *s;
 	int r;
 
-	if (ttl_ms < 50 || ttl_ms > 3600000) {
-		snprintf(err, errlen, "ttl_ms %d is out of range [50, 3600000]",
-			 ttl_ms);
+	if (cfg_key_check("coordinator.ttl_ms", ttl_ms, err, errlen))
 		return -EINVAL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");

@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #define VMM_MAX_VCPUS 64
+/* vm.cmdline when neither the config nor --cmdline gives one. */
+#define VMM_DEFAULT_CMDLINE \
+	"console=ttyS0 reboot=k panic=-1 nokaslr i8042.noaux"
 #define VMM_MAX_DEVS 16
 
 /* Guest-physical layout. RAM starts at 0; above 3 GiB it continues at

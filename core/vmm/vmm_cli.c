@@ -17,14 +17,14 @@
 #include "vmm.h"
 
 #define DEFAULT_MEM (256ull << 20)
-#define DEFAULT_CMDLINE \
-	"console=ttyS0 reboot=k panic=-1 nokaslr i8042.noaux"
 
 struct vm_opts {
 	const char *config;
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
+	const char *kernel_key;	/* key kernel came from, or NULL */
+	const char *initrd_key;	/* the same for initrd */
 	int64_t vcpus;
 	uint64_t mem;
 	bool mem_set;
@@ -58,7 +58,7 @@ static void usage(FILE *out)
 "  --kernel FILE       Linux bzImage (boot protocol 2.10 or later)\n"
 "  --initrd FILE       initramfs, placed at the top of low RAM\n"
 "  --cmdline STRING    kernel command line (default:\n"
-"                      \"" DEFAULT_CMDLINE "\")\n"
+"                      \"" VMM_DEFAULT_CMDLINE "\")\n"
 "  --vcpus N           vCPUs, 1 to %d (default 1); each is a thread here\n"
 "  --mem SIZE          guest RAM (\"512M\"): without -c default 256M; with\n"
 "                      -c the first SIZE bytes of the region (default all)\n"
@@ -172,7 +172,8 @@ static int parse_args(int argc, char **argv, struct vm_opts *o)
 	return 0;
 }
 
-/* Fill what the flags left open from the config's vm group. */
+/* Fill what the flags left open from the config's vm group (checked
+ * against the key table by cfg_load, vm.memory against cluster.memory). */
 static int apply_config(struct vm_opts *o, struct cfg *c, char *err,
 			size_t errlen)
 {
@@ -185,35 +186,19 @@ static int apply_config(struct vm_opts *o, struct cfg *c, char *err,
 	r = cfg_load(o->config, c, err, errlen);
 	if (r)
 		return r;
-	if (!o->kernel) {
-		r = cfg_lookup_string(c, "vm.kernel", &s, &found, err, errlen);
-		if (r)
-			return r;
-		if (found)
-			o->kernel = s;
+	if (!o->kernel && !cfg_get_string(c, "vm.kernel", &s, NULL)) {
+		o->kernel = s;
+		o->kernel_key = "vm.kernel";
 	}
-	if (!o->initrd) {
-		r = cfg_lookup_string(c, "vm.initrd", &s, &found, err, errlen);
-		if (r)
-			return r;
-		if (found)
-			o->initrd = s;
+	if (!o->initrd && !cfg_get_string(c, "vm.initrd", &s, NULL)) {
+		o->initrd = s;
+		o->initrd_key = "vm.initrd";
 	}
-	if (!o->cmdline) {
-		r = cfg_lookup_string(c, "vm.cmdline", &s, &found, err,
-				      errlen);
-		if (r)
-			return r;
-		if (found)
-			o->cmdline = s;
-	}
-	if (o->vcpus < 0) {
-		r = cfg_lookup_int(c, "vm.vcpus", &n, &found, err, errlen);
-		if (r)
-			return r;
-		if (found)
-			o->vcpus = n;
-	}
+	if (!o->cmdline && !cfg_get_string(c, "vm.cmdline", &s, &found) &&
+	    found)
+		o->cmdline = s;
+	if (o->vcpus < 0 && !cfg_get_int(c, "vm.vcpus", &n, &found) && found)
+		o->vcpus = n;
 	if (!o->mem_set) {
 		r = cfg_lookup_size(c, "vm.memory", &size, &found, err,
 				    errlen);
@@ -232,28 +217,48 @@ static int apply_config(struct vm_opts *o, struct cfg *c, char *err,
 	return 0;
 }
 
-/* Everything that can be checked before a VM exists: bad input exits 78
- * here whether or not this machine has KVM. */
-static int check_input(struct vm_opts *o, struct vmm_kernel *k, char *err,
-		       size_t errlen)
+/* err about the file a config key named: "FILE:LINE: KEY: err". */
+static int blame(const struct cfg *c, const char *key, char *err,
+		 size_t errlen)
 {
+	char why[1024];
+
+	if (!key)
+		return -EINVAL;
+	snprintf(why, sizeof(why), "%s", err);
+	return cfg_fail_key(c, key, err, errlen, "%s: %s", key, why);
+}
+
+/* Everything that can be checked before a VM exists: bad input exits 78
+ * here whether or not this machine has KVM. The ranges are the key table's
+ * (vm.vcpus, vm.memory), the flags' as well as the file's. */
+static int check_input(struct vm_opts *o, const struct cfg *c,
+		       struct vmm_kernel *k, char *err, size_t errlen)
+{
+	const struct cfg_key *kv = cfg_key_find("vm.vcpus");
+	const struct cfg_key *km = cfg_key_find("vm.memory");
 	const char *src = o->config ? o->config : "command line";
+	char why[256], lo[24], hi[24];
 	struct stat st = { 0 };
 	int r;
 
 	if (o->vcpus < 0)
-		o->vcpus = 1;
-	if (o->vcpus < 1 || o->vcpus > VMM_MAX_VCPUS) {
-		snprintf(err, errlen, "%s: vcpus = %lld: must be 1 to %d", src,
-			 (long long)o->vcpus, VMM_MAX_VCPUS);
+		o->vcpus = kv->def;
+	if (cfg_key_check(kv->name, o->vcpus, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: vcpus = %lld: must be %lld to %lld",
+			 src, (long long)o->vcpus, (long long)kv->min,
+			 (long long)kv->max);
 		return -EINVAL;
 	}
 	if (!o->mem_set)
 		o->mem = DEFAULT_MEM;
-	if (o->mem < (2u << 20) || o->mem % PM_PAGE_SIZE) {
+	if (o->mem > INT64_MAX ||
+	    cfg_key_check(km->name, (int64_t)o->mem, why, sizeof(why))) {
+		cfg_size_str((uint64_t)km->min, lo, sizeof(lo));
+		cfg_size_str((uint64_t)km->max, hi, sizeof(hi));
 		snprintf(err, errlen,
-			 "%s: guest memory of %llu bytes: must be at least 2 MiB and a multiple of %u",
-			 src, (unsigned long long)o->mem, PM_PAGE_SIZE);
+			 "%s: guest memory of %llu bytes: must be %s to %s and a multiple of %u",
+			 src, (unsigned long long)o->mem, lo, hi, PM_PAGE_SIZE);
 		return -EINVAL;
 	}
 	if (o->selftest)
@@ -261,33 +266,37 @@ static int check_input(struct vm_opts *o, struct vmm_kernel *k, char *err,
 	if (!o->kernel) {
 		snprintf(err, errlen,
 			 "no kernel: pass --kernel BZIMAGE or set vm.kernel in the config (or use --selftest)");
-		return -EINVAL;
+		return c ? blame(c, "vm", err, errlen) : -EINVAL;
 	}
 	r = vmm_kernel_read(o->kernel, k, err, errlen);
 	if (r)
-		return r;
+		return o->kernel_key ? blame(c, o->kernel_key, err, errlen) : r;
 	if (!o->cmdline)
-		o->cmdline = DEFAULT_CMDLINE;
+		o->cmdline = VMM_DEFAULT_CMDLINE;
 	if (o->initrd) {
 		if (stat(o->initrd, &st) < 0) {
 			r = -errno;
 			snprintf(err, errlen, "initrd %s: %s", o->initrd,
 				 strerror(-r));
-			goto out_kernel;
+			goto out_initrd;
 		}
 		if (!S_ISREG(st.st_mode)) {
 			r = -EINVAL;
 			snprintf(err, errlen, "initrd %s: not a regular file",
 				 o->initrd);
-			goto out_kernel;
+			goto out_initrd;
 		}
 	}
+	/* Sizes of kernel, initrd and RAM together: no one key to blame. */
 	r = vmm_boot_check(k, o->initrd, (uint64_t)st.st_size, o->mem,
 			   strlen(o->cmdline), err, errlen);
 	if (r)
 		goto out_kernel;
 	return 0;
 
+out_initrd:
+	if (o->initrd_key)
+		r = blame(c, o->initrd_key, err, errlen);
 out_kernel:
 	vmm_kernel_free(k);
 	return r;
@@ -342,7 +351,8 @@ int cmd_vm(int argc, char **argv)
 		status = PM_EXIT_CONFIG;
 		goto out_cfg;
 	}
-	if (check_input(&o, &kernel, err, sizeof(err))) {
+	if (check_input(&o, o.config ? &c : NULL, &kernel, err,
+			sizeof(err))) {
 		fprintf(stderr, "pagemesh vm: %s\n", err);
 		status = PM_EXIT_CONFIG;
 		goto out_cfg;
