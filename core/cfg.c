@@ -433,6 +433,8 @@ int cfg_read(const char *path, struct cfg *c, char *err, size_t errlen)
 			 config_error_line(&c->lc), config_error_text(&c->lc));
 		return -EINVAL;
 	}
+	if (cfg_check_ints(c, err, errlen))
+		return -EINVAL;
 	return cfg_check_keys(c, err, errlen);
 }
 

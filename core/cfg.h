@@ -61,8 +61,9 @@ struct cfg {
 };
 
 /*
- * Read path and check every setting against the key table: unknown keys,
- * types, ranges. No key is required: the coordinator reads its group this way.
+ * Read path, refuse what libconfig would misread (integers it truncates)
+ * and check every setting against the key table: unknown keys, types,
+ * ranges. No key is required: the coordinator reads its group this way.
  * 0, or -EINVAL (-ENOENT: no file) with "FILE:LINE: what is wrong" in err.
  * Call cfg_free() either way.
  */

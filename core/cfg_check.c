@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Config checks that need the whole file: every setting against the key
- * table (unknown keys with a "did you mean", types, ranges). */
+ * table (unknown keys with a "did you mean", types, ranges), and integers
+ * libconfig 1.5 would silently truncate, found in the source text. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,21 @@ static int check_value(const struct cfg *c, const struct cfg_key *k,
 			cfg_type_name(s));
 }
 
+/* "a.b.c" of s, list elements as [i]. */
+static void setting_path(const config_setting_t *s, char *buf, size_t len)
+{
+	const config_setting_t *p = config_setting_parent(s);
+	char up[256] = "";
+
+	if (p && config_setting_parent(p))
+		setting_path(p, up, sizeof(up));
+	if (config_setting_name(s))
+		snprintf(buf, len, "%s%s%s", up, *up ? "." : "",
+			 config_setting_name(s));
+	else
+		snprintf(buf, len, "%s[%d]", up, config_setting_index(s));
+}
+
 /* Is name in transports.order? The order itself is checked as a key. */
 static bool in_order(const struct cfg *c, const char *name)
 {
@@ -265,4 +281,214 @@ static int check_group(const struct cfg *c, const config_setting_t *g,
 int cfg_check_keys(const struct cfg *c, char *err, size_t errlen)
 {
 	return check_group(c, config_root_setting(&c->lc), "", err, errlen);
+}
+
+/* ---- integers libconfig 1.5 truncates ------------------------------------ */
+
+/*
+ * libconfig 1.5 reads an integer without an L suffix into 32 bits and drops
+ * the rest without a word: "memory = 4294971392;" is 4096. Only the text
+ * shows what was meant, so it is scanned for such literals (outside
+ * strings and comments); the setting that holds one is the one on its line
+ * with the truncated value.
+ */
+
+struct lit {
+	unsigned int line;
+	char text[32];
+	long long truncated;	/* what libconfig stored */
+};
+
+/* Name of the INT setting on line with value v, below s. */
+static bool find_int(const config_setting_t *s, const char *file,
+		     unsigned int line, long long v, char *path, size_t len)
+{
+	int i;
+
+	if (config_setting_type(s) == CONFIG_TYPE_INT) {
+		const char *f = config_setting_source_file(s);
+
+		if (config_setting_source_line(s) == line &&
+		    config_setting_get_int64(s) == v && f &&
+		    !strcmp(f, file)) {
+			setting_path(s, path, len);
+			return true;
+		}
+		return false;
+	}
+	if (!config_setting_is_aggregate(s))
+		return false;
+	for (i = 0; i < config_setting_length(s); i++)
+		if (find_int(config_setting_get_elem(s, i), file, line, v,
+			     path, len))
+			return true;
+	return false;
+}
+
+/* The value of an integer literal that does not fit 32 bits, or false. */
+static bool too_wide(const char *t, size_t n, long long *truncated)
+{
+	char buf[64];
+	unsigned long long u;
+	long long v;
+	bool hex;
+
+	if (n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	memcpy(buf, t, n);
+	buf[n] = '\0';
+	hex = strchr(buf, 'x') || strchr(buf, 'X');
+	errno = 0;
+	if (hex) {
+		/* libconfig 1.5: strtoull, then an int; 0xFFFFFFFF is -1 */
+		u = strtoull(buf, NULL, 16);
+		*truncated = (int)(unsigned int)u;
+		return errno == ERANGE || u > 0x7fffffffull;
+	}
+	v = strtoll(buf, NULL, 10);
+	*truncated = (int)(unsigned int)(unsigned long long)v;
+	return errno == ERANGE || v < INT32_MIN || v > INT32_MAX;
+}
+
+static bool name_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+	       ch == '*';
+}
+
+/* First too-wide literal of text, or false. */
+static bool scan(const char *t, struct lit *out)
+{
+	unsigned int line = 1;
+	size_t i = 0, j;
+
+	while (t[i]) {
+		char ch = t[i];
+
+		if (ch == '\n') {
+			line++;
+			i++;
+		} else if (ch == '#' || (ch == '/' && t[i + 1] == '/')) {
+			while (t[i] && t[i] != '\n')
+				i++;
+		} else if (ch == '/' && t[i + 1] == '*') {
+			for (i += 2; t[i] && !(t[i] == '*' && t[i + 1] == '/');
+			     i++)
+				line += t[i] == '\n';
+			i += t[i] ? 2 : 0;
+		} else if (ch == '"') {
+			for (i++; t[i] && t[i] != '"'; i++) {
+				if (t[i] == '\\' && t[i + 1])
+					i++;
+				line += t[i] == '\n';
+			}
+			i += t[i] ? 1 : 0;
+		} else if ((ch >= '0' && ch <= '9') ||
+			   ((ch == '-' || ch == '+') && t[i + 1] >= '0' &&
+			    t[i + 1] <= '9')) {
+			/* A number: digits, hex digits, '.', exponents, L. */
+			for (j = i + 1; name_char(t[j]) || t[j] == '.' ||
+			     ((t[j] == '-' || t[j] == '+') &&
+			      (t[j - 1] == 'e' || t[j - 1] == 'E')); j++)
+				;
+			if (t[j - 1] != 'L' && !memchr(t + i, '.', j - i) &&
+			    (memchr(t + i, 'x', j - i) ||
+			     memchr(t + i, 'X', j - i) ||
+			     (!memchr(t + i, 'e', j - i) &&
+			      !memchr(t + i, 'E', j - i))) &&
+			    too_wide(t + i, j - i, &out->truncated)) {
+				out->line = line;
+				snprintf(out->text, sizeof(out->text), "%.*s",
+					 (int)(j - i < 31 ? j - i : 31), t + i);
+				return true;
+			}
+			i = j;
+		} else if (name_char(ch)) {
+			while (name_char(t[i]))
+				i++;
+		} else {
+			i++;
+		}
+	}
+	return false;
+}
+
+/* Whole file into memory, NUL-terminated; NULL if it cannot be read. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0, cap = 0, got;
+	char *buf = NULL, *nb;
+
+	if (!f)
+		return NULL;
+	do {
+		if (cap - n < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap + 1);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+	} while (got);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Every file the settings came from (the file, and what it @includes). */
+static int source_files(const config_setting_t *s, const char **files,
+			int n, int max)
+{
+	const char *f = config_setting_source_file(s);
+	int i;
+
+	if (f) {
+		for (i = 0; i < n && strcmp(files[i], f); i++)
+			;
+		if (i == n && n < max)
+			files[n++] = f;
+	}
+	for (i = 0; config_setting_is_aggregate(s) &&
+		    i < config_setting_length(s); i++)
+		n = source_files(config_setting_get_elem(s, i), files, n, max);
+	return n;
+}
+
+int cfg_check_ints(const struct cfg *c, char *err, size_t errlen)
+{
+	const config_setting_t *root = config_root_setting(&c->lc);
+	const struct cfg_key *k;
+	const char *files[16];
+	char path[256];
+	struct lit l;
+	int i, n;
+
+	files[0] = c->path;
+	n = source_files(root, files, 1, 16);
+	for (i = 0; i < n; i++) {
+		char *text = slurp(files[i]);
+		bool bad = text && scan(text, &l);
+
+		free(text);
+		if (!bad)
+			continue;
+		if (!find_int(root, files[i], l.line, l.truncated, path,
+			      sizeof(path)))
+			snprintf(path, sizeof(path), "integer");
+		k = cfg_key_find(path);
+		snprintf(err, errlen,
+			 "%s:%u: %s: %s does not fit in 32 bits, and libconfig would read it as %lld: write %sL%s",
+			 files[i], l.line, path, l.text, l.truncated, l.text,
+			 k && k->type == CFG_T_SIZE ?
+			 " or a string like \"4G\"" : "");
+		return -EINVAL;
+	}
+	return 0;
 }

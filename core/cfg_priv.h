@@ -11,6 +11,8 @@
 
 /* Every setting of c against the table (cfg_check.c). 0 or -EINVAL. */
 int cfg_check_keys(const struct cfg *c, char *err, size_t errlen);
+/* Integers libconfig 1.5 truncated, from the source text. 0 or -EINVAL. */
+int cfg_check_ints(const struct cfg *c, char *err, size_t errlen);
 
 /* "a string", "an integer", ... for messages. */
 const char *cfg_type_name(const config_setting_t *s);

@@ -460,6 +460,40 @@ static void test_table_sane(void **state)
 	}
 }
 
+/* --- what libconfig would misread ----------------------------------------- */
+
+static void test_truncated_int(void **state)
+{
+	char err[1024];
+
+	(void)state;
+	expect_config_error("node = { id = 0; };\n"
+			    "cluster = { name = \"t\"; nodes = 2;\n"
+			    "  memory = 4294971392; };\n",
+			    true, "3",
+			    "cluster.memory: 4294971392 does not fit in 32 bits, and libconfig would read it as 4096: write 4294971392L or a string like \"4G\"");
+	expect_config_error("node = { id = 0; };\n"
+			    "cluster = { name = \"t\"; nodes = 2; memory = \"64M\";\n"
+			    "  startup_timeout_ms = 0x100000010; };\n",
+			    true, "3",
+			    "cluster.startup_timeout_ms: 0x100000010 does not fit in 32 bits, and libconfig would read it as 16");
+	expect_config_error("node = { id = 0; };\n"
+			    "cluster = { name = \"t\"; nodes = 2; memory = \"64M\"; };\n"
+			    "pager = { timeout_ms = -2147483649; };\n",
+			    true, "3", "pager.timeout_ms: -2147483649 does not fit in 32 bits");
+	/* The same digits where libconfig reads them right. */
+	snprintf(err, sizeof(err), "%s"
+		 "# memory = 4294971392;\n"
+		 "pager = { local_limit = 4294971392L; /* not 4294971392 */\n"
+		 "  policy = \"fifo\"; }; // 4294971392\n"
+		 "metrics = { listen = \"127.0.0.1:4294971392\"; };\n"
+		 "vm = { cmdline = \"mem=4294971392\"; };\n"
+		 "transports = { order = [ \"tcp\" ]; };\n"
+		 "peers = ( { id = 1; tcp = \"127.0.0.1:2\"; } );\n",
+		 good_head);
+	assert_int_equal(load_text(err, err, sizeof(err)), 0);
+}
+
 /* --- the example configs -------------------------------------------------- */
 
 static void test_etc_configs_load(void **state)
@@ -509,6 +543,7 @@ int main(void)
 		cmocka_unit_test(test_ranges_from_table),
 		cmocka_unit_test(test_tcp_ranges_match_plugin),
 		cmocka_unit_test(test_table_sane),
+		cmocka_unit_test(test_truncated_int),
 		cmocka_unit_test(test_etc_configs_load),
 	};
 
