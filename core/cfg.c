@@ -86,20 +86,21 @@ int cfg_parse_size(const char *s, uint64_t *out)
 	uint64_t mul = 1;
 	char *end;
 
-	if (!s || !*s || *s == '-')
+	/* strtoull would take a sign or leading blanks: neither is a size. */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': mul = 1ull << 10; end++; break;
-	case 'm': case 'M': mul = 1ull << 20; end++; break;
-	case 'g': case 'G': mul = 1ull << 30; end++; break;
-	case 't': case 'T': mul = 1ull << 40; end++; break;
+	case 'k': case 'K': mul = 1ull << 10; break;
+	case 'm': case 'M': mul = 1ull << 20; break;
+	case 'g': case 'G': mul = 1ull << 30; break;
+	case 't': case 'T': mul = 1ull << 40; break;
 	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (mul > 1 && *++end == 'i' && end[1] == 'B')
+		end += 2;
 	if (*end)
 		return -EINVAL;
 	if (v > UINT64_MAX / mul)

@@ -77,7 +77,11 @@ int cfg_read(const char *path, struct cfg *c, char *err, size_t errlen);
 int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen);
 void cfg_free(struct cfg *c);
 
-/* "256M", "1G", "4096", "64K" -> bytes. 0 or -EINVAL. */
+/*
+ * "256M", "1G", "4096", "64KiB" -> bytes: digits, then nothing or one of
+ * K, M, G, T (either case, powers of 1024), optionally followed by "iB".
+ * Nothing else: no sign, no spaces, no bare "B". 0 or -EINVAL.
+ */
 int cfg_parse_size(const char *s, uint64_t *out);
 
 /*

@@ -91,7 +91,7 @@ int cfg_setting_size(const struct cfg *c, const char *key,
 				key, cfg_type_name(s));
 	if (cfg_parse_size(config_setting_get_string(s), out))
 		return cfg_fail(c, s, err, errlen,
-				"%s: '%s' is not a size (digits with an optional K, M, G or T)",
+				"%s: '%s' is not a size (digits, then nothing or K, M, G or T, optionally with iB: \"4096\", \"64K\", \"1GiB\")",
 				key, config_setting_get_string(s));
 	return 0;
 }

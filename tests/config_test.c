@@ -494,6 +494,36 @@ static void test_truncated_int(void **state)
 	assert_int_equal(load_text(err, err, sizeof(err)), 0);
 }
 
+/* --- sizes ---------------------------------------------------------------- */
+
+static void test_size_strings(void **state)
+{
+	static const char *const bad[] = {
+		" 4096", "4096B", "4096 ", "+4096", "4KB", "4 K", "0x1000",
+		"4Ki", "4iB", "K", "4.5M",
+	};
+	uint64_t v;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (cfg_parse_size(bad[i], &v) != -EINVAL)
+			fail_msg("'%s' taken as a size (%llu)", bad[i],
+				 (unsigned long long)v);
+	assert_int_equal(cfg_parse_size("4k", &v), 0);
+	assert_true(v == 4096);
+	assert_int_equal(cfg_parse_size("2TiB", &v), 0);
+	assert_true(v == 2ull << 40);
+	expect_config_error("node = { id = 0; };\n"
+			    "cluster = { name = \"t\"; nodes = 2;\n"
+			    "  memory = \" 64M\"; };\n",
+			    true, "3", "cluster.memory: ' 64M' is not a size");
+	expect_config_error("node = { id = 0; };\n"
+			    "cluster = { name = \"t\"; nodes = 2; memory = \"64M\"; };\n"
+			    "pager = { local_limit = \"4096B\"; };\n",
+			    true, "3", "pager.local_limit: '4096B' is not a size");
+}
+
 /* --- the example configs -------------------------------------------------- */
 
 static void test_etc_configs_load(void **state)
@@ -544,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_ranges_match_plugin),
 		cmocka_unit_test(test_table_sane),
 		cmocka_unit_test(test_truncated_int),
+		cmocka_unit_test(test_size_strings),
 		cmocka_unit_test(test_etc_configs_load),
 	};
 

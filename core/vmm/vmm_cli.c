@@ -135,7 +135,7 @@ static int parse_args(int argc, char **argv, struct vm_opts *o)
 			break;
 		case OPT_MEM:
 			if (cfg_parse_size(optarg, &o->mem)) {
-				fprintf(stderr, "pagemesh vm: --mem '%s' is not a size (digits with an optional K, M, G)\n",
+				fprintf(stderr, "pagemesh vm: --mem '%s' is not a size (digits with an optional K, M, G or T)\n",
 					optarg);
 				return PM_EXIT_USAGE;
 			}
