@@ -49,6 +49,7 @@ struct auth {
 int auth_open(const struct cfg *c, struct auth **out, char *err,
 	      size_t errlen)
 {
+	char why[PATH_MAX + 128];
 	struct auth *a;
 	struct stat st;
 	int r;
@@ -64,29 +65,35 @@ int auth_open(const struct cfg *c, struct auth **out, char *err,
 		pthread_mutex_init(&a->b[i].lock, NULL);
 	if (!c->key_file[0])
 		goto done;
+	/* Each refusal names the file and line of security.key_file. */
 	if (stat(c->key_file, &st)) {
 		r = -errno;
-		snprintf(err, errlen, "%s: security.key_file %s: %s", c->path,
-			 c->key_file, strerror(-r));
+		cfg_fail_key(c, "security.key_file", err, errlen,
+			     "security.key_file %s: %s", c->key_file,
+			     strerror(-r));
 		goto out_free;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		snprintf(err, errlen, "%s: security.key_file %s: not a regular file",
-			 c->path, c->key_file);
+		r = cfg_fail_key(c, "security.key_file", err, errlen,
+				 "security.key_file %s: not a regular file",
+				 c->key_file);
 		goto out_free;
 	}
 	/* The key opens every page of the cluster: only its owner reads it. */
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		r = -EPERM;
-		snprintf(err, errlen, "%s: security.key_file %s has mode %04o: it must not be readable or writable by group or other (chmod 600 %s)",
-			 c->path, c->key_file, (unsigned)(st.st_mode & 07777),
-			 c->key_file);
+		cfg_fail_key(c, "security.key_file", err, errlen,
+			     "security.key_file %s has mode %04o: it must not be readable or writable by group or other (chmod 600 %s)",
+			     c->key_file, (unsigned)(st.st_mode & 07777),
+			     c->key_file);
 		goto out_free;
 	}
-	r = auth_load_key(c->key_file, a->key, &a->keylen, err, errlen);
-	if (r)
+	r = auth_load_key(c->key_file, a->key, &a->keylen, why, sizeof(why));
+	if (r) {
+		cfg_fail_key(c, "security.key_file", err, errlen,
+			     "security.key_file: %s", why);
 		goto out_free;
+	}
 done:
 	*out = a;
 	return 0;

@@ -7,6 +7,8 @@
  * example configs in etc/ loading.
  */
 #include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -524,6 +526,28 @@ static void test_size_strings(void **state)
 			    true, "3", "pager.local_limit: '4096B' is not a size");
 }
 
+/* A key file refused for its mode: the line of security.key_file. */
+static void test_key_file_line(void **state)
+{
+	char key[] = "/tmp/pm-cfg-key-XXXXXX", body[1024];
+	int fd;
+
+	(void)state;
+	fd = mkstemp(key);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef", 32),
+			 32);
+	assert_int_equal(fchmod(fd, 0644), 0);
+	close(fd);
+	snprintf(body, sizeof(body),
+		 "node = { id = 0; };\n"
+		 "cluster = { name = \"t\"; nodes = 2; memory = \"64M\"; };\n"
+		 "security = {\n"
+		 "  key_file = \"%s\"; };\n", key);
+	expect_config_error(body, true, "4", "has mode 0644");
+	unlink(key);
+}
+
 /* --- the example configs -------------------------------------------------- */
 
 static void test_etc_configs_load(void **state)
@@ -575,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_table_sane),
 		cmocka_unit_test(test_truncated_int),
 		cmocka_unit_test(test_size_strings),
+		cmocka_unit_test(test_key_file_line),
 		cmocka_unit_test(test_etc_configs_load),
 	};
 
