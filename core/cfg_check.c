@@ -240,8 +240,8 @@ static int unknown(const struct cfg *c, const config_setting_t *s,
 /*
  * The members of group g (path prefix; "" at the top). A transports.NAME
  * group of a transport in transports.order that the table does not know
- * (a plugin of someone else's) is left alone: only the plugin knows its
- * keys.
+ * (a plugin of someone else's) is left to the loader: only the plugin
+ * knows its keys (see loader_check_keys).
  */
 static int check_group(const struct cfg *c, const config_setting_t *g,
 		       const char *prefix, char *err, size_t errlen)
