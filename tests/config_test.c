@@ -7,6 +7,8 @@
  * example configs in etc/ loading.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <setjmp.h>
@@ -579,7 +581,104 @@ static void test_etc_configs_load(void **state)
 	assert_true(n >= 5);
 }
 
-int main(void)
+/* --- the README's configuration reference --------------------------------- */
+
+/* The README's row of k: key, meaning, values, default. */
+static void readme_row(const struct cfg_key *k, char *buf, size_t len)
+{
+	char values[512], def[256];
+
+	cfg_key_values(k, values, sizeof(values));
+	cfg_key_default(k, def, sizeof(def));
+	snprintf(buf, len, "| `%s` | %s | %s | %s |", k->name, k->doc, values,
+		 def);
+}
+
+static void print_readme_table(FILE *f)
+{
+	char row[2048];
+	size_t i;
+
+	fprintf(f, "| key | meaning | values | default |\n"
+		"| --- | --- | --- | --- |\n");
+	for (i = 0; i < cfg_n_keys; i++) {
+		readme_row(&cfg_keys[i], row, sizeof(row));
+		fprintf(f, "%s\n", row);
+	}
+}
+
+/* README.md's section "## Configuration reference", NUL-terminated. */
+static char *readme_section(void)
+{
+	char path[PATH_MAX], *text, *start, *end;
+	size_t n = 0, cap = 1 << 20;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/README.md", src_dir());
+	f = fopen(path, "r");
+	if (!f)
+		fail_msg("%s: %s (PM_SRC names the source tree)", path,
+			 strerror(errno));
+	text = malloc(cap + 1);
+	assert_non_null(text);
+	n = fread(text, 1, cap, f);
+	fclose(f);
+	text[n] = '\0';
+	start = strstr(text, "\n## Configuration reference\n");
+	assert_non_null(start);
+	end = strstr(start + 1, "\n## ");
+	if (end)
+		*end = '\0';
+	memmove(text, start, strlen(start) + 1);
+	return text;
+}
+
+/*
+ * Docs cannot drift from the table: each key's row in the README is the one
+ * the table makes (default and range included), and the README documents
+ * no key the table lacks. `config_test --readme-table` prints the rows.
+ */
+static void test_readme_matches_table(void **state)
+{
+	char *sec = readme_section(), *line, *save = NULL, row[2048];
+	int bad = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < cfg_n_keys; i++) {
+		readme_row(&cfg_keys[i], row, sizeof(row));
+		if (!strstr(sec, row)) {
+			print_message("README lacks, or has another row for:\n%s\n",
+				      row);
+			bad++;
+		}
+	}
+	for (line = strtok_r(sec, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char key[128];
+		const char *end;
+
+		if (strncmp(line, "| `", 3))
+			continue;
+		end = strstr(line + 3, "` |");
+		assert_non_null(end);
+		snprintf(key, sizeof(key), "%.*s", (int)(end - line - 3),
+			 line + 3);
+		if (!cfg_key_find(key)) {
+			print_message("README documents '%s', which is not in the key table\n",
+				      key);
+			bad++;
+		}
+	}
+	free(sec);
+	if (bad) {
+		print_message("the table as the README should have it (build/tests/config_test --readme-table):\n");
+		print_readme_table(stdout);
+		fail_msg("%d README rows differ from the key table", bad);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wrong_type),
@@ -601,7 +700,13 @@ int main(void)
 		cmocka_unit_test(test_size_strings),
 		cmocka_unit_test(test_key_file_line),
 		cmocka_unit_test(test_etc_configs_load),
+		cmocka_unit_test(test_readme_matches_table),
 	};
+
+	if (argc > 1 && !strcmp(argv[1], "--readme-table")) {
+		print_readme_table(stdout);
+		return 0;
+	}
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
