@@ -109,10 +109,11 @@ const struct cfg_key cfg_keys[] = {
 	  .form = "2q|clock|fifo", FIELD(evict_policy),
 	  .doc = "which page a full `local_limit` evicts: `\"2q\"` (pages that fault again soon after their eviction are protected, up to 3/4 of the limit; the rest go first), `\"fifo\"` (oldest mapped) or `\"clock\"` (second chance); 2q measured the fewest re-faults (`fault_bench -s`, `bench/evict_sim.py`)" },
 
-	{ "metrics.listen", CFG_T_STRING, 0, 1, 0, .unset = "off",
+	/* "" is off / no key, as it was before the table. */
+	{ "metrics.listen", CFG_T_STRING, 0, 0, 0, .unset = "off",
 	  .form = "`HOST:PORT`", FIELD(metrics_listen),
 	  .doc = "address serving Prometheus text at `/metrics`" },
-	{ "security.key_file", CFG_T_STRING, 0, 1, 0,
+	{ "security.key_file", CFG_T_STRING, 0, 0, 0,
 	  .unset = "none (loopback-only clusters)", .form = "file name",
 	  FIELD(key_file),
 	  .doc = "cluster key (mode 0600, 16+ bytes): peers prove it before any page moves; signs coordinator writes" },
