@@ -109,66 +109,6 @@ int cfg_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/*
- * The setting at key, or NULL: *r = 0 when it is absent and optional
- * (*found = false), else an error for the missing key.
- */
-static config_setting_t *lookup(const struct cfg *c, const char *key,
-				bool *found, char *err, size_t errlen, int *r)
-{
-	config_setting_t *s = config_lookup(&c->lc, key);
-
-	*r = 0;
-	if (found)
-		*found = s != NULL;
-	if (!s && !found)
-		*r = cfg_fail_key(c, key, err, errlen, "missing key '%s'", key);
-	return s;
-}
-
-int cfg_lookup_string(const struct cfg *c, const char *key, const char **out,
-		      bool *found, char *err, size_t errlen)
-{
-	int r;
-	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
-
-	if (!s)
-		return r;
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_fail(c, s, err, errlen,
-				"%s: expected a string, found %s", key,
-				cfg_type_name(s));
-	*out = config_setting_get_string(s);
-	return 0;
-}
-
-int cfg_lookup_int(const struct cfg *c, const char *key, int64_t *out,
-		   bool *found, char *err, size_t errlen)
-{
-	int r;
-	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
-
-	if (!s)
-		return r;
-	if (!cfg_is_int(s))
-		return cfg_fail(c, s, err, errlen,
-				"%s: expected an integer, found %s", key,
-				cfg_type_name(s));
-	*out = config_setting_get_int64(s);
-	return 0;
-}
-
-int cfg_lookup_size(const struct cfg *c, const char *key, uint64_t *out,
-		    bool *found, char *err, size_t errlen)
-{
-	int r;
-	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
-
-	if (!s)
-		return r;
-	return cfg_setting_size(c, key, s, out, err, errlen);
-}
-
 /* The file's setting of table key name (its entry in *k), or NULL. */
 static const config_setting_t *get(const struct cfg *c, const char *name,
 				   const struct cfg_key **k, bool *found)
@@ -209,6 +149,25 @@ int cfg_get_string(const struct cfg *c, const char *key, const char **out,
 		return -ENOENT;
 	*out = s ? config_setting_get_string(s) : k->def_str;
 	return 0;
+}
+
+int cfg_get_size(const struct cfg *c, const char *key, uint64_t *out,
+		 bool *found)
+{
+	const struct cfg_key *k;
+	const config_setting_t *s = get(c, key, &k, found);
+	char err[8];
+
+	if (!k || k->type != CFG_T_SIZE)
+		return -EINVAL;
+	if (!s && k->unset)
+		return -ENOENT;
+	if (!s) {
+		*out = (uint64_t)k->def;
+		return 0;
+	}
+	/* Checked by cfg_read: no message to keep. */
+	return cfg_setting_size(c, key, s, out, err, sizeof(err));
 }
 
 /* The fields of struct cfg the table names: the file's value or the
@@ -402,11 +361,8 @@ static int load_coordinator(struct cfg *c, char *err, size_t errlen)
 		snprintf(c->coord_urls[c->n_coord_urls++],
 			 sizeof(c->coord_urls[0]), "%s",
 			 config_setting_get_string(url));
-	/* The name goes into URLs and etcd keys unescaped. */
 	if (c->n_coord_urls &&
-	    strspn(c->cluster_name, "abcdefghijklmnopqrstuvwxyz"
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-		    strlen(c->cluster_name))
+	    !cfg_plain_name(c->cluster_name, sizeof(c->cluster_name)))
 		return cfg_fail_key(c, "cluster.name", err, errlen,
 				    "cluster.name '%s': use letters, digits, '_', '.' and '-' for a coordinated cluster",
 				    c->cluster_name);
@@ -475,6 +431,15 @@ void cfg_free(struct cfg *c)
 	if (c->loaded)
 		config_destroy(&c->lc);
 	c->loaded = false;
+}
+
+bool cfg_plain_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n && n < max &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 int cfg_transport_index(const struct cfg *c, const char *name)

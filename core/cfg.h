@@ -30,7 +30,7 @@ struct cfg_peer {
 
 struct cfg {
 	char path[PATH_MAX];
-	config_t lc;		/* the whole tree, for cfg_lookup_* */
+	config_t lc;		/* the whole tree, for cfg_get_* */
 	bool loaded;
 
 	int node_id;				/* node.id */
@@ -94,19 +94,6 @@ int cfg_transport_int(const struct cfg *c, const char *transport,
 		      const char *key, int64_t *out);
 
 /*
- * Generic lookups for other modules' groups (vm, metrics, ...), with
- * file:line error messages. A missing key is 0 with *found=false when
- * found is non-NULL, else an error. Sizes accept a suffixed string or a
- * 64-bit integer.
- */
-int cfg_lookup_string(const struct cfg *c, const char *key, const char **out,
-		      bool *found, char *err, size_t errlen);
-int cfg_lookup_int(const struct cfg *c, const char *key, int64_t *out,
-		   bool *found, char *err, size_t errlen);
-int cfg_lookup_size(const struct cfg *c, const char *key, uint64_t *out,
-		    bool *found, char *err, size_t errlen);
-
-/*
  * A table key's value: the file's (checked by cfg_read), else the table's
  * default, also when c was never read. -ENOENT when neither exists,
  * -EINVAL when key is not in the table with that type. found (may be NULL)
@@ -116,6 +103,15 @@ int cfg_get_int(const struct cfg *c, const char *key, int64_t *out,
 		bool *found);
 int cfg_get_string(const struct cfg *c, const char *key, const char **out,
 		   bool *found);
+int cfg_get_size(const struct cfg *c, const char *key, uint64_t *out,
+		 bool *found);
+
+/*
+ * Is s 1 to max - 1 letters, digits, '_', '.' and '-'? What a name that
+ * goes into URLs and etcd keys unescaped may hold: a coordinated
+ * cluster.name, the coordinator's cluster and transport names.
+ */
+bool cfg_plain_name(const char *s, size_t max);
 
 /* Index of transport name in c->transports, or -1. */
 int cfg_transport_index(const struct cfg *c, const char *name);

@@ -75,7 +75,7 @@ static enum MHD_Result post_cluster(struct coord_server *s,
 	r = coord_json_str(o, "name", CFG_NAME_MAX, &name, why, sizeof(why));
 	if (r == -ENOENT)
 		snprintf(why, sizeof(why), "missing \"name\"");
-	if (!r && !coord_valid_name(name, CFG_NAME_MAX)) {
+	if (!r && !cfg_plain_name(name, CFG_NAME_MAX)) {
 		snprintf(why, sizeof(why),
 			 "\"name\" must be letters, digits, '_', '.' or '-'");
 		r = -EINVAL;
@@ -207,7 +207,7 @@ static struct coord_cluster *req_cluster(struct coord_server *s,
 	}
 	if (!name || !*name)
 		name = COORD_DEFAULT_CLUSTER;
-	if (!coord_valid_name(name, CFG_NAME_MAX)) {
+	if (!cfg_plain_name(name, CFG_NAME_MAX)) {
 		*ret = coord_send_error(conn, MHD_HTTP_BAD_REQUEST, NULL,
 					"bad cluster name (letters, digits, '_', '.', '-'; at most %d)",
 					CFG_NAME_MAX - 1);

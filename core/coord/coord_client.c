@@ -379,11 +379,8 @@ int coord_open(const struct cfg *c, struct coord **out)
 		pm_err("coordinator: no coordinator.url/urls in %s", c->path);
 		return -EINVAL;
 	}
-	/* The name goes into URLs and etcd keys unescaped. */
-	if (!c->cluster_name[0] ||
-	    strspn(c->cluster_name, "abcdefghijklmnopqrstuvwxyz"
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-		    strlen(c->cluster_name)) {
+	/* cfg_load checked it already; a cfg made by hand was not. */
+	if (!cfg_plain_name(c->cluster_name, sizeof(c->cluster_name))) {
 		pm_err("%s: cluster.name '%s': use letters, digits, '_', '.' and '-' for a coordinated cluster",
 		       c->path, c->cluster_name);
 		return -EINVAL;

@@ -64,19 +64,6 @@ enum MHD_Result coord_send_error(struct MHD_Connection *conn,
 
 /* ---- validation ---------------------------------------------------------- */
 
-bool coord_valid_name(const char *s, size_t max)
-{
-	size_t i, n = strlen(s);
-
-	if (!n || n >= max)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", s[i]))
-			return false;
-	return true;
-}
-
 int coord_json_int(const cJSON *o, const char *key, int64_t lo, int64_t hi,
 		   int64_t *out, char *why, size_t whylen)
 {
@@ -250,7 +237,7 @@ int coord_parse_ep(const cJSON *o, struct coord_ep *ep, char *why,
 		snprintf(why, whylen, "missing \"transport_type\"");
 	if (r)
 		return -EINVAL;
-	if (!coord_valid_name(t, sizeof(ep->transport))) {
+	if (!cfg_plain_name(t, sizeof(ep->transport))) {
 		snprintf(why, whylen,
 			 "\"transport_type\" must be letters, digits, '_', '.' or '-'");
 		return -EINVAL;

@@ -79,8 +79,6 @@ enum MHD_Result coord_send_error(struct MHD_Connection *conn,
 				 const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Letters, digits, '_', '.' and '-', 1 to max - 1 of them. */
-bool coord_valid_name(const char *s, size_t max);
 /*
  * Integer member key of o in [lo, hi]. 0 and *out, -ENOENT when absent (and
  * not required), or -EINVAL with the reason in why.

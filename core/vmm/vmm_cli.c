@@ -200,11 +200,8 @@ static int apply_config(struct vm_opts *o, struct cfg *c, char *err,
 	if (o->vcpus < 0 && !cfg_get_int(c, "vm.vcpus", &n, &found) && found)
 		o->vcpus = n;
 	if (!o->mem_set) {
-		r = cfg_lookup_size(c, "vm.memory", &size, &found, err,
-				    errlen);
-		if (r)
-			return r;
-		o->mem = found ? size : c->memory;
+		o->mem = cfg_get_size(c, "vm.memory", &size, NULL) ? c->memory
+								   : size;
 		o->mem_set = true;
 	}
 	if (o->mem > c->memory) {
