@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /* Peer authentication: cluster key loading, the HMAC-SHA256 handshake's
- * MACs, and the table of incoming connections that passed it. */
+ * MACs, the table of incoming connections that passed it, and the MAC that
+ * signs the coordinator's write requests. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -15,7 +19,6 @@
 #include <openssl/rand.h>
 
 #include "auth.h"
-#include "coord.h"
 
 #define AUTH_BUCKETS 256
 
@@ -38,7 +41,7 @@ struct auth_bucket {
 
 struct auth {
 	size_t keylen;		/* 0: no key (loopback-only cluster) */
-	unsigned char key[COORD_KEY_MAX + 1];
+	unsigned char key[AUTH_KEY_MAX + 1];
 	pthread_mutex_t client_lock;
 	struct auth_bucket b[AUTH_BUCKETS];
 };
@@ -46,6 +49,7 @@ struct auth {
 int auth_open(const struct cfg *c, struct auth **out, char *err,
 	      size_t errlen)
 {
+	char why[PATH_MAX + 128];
 	struct auth *a;
 	struct stat st;
 	int r;
@@ -61,29 +65,35 @@ int auth_open(const struct cfg *c, struct auth **out, char *err,
 		pthread_mutex_init(&a->b[i].lock, NULL);
 	if (!c->key_file[0])
 		goto done;
+	/* Each refusal names the file and line of security.key_file. */
 	if (stat(c->key_file, &st)) {
 		r = -errno;
-		snprintf(err, errlen, "%s: security.key_file %s: %s", c->path,
-			 c->key_file, strerror(-r));
+		cfg_fail_key(c, "security.key_file", err, errlen,
+			     "security.key_file %s: %s", c->key_file,
+			     strerror(-r));
 		goto out_free;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		snprintf(err, errlen, "%s: security.key_file %s: not a regular file",
-			 c->path, c->key_file);
+		r = cfg_fail_key(c, "security.key_file", err, errlen,
+				 "security.key_file %s: not a regular file",
+				 c->key_file);
 		goto out_free;
 	}
 	/* The key opens every page of the cluster: only its owner reads it. */
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		r = -EPERM;
-		snprintf(err, errlen, "%s: security.key_file %s has mode %04o: it must not be readable or writable by group or other (chmod 600 %s)",
-			 c->path, c->key_file, (unsigned)(st.st_mode & 07777),
-			 c->key_file);
+		cfg_fail_key(c, "security.key_file", err, errlen,
+			     "security.key_file %s has mode %04o: it must not be readable or writable by group or other (chmod 600 %s)",
+			     c->key_file, (unsigned)(st.st_mode & 07777),
+			     c->key_file);
 		goto out_free;
 	}
-	r = coord_load_key(c->key_file, a->key, &a->keylen, err, errlen);
-	if (r)
+	r = auth_load_key(c->key_file, a->key, &a->keylen, why, sizeof(why));
+	if (r) {
+		cfg_fail_key(c, "security.key_file", err, errlen,
+			     "security.key_file: %s", why);
 		goto out_free;
+	}
 done:
 	*out = a;
 	return 0;
@@ -354,4 +364,88 @@ void auth_client_lock(struct auth *a)
 void auth_client_unlock(struct auth *a)
 {
 	pthread_mutex_unlock(&a->client_lock);
+}
+
+/* ---- keys and signed requests -------------------------------------------- */
+
+int64_t auth_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int auth_load_key(const char *path, unsigned char *key, size_t *len,
+		  char *err, size_t errlen)
+{
+	ssize_t n;
+	size_t got = 0;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "key file %s: %s", path, strerror(-r));
+		return r;
+	}
+	/* Read one byte past the limit to tell "too long" from "full". */
+	while (got <= AUTH_KEY_MAX) {
+		n = read(fd, key + got, AUTH_KEY_MAX + 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "key file %s: %s", path,
+				 strerror(-r));
+			break;
+		}
+		if (!n)
+			break;
+		got += n;
+	}
+	close(fd);
+	if (r)
+		return r;
+	if (got < AUTH_KEY_MIN || got > AUTH_KEY_MAX) {
+		snprintf(err, errlen,
+			 "key file %s: %zu%s bytes; a key has %d to %d bytes",
+			 path, got, got > AUTH_KEY_MAX ? "+" : "",
+			 AUTH_KEY_MIN, AUTH_KEY_MAX);
+		return -EINVAL;
+	}
+	*len = got;
+	return 0;
+}
+
+int auth_request_mac(const unsigned char *key, size_t keylen, int64_t ts,
+		     const char *method, const char *path, const char *cluster,
+		     const char *body, size_t bodylen, char out[65])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char head[640];
+	size_t hl;
+	char *msg;
+	int n;
+
+	n = snprintf(head, sizeof(head), "%lld\n%s\n%s\n%s\n",
+		     (long long)ts, method, path, cluster ? cluster : "");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -ENAMETOOLONG;
+	hl = (size_t)n;
+	msg = malloc(hl + bodylen + 1);
+	if (!msg)
+		return -ENOMEM;
+	memcpy(msg, head, hl);
+	if (bodylen)
+		memcpy(msg + hl, body, bodylen);
+	if (!HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg,
+		  hl + bodylen, mac, &maclen) || maclen != AUTH_MAC_LEN) {
+		free(msg);
+		return -ENOMEM;
+	}
+	free(msg);
+	hex(out, mac, AUTH_MAC_LEN);
+	return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Peer authentication: the cluster key, the HMAC-SHA256 challenge-response
- * that opens every connection, and which incoming connections passed it. */
+ * that opens every connection, which incoming connections passed it, and
+ * the MAC that signs the coordinator's write requests. */
 #ifndef PM_AUTH_H
 #define PM_AUTH_H
 
@@ -12,6 +13,17 @@
 
 #define AUTH_NONCE_LEN 32
 #define AUTH_MAC_LEN 32
+/* A key file holds AUTH_KEY_MIN to AUTH_KEY_MAX bytes, used as they are. */
+#define AUTH_KEY_MIN 16
+#define AUTH_KEY_MAX 4096
+
+/*
+ * Read a key file into key (room for AUTH_KEY_MAX + 1 bytes: one past the
+ * limit tells "too long" from "full"). 0 or -errno with the file and the
+ * reason in err. Modes are auth_open's to check.
+ */
+int auth_load_key(const char *path, unsigned char *key, size_t *len,
+		  char *err, size_t errlen);
 
 /*
  * The handshake (HELLO is the first call on every outgoing connection):
@@ -67,6 +79,18 @@ int auth_server_finish(struct auth *a, int tidx, uint64_t conn_id,
 /* May a request claiming to be from node `from` pass on this connection? */
 bool auth_conn_ok(struct auth *a, int tidx, uint64_t conn_id, int from);
 void auth_conn_closed(struct auth *a, int tidx, uint64_t conn_id);
+
+/*
+ * MAC of a coordinator write request (see COORD_AUTH_HEADER in coord.h):
+ * out[65] = hex HMAC-SHA256 under key of
+ * "TS\nMETHOD\nPATH\nCLUSTER\nBODY". 0, -ENAMETOOLONG or -ENOMEM.
+ */
+int auth_request_mac(const unsigned char *key, size_t keylen, int64_t ts,
+		     const char *method, const char *path, const char *cluster,
+		     const char *body, size_t bodylen, char out[65]);
+/* Unix time in ms: the TS of a signed request (clocks of hosts agree on
+ * it, unlike the monotonic clock). */
+int64_t auth_wall_ms(void);
 
 /* Serialise re-handshakes of the client side (a peer restarted). */
 void auth_client_lock(struct auth *a);

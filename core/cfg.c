@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Configuration file: libconfig parsing and validation with FILE:LINE
+/* Configuration file: libconfig parsing, checks against the key table
+ * (cfg_keys.c, cfg_check.c) and the checks across keys, all with FILE:LINE
  * messages, so a bad key is found without reading the source. */
 #include <errno.h>
 #include <stdarg.h>
@@ -8,27 +9,73 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "cfg_priv.h"
 
-static int cfg_fail(const struct cfg *c, const config_setting_t *s,
-		    char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-/* "FILE:LINE: message" (LINE of setting s, or of nothing when s is NULL). */
-static int cfg_fail(const struct cfg *c, const config_setting_t *s,
-		    char *err, size_t errlen, const char *fmt, ...)
+/* Line to blame for what is not in the file at all: its last one. */
+static unsigned int last_line(const char *path)
 {
-	va_list ap;
+	unsigned int n = 0;
+	int ch, prev = '\n';
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while ((ch = getc(f)) != EOF) {
+		n += ch == '\n';
+		prev = ch;
+	}
+	fclose(f);
+	return n + (prev != '\n');
+}
+
+static int vfail(const struct cfg *c, const config_setting_t *s, char *err,
+		 size_t errlen, const char *fmt, va_list ap)
+{
+	unsigned int line = s ? config_setting_source_line(s) : 0;
+	const char *file = s ? config_setting_source_file(s) : NULL;
 	int n;
 
-	if (s && config_setting_source_line(s))
-		n = snprintf(err, errlen, "%s:%u: ", c->path,
-			     config_setting_source_line(s));
-	else
-		n = snprintf(err, errlen, "%s: ", c->path);
+	if (!line)
+		line = last_line(c->path);
+	n = snprintf(err, errlen, "%s:%u: ", file ? file : c->path, line);
 	if (n < 0 || (size_t)n >= errlen)
 		return -EINVAL;
-	va_start(ap, fmt);
 	vsnprintf(err + n, errlen - n, fmt, ap);
+	return -EINVAL;
+}
+
+int cfg_fail(const struct cfg *c, const config_setting_t *s, char *err,
+	     size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(c, s, err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* key's setting, else that of its nearest group in the file, else NULL. */
+static const config_setting_t *blame(const struct cfg *c, const char *key)
+{
+	const config_setting_t *s = NULL;
+	char buf[256], *dot;
+
+	if (!c->loaded)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s", key);
+	while (!(s = config_lookup(&c->lc, buf)) && (dot = strrchr(buf, '.')))
+		*dot = '\0';
+	return s;
+}
+
+int cfg_fail_key(const struct cfg *c, const char *key, char *err,
+		 size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(c, blame(c, key), err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
 }
@@ -39,20 +86,21 @@ int cfg_parse_size(const char *s, uint64_t *out)
 	uint64_t mul = 1;
 	char *end;
 
-	if (!s || !*s || *s == '-')
+	/* strtoull would take a sign or leading blanks: neither is a size. */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': mul = 1ull << 10; end++; break;
-	case 'm': case 'M': mul = 1ull << 20; end++; break;
-	case 'g': case 'G': mul = 1ull << 30; end++; break;
-	case 't': case 'T': mul = 1ull << 40; end++; break;
+	case 'k': case 'K': mul = 1ull << 10; break;
+	case 'm': case 'M': mul = 1ull << 20; break;
+	case 'g': case 'G': mul = 1ull << 30; break;
+	case 't': case 'T': mul = 1ull << 40; break;
 	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (mul > 1 && *++end == 'i' && end[1] == 'B')
+		end += 2;
 	if (*end)
 		return -EINVAL;
 	if (v > UINT64_MAX / mul)
@@ -61,181 +109,117 @@ int cfg_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static const char *type_name(int t)
+/* The file's setting of table key name (its entry in *k), or NULL. */
+static const config_setting_t *get(const struct cfg *c, const char *name,
+				   const struct cfg_key **k, bool *found)
 {
-	switch (t) {
-	case CONFIG_TYPE_GROUP: return "a group";
-	case CONFIG_TYPE_INT: case CONFIG_TYPE_INT64: return "an integer";
-	case CONFIG_TYPE_FLOAT: return "a float";
-	case CONFIG_TYPE_STRING: return "a string";
-	case CONFIG_TYPE_BOOL: return "a boolean";
-	case CONFIG_TYPE_ARRAY: return "an array";
-	case CONFIG_TYPE_LIST: return "a list";
-	}
-	return "something else";
-}
+	const config_setting_t *s;
 
-/* Line to blame for a missing key: its parent group's, when that exists. */
-static const config_setting_t *parent_of(const struct cfg *c, const char *key)
-{
-	char buf[256];
-	char *dot;
-
-	snprintf(buf, sizeof(buf), "%s", key);
-	dot = strrchr(buf, '.');
-	if (!dot)
-		return NULL;
-	*dot = '\0';
-	return config_lookup(&c->lc, buf);
-}
-
-/*
- * The setting at key, or NULL: *r = 0 when it is absent and optional
- * (*found = false), else an error for the missing key.
- */
-static config_setting_t *lookup(const struct cfg *c, const char *key,
-				bool *found, char *err, size_t errlen, int *r)
-{
-	config_setting_t *s = config_lookup(&c->lc, key);
-
-	*r = 0;
+	*k = cfg_key_find(name);
+	s = *k && c->loaded ? config_lookup(&c->lc, name) : NULL;
 	if (found)
 		*found = s != NULL;
-	if (!s && !found)
-		*r = cfg_fail(c, parent_of(c, key), err, errlen,
-			      "missing key '%s'", key);
 	return s;
 }
 
-static bool is_int(const config_setting_t *s)
+int cfg_get_int(const struct cfg *c, const char *key, int64_t *out,
+		bool *found)
 {
-	return config_setting_type(s) == CONFIG_TYPE_INT ||
-	       config_setting_type(s) == CONFIG_TYPE_INT64;
-}
+	const struct cfg_key *k;
+	const config_setting_t *s = get(c, key, &k, found);
 
-int cfg_lookup_string(const struct cfg *c, const char *key, const char **out,
-		      bool *found, char *err, size_t errlen)
-{
-	int r;
-	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
-
-	if (!s)
-		return r;
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_fail(c, s, err, errlen,
-				"%s: expected a string, found %s", key,
-				type_name(config_setting_type(s)));
-	*out = config_setting_get_string(s);
+	if (!k || k->type != CFG_T_INT || (s && !cfg_is_int(s)))
+		return -EINVAL;
+	if (!s && k->unset)
+		return -ENOENT;
+	*out = s ? config_setting_get_int64(s) : k->def;
 	return 0;
 }
 
-int cfg_lookup_int(const struct cfg *c, const char *key, int64_t *out,
-		   bool *found, char *err, size_t errlen)
+int cfg_get_string(const struct cfg *c, const char *key, const char **out,
+		   bool *found)
 {
-	int r;
-	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
+	const struct cfg_key *k;
+	const config_setting_t *s = get(c, key, &k, found);
 
-	if (!s)
-		return r;
-	if (!is_int(s))
-		return cfg_fail(c, s, err, errlen,
-				"%s: expected an integer, found %s", key,
-				type_name(config_setting_type(s)));
-	*out = config_setting_get_int64(s);
+	if (!k || (k->type != CFG_T_STRING && k->type != CFG_T_CHOICE) ||
+	    (s && config_setting_type(s) != CONFIG_TYPE_STRING))
+		return -EINVAL;
+	if (!s && !k->def_str)
+		return -ENOENT;
+	*out = s ? config_setting_get_string(s) : k->def_str;
 	return 0;
 }
 
-int cfg_lookup_size(const struct cfg *c, const char *key, uint64_t *out,
-		    bool *found, char *err, size_t errlen)
+int cfg_get_size(const struct cfg *c, const char *key, uint64_t *out,
+		 bool *found)
 {
-	int r;
-	config_setting_t *s = lookup(c, key, found, err, errlen, &r);
+	const struct cfg_key *k;
+	const config_setting_t *s = get(c, key, &k, found);
+	char err[8];
 
-	if (!s)
-		return r;
-	if (is_int(s)) {
-		long long v = config_setting_get_int64(s);
-
-		if (v < 0)
-			return cfg_fail(c, s, err, errlen,
-					"%s: size must not be negative", key);
-		*out = (uint64_t)v;
+	if (!k || k->type != CFG_T_SIZE)
+		return -EINVAL;
+	if (!s && k->unset)
+		return -ENOENT;
+	if (!s) {
+		*out = (uint64_t)k->def;
 		return 0;
 	}
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_fail(c, s, err, errlen,
-				"%s: expected a size (\"256M\" or an integer), found %s",
-				key, type_name(config_setting_type(s)));
-	if (cfg_parse_size(config_setting_get_string(s), out))
-		return cfg_fail(c, s, err, errlen,
-				"%s: '%s' is not a size (digits with an optional K, M, G or T)",
-				key, config_setting_get_string(s));
-	return 0;
+	/* Checked by cfg_read: no message to keep. */
+	return cfg_setting_size(c, key, s, out, err, sizeof(err));
 }
 
-/* An integer key with a default and an inclusive range. */
-static int int_opt(const struct cfg *c, const char *key, int64_t def,
-		   int64_t lo, int64_t hi, int *out, char *err, size_t errlen)
+/* The fields of struct cfg the table names: the file's value or the
+ * default. Values were checked by cfg_check_keys. */
+static int fill_fields(struct cfg *c, char *err, size_t errlen)
 {
-	int64_t v = def;
-	bool found;
-	int r;
+	size_t i;
 
-	r = cfg_lookup_int(c, key, &v, &found, err, errlen);
-	if (r)
-		return r;
-	if (v < lo || v > hi)
-		return cfg_fail(c, config_lookup(&c->lc, key), err, errlen,
-				"%s: %lld is out of range [%lld, %lld]", key,
-				(long long)v, (long long)lo, (long long)hi);
-	*out = (int)v;
-	return 0;
-}
+	for (i = 0; i < cfg_n_keys; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		config_setting_t *s = config_lookup(&c->lc, k->name);
+		char *f = (char *)c + k->off;
+		const char *str;
+		uint64_t size = 0;
 
-static int copy_str(const struct cfg *c, const char *key, char *dst,
-		    size_t dstlen, bool required, char *err, size_t errlen)
-{
-	const char *s = NULL;
-	bool found;
-	int r;
-
-	r = cfg_lookup_string(c, key, &s, required ? NULL : &found, err,
-			      errlen);
-	if (r || !s)
-		return r;
-	if (strlen(s) >= dstlen)
-		return cfg_fail(c, config_lookup(&c->lc, key), err, errlen,
-				"%s: longer than %zu characters", key,
-				dstlen - 1);
-	memcpy(dst, s, strlen(s) + 1);
+		if (!s && (k->flags & CFG_K_REQUIRED))
+			return cfg_fail_key(c, k->name, err, errlen,
+					    "missing key '%s'", k->name);
+		if (!k->len)
+			continue;
+		switch (k->type) {
+		case CFG_T_INT:
+			*(int *)f = (int)(s ? config_setting_get_int64(s)
+					    : k->def);
+			break;
+		case CFG_T_SIZE:
+			if (s && cfg_setting_size(c, k->name, s, &size, err,
+						  errlen))
+				return -EINVAL;
+			*(uint64_t *)f = s ? size : (uint64_t)k->def;
+			break;
+		case CFG_T_STRING:
+		case CFG_T_CHOICE:
+			str = s ? config_setting_get_string(s) : k->def_str;
+			snprintf(f, k->len, "%s", str ? str : "");
+			break;
+		default:
+			break;
+		}
+	}
 	return 0;
 }
 
 static int load_transports(struct cfg *c, char *err, size_t errlen)
 {
 	config_setting_t *order = config_lookup(&c->lc, "transports.order");
-	int i, j, n;
+	int i, j, n = config_setting_length(order);
 
-	if (!order)
-		return cfg_fail(c, config_lookup(&c->lc, "transports"), err,
-				errlen, "missing key 'transports.order'");
-	if (!config_setting_is_aggregate(order))
-		return cfg_fail(c, order, err, errlen,
-				"transports.order: expected a list of names, found %s",
-				type_name(config_setting_type(order)));
-	n = config_setting_length(order);
-	if (n < 1 || n > CFG_MAX_TRANSPORTS)
-		return cfg_fail(c, order, err, errlen,
-				"transports.order: needs 1 to %d names, has %d",
-				CFG_MAX_TRANSPORTS, n);
 	for (i = 0; i < n; i++) {
-		config_setting_t *e = config_setting_get_elem(order, i);
-		const char *name = config_setting_get_string(e);
+		const char *name = config_setting_get_string_elem(order, i);
 		size_t k;
 
-		if (!name)
-			return cfg_fail(c, order, err, errlen,
-					"transports.order[%d]: expected a string", i);
 		if (!*name || strlen(name) >= CFG_NAME_MAX)
 			return cfg_fail(c, order, err, errlen,
 					"transports.order[%d]: bad name '%s'",
@@ -254,9 +238,32 @@ static int load_transports(struct cfg *c, char *err, size_t errlen)
 		snprintf(c->transports[i], CFG_NAME_MAX, "%s", name);
 	}
 	c->n_transports = n;
-	snprintf(c->transport_dir, sizeof(c->transport_dir), "build/plugins");
-	return copy_str(c, "transports.dir", c->transport_dir,
-			sizeof(c->transport_dir), false, err, errlen);
+	return 0;
+}
+
+/* A peer's key that names no transport: the closest that does. */
+static int unknown_peer_key(struct cfg *c, const config_setting_t *e, int i,
+			    const char *k, char *err, size_t errlen)
+{
+	char names[CFG_MAX_TRANSPORTS + 1][CFG_NAME_MAX + 16], near[128];
+	char name[CFG_NAME_MAX + 16];
+	const char *cand[CFG_MAX_TRANSPORTS + 1];
+	int t;
+
+	for (t = 0; t <= c->n_transports; t++) {
+		snprintf(names[t], sizeof(names[t]), "peers.%s",
+			 t < c->n_transports ? c->transports[t] : "id");
+		cand[t] = names[t];
+	}
+	snprintf(name, sizeof(name), "peers.%s", k);
+	if (cfg_key_suggest(name, cand, c->n_transports + 1, near,
+			    sizeof(near)))
+		return cfg_fail(c, e, err, errlen,
+				"peers[%d].%s: unknown transport '%s' (not in transports.order; did you mean '%s'?)",
+				i, k, k, near + strlen("peers."));
+	return cfg_fail(c, e, err, errlen,
+			"peers[%d].%s: unknown transport '%s' (not in transports.order)",
+			i, k, k);
 }
 
 static int load_peers(struct cfg *c, char *err, size_t errlen)
@@ -266,14 +273,7 @@ static int load_peers(struct cfg *c, char *err, size_t errlen)
 
 	if (!peers)
 		return 0;
-	if (!config_setting_is_list(peers) && !config_setting_is_array(peers))
-		return cfg_fail(c, peers, err, errlen,
-				"peers: expected a list of groups ( { id = 1; tcp = \"HOST:PORT\"; }, ... ), found %s",
-				type_name(config_setting_type(peers)));
 	n = config_setting_length(peers);
-	if (n > CFG_MAX_NODES)
-		return cfg_fail(c, peers, err, errlen,
-				"peers: at most %d entries", CFG_MAX_NODES);
 	for (i = 0; i < n; i++) {
 		config_setting_t *p = config_setting_get_elem(peers, i);
 		config_setting_t *id = config_setting_get_member(p, "id");
@@ -286,14 +286,13 @@ static int load_peers(struct cfg *c, char *err, size_t errlen)
 		if (!id)
 			return cfg_fail(c, p, err, errlen,
 					"peers[%d]: missing key 'id'", i);
-		if (config_setting_type(id) != CONFIG_TYPE_INT &&
-		    config_setting_type(id) != CONFIG_TYPE_INT64)
+		if (!cfg_is_int(id))
 			return cfg_fail(c, id, err, errlen,
 					"peers[%d].id: expected an integer, found %s",
-					i, type_name(config_setting_type(id)));
+					i, cfg_type_name(id));
 		cp->id = (int)config_setting_get_int64(id);
 		if (config_setting_get_int64(id) < 0 ||
-		    cp->id >= c->cluster_nodes)
+		    config_setting_get_int64(id) >= c->cluster_nodes)
 			return cfg_fail(c, id, err, errlen,
 					"peers[%d].id: %lld is out of range [0, %d] (cluster.nodes = %d)",
 					i, (long long)config_setting_get_int64(id),
@@ -315,13 +314,12 @@ static int load_peers(struct cfg *c, char *err, size_t errlen)
 				continue;
 			t = cfg_transport_index(c, k);
 			if (t < 0)
-				return cfg_fail(c, e, err, errlen,
-						"peers[%d].%s: unknown transport '%s' (not in transports.order)",
-						i, k, k);
+				return unknown_peer_key(c, e, i, k, err,
+							errlen);
 			if (config_setting_type(e) != CONFIG_TYPE_STRING)
 				return cfg_fail(c, e, err, errlen,
 						"peers[%d].%s: expected an endpoint string, found %s",
-						i, k, type_name(config_setting_type(e)));
+						i, k, cfg_type_name(e));
 			if (strlen(config_setting_get_string(e)) >=
 			    PM_ENDPOINT_MAX)
 				return cfg_fail(c, e, err, errlen,
@@ -342,58 +340,40 @@ static int load_peers(struct cfg *c, char *err, size_t errlen)
 static int load_coordinator(struct cfg *c, char *err, size_t errlen)
 {
 	config_setting_t *g = config_lookup(&c->lc, "coordinator");
-	config_setting_t *urls;
-	const char *backend = "embedded";
-	bool found;
-	int i, r;
+	config_setting_t *urls, *url;
+	int i;
 
-	if (!g)
+	if (!g) {
+		c->coord_backend[0] = '\0';	/* no coordinator at all */
 		return 0;
-	r = cfg_lookup_string(c, "coordinator.backend", &backend, &found, err,
-			      errlen);
-	if (r)
-		return r;
-	if (strcmp(backend, "embedded") && strcmp(backend, "etcd"))
-		return cfg_fail(c, config_lookup(&c->lc, "coordinator.backend"),
-				err, errlen,
-				"coordinator.backend: '%s' is not \"embedded\" or \"etcd\"",
-				backend);
-	snprintf(c->coord_backend, sizeof(c->coord_backend), "%s", backend);
-	urls = config_lookup(&c->lc, "coordinator.urls");
-	if (urls) {
-		if (!config_setting_is_aggregate(urls))
-			return cfg_fail(c, urls, err, errlen,
-					"coordinator.urls: expected a list of strings");
-		for (i = 0; i < config_setting_length(urls); i++) {
-			const char *u = config_setting_get_string_elem(urls, i);
-
-			if (!u || strlen(u) >= sizeof(c->coord_urls[0]) ||
-			    c->n_coord_urls >= CFG_MAX_URLS)
-				return cfg_fail(c, urls, err, errlen,
-						"coordinator.urls[%d]: expected a URL string (at most %d URLs)",
-						i, CFG_MAX_URLS);
-			snprintf(c->coord_urls[c->n_coord_urls++], 256, "%s",
-				 u);
-		}
 	}
-	r = copy_str(c, "coordinator.url", c->coord_urls[c->n_coord_urls],
-		     sizeof(c->coord_urls[0]), false, err, errlen);
-	if (r)
-		return r;
-	if (c->coord_urls[c->n_coord_urls][0])
-		c->n_coord_urls++;
-	if (!c->n_coord_urls)
-		return cfg_fail(c, g, err, errlen,
-				"coordinator: needs url = \"http://HOST:PORT\" or urls = [ ... ]");
-	return 0;
+	urls = config_lookup(&c->lc, "coordinator.urls");
+	for (i = 0; urls && i < config_setting_length(urls); i++)
+		snprintf(c->coord_urls[c->n_coord_urls++],
+			 sizeof(c->coord_urls[0]), "%s",
+			 config_setting_get_string_elem(urls, i));
+	url = config_lookup(&c->lc, "coordinator.url");
+	if (url && c->n_coord_urls >= CFG_MAX_URLS)
+		return cfg_fail(c, url, err, errlen,
+				"coordinator.url: with urls, more than %d URLs",
+				CFG_MAX_URLS);
+	if (url)
+		snprintf(c->coord_urls[c->n_coord_urls++],
+			 sizeof(c->coord_urls[0]), "%s",
+			 config_setting_get_string(url));
+	if (c->n_coord_urls &&
+	    !cfg_plain_name(c->cluster_name, sizeof(c->cluster_name)))
+		return cfg_fail_key(c, "cluster.name", err, errlen,
+				    "cluster.name '%s': use letters, digits, '_', '.' and '-' for a coordinated cluster",
+				    c->cluster_name);
+	if (c->n_coord_urls)
+		return 0;
+	return cfg_fail(c, g, err, errlen,
+			"coordinator: needs url = \"http://HOST:PORT\" or urls = [ ... ]");
 }
 
-int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
+int cfg_read(const char *path, struct cfg *c, char *err, size_t errlen)
 {
-	uint64_t mem;
-	int64_t v;
-	int r;
-
 	memset(c, 0, sizeof(*c));
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	config_init(&c->lc);
@@ -410,99 +390,40 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 			 config_error_line(&c->lc), config_error_text(&c->lc));
 		return -EINVAL;
 	}
+	if (cfg_check_ints(c, err, errlen))
+		return -EINVAL;
+	return cfg_check_keys(c, err, errlen);
+}
 
-	r = cfg_lookup_int(c, "cluster.nodes", &v, NULL, err, errlen);
-	if (r)
-		return r;
-	if (v < 1 || v > CFG_MAX_NODES)
-		return cfg_fail(c, config_lookup(&c->lc, "cluster.nodes"), err,
-				errlen, "cluster.nodes: %lld is out of range [1, %d]",
-				(long long)v, CFG_MAX_NODES);
-	c->cluster_nodes = (int)v;
+int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
+{
+	config_setting_t *s;
+	uint64_t vm_mem;
+	int r;
 
-	r = cfg_lookup_int(c, "node.id", &v, NULL, err, errlen);
+	r = cfg_read(path, c, err, errlen);
+	if (!r)
+		r = fill_fields(c, err, errlen);
 	if (r)
 		return r;
-	if (v < 0 || v >= c->cluster_nodes)
-		return cfg_fail(c, config_lookup(&c->lc, "node.id"), err,
-				errlen,
-				"node.id: %lld is out of range [0, %d] (cluster.nodes = %d)",
-				(long long)v, c->cluster_nodes - 1,
-				c->cluster_nodes);
-	c->node_id = (int)v;
-
-	r = copy_str(c, "cluster.name", c->cluster_name,
-		     sizeof(c->cluster_name), true, err, errlen);
-	if (r)
-		return r;
-	r = cfg_lookup_size(c, "cluster.memory", &mem, NULL, err, errlen);
-	if (r)
-		return r;
-	if (mem == 0 || mem % PM_PAGE_SIZE)
-		return cfg_fail(c, config_lookup(&c->lc, "cluster.memory"),
-				err, errlen,
-				"cluster.memory: %llu bytes is not a positive multiple of the page size (%u)",
-				(unsigned long long)mem, PM_PAGE_SIZE);
-	if (mem > (1ull << 40))
-		return cfg_fail(c, config_lookup(&c->lc, "cluster.memory"),
-				err, errlen,
-				"cluster.memory: larger than 1T is not supported");
-	c->memory = mem;
-	r = int_opt(c, "cluster.startup_timeout_ms", 30000, 100, 3600000,
-		    &c->startup_timeout_ms, err, errlen);
-	if (r)
-		return r;
-
+	if (c->node_id >= c->cluster_nodes)
+		return cfg_fail_key(c, "node.id", err, errlen,
+				    "node.id: %d is out of range [0, %d] (cluster.nodes = %d)",
+				    c->node_id, c->cluster_nodes - 1,
+				    c->cluster_nodes);
+	s = config_lookup(&c->lc, "vm.memory");
+	if (s && !cfg_setting_size(c, "vm.memory", s, &vm_mem, err, errlen) &&
+	    vm_mem > c->memory)
+		return cfg_fail(c, s, err, errlen,
+				"vm.memory: %llu bytes is larger than cluster.memory (%llu)",
+				(unsigned long long)vm_mem,
+				(unsigned long long)c->memory);
 	r = load_transports(c, err, errlen);
-	if (r)
-		return r;
-	r = load_peers(c, err, errlen);
-	if (r)
-		return r;
-
-	r = int_opt(c, "pager.threads", 2, 1, 64 /* PM_MAX_FAULT_THREADS */,
-		    &c->pager_threads, err,
-		    errlen);
-	if (r)
-		return r;
-	r = int_opt(c, "pager.prefetch", 0, 0, 15, &c->prefetch, err,
-		    errlen);
-	if (r)
-		return r;
-	r = int_opt(c, "pager.timeout_ms", 5000, 10, 600000, &c->timeout_ms,
-		    err, errlen);
-	if (r)
-		return r;
-	r = cfg_lookup_size(c, "pager.local_limit", &c->local_limit, &(bool){0},
-			    err, errlen);
-	if (r)
-		return r;
-	if (c->local_limit % PM_PAGE_SIZE)
-		return cfg_fail(c, config_lookup(&c->lc, "pager.local_limit"),
-				err, errlen,
-				"pager.local_limit: not a multiple of the page size (%u)",
-				PM_PAGE_SIZE);
-	strcpy(c->evict_policy, "2q");
-	r = copy_str(c, "pager.policy", c->evict_policy,
-		     sizeof(c->evict_policy), false, err, errlen);
-	if (r)
-		return r;
-	if (strcmp(c->evict_policy, "2q") && strcmp(c->evict_policy, "clock") &&
-	    strcmp(c->evict_policy, "fifo"))
-		return cfg_fail(c, config_lookup(&c->lc, "pager.policy"),
-				err, errlen,
-				"pager.policy: \"%s\" is not \"2q\", \"clock\" or \"fifo\"",
-				c->evict_policy);
-
-	r = load_coordinator(c, err, errlen);
-	if (r)
-		return r;
-	r = copy_str(c, "metrics.listen", c->metrics_listen,
-		     sizeof(c->metrics_listen), false, err, errlen);
-	if (r)
-		return r;
-	return copy_str(c, "security.key_file", c->key_file,
-			sizeof(c->key_file), false, err, errlen);
+	if (!r)
+		r = load_peers(c, err, errlen);
+	if (!r)
+		r = load_coordinator(c, err, errlen);
+	return r;
 }
 
 void cfg_free(struct cfg *c)
@@ -510,6 +431,15 @@ void cfg_free(struct cfg *c)
 	if (c->loaded)
 		config_destroy(&c->lc);
 	c->loaded = false;
+}
+
+bool cfg_plain_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	return n && n < max &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 int cfg_transport_index(const struct cfg *c, const char *name)
@@ -555,7 +485,7 @@ int cfg_transport_int(const struct cfg *c, const char *transport,
 
 	if (!s)
 		return -ENOENT;
-	if (!is_int(s))
+	if (!cfg_is_int(s))
 		return -EINVAL;
 	*out = config_setting_get_int64(s);
 	return 0;

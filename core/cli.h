@@ -12,8 +12,8 @@
 /* argv[0] is the subcommand name; getopt-ready. */
 int cmd_node(int argc, char **argv);		/* node.c */
 int cmd_list_transports(int argc, char **argv);	/* loader.c */
-int cmd_coordinator(int argc, char **argv);	/* coord_server.c */
+int cmd_coordinator(int argc, char **argv);	/* coord_cli.c */
 int cmd_stats(int argc, char **argv);		/* metrics.c */
-int cmd_vm(int argc, char **argv);		/* vmm.c */
+int cmd_vm(int argc, char **argv);		/* vmm_cli.c */
 
 #endif

@@ -41,13 +41,35 @@ static void host_log(void *ctx, int level, const char *fmt, ...)
 	pm_log_use(old);
 }
 
+/* Remember that the plugin asked for key (see loader_check_keys). */
+static void asked(struct pm_plugin *p, const char *key)
+{
+	int i;
+
+	pthread_mutex_lock(&p->asked_lock);
+	for (i = 0; i < p->n_asked; i++)
+		if (!strcmp(p->asked[i], key))
+			break;
+	if (i == p->n_asked && !p->asked_full) {
+		if (p->n_asked == (int)(sizeof(p->asked) /
+					sizeof(p->asked[0])) ||
+		    strlen(key) >= sizeof(p->asked[0]))
+			p->asked_full = true;
+		else
+			snprintf(p->asked[p->n_asked++], sizeof(p->asked[0]),
+				 "%s", key);
+	}
+	pthread_mutex_unlock(&p->asked_lock);
+}
+
 static int host_cfg_string(void *ctx, const char *key, const char **out)
 {
-	const struct pm_plugin *p = ctx;
+	struct pm_plugin *p = ctx;
 	int i;
 
 	if (!key || !out)
 		return -EINVAL;
+	asked(p, key);
 	for (i = 0; i < p->n_over; i++) {
 		if (!strcmp(p->over[i].key, key)) {
 			*out = p->over[i].val;
@@ -61,10 +83,11 @@ static int host_cfg_string(void *ctx, const char *key, const char **out)
 
 static int host_cfg_int(void *ctx, const char *key, int64_t *out)
 {
-	const struct pm_plugin *p = ctx;
+	struct pm_plugin *p = ctx;
 
 	if (!key || !out)
 		return -EINVAL;
+	asked(p, key);
 	if (!p->cfg)
 		return -ENOENT;
 	return cfg_transport_int(p->cfg, p->name, key, out);
@@ -248,6 +271,7 @@ static int open_one(struct pm_plugin *p, const char *path, const char *name,
 	int r;
 
 	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->asked_lock, NULL);
 	if (!name || !name[0] || strlen(name) >= sizeof(p->name)) {
 		set_why(p, "rejected: bad transport name");
 		pm_warn("transport: %s: %s; %s", path, p->why, next);
@@ -315,6 +339,7 @@ static int open_in_dir(struct pm_plugin *p, const char *dir,
 	n = snprintf(path, sizeof(path), "%s/%s.so", dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		memset(p, 0, sizeof(*p));
+		pthread_mutex_init(&p->asked_lock, NULL);
 		snprintf(p->name, sizeof(p->name), "%s", name);
 		set_why(p, "rejected: path too long");
 		pm_warn("transport %s: %s/...: %s; %s", name, dir, p->why,
@@ -353,7 +378,52 @@ void loader_close(struct pm_plugin *p)
 	p->ctx = NULL;
 	if (p->dl)
 		dlclose(p->dl);
+	pthread_mutex_destroy(&p->asked_lock);
 	memset(p, 0, sizeof(*p));
+}
+
+int loader_check_keys(struct pm_plugin *p, char *err, size_t errlen)
+{
+	const char *cand[sizeof(p->asked) / sizeof(p->asked[0])];
+	char group[CFG_NAME_MAX + 16], names[32][CFG_NAME_MAX + 80];
+	char key[CFG_NAME_MAX + 80], near[128];
+	config_setting_t *g;
+	int i, k, n, r = 0;
+
+	snprintf(group, sizeof(group), "transports.%s", p->name);
+	if (!p->cfg || !p->cfg->loaded || cfg_key_is_group(group))
+		return 0;
+	g = config_lookup(&p->cfg->lc, group);
+	if (!g || !config_setting_is_group(g))
+		return 0;
+	pthread_mutex_lock(&p->asked_lock);
+	n = p->asked_full ? -1 : p->n_asked;
+	for (k = 0; k < n; k++) {
+		snprintf(names[k], sizeof(names[k]), "%s.%s", group,
+			 p->asked[k]);
+		cand[k] = names[k];
+	}
+	for (i = 0; n >= 0 && !r && i < config_setting_length(g); i++) {
+		config_setting_t *s = config_setting_get_elem(g, i);
+
+		for (k = 0; k < n; k++)
+			if (!strcmp(p->asked[k], config_setting_name(s)))
+				break;
+		if (k < n)
+			continue;
+		snprintf(key, sizeof(key), "%s.%s", group,
+			 config_setting_name(s));
+		if (cfg_key_suggest(key, cand, n, near, sizeof(near)))
+			r = cfg_fail(p->cfg, s, err, errlen,
+				     "unknown key '%s' (transport %s never looked it up; did you mean '%s'?)",
+				     key, p->name, near);
+		else
+			r = cfg_fail(p->cfg, s, err, errlen,
+				     "unknown key '%s' (transport %s never looked it up)",
+				     key, p->name);
+	}
+	pthread_mutex_unlock(&p->asked_lock);
+	return r;
 }
 
 void loader_caps_str(uint64_t caps, char *buf, size_t len)

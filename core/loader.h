@@ -5,6 +5,7 @@
 #define PM_LOADER_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -30,6 +31,11 @@ struct pm_plugin {
 		char key[32];
 		char val[PM_ENDPOINT_MAX];
 	} over[4];
+	/* keys the plugin looked up through host->cfg_* (loader_check_keys) */
+	pthread_mutex_t asked_lock;
+	int n_asked;
+	bool asked_full;		/* more than fit: check nothing */
+	char asked[32][64];
 };
 
 /*
@@ -64,6 +70,16 @@ int loader_open_all(const struct cfg *cfg, struct pm_plugin *plugins);
  * loader_open*, before init(). 0, -ENOSPC (table full or too long).
  */
 int loader_set_string(struct pm_plugin *p, const char *key, const char *val);
+
+/*
+ * Keys of transports.NAME that the plugin never looked up through
+ * host->cfg_string/cfg_int: for a plugin the key table does not know (not
+ * tcp, io_uring-tcp or rdma, whose keys cfg_read checked), the config's
+ * group may hold only keys the plugin asked for. Call once it has read its
+ * settings (after listen(): plugins read some there). 0, or -EINVAL with
+ * "FILE:LINE: unknown key 'transports.NAME.KEY' ..." in err.
+ */
+int loader_check_keys(struct pm_plugin *p, char *err, size_t errlen);
 
 /* Names of the PM_CAP_* bits in caps, comma-separated ("-" for none). */
 void loader_caps_str(uint64_t caps, char *buf, size_t len);

@@ -11,8 +11,9 @@
 #include <curl/curl.h>
 #include <microhttpd.h>
 
+#include "cfg.h"
 #include "cli.h"
-#include "coord.h"
+#include "http.h"
 #include "log.h"
 #include "counters.h"
 #include "metrics.h"
@@ -388,8 +389,8 @@ struct metrics *metrics_start(const char *listen, metrics_fill_fn fill,
 	}
 	m->fill = fill;
 	m->arg = arg;
-	if (coord_httpd_start(listen, (void *)metrics_handler, m, NULL, NULL,
-			      16, &m->d, &m->port, err, errlen)) {
+	if (http_start(listen, (void *)metrics_handler, m, NULL, NULL, 16,
+		       &m->d, &m->port, err, errlen)) {
 		free(m);
 		return NULL;
 	}

@@ -26,8 +26,11 @@ test-metrics: $(B)/tests/metrics_test $(BIN)
 # `make fuzz-coord [FUZZ_SECONDS=N]`; `make test` runs it briefly from
 # tests/fuzz/corpus/coord (tests/fuzz.mk).
 FUZZ_SECONDS ?= 60
-COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord/coord_server.c core/coord/coord_http.c \
-	core/coord/coord_client.c core/coord/coord_etcd.c core/log.c core/cfg.c
+COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord/coord_server.c \
+	core/coord/coord_api.c core/coord/coord_json.c \
+	core/coord/coord_client.c core/coord/coord_http.c \
+	core/coord/coord_etcd.c core/http.c \
+	core/auth.c core/log.c core/cfg.c core/cfg_check.c core/cfg_keys.c
 
 $(B)/fuzz/coord_fuzz: $(COORD_FUZZ_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)

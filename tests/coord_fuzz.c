@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "coord.h"
+#include "http.h"
 #include "log.h"
 
 static struct coord_server *srv;
@@ -99,8 +100,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	pm_log_default.level = -1;	/* bad input is the point: no log flood */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (coord_server_start("127.0.0.1:0", 1000, &srv, err, sizeof(err)) ||
-	    coord_httpd_start("127.0.0.1:0", (void *)fake_handler, NULL, NULL,
-			      NULL, 16, &fake, &fake_port, err, sizeof(err))) {
+	    http_start("127.0.0.1:0", (void *)fake_handler, NULL, NULL, NULL,
+		       16, &fake, &fake_port, err, sizeof(err))) {
 		fprintf(stderr, "coord_fuzz: %s\n", err);
 		abort();
 	}

@@ -624,7 +624,7 @@ static long signed_post(const struct coordproc *cp, const char *keyfile,
 			const char *path, const char *body, int64_t ts,
 			const char *signed_body)
 {
-	unsigned char key[COORD_KEY_MAX + 1];
+	unsigned char key[AUTH_KEY_MAX + 1];
 	char hex[65], hdr[160], url[256], err[256];
 	struct curl_slist *h = NULL;
 	struct tu_resp *r = malloc(sizeof(*r));
@@ -634,11 +634,11 @@ static long signed_post(const struct coordproc *cp, const char *keyfile,
 
 	assert_non_null(r);
 	memset(r, 0, sizeof(*r));
-	assert_int_equal(coord_load_key(keyfile, key, &kl, err, sizeof(err)),
+	assert_int_equal(auth_load_key(keyfile, key, &kl, err, sizeof(err)),
 			 0);
-	assert_int_equal(coord_auth_mac(key, kl, ts, "POST", path, NULL,
-					signed_body, strlen(signed_body), hex),
-			 0);
+	assert_int_equal(auth_request_mac(key, kl, ts, "POST", path, NULL,
+					  signed_body, strlen(signed_body),
+					  hex), 0);
 	snprintf(hdr, sizeof(hdr), COORD_AUTH_HEADER ": %lld:%s",
 		 (long long)ts, hex);
 	snprintf(url, sizeof(url), "%s%s", cp->url, path);
@@ -687,13 +687,13 @@ static void test_cluster_key(void **state)
 	assert_int_equal(r->status, 200);
 	/* Right key, but a minute old; right key, other body; then good. */
 	assert_int_equal(signed_post(&kp, key, "/clusters", body,
-				     coord_wall_ms() - 60000, body), 401);
+				     auth_wall_ms() - 60000, body), 401);
 	assert_int_equal(signed_post(&kp, key, "/clusters", body,
-				     coord_wall_ms(), "{}"), 401);
+				     auth_wall_ms(), "{}"), 401);
 	assert_int_equal(signed_post(&kp, other, "/clusters", body,
-				     coord_wall_ms(), body), 401);
+				     auth_wall_ms(), body), 401);
 	assert_int_equal(signed_post(&kp, key, "/clusters", body,
-				     coord_wall_ms(), body), 201);
+				     auth_wall_ms(), body), 201);
 
 	pm_log_default.level = -1;	/* the refusal below is expected */
 	assert_int_equal(client_open_key(&bad, 0, "k", urls, 1, other),

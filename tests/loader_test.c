@@ -206,7 +206,11 @@ static void test_extended_table_loads(void **state)
 
 static char cfg_path[PATH_MAX];
 
-/* Write a node config whose transports are ORDER (a libconfig list body). */
+/*
+ * Write a node config whose transports are ORDER (a libconfig list body).
+ * extended's group only when it is in the order: a group of a transport
+ * the config does not use is an unknown key.
+ */
 static void write_config(const char *dir, const char *order)
 {
 	FILE *f;
@@ -223,9 +227,11 @@ static void write_config(const char *dir, const char *order)
 		"transports = {\n"
 		"  dir = \"%s\";\n"
 		"  order = [ %s ];\n"
-		"  extended = { greeting = \"hello\"; };\n"
+		"  %s\n"
 		"  tcp = { listen = \"127.0.0.1:0\"; };\n"
-		"};\n", dir, order);
+		"};\n", dir, order,
+		strstr(order, "\"extended\"") ?
+		"extended = { greeting = \"hello\"; };" : "");
 	assert_int_equal(fclose(f), 0);
 }
 
@@ -312,6 +318,70 @@ static void test_falls_back_to_tcp(void **state)
 	assert_contains(log, "/tcp.so: loaded (tcp ");
 	loader_close(&pl[0]);
 	loader_close(&pl[1]);
+	cfg_free(c);
+	free(c);
+	free(pl);
+}
+
+/*
+ * A plugin the key table does not know: its group may hold only the keys
+ * it looked up through the host table; the rest is named with file, line
+ * and the closest key it did ask for.
+ */
+static void test_unasked_plugin_key(void **state)
+{
+	struct pm_plugin *pl = calloc(CFG_MAX_TRANSPORTS, sizeof(*pl));
+	struct cfg *c = calloc(1, sizeof(*c));
+	char err[512], log[8192], want[PATH_MAX + 64];
+	FILE *f;
+	int fd;
+
+	(void)state;
+	assert_non_null(pl);
+	assert_non_null(c);
+	snprintf(cfg_path, sizeof(cfg_path), "/tmp/pm-loader-test-XXXXXX");
+	fd = mkstemp(cfg_path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"node = { id = 0; };\n"
+		"cluster = { name = \"loader-test\"; nodes = 1; memory = \"16M\"; };\n"
+		"transports = {\n"
+		"  dir = \"%s\";\n"
+		"  order = [ \"extended\" ];\n"
+		"  extended = { greeting = \"hello\";\n"
+		"    greting = \"typo\"; };\n"
+		"};\n", bad_dir);
+	assert_int_equal(fclose(f), 0);
+	/* The core cannot know the plugin's keys: the file loads. */
+	assert_int_equal(cfg_load(cfg_path, c, err, sizeof(err)), 0);
+	cap_begin();
+	assert_int_equal(loader_open_all(c, pl), 1);
+	cap_end(log, sizeof(log));
+	assert_int_equal(loader_check_keys(&pl[0], err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:7: ", cfg_path);
+	assert_contains(err, want);
+	assert_contains(err, "unknown key 'transports.extended.greting' (transport extended never looked it up; did you mean 'transports.extended.greeting'?)");
+	loader_close(&pl[0]);
+	cfg_free(c);
+
+	/* Without the typo, what the plugin asked for passes. */
+	f = fopen(cfg_path, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"node = { id = 0; };\n"
+		"cluster = { name = \"loader-test\"; nodes = 1; memory = \"16M\"; };\n"
+		"transports = { dir = \"%s\"; order = [ \"extended\" ];\n"
+		"  extended = { greeting = \"hello\"; }; };\n", bad_dir);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(cfg_load(cfg_path, c, err, sizeof(err)), 0);
+	cap_begin();
+	assert_int_equal(loader_open_all(c, pl), 1);
+	cap_end(log, sizeof(log));
+	unlink(cfg_path);
+	assert_int_equal(loader_check_keys(&pl[0], err, sizeof(err)), 0);
+	loader_close(&pl[0]);
 	cfg_free(c);
 	free(c);
 	free(pl);
@@ -429,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_extended_table_loads),
 		cmocka_unit_test(test_open_all_falls_through),
 		cmocka_unit_test(test_falls_back_to_tcp),
+		cmocka_unit_test(test_unasked_plugin_key),
 		cmocka_unit_test(test_list_transports_cli),
 	};
 	const char *b = getenv("PM_BUILD");

@@ -1,18 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Coordinator: how nodes find each other. The client (embedded HTTP server or
- * etcd backend), the embedded server, and HTTP helpers shared with metrics. */
+ * etcd backend) and the embedded server. */
 #ifndef PM_COORD_H
 #define PM_COORD_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
+#include "auth.h"
 #include "cfg.h"
 
-/* Default liveness TTL: a node silent this long drops out. */
-#define COORD_TTL_MS_DEFAULT 5000
 /* Longest a GET /endpoints?wait=V is held by the server. */
 #define COORD_WAIT_MAX_MS 10000
 /* Largest request body the server reads; larger ones get 413. */
@@ -99,47 +96,21 @@ int coord_server_set_key(struct coord_server *s, const unsigned char *key,
 int coord_server_port(const struct coord_server *s);
 void coord_server_stop(struct coord_server *s);
 
-/* ---- HTTP helpers (coord_http.c), shared with metrics.c ------------------ */
-
-struct MHD_Daemon;
-
-/* "HOST:PORT" -> socket address. 0 or -EINVAL with a message in err. */
-int coord_parse_listen(const char *listen, struct sockaddr_storage *ss,
-		       socklen_t *sslen, char *err, size_t errlen);
-
-/*
- * Start a libmicrohttpd daemon, one thread per connection, on listen, with
- * handler and completion callback (MHD's types, kept opaque here so that
- * users of coord.h need not include microhttpd.h). *port gets the bound port.
- */
-int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
-		      void *completed, void *completed_cls, int conn_limit,
-		      struct MHD_Daemon **out, int *port, char *err,
-		      size_t errlen);
-
 /* Monotonic clock in ms; the clock of every deadline here. */
-int64_t coord_now_ms(void);
+static inline int64_t coord_now_ms(void)
+{
+	return pm_now_ns() / 1000000;
+}
 
 /*
  * Cluster key (security.key_file) for the coordinator's write requests:
  * POST and DELETE carry "X-Pagemesh-Auth: TS:MAC", TS the sender's Unix time
- * in ms, MAC the hex HMAC-SHA256 under the key of
- * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (PATH without the query, CLUSTER the
- * ?cluster= value or ""). The server accepts TS within COORD_AUTH_SKEW_MS.
+ * in ms (auth_wall_ms), MAC the hex HMAC-SHA256 under the key of
+ * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (auth_request_mac; PATH without the
+ * query, CLUSTER the ?cluster= value or ""). The server accepts TS within
+ * COORD_AUTH_SKEW_MS.
  */
 #define COORD_AUTH_HEADER "X-Pagemesh-Auth"
 #define COORD_AUTH_SKEW_MS 30000
-#define COORD_KEY_MIN 16
-#define COORD_KEY_MAX 4096
-
-/* Read a key file (16 to 4096 bytes, used as is). 0 or -errno + err. */
-int coord_load_key(const char *path, unsigned char *key, size_t *len,
-		   char *err, size_t errlen);
-/* hex[65] = MAC as above. 0 or -ENOMEM. */
-int coord_auth_mac(const unsigned char *key, size_t keylen, int64_t ts,
-		   const char *method, const char *path, const char *cluster,
-		   const char *body, size_t bodylen, char hex[65]);
-/* Unix time in ms (the TS of the auth header). */
-int64_t coord_wall_ms(void);
 
 #endif

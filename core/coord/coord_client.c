@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Coordinator client: libcurl requests with timeouts and failover across the
- * configured URLs, the embedded-server backend and the heartbeat thread. */
+/* Coordinator client: the public calls, the embedded-server backend and the
+ * heartbeat thread. Requests go through coord_http.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,233 +8,9 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "coord_priv.h"
 #include "log.h"
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-/* curl_global_init is not thread-safe: run it once, before any thread. */
-static void coord_curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-void coord_buf_free(struct coord_buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = 0;
-}
-
-static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
-{
-	struct coord_buf *b = arg;
-	size_t n = sz * nm;
-	char *nb;
-
-	if (n > COORD_RESP_MAX - b->len)
-		return 0;	/* too long: the transfer fails */
-	nb = realloc(b->data, b->len + n + 1);
-	if (!nb)
-		return 0;
-	b->data = nb;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	if (b->stream && b->stream(b, b->arg)) {
-		b->ended = true;
-		return 0;
-	}
-	return n;
-}
-
-/* Lets coord_close() cut short a heartbeat stuck on a dead coordinator. */
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
-		       curl_off_t ut, curl_off_t un)
-{
-	struct coord *co = arg;
-
-	(void)dt;
-	(void)dn;
-	(void)ut;
-	(void)un;
-	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
-	       co->hb_started && pthread_equal(pthread_self(), co->hb);
-}
-
-static int curl_errno(CURLcode rc)
-{
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-		return -ECONNREFUSED;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return -EHOSTUNREACH;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	case CURLE_WRITE_ERROR:
-		return -EMSGSIZE;
-	default:
-		return -EIO;
-	}
-}
-
-/* Sign a write for a coordinator that has the cluster key (see coord.h). */
-static int auth_header(struct coord *co, const char *method,
-		       const char *path, const char *body,
-		       struct curl_slist **hdrs)
-{
-	char p[512], cluster[CFG_NAME_MAX] = "", hex[65], line[160];
-	struct curl_slist *h;
-	int64_t ts = coord_wall_ms();
-	char *q, *cv, *save = NULL;
-	int r;
-
-	snprintf(p, sizeof(p), "%s", path);
-	q = strchr(p, '?');
-	if (q) {
-		*q++ = '\0';
-		for (cv = strtok_r(q, "&", &save); cv;
-		     cv = strtok_r(NULL, "&", &save))
-			if (!strncmp(cv, "cluster=", 8))
-				snprintf(cluster, sizeof(cluster), "%s",
-					 cv + 8);
-	}
-	r = coord_auth_mac(co->key, co->keylen, ts, method, p, cluster, body,
-			   body ? strlen(body) : 0, hex);
-	if (r)
-		return r;
-	snprintf(line, sizeof(line), "%s: %lld:%s", COORD_AUTH_HEADER,
-		 (long long)ts, hex);
-	h = curl_slist_append(*hdrs, line);
-	if (!h)
-		return -ENOMEM;
-	*hdrs = h;
-	return 0;
-}
-
-int coord_http_once(struct coord *co, int idx, const char *method,
-		    const char *path, const char *body, int timeout_ms,
-		    long *status, struct coord_buf *resp, int lvl)
-{
-	struct curl_slist *hdrs = NULL, *h;
-	char url[512];
-	CURLcode rc;
-	CURL *c;
-	int r = 0;
-
-	pthread_once(&curl_once, coord_curl_init);
-	if (curl_init_rc)
-		return -ENOMEM;
-	if (timeout_ms < 1)
-		timeout_ms = 1;
-	snprintf(url, sizeof(url), "%s%s", co->urls[idx], path);
-	coord_buf_free(resp);
-	resp->ended = false;
-	c = curl_easy_init();
-	if (!c)
-		return -ENOMEM;
-	h = curl_slist_append(hdrs, "Content-Type: application/json");
-	if (h)
-		hdrs = h;
-	/* No "Expect: 100-continue" round trip for our small bodies. */
-	h = curl_slist_append(hdrs, "Expect:");
-	if (h)
-		hdrs = h;
-	if (co->keylen && co->backend == COORD_EMBEDDED &&
-	    strcmp(method, "GET")) {
-		r = auth_header(co, method, path, body, &hdrs);
-		if (r) {
-			curl_slist_free_all(hdrs);
-			curl_easy_cleanup(c);
-			return r;
-		}
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(co->connect_ms < timeout_ms ? co->connect_ms
-							    : timeout_ms));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, co);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	if (body || strcmp(method, "GET")) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
-				 (long)(body ? strlen(body) : 0));
-	}
-	if (strcmp(method, "GET") && strcmp(method, "POST"))
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	rc = curl_easy_perform(c);
-	*status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	if (rc == CURLE_WRITE_ERROR && resp->ended) {
-		rc = CURLE_OK;	/* the stream callback had what it needed */
-	} else if (rc) {
-		r = curl_errno(rc);
-		if (rc == CURLE_WRITE_ERROR)
-			pm_log(lvl, "coordinator %s %s: response over %d bytes",
-			       method, url, COORD_RESP_MAX);
-		else
-			pm_log(lvl, "coordinator %s %s: %s (HTTP status %ld)",
-			       method, url, curl_easy_strerror(rc), *status);
-	}
-	curl_easy_cleanup(c);
-	curl_slist_free_all(hdrs);
-	if (r)
-		coord_buf_free(resp);
-	return r;
-}
-
-int coord_http(struct coord *co, const char *method, const char *path,
-	       const char *body, int timeout_ms, int attempt_ms, long *status,
-	       struct coord_buf *resp)
-{
-	int64_t deadline = coord_now_ms() + timeout_ms;
-	int idx = __atomic_load_n(&co->cur, __ATOMIC_RELAXED);
-	int tries = 0, r = -ETIMEDOUT;
-	int64_t left;
-
-	while ((left = deadline - coord_now_ms()) > 0) {
-		/* After a full round of failures, pause before the next. */
-		if (tries && tries % co->n_urls == 0) {
-			struct timespec ts = { 0, 100 * 1000000L };
-
-			if (left <= 100)
-				break;
-			nanosleep(&ts, NULL);
-			left = deadline - coord_now_ms();
-		}
-		tries++;
-		if (attempt_ms > 0 && left > attempt_ms)
-			left = attempt_ms;
-		r = coord_http_once(co, idx, method, path, body, (int)left,
-				    status, resp, PM_LOG_WARN);
-		if (!r && *status >= 500) {
-			pm_warn("coordinator %s %s%s: HTTP status %ld: %.200s",
-				method, co->urls[idx], path, *status,
-				resp->data ? resp->data : "");
-			coord_buf_free(resp);
-			r = -EIO;
-		}
-		if (!r) {
-			__atomic_store_n(&co->cur, idx, __ATOMIC_RELAXED);
-			return 0;
-		}
-		idx = (idx + 1) % co->n_urls;
-	}
-	return r;
-}
 
 bool coord_wait_stop(struct coord *co, int ms)
 {
@@ -594,21 +370,17 @@ static void emb_leave(struct coord *co, int id)
 int coord_open(const struct cfg *c, struct coord **out)
 {
 	pthread_condattr_t ca;
-	struct coord *co;
-	int64_t v;
-	bool found;
+	int64_t ttl, timeout;
 	char err[PATH_MAX + 128];
+	struct coord *co;
 	int i, r;
 
 	if (!c->n_coord_urls) {
 		pm_err("coordinator: no coordinator.url/urls in %s", c->path);
 		return -EINVAL;
 	}
-	/* The name goes into URLs and etcd keys unescaped. */
-	if (!c->cluster_name[0] ||
-	    strspn(c->cluster_name, "abcdefghijklmnopqrstuvwxyz"
-		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-		    strlen(c->cluster_name)) {
+	/* cfg_load checked it already; a cfg made by hand was not. */
+	if (!cfg_plain_name(c->cluster_name, sizeof(c->cluster_name))) {
 		pm_err("%s: cluster.name '%s': use letters, digits, '_', '.' and '-' for a coordinated cluster",
 		       c->path, c->cluster_name);
 		return -EINVAL;
@@ -632,40 +404,21 @@ int coord_open(const struct cfg *c, struct coord **out)
 		while (l && co->urls[i][l - 1] == '/')
 			co->urls[i][--l] = '\0';
 	}
-	co->ttl_ms = COORD_TTL_MS_DEFAULT;
 	co->connect_ms = COORD_CONNECT_MS_DEFAULT;
-	co->request_ms = COORD_REQUEST_MS_DEFAULT;
-	if (c->loaded) {
-		r = cfg_lookup_int(c, "coordinator.ttl_ms", &v, &found, err,
-				   sizeof(err));
-		if (!r && found && (v < 100 || v > 3600000)) {
-			snprintf(err, sizeof(err),
-				 "%s: coordinator.ttl_ms: %lld is out of range [100, 3600000]",
-				 c->path, (long long)v);
-			r = -EINVAL;
-		}
-		if (!r && found)
-			co->ttl_ms = (int)v;
-		if (!r)
-			r = cfg_lookup_int(c, "coordinator.timeout_ms", &v,
-					   &found, err, sizeof(err));
-		if (!r && found && (v < 10 || v > 600000)) {
-			snprintf(err, sizeof(err),
-				 "%s: coordinator.timeout_ms: %lld is out of range [10, 600000]",
-				 c->path, (long long)v);
-			r = -EINVAL;
-		}
-		if (!r && found)
-			co->request_ms = (int)v;
-		if (r) {
-			pm_err("%s", err);
-			free(co);
-			return r;
-		}
+	/* cfg_read checked both against the table; a cfg made by hand (never
+	 * read) gets the table's defaults. */
+	if (cfg_get_int(c, "coordinator.ttl_ms", &ttl, NULL) ||
+	    cfg_get_int(c, "coordinator.timeout_ms", &timeout, NULL)) {
+		pm_err("%s: coordinator.ttl_ms or .timeout_ms: not an integer",
+		       c->path);
+		free(co);
+		return -EINVAL;
 	}
+	co->ttl_ms = (int)ttl;
+	co->request_ms = (int)timeout;
 	if (c->key_file[0] && co->backend == COORD_EMBEDDED) {
-		r = coord_load_key(c->key_file, co->key, &co->keylen, err,
-				   sizeof(err));
+		r = auth_load_key(c->key_file, co->key, &co->keylen, err,
+				  sizeof(err));
 		if (r) {
 			pm_err("%s: security.key_file: %s", c->path, err);
 			free(co);

@@ -1,245 +1,236 @@
 // SPDX-License-Identifier: MIT
-/* HTTP plumbing shared by the coordinator server and the metrics endpoint:
- * listen-address parsing and starting a libmicrohttpd daemon on it. */
+/* The coordinator client's requests: libcurl with timeouts, writes signed
+ * with the cluster key, and failover across the configured URLs. */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <microhttpd.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <fcntl.h>
-#include <unistd.h>
+#include <curl/curl.h>
 
-#include "coord.h"
+#include "coord_priv.h"
 #include "log.h"
 
-int64_t coord_now_ms(void)
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+/* curl_global_init is not thread-safe: run it once, before any thread. */
+static void coord_curl_init(void)
 {
-	return pm_now_ns() / 1000000;
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int coord_parse_listen(const char *listen, struct sockaddr_storage *ss,
-		       socklen_t *sslen, char *err, size_t errlen)
+void coord_buf_free(struct coord_buf *b)
 {
-	struct addrinfo hints = { 0 }, *res = NULL;
-	char host[256], *port, *end;
-	const char *h;
-	long p;
-	int r;
-
-	if (!listen || strlen(listen) >= sizeof(host)) {
-		snprintf(err, errlen, "listen address missing or too long");
-		return -EINVAL;
-	}
-	snprintf(host, sizeof(host), "%s", listen);
-	if (host[0] == '[') {
-		end = strchr(host, ']');
-		if (!end || end[1] != ':') {
-			snprintf(err, errlen,
-				 "listen address '%s': expected [IPV6]:PORT",
-				 listen);
-			return -EINVAL;
-		}
-		*end = '\0';
-		h = host + 1;
-		port = end + 2;
-	} else {
-		port = strrchr(host, ':');
-		if (!port) {
-			snprintf(err, errlen,
-				 "listen address '%s': expected HOST:PORT",
-				 listen);
-			return -EINVAL;
-		}
-		*port++ = '\0';
-		h = host;
-	}
-	errno = 0;
-	p = strtol(port, &end, 10);
-	if (!*port || *end || errno || p < 0 || p > 65535) {
-		snprintf(err, errlen,
-			 "listen address '%s': port '%s' is not a number in [0, 65535]",
-			 listen, port);
-		return -EINVAL;
-	}
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if (!*h || !strcmp(h, "*"))
-		h = NULL;
-	r = getaddrinfo(h, port, &hints, &res);
-	if (r || !res) {
-		snprintf(err, errlen, "listen address '%s': %s", listen,
-			 r ? gai_strerror(r) : "no address");
-		return -EINVAL;
-	}
-	if (res->ai_addrlen > sizeof(*ss)) {
-		freeaddrinfo(res);
-		snprintf(err, errlen, "listen address '%s': address too long",
-			 listen);
-		return -EINVAL;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*sslen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
 }
 
-/* libmicrohttpd's own complaints go through our logger. */
-static void httpd_log(void *cls, const char *fmt, va_list ap)
+static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
 {
-	char line[512];
-	size_t n;
+	struct coord_buf *b = arg;
+	size_t n = sz * nm;
+	char *nb;
 
-	(void)cls;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n && line[n - 1] == '\n')
-		line[--n] = '\0';
-	pm_dbg("httpd: %s", line);
+	if (n > COORD_RESP_MAX - b->len)
+		return 0;	/* too long: the transfer fails */
+	nb = realloc(b->data, b->len + n + 1);
+	if (!nb)
+		return 0;
+	b->data = nb;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	if (b->stream && b->stream(b, b->arg)) {
+		b->ended = true;
+		return 0;
+	}
+	return n;
 }
 
-int coord_httpd_start(const char *listen, void *handler, void *handler_cls,
-		      void *completed, void *completed_cls, int conn_limit,
-		      struct MHD_Daemon **out, int *port, char *err,
-		      size_t errlen)
+/* Lets coord_close() cut short a heartbeat stuck on a dead coordinator. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
+		       curl_off_t ut, curl_off_t un)
 {
-	/* ITC: MHD_quiesce_daemon() needs it, for a graceful stop. */
-	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
-			     MHD_USE_INTERNAL_POLLING_THREAD |
-			     MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	struct sockaddr_storage ss, bound;
-	socklen_t sslen, blen = sizeof(bound);
-	const union MHD_DaemonInfo *info;
-	struct MHD_Daemon *d;
-	int r;
+	struct coord *co = arg;
 
-	r = coord_parse_listen(listen, &ss, &sslen, err, errlen);
-	if (r)
-		return r;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	/*
-	 * One thread per connection so that a long-polling request cannot
-	 * stall the others; the connection limit bounds the threads and the
-	 * idle timeout frees those of clients that went quiet.
-	 */
-	d = MHD_start_daemon(flags, 0, NULL, NULL,
-			     (MHD_AccessHandlerCallback)handler, handler_cls,
-			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			     MHD_OPTION_CONNECTION_LIMIT,
-			     (unsigned int)conn_limit,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-			     MHD_OPTION_NOTIFY_COMPLETED,
-			     (MHD_RequestCompletedCallback)completed,
-			     completed_cls,
-			     MHD_OPTION_EXTERNAL_LOGGER, httpd_log, NULL,
-			     MHD_OPTION_END);
-	if (!d) {
-		snprintf(err, errlen,
-			 "cannot serve HTTP on %s (address in use or not local?)",
-			 listen);
-		return -EADDRNOTAVAIL;
-	}
-	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
-	if (!info || getsockname(info->listen_fd, (struct sockaddr *)&bound,
-				 &blen)) {
-		MHD_stop_daemon(d);
-		snprintf(err, errlen, "%s: cannot read the bound port", listen);
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
+	       co->hb_started && pthread_equal(pthread_self(), co->hb);
+}
+
+static int curl_errno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -EHOSTUNREACH;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_WRITE_ERROR:
+		return -EMSGSIZE;
+	default:
 		return -EIO;
 	}
-	if (bound.ss_family == AF_INET6)
-		*port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-	else
-		*port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-	*out = d;
-	return 0;
 }
 
-int64_t coord_wall_ms(void)
+/* Sign a write for a coordinator that has the cluster key (see coord.h). */
+static int auth_header(struct coord *co, const char *method,
+		       const char *path, const char *body,
+		       struct curl_slist **hdrs)
 {
-	struct timespec ts;
+	char p[512], cluster[CFG_NAME_MAX] = "", hex[65], line[160];
+	struct curl_slist *h;
+	int64_t ts = auth_wall_ms();
+	char *q, *cv, *save = NULL;
+	int r;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int coord_load_key(const char *path, unsigned char *key, size_t *len,
-		   char *err, size_t errlen)
-{
-	ssize_t n;
-	size_t got = 0;
-	int fd, r = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "key file %s: %s", path, strerror(-r));
-		return r;
+	snprintf(p, sizeof(p), "%s", path);
+	q = strchr(p, '?');
+	if (q) {
+		*q++ = '\0';
+		for (cv = strtok_r(q, "&", &save); cv;
+		     cv = strtok_r(NULL, "&", &save))
+			if (!strncmp(cv, "cluster=", 8))
+				snprintf(cluster, sizeof(cluster), "%s",
+					 cv + 8);
 	}
-	/* Read one byte past the limit to tell "too long" from "full". */
-	while (got <= COORD_KEY_MAX) {
-		n = read(fd, key + got, COORD_KEY_MAX + 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			snprintf(err, errlen, "key file %s: %s", path,
-				 strerror(-r));
-			break;
-		}
-		if (!n)
-			break;
-		got += n;
-	}
-	close(fd);
+	r = auth_request_mac(co->key, co->keylen, ts, method, p, cluster, body,
+			     body ? strlen(body) : 0, hex);
 	if (r)
 		return r;
-	if (got < COORD_KEY_MIN || got > COORD_KEY_MAX) {
-		snprintf(err, errlen,
-			 "key file %s: %zu%s bytes; a key has %d to %d bytes",
-			 path, got, got > COORD_KEY_MAX ? "+" : "",
-			 COORD_KEY_MIN, COORD_KEY_MAX);
-		return -EINVAL;
-	}
-	*len = got;
+	snprintf(line, sizeof(line), "%s: %lld:%s", COORD_AUTH_HEADER,
+		 (long long)ts, hex);
+	h = curl_slist_append(*hdrs, line);
+	if (!h)
+		return -ENOMEM;
+	*hdrs = h;
 	return 0;
 }
 
-int coord_auth_mac(const unsigned char *key, size_t keylen, int64_t ts,
-		   const char *method, const char *path, const char *cluster,
-		   const char *body, size_t bodylen, char hex[65])
+int coord_http_once(struct coord *co, int idx, const char *method,
+		    const char *path, const char *body, int timeout_ms,
+		    long *status, struct coord_buf *resp, int lvl)
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	char head[640];
-	size_t hl, i;
-	char *msg;
-	int n;
+	struct curl_slist *hdrs = NULL, *h;
+	char url[512];
+	CURLcode rc;
+	CURL *c;
+	int r = 0;
 
-	n = snprintf(head, sizeof(head), "%lld\n%s\n%s\n%s\n",
-		     (long long)ts, method, path, cluster ? cluster : "");
-	if (n < 0 || (size_t)n >= sizeof(head))
-		return -ENAMETOOLONG;
-	hl = (size_t)n;
-	msg = malloc(hl + bodylen + 1);
-	if (!msg)
+	pthread_once(&curl_once, coord_curl_init);
+	if (curl_init_rc)
 		return -ENOMEM;
-	memcpy(msg, head, hl);
-	if (bodylen)
-		memcpy(msg + hl, body, bodylen);
-	if (!HMAC(EVP_sha256(), key, (int)keylen, (unsigned char *)msg,
-		  hl + bodylen, mac, &maclen) || maclen != 32) {
-		free(msg);
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+	snprintf(url, sizeof(url), "%s%s", co->urls[idx], path);
+	coord_buf_free(resp);
+	resp->ended = false;
+	c = curl_easy_init();
+	if (!c)
 		return -ENOMEM;
+	h = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (h)
+		hdrs = h;
+	/* No "Expect: 100-continue" round trip for our small bodies. */
+	h = curl_slist_append(hdrs, "Expect:");
+	if (h)
+		hdrs = h;
+	if (co->keylen && co->backend == COORD_EMBEDDED &&
+	    strcmp(method, "GET")) {
+		r = auth_header(co, method, path, body, &hdrs);
+		if (r) {
+			curl_slist_free_all(hdrs);
+			curl_easy_cleanup(c);
+			return r;
+		}
 	}
-	free(msg);
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-	return 0;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(co->connect_ms < timeout_ms ? co->connect_ms
+							    : timeout_ms));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, co);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	if (body || strcmp(method, "GET")) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
+				 (long)(body ? strlen(body) : 0));
+	}
+	if (strcmp(method, "GET") && strcmp(method, "POST"))
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	rc = curl_easy_perform(c);
+	*status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	if (rc == CURLE_WRITE_ERROR && resp->ended) {
+		rc = CURLE_OK;	/* the stream callback had what it needed */
+	} else if (rc) {
+		r = curl_errno(rc);
+		if (rc == CURLE_WRITE_ERROR)
+			pm_log(lvl, "coordinator %s %s: response over %d bytes",
+			       method, url, COORD_RESP_MAX);
+		else
+			pm_log(lvl, "coordinator %s %s: %s (HTTP status %ld)",
+			       method, url, curl_easy_strerror(rc), *status);
+	}
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	if (r)
+		coord_buf_free(resp);
+	return r;
+}
+
+int coord_http(struct coord *co, const char *method, const char *path,
+	       const char *body, int timeout_ms, int attempt_ms, long *status,
+	       struct coord_buf *resp)
+{
+	int64_t deadline = coord_now_ms() + timeout_ms;
+	int idx = __atomic_load_n(&co->cur, __ATOMIC_RELAXED);
+	int tries = 0, r = -ETIMEDOUT;
+	int64_t left;
+
+	while ((left = deadline - coord_now_ms()) > 0) {
+		/* After a full round of failures, pause before the next. */
+		if (tries && tries % co->n_urls == 0) {
+			struct timespec ts = { 0, 100 * 1000000L };
+
+			if (left <= 100)
+				break;
+			nanosleep(&ts, NULL);
+			left = deadline - coord_now_ms();
+		}
+		tries++;
+		if (attempt_ms > 0 && left > attempt_ms)
+			left = attempt_ms;
+		r = coord_http_once(co, idx, method, path, body, (int)left,
+				    status, resp, PM_LOG_WARN);
+		if (!r && *status >= 500) {
+			pm_warn("coordinator %s %s%s: HTTP status %ld: %.200s",
+				method, co->urls[idx], path, *status,
+				resp->data ? resp->data : "");
+			coord_buf_free(resp);
+			r = -EIO;
+		}
+		if (!r) {
+			__atomic_store_n(&co->cur, idx, __ATOMIC_RELAXED);
+			return 0;
+		}
+		idx = (idx + 1) % co->n_urls;
+	}
+	return r;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Inside the coordinator client: the state both backends share, the libcurl
- * request helper with failover, and the etcd backend's entry points. */
+ * request helper with failover (coord_http.c), and the etcd backend's entry
+ * points. */
 #ifndef PM_COORD_PRIV_H
 #define PM_COORD_PRIV_H
 
@@ -15,7 +16,6 @@ struct pm_logger;
 enum coord_backend { COORD_EMBEDDED, COORD_ETCD };
 
 #define COORD_CONNECT_MS_DEFAULT 1000
-#define COORD_REQUEST_MS_DEFAULT 5000
 /* Largest response body kept; a longer one is an error, not a realloc. */
 #define COORD_RESP_MAX (1 << 20)
 
@@ -32,7 +32,7 @@ struct coord {
 	int connect_ms;
 	int request_ms;
 	size_t keylen;			/* security.key_file; 0: none */
-	unsigned char key[COORD_KEY_MAX + 1];
+	unsigned char key[AUTH_KEY_MAX + 1];
 
 	pthread_mutex_t lock;		/* the fields below */
 	pthread_cond_t cond;		/* stop was set */

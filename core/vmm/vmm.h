@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #define VMM_MAX_VCPUS 64
+/* vm.cmdline when neither the config nor --cmdline gives one. */
+#define VMM_DEFAULT_CMDLINE \
+	"console=ttyS0 reboot=k panic=-1 nokaslr i8042.noaux"
 #define VMM_MAX_DEVS 16
 
 /* Guest-physical layout. RAM starts at 0; above 3 GiB it continues at
@@ -180,6 +183,46 @@ uint32_t vmm_selftest_expect(uint64_t start, uint64_t len, uint32_t seed);
  * address in err. */
 int vmm_selftest_verify(struct vmm *vm, uint64_t start, uint64_t len,
 			uint32_t seed, char *err, size_t errlen);
+
+/* --- the VM (vmm.c) ------------------------------------------------------ */
+
+struct pm_node;
+
+/* Guest RAM: the node's region, or anonymous memory without a node. */
+struct vmm_mem {
+	struct pm_node *node;
+	void *base;
+	size_t len;
+	bool anon;
+};
+
+/*
+ * With config, start the node it describes and lend its region (want bytes
+ * of it); without, map want bytes of anonymous memory. 0, or -errno with a
+ * message in err and the exit code to use in *code.
+ */
+int vmm_mem_open(struct vmm_mem *m, const char *config, uint64_t want,
+		 int *code, char *err, size_t errlen);
+void vmm_mem_close(struct vmm_mem *m);
+
+/* /dev/kvm opened and its API version checked: the fd, or -1 and err. */
+int vmm_open_kvm(char *err, size_t errlen);
+
+/* Zero vm and block the signals vmm_run takes, in this thread and every
+ * thread it starts (the vCPUs). Call before vmm_create. */
+void vmm_prepare(struct vmm *vm);
+
+/* The VM with RAM from m (ram_size bytes of it) and nvcpus vCPUs. 0 or
+ * -errno with a message in err; vmm_destroy undoes what was done. */
+int vmm_create(struct vmm *vm, int kvm_fd, const struct vmm_mem *m,
+	       uint64_t ram_size, int nvcpus, char *err, size_t errlen);
+void vmm_destroy(struct vmm *vm);
+
+/*
+ * Run the vCPUs until the guest ends, a signal arrives or timeout_s passes
+ * (0: no limit); vm->end says which. -ETIMEDOUT when a vCPU would not stop.
+ */
+int vmm_run(struct vmm *vm, int timeout_s, char *err, size_t errlen);
 
 /* --- CPU state (vmm.c) --------------------------------------------------- */
 

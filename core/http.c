@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/* HTTP plumbing shared by the coordinator server and the metrics endpoint:
+ * listen-address parsing and starting a libmicrohttpd daemon on it. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "http.h"
+#include "log.h"
+
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss,
+		      socklen_t *sslen, char *err, size_t errlen)
+{
+	struct addrinfo hints = { 0 }, *res = NULL;
+	char host[256], *port, *end;
+	const char *h;
+	long p;
+	int r;
+
+	if (!listen || strlen(listen) >= sizeof(host)) {
+		snprintf(err, errlen, "listen address missing or too long");
+		return -EINVAL;
+	}
+	snprintf(host, sizeof(host), "%s", listen);
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (!end || end[1] != ':') {
+			snprintf(err, errlen,
+				 "listen address '%s': expected [IPV6]:PORT",
+				 listen);
+			return -EINVAL;
+		}
+		*end = '\0';
+		h = host + 1;
+		port = end + 2;
+	} else {
+		port = strrchr(host, ':');
+		if (!port) {
+			snprintf(err, errlen,
+				 "listen address '%s': expected HOST:PORT",
+				 listen);
+			return -EINVAL;
+		}
+		*port++ = '\0';
+		h = host;
+	}
+	errno = 0;
+	p = strtol(port, &end, 10);
+	if (!*port || *end || errno || p < 0 || p > 65535) {
+		snprintf(err, errlen,
+			 "listen address '%s': port '%s' is not a number in [0, 65535]",
+			 listen, port);
+		return -EINVAL;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (!*h || !strcmp(h, "*"))
+		h = NULL;
+	r = getaddrinfo(h, port, &hints, &res);
+	if (r || !res) {
+		snprintf(err, errlen, "listen address '%s': %s", listen,
+			 r ? gai_strerror(r) : "no address");
+		return -EINVAL;
+	}
+	if (res->ai_addrlen > sizeof(*ss)) {
+		freeaddrinfo(res);
+		snprintf(err, errlen, "listen address '%s': address too long",
+			 listen);
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* libmicrohttpd's own complaints go through our logger. */
+static void httpd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	pm_dbg("httpd: %s", line);
+}
+
+int http_start(const char *listen, void *handler, void *handler_cls,
+	       void *completed, void *completed_cls, int conn_limit,
+	       struct MHD_Daemon **out, int *port, char *err, size_t errlen)
+{
+	/* ITC: MHD_quiesce_daemon() needs it, for a graceful stop. */
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
+			     MHD_USE_INTERNAL_POLLING_THREAD |
+			     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct sockaddr_storage ss, bound;
+	socklen_t sslen, blen = sizeof(bound);
+	const union MHD_DaemonInfo *info;
+	struct MHD_Daemon *d;
+	int r;
+
+	r = http_parse_listen(listen, &ss, &sslen, err, errlen);
+	if (r)
+		return r;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	/*
+	 * One thread per connection so that a long-polling request cannot
+	 * stall the others; the connection limit bounds the threads and the
+	 * idle timeout frees those of clients that went quiet.
+	 */
+	d = MHD_start_daemon(flags, 0, NULL, NULL,
+			     (MHD_AccessHandlerCallback)handler, handler_cls,
+			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			     MHD_OPTION_CONNECTION_LIMIT,
+			     (unsigned int)conn_limit,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+			     MHD_OPTION_NOTIFY_COMPLETED,
+			     (MHD_RequestCompletedCallback)completed,
+			     completed_cls,
+			     MHD_OPTION_EXTERNAL_LOGGER, httpd_log, NULL,
+			     MHD_OPTION_END);
+	if (!d) {
+		snprintf(err, errlen,
+			 "cannot serve HTTP on %s (address in use or not local?)",
+			 listen);
+		return -EADDRNOTAVAIL;
+	}
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+	if (!info || getsockname(info->listen_fd, (struct sockaddr *)&bound,
+				 &blen)) {
+		MHD_stop_daemon(d);
+		snprintf(err, errlen, "%s: cannot read the bound port", listen);
+		return -EIO;
+	}
+	if (bound.ss_family == AF_INET6)
+		*port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+	else
+		*port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	*out = d;
+	return 0;
+}
