@@ -381,6 +381,12 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			p->usable = false;
 			continue;
 		}
+		/* A key of its group it never asked for is a typo. */
+		if (loader_check_keys(p, err, errlen)) {
+			if (code)
+				*code = PM_EXIT_CONFIG;
+			goto out_free;
+		}
 		pm_info("transport %s listening at %s", p->name, buf);
 		usable++;
 	}
