@@ -51,6 +51,7 @@ struct cfg {
 	char evict_policy[8];			/* pager.policy ("2q") */
 	int timeout_ms;				/* pager.timeout_ms (5000) */
 	int startup_timeout_ms;			/* cluster.startup_timeout_ms */
+	int failure_timeout_ms;			/* cluster.failure_timeout_ms */
 
 	char coord_backend[16];			/* "" (none), "embedded", "etcd" */
 	int n_coord_urls;			/* coordinator.url / urls */

@@ -38,6 +38,9 @@ const struct cfg_key cfg_keys[] = {
 	{ "cluster.startup_timeout_ms", CFG_T_INT, 0, 100, MS_MAX,
 	  .def = 30000, FIELD(startup_timeout_ms),
 	  .doc = "how long start-up (and stop) wait for the others" },
+	{ "cluster.failure_timeout_ms", CFG_T_INT, 0, 200, MS_MAX,
+	  .def = 8000, FIELD(failure_timeout_ms),
+	  .doc = "a peer not heard from this long is declared dead (it is pinged every eighth of it); a slower reply is waited for, never a death" },
 
 	{ "transports.order", CFG_T_LIST, CFG_K_REQUIRED, 1,
 	  CFG_MAX_TRANSPORTS, .unset = "required",
@@ -99,7 +102,7 @@ const struct cfg_key cfg_keys[] = {
 	  .doc = "fault threads; each serves a fault start to finish" },
 	{ "pager.timeout_ms", CFG_T_INT, 0, 10, 600000, .def = 5000,
 	  FIELD(timeout_ms),
-	  .doc = "deadline of every network wait; a peer silent this long is declared dead" },
+	  .doc = "deadline of one request of a fault to its home; one that runs out is sent again while the home lives" },
 	{ "pager.prefetch", CFG_T_INT, 0, 0, 15, .def = 0, FIELD(prefetch),
 	  .doc = "on a sequential fault, also fetch up to this many next pages" },
 	{ "pager.local_limit", CFG_T_SIZE, CFG_K_PAGES, 0, SIZE_MAX_BYTES,

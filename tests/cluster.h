@@ -38,6 +38,7 @@ struct cluster {
 	int status[CL_MAX];		/* exit code, 128+sig, or -1 */
 	char extra[1024];		/* appended to every config */
 	char pager[256];		/* more keys of the pager group */
+	char cluster_keys[256];		/* more keys of the cluster group */
 	const char *transport;		/* "tcp" (default) */
 	const char *node_transport[CL_MAX];	/* per node override */
 	char key_path[300];		/* cluster key (mode 0600), "" none */
@@ -126,11 +127,12 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 			return -errno;
 		fprintf(f,
 			"node = { id = %d; };\n"
-			"cluster = { name = \"test\"; nodes = %d; memory = \"%s\"; startup_timeout_ms = 20000; };\n"
+			"cluster = { name = \"test\"; nodes = %d; memory = \"%s\"; startup_timeout_ms = 20000; %s };\n"
 			"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
 			"  %s = { listen = \"%s:%d\"; }; };\n"
 			"%s",
-			i, c->n, memory, tr, cl_build(), tr, c->host[i],
+			i, c->n, memory, c->cluster_keys, tr, cl_build(), tr,
+			c->host[i],
 			c->coord[0] ? 0 : c->port[i],
 			c->coord[0] ? "coordinator = { " : "peers = (");
 		for (int j = 0, k = 0; j < c->n && !c->coord[0]; j++) {

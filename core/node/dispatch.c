@@ -175,6 +175,15 @@ static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 	case PM_OP_AUTH:
 		auth_request(n, lc->tidx, req, &rq);
 		break;
+	case PM_OP_PING: {
+		struct pm_proto_rep rp = {
+			.op = PM_OP_PING, .from = (uint16_t)n->id,
+		};
+
+		node_reply(n, rq.from, lc->tidx, req->conn_id, req->req_id, 0,
+			   &rp, NULL, 0);
+		break;
+	}
 	}
 }
 

@@ -63,7 +63,7 @@ const char *proto_op_name(unsigned op)
 		[PM_OP_WRITE] = "write", [PM_OP_INVAL] = "invalidate",
 		[PM_OP_RECALL] = "recall", [PM_OP_DOWNGRADE] = "downgrade",
 		[PM_OP_BARRIER] = "barrier", [PM_OP_AUTH] = "auth",
-		[PM_OP_EVICT] = "evict",
+		[PM_OP_EVICT] = "evict", [PM_OP_PING] = "ping",
 	};
 
 	return op < PM_OP_MAX && names[op] ? names[op] : "unknown";

@@ -16,6 +16,7 @@ enum pm_op {
 	PM_OP_BARRIER,		/* -> node 0: arrived at barrier gen */
 	PM_OP_AUTH,		/* -> any: proof of the key (auth.h) */
 	PM_OP_EVICT,		/* -> home: I dropped my copy (data if dirty) */
+	PM_OP_PING,		/* -> any: I am alive (the failure detector) */
 	PM_OP_MAX
 };
 
