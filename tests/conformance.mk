@@ -1,11 +1,13 @@
 # Transport conformance suite: one program, run once per built plugin
-# (conformance-NAME), like fabtests across libfabric providers.
-$(B)/tests/conformance: tests/conformance.c plugins/common/frame.h $(LIB_A) \
-		$(CORE_HDRS)
+# (conformance-NAME), like fabtests across libfabric providers. Its cases
+# live in tests/conformance/, one feature to a file.
+CONFORMANCE_SRCS := $(wildcard tests/conformance/*.c)
+$(B)/tests/conformance: $(CONFORMANCE_SRCS) tests/conformance/conformance.h \
+		plugins/common/frame.h $(LIB_A) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(CORE_CFLAGS) -Iplugins/common -o $@ \
-		tests/conformance.c $(LIB_A) $(LDFLAGS) $(CORE_LIBS) -lcmocka
+		$(CONFORMANCE_SRCS) $(LIB_A) $(LDFLAGS) $(CORE_LIBS) -lcmocka
 
 TEST_BINS += $(B)/tests/conformance
 

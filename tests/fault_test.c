@@ -35,6 +35,40 @@ static void dump_all(const struct cluster *c)
 	}
 }
 
+/*
+ * kill() only queues SIGSTOP: until a thread of node i takes it, its other
+ * threads go on serving, and a survivor told the node is gone could still
+ * read its page instead of timing out. Wait, at most ms, for the kernel
+ * to report every thread of it stopped, or the process gone. SIGCHLD is
+ * blocked (cl_block_sigchld): the stop's SIGCHLD ends each wait.
+ */
+static bool wait_stopped(struct cluster *c, int i, int ms)
+{
+	struct timespec tick = { 0, 10 * 1000000L }, now;
+	int64_t end;
+	sigset_t s;
+	int st;
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	end = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + ms;
+	for (;;) {
+		if (waitpid(c->pid[i], &st, WNOHANG | WUNTRACED) == c->pid[i]) {
+			if (!WIFSTOPPED(st)) {
+				c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
+						: 128 + WTERMSIG(st);
+				c->pid[i] = -1;
+			}
+			return true;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec * 1000LL + now.tv_nsec / 1000000 > end)
+			return false;
+		sigtimedwait(&s, NULL, &tick);
+	}
+}
+
 /* Three fault_workers; node 2 fails by sig while the others count. */
 static void fail_victim(int sig)
 {
@@ -66,12 +100,10 @@ static void fail_victim(int sig)
 		waitpid(c.pid[2], &st, 0);
 		c.pid[2] = -1;
 		c.status[2] = 128 + SIGKILL;
-	} else if (waitpid(c.pid[2], &st, WUNTRACED) != c.pid[2] ||
-		   !WIFSTOPPED(st)) {
-		/* kill() returns before the victim's threads have stopped:
-		 * until waitpid says so, they may still answer a survivor. */
-		bad++;
-		printf("  the victim did not stop\n");
+	} else if (!wait_stopped(&c, 2, 10000)) {
+		dump_all(&c);
+		cl_cleanup(&c);
+		fail_msg("node 2 did not stop within 10 s of SIGSTOP");
 	}
 	close(open(gone, O_WRONLY | O_CREAT, 0600));
 	for (int i = 0; i < 2; i++)

@@ -134,6 +134,25 @@ static void tt_reap(struct pm_tctx *t)
 	}
 }
 
+/*
+ * Reset an incoming connection whose bytes we threw away (a bad frame), at
+ * once and with its descriptor kept: fd is closed only when freed, so no
+ * thread can write to a reused one. close() resets a socket holding
+ * unread bytes by itself, but shutdown() only sends a FIN, and after
+ * SHUT_RD the kernel does not reopen a receive window the peer filled: a
+ * peer still writing learns the connection is gone only from a zero-window
+ * probe, one RTO later (200 ms at least, doubling each time). The kernel's
+ * disconnect, connect(AF_UNSPEC), resets it now.
+ */
+static void tt_reset(struct pm_tctx *t, struct tt_sconn *sc)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+	if (connect(sc->fd, &sa, sizeof(sa)) < 0)
+		tt_log(t, PM_LOG_WARN, "resetting connection %llu from %s: %s",
+		       (unsigned long long)sc->id, sc->peer, strerror(errno));
+}
+
 /* Serve one incoming connection until it ends; then on_close, once. */
 static void *tt_recv_thread(void *arg)
 {
@@ -143,6 +162,7 @@ static void *tt_recv_thread(void *arg)
 	struct pm_request req;
 	const uint8_t *body;
 	const char *bad = NULL;
+	bool reset = false;
 	ssize_t n;
 	int r;
 
@@ -173,6 +193,7 @@ static void *tt_recv_thread(void *arg)
 			       sc->peer, (unsigned long long)sc->id, bad,
 			       h.magic, h.kind, h.rsvd, h.msg_len,
 			       h.payload_len, h.status);
+			reset = true;
 			break;
 		}
 		/* No deadline: shutdown() by drop() or fini() ends the wait. */
@@ -190,7 +211,10 @@ out:
 	pthread_mutex_lock(&t->lock);
 	sc->closed = true;
 	pthread_mutex_unlock(&t->lock);
-	shutdown(sc->fd, SHUT_RDWR);
+	if (reset)
+		tt_reset(t, sc);
+	else
+		shutdown(sc->fd, SHUT_RDWR);
 	if (t->lst.on_close)
 		t->lst.on_close(t->lst.arg, sc->id);
 	/* The rest waits for the next accept or fini to be reaped. */

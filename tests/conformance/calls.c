@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Conformance cases on calls and replies: every message and payload size
+ * verified byte for byte, replies too big for the caller's buffers,
+ * statuses carried back, and replies or drops for connections unknown.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conformance.h"
+
+void test_call_sizes(void **state)
+{
+	static const uint32_t msgs[] = { 0, 1, 11, 12, 13, 100, 255,
+					 PM_MSG_MAX };
+	static const uint32_t pays[] = { 0, 1, 100, 4095, 4096, 4097, 32768,
+					 PM_PAYLOAD_MAX - 1, PM_PAYLOAD_MAX };
+	uint64_t rng = seed ^ 1;
+	struct fix *f;
+	size_t i, j;
+	int n = 0;
+
+	(void)state;
+	REQUIRE_USABLE();
+	f = fix_up();
+	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
+		for (j = 0; j < sizeof(pays) / sizeof(pays[0]); j++) {
+			char err[512];
+			/* exact-size reply buffers, then roomy ones */
+			uint32_t extra = (n++ % 2) ? 100 : 0;
+			int r = echo_once(f->c, &rng, CMD_ECHO, msgs[i],
+					  pays[j], extra,
+					  ms_from_now(CALL_MS), err,
+					  sizeof(err));
+
+			if (r)
+				fail_msg("%s", err);
+		}
+	print_message("  %d calls verified (msg 0..%u, payload 0..%u)\n", n,
+		      PM_MSG_MAX, PM_PAYLOAD_MAX);
+	assert_int_equal(f->s->reply_errs, 0);
+	fix_down(f);
+}
+
+void test_reply_too_big(void **state)
+{
+	uint8_t *pay, msg[PM_MSG_MAX];
+	struct pm_msg rep = { 0 };
+	uint64_t rng = seed ^ 2;
+	struct fix *f;
+	uint32_t i;
+	int r;
+
+	(void)state;
+	REQUIRE_USABLE();
+	pay = malloc(4096 + GUARD);
+	assert_non_null(pay);
+	f = fix_up();
+	rep.msg = msg;
+	rep.msg_cap = sizeof(msg);
+	rep.payload = pay;
+	rep.payload_cap = 4096;
+
+	memset(pay, POISON, 4096 + GUARD);
+	r = cmd_call(f->c, CMD_BIG, 8192, &rep, ms_from_now(CALL_MS));
+	if (r != -EMSGSIZE)
+		fail_msg("8192-byte reply into payload_cap 4096: %d (%s), want -EMSGSIZE",
+			 r, strerror(-r));
+	assert_true(guard_ok(pay + 4096, GUARD));
+
+	memset(pay, POISON, 4096 + GUARD);
+	r = cmd_call(f->c, CMD_BIG, 4097, &rep, ms_from_now(CALL_MS));
+	assert_int_equal(r, -EMSGSIZE);
+	assert_true(guard_ok(pay + 4096, GUARD));
+
+	/* no payload buffer at all */
+	rep.payload = NULL;
+	rep.payload_cap = 0;
+	r = cmd_call(f->c, CMD_BIG, 1, &rep, ms_from_now(CALL_MS));
+	assert_int_equal(r, -EMSGSIZE);
+
+	/* exactly fitting is fine, and the connection still works */
+	rep.payload = pay;
+	rep.payload_cap = 4096;
+	r = cmd_call(f->c, CMD_BIG, 4096, &rep, ms_from_now(CALL_MS));
+	assert_int_equal(r, 0);
+	assert_int_equal(rep.payload_len, 4096);
+	assert_int_equal(rep.msg_len, 3);
+	for (i = 0; i < 4096; i++)
+		assert_int_equal(pay[i], big_byte(i));
+	assert_echo(f->c, &rng, 20, 4096);
+	free(pay);
+	fix_down(f);
+}
+
+void test_reply_msg_too_big(void **state)
+{
+	uint8_t qmsg[200], rmsg[100 + GUARD];
+	struct pm_msg req = { .msg = qmsg, .msg_len = sizeof(qmsg) };
+	struct pm_msg rep = { .msg = rmsg, .msg_cap = 100 };
+	uint64_t rng = seed ^ 3;
+	struct fix *f;
+	int r;
+
+	(void)state;
+	REQUIRE_USABLE();
+	f = fix_up();
+	rand_fill(&rng, qmsg, sizeof(qmsg));
+	qmsg[0] = 'Q';
+	memset(rmsg, POISON, sizeof(rmsg));
+	r = ops->call(f->c, &req, &rep, ms_from_now(CALL_MS));
+	if (r != -EMSGSIZE)
+		fail_msg("200-byte reply msg into msg_cap 100: %d (%s), want -EMSGSIZE",
+			 r, strerror(-r));
+	assert_true(guard_ok(rmsg + 100, GUARD));
+	assert_echo(f->c, &rng, 100, 0);
+	fix_down(f);
+}
+
+void test_remote_status(void **state)
+{
+	static const int st[] = { -ENOENT, -EIO, -EPERM, -ENOSPC, -4095 };
+	uint64_t rng = seed ^ 4;
+	struct fix *f;
+	size_t i;
+	int r;
+
+	(void)state;
+	REQUIRE_USABLE();
+	f = fix_up();
+	for (i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		r = cmd_call(f->c, CMD_STATUS, st[i], NULL,
+			     ms_from_now(CALL_MS));
+		if (r != st[i])
+			fail_msg("reply status %d came back as %d", st[i], r);
+	}
+	assert_echo(f->c, &rng, 12, 100);
+	assert_int_equal(f->s->reply_errs, 0);
+	fix_down(f);
+}
+
+void test_reply_unknown_conn(void **state)
+{
+	struct pm_msg m = { .msg = "x", .msg_len = 1 };
+	uint64_t rng = seed ^ 10;
+	struct fix *f;
+
+	(void)state;
+	REQUIRE_USABLE();
+	f = fix_up();
+	assert_int_equal(ops->reply(f->s->t, 0xFEEDFACECAFEULL, 1, 0, &m),
+			 -ENOTCONN);
+	assert_echo(f->c, &rng, 1, 0);
+	assert_int_equal(ops->reply(f->s->t, srv_only_conn(f->s) + 4242, 1, 0,
+				    &m), -ENOTCONN);
+	assert_int_equal(ops->drop(f->s->t, 0xFEEDFACECAFEULL), -ENOENT);
+	fix_down(f);
+}

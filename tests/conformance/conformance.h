@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the conformance suite's files share: the plugin under test, the
+ * server whose handler obeys struct cmd, the client fixture and verified
+ * calls. main.c lists the cases; each other file holds one feature's.
+ */
+#ifndef PM_CONFORMANCE_H
+#define PM_CONFORMANCE_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "loader.h"
+
+#define CALL_MS 10000		/* deadline of calls that must succeed */
+#define MAX_CONNS 1024		/* incoming connections a server tracks */
+#define XOR 0xA5		/* echo replies: every byte ^ XOR */
+#define GUARD 64	/* bytes after a receive buffer that must stay intact */
+#define POISON 0xEE
+
+/* --- the plugin under test (main.c) ------------------------------------ */
+
+extern struct pm_plugin plug;
+extern const struct pm_transport_ops *ops;
+extern bool usable;
+extern char listen_addr[PM_ENDPOINT_MAX];
+extern bool frame_checks;
+extern uint64_t seed;
+
+#define REQUIRE_USABLE()                                                   \
+	do {                                                               \
+		if (!usable) {                                             \
+			print_message("SKIP: %s: %s\n", plug.path,         \
+				      plug.why[0] ? plug.why : "not loaded"); \
+			skip();                                            \
+		}                                                          \
+	} while (0)
+
+/* --- time, random data, threads (harness.c) ---------------------------- */
+
+int64_t ms_from_now(int ms);
+double ms_since(int64_t t0);
+uint64_t rng_next(uint64_t *s);
+void rand_fill(uint64_t *s, uint8_t *b, size_t n);
+int join_ms(pthread_t th, int ms);
+void mono_deadline(struct timespec *ts, int ms);
+void cond_init_mono(pthread_cond_t *cv);
+
+/* First error seen by worker threads (cmocka asserts only on main). */
+struct errbox {
+	pthread_mutex_t mu;
+	int n;
+	char first[512];
+};
+
+void eb_init(struct errbox *e);
+struct errbox *eb_new(void);
+void eb_note(struct errbox *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define assert_no_errors(e)                                                \
+	do {                                                               \
+		if ((e)->n)                                                \
+			fail_msg("%d error(s), first: %s", (e)->n,         \
+				 (e)->first);                              \
+	} while (0)
+
+/* The host table of one instance. */
+struct ihost {
+	struct pm_host host;
+	char listen[PM_ENDPOINT_MAX];
+	char label[24];
+};
+
+void ih_setup(struct ihost *ih, const char *listen, const char *label);
+
+bool is_stream(const char *ep, char *host, size_t hlen, char *port,
+	       size_t plen);
+
+/* --- commands a request can carry -------------------------------------- */
+
+enum {
+	CMD_ECHO = 0,	/* reply at once: msg and payload ^ XOR */
+	CMD_HOLD = 1,	/* keep (conn_id, req_id); the test may reply */
+	CMD_STATUS = 2,	/* reply at once with status arg, no data */
+	CMD_BIG = 3,	/* reply at once with a payload of arg bytes */
+	CMD_DEFER = 4,	/* keep; a replier thread echoes, shuffled */
+};
+
+#define CMD_MAGIC "PMCF"
+struct cmd {
+	char magic[4];
+	uint32_t cmd;
+	int32_t arg;
+};
+#define CMD_LEN ((uint32_t)sizeof(struct cmd))
+
+/* Byte i of a CMD_BIG reply's payload. */
+static inline uint8_t big_byte(uint32_t i)
+{
+	return (uint8_t)(i * 7 + 3);
+}
+
+/* --- server instance (server.c) ---------------------------------------- */
+
+struct held {
+	uint64_t conn, req;
+	uint32_t msg_len, payload_len;
+	uint8_t msg[PM_MSG_MAX];
+	uint8_t *payload;
+};
+
+struct conn_rec {
+	uint64_t id;
+	uint32_t requests;
+	uint32_t closes;
+};
+
+struct srv {
+	struct ihost ih;
+	struct pm_tctx *t;
+	char ep[PM_ENDPOINT_MAX];
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t requests;
+	struct conn_rec conns[MAX_CONNS];
+	int nconns;
+	bool conn_overflow;
+	uint64_t dup_closes;		/* on_close twice for one conn */
+	uint64_t late_callbacks;	/* any callback after fini returned */
+	uint64_t req_after_close;	/* on_request after on_close */
+	uint64_t bad_requests;		/* bad lengths or pointers */
+	uint64_t reply_errs;
+	int first_reply_err;
+	struct held *held;
+	int nheld, held_cap;
+	int inflight;			/* client calls in flight */
+	bool finished;
+};
+
+int reply_echo(struct srv *s, uint64_t conn, uint64_t req,
+	       const uint8_t *msg, uint32_t mlen, const uint8_t *pay,
+	       uint32_t plen);
+struct srv *srv_alloc(void);
+int srv_start(struct srv *s, const char *listen, const char *label);
+void srv_stop(struct srv *s);
+void srv_free(struct srv *s);
+
+typedef bool (*srv_pred)(struct srv *s, uint64_t arg);
+
+bool srv_wait(struct srv *s, srv_pred pred, uint64_t arg, int ms);
+bool p_held(struct srv *s, uint64_t n);
+bool p_closed(struct srv *s, uint64_t id);
+bool p_raw_closed(struct srv *s, uint64_t n);
+bool p_closed_with_req(struct srv *s, uint64_t n);
+bool p_conns_with_req(struct srv *s, uint64_t n);
+int count_conns(struct srv *s, bool with_requests, bool closed);
+int srv_locked_int(struct srv *s, int (*f)(struct srv *, bool, bool),
+		   bool a, bool b);
+uint64_t srv_only_conn(struct srv *s);
+void srv_check_clean(struct srv *s);
+
+/* --- client side (client.c) -------------------------------------------- */
+
+/* One test's server, client instance and connection. */
+struct fix {
+	struct srv *s;
+	struct ihost cih;
+	struct pm_tctx *ct;
+	struct pm_tconn *c;
+};
+
+struct fix *fix_up(void);
+void fix_down(struct fix *f);
+int cmd_call(struct pm_tconn *c, uint32_t cmd, int32_t arg,
+	     struct pm_msg *rep, int64_t deadline);
+bool guard_ok(const uint8_t *b, size_t n);
+int echo_once(struct pm_tconn *c, uint64_t *rng, uint32_t cmd,
+	      uint32_t mlen, uint32_t plen, uint32_t extra,
+	      int64_t deadline, char *err, size_t errlen);
+
+#define assert_echo(c, rng, mlen, plen)                                     \
+	do {                                                                \
+		char e_[512];                                               \
+		int r_ = echo_once((c), (rng), CMD_ECHO, (mlen), (plen), 0, \
+				   ms_from_now(CALL_MS), e_, sizeof(e_));   \
+		if (r_)                                                     \
+			fail_msg("%s", e_);                                 \
+	} while (0)
+
+/* A thread blocked in one call, for tests that act while it waits. */
+struct caller {
+	pthread_t th;
+	struct pm_tconn *c;
+	uint32_t cmd;
+	int64_t deadline;
+	int r;
+	int64_t t_ret;
+};
+
+struct caller *callers_start(struct pm_tconn *c, uint32_t cmd, int n, int ms);
+void callers_expect_shutdown(struct caller *cl, int n, const char *after);
+
+/* --- the cases, by the file that holds them ---------------------------- */
+
+/* lifecycle.c: loading, probe, init/fini, listen, endpoint, teardown */
+void test_load(void **state);
+void test_probe(void **state);
+void test_init_fini_repeat(void **state);
+void test_listen_endpoint(void **state);
+void test_disconnect_inflight(void **state);
+void test_fini_inflight(void **state);
+
+/* calls.c: calls and replies of every size, statuses, unknown conns */
+void test_call_sizes(void **state);
+void test_reply_too_big(void **state);
+void test_reply_msg_too_big(void **state);
+void test_remote_status(void **state);
+void test_reply_unknown_conn(void **state);
+
+/* concurrency.c: many threads and connections, out-of-order replies */
+void test_concurrent_calls(void **state);
+void test_concurrent_connections(void **state);
+void test_deferred_out_of_order(void **state);
+
+/* deadlines.c: calls that time out, late replies */
+void test_call_timeout(void **state);
+
+/* connection_loss.c: peer gone, redial, drop(), on_close */
+void test_peer_gone_mid_call(void **state);
+void test_reconnect(void **state);
+void test_drop(void **state);
+void test_on_close_once(void **state);
+
+/* malformed_frames.c: raw sockets against a stream listener */
+void test_raw_valid_frame(void **state);
+void test_raw_garbage(void **state);
+void test_raw_bad_magic(void **state);
+void test_raw_bad_lengths(void **state);
+void test_raw_bad_kind(void **state);
+void test_raw_huge_payload(void **state);
+void test_raw_truncated_stall(void **state);
+void test_raw_half_frame_close(void **state);
+
+#endif

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The pieces every conformance case stands on: time, random data, waits on
+ * threads, the error box of worker threads, an instance's host table and
+ * the test of a stream endpoint.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conformance.h"
+#include "log.h"
+
+int64_t ms_from_now(int ms)
+{
+	return pm_now_ns() + (int64_t)ms * 1000000;
+}
+
+double ms_since(int64_t t0)
+{
+	return (double)(pm_now_ns() - t0) / 1e6;
+}
+
+/* xorshift64*: fast, and reproducible from the printed seed */
+uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
+void rand_fill(uint64_t *s, uint8_t *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		b[i] = (uint8_t)(rng_next(s) >> 32);
+}
+
+/* ts = now + ms on clock clk. */
+static void ts_after_ms(struct timespec *ts, clockid_t clk, int ms)
+{
+	clock_gettime(clk, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* Wait helpers for threads: pthread_timedjoin_np counts in CLOCK_REALTIME. */
+int join_ms(pthread_t th, int ms)
+{
+	struct timespec ts;
+
+	ts_after_ms(&ts, CLOCK_REALTIME, ms);
+	return pthread_timedjoin_np(th, NULL, &ts);
+}
+
+/* A deadline for condition variables made by cond_init_mono(). */
+void mono_deadline(struct timespec *ts, int ms)
+{
+	ts_after_ms(ts, CLOCK_MONOTONIC, ms);
+}
+
+void cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+void eb_init(struct errbox *e)
+{
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->mu, NULL);
+}
+
+/* On the heap, like the fixtures (see fix_up): worker threads a failed
+ * test leaves behind may still note into it. */
+struct errbox *eb_new(void)
+{
+	struct errbox *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	eb_init(e);
+	return e;
+}
+
+void eb_note(struct errbox *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&e->mu);
+	if (!e->n++) {
+		va_start(ap, fmt);
+		vsnprintf(e->first, sizeof(e->first), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void ih_log(void *ctx, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void ih_log(void *ctx, int level, const char *fmt, ...)
+{
+	struct ihost *ih = ctx;
+	char msg[900];
+	va_list ap;
+
+	if (level > pm_log_default.level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pm_log(level, "transport %s [%s]: %s", plug.name, ih->label, msg);
+}
+
+static int ih_cfg_string(void *ctx, const char *key, const char **out)
+{
+	struct ihost *ih = ctx;
+
+	if (!strcmp(key, "listen") && ih->listen[0]) {
+		*out = ih->listen;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int ih_cfg_int(void *ctx, const char *key, int64_t *out)
+{
+	(void)ctx;
+	(void)key;
+	(void)out;
+	return -ENOENT;
+}
+
+void ih_setup(struct ihost *ih, const char *listen, const char *label)
+{
+	memset(ih, 0, sizeof(*ih));
+	snprintf(ih->listen, sizeof(ih->listen), "%s", listen);
+	snprintf(ih->label, sizeof(ih->label), "%s", label);
+	ih->host.size = sizeof(ih->host);
+	ih->host.abi_major = PM_TRANSPORT_ABI_MAJOR;
+	ih->host.abi_minor = PM_TRANSPORT_ABI_MINOR;
+	ih->host.ctx = ih;
+	ih->host.name = plug.name;
+	ih->host.page_size = PM_PAGE_SIZE;
+	ih->host.log = ih_log;
+	ih->host.cfg_string = ih_cfg_string;
+	ih->host.cfg_int = ih_cfg_int;
+}
+
+/* --- endpoints ----------------------------------------------------------- */
+
+/* "HOST:PORT" or "[V6]:PORT" -> host, port; false for anything else. */
+static bool parse_hostport(const char *ep, char *host, size_t hlen,
+			   char *port, size_t plen)
+{
+	const char *colon = strrchr(ep, ':');
+	const char *h = ep;
+	size_t n;
+	char *end;
+	long v;
+
+	if (!colon || colon == ep)
+		return false;
+	n = colon - ep;
+	if (ep[0] == '[') {
+		if (n < 3 || ep[n - 1] != ']')
+			return false;
+		h = ep + 1;
+		n -= 2;
+	}
+	if (n >= hlen || strlen(colon + 1) >= plen)
+		return false;
+	errno = 0;
+	v = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || v < 1 || v > 65535)
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	snprintf(port, plen, "%s", colon + 1);
+	return true;
+}
+
+/*
+ * A stream transport: its endpoint is HOST:PORT of a TCP listener, so raw
+ * sockets can reach it. An RDMA transport's IP:PORT is an rdma_cm address,
+ * not a TCP port.
+ */
+bool is_stream(const char *ep, char *host, size_t hlen, char *port,
+	       size_t plen)
+{
+	return !(ops->caps & PM_CAP_RDMA) &&
+	       parse_hostport(ep, host, hlen, port, plen);
+}
