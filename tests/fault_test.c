@@ -3,7 +3,8 @@
  * Fault injection with real processes: a node killed with SIGKILL or
  * frozen with SIGSTOP while the others work (fault_worker: the survivors
  * finish exactly on pages homed on live nodes, and a touch of a page homed
- * on the failed node ends in SIGBUS within pager.timeout_ms), and the
+ * on the failed node ends in SIGBUS once the failure detector has declared
+ * it dead, cluster.failure_timeout_ms after its last sign of life), and the
  * coherence workloads between network namespaces that drop 7% of the TCP
  * packets they receive (nftables numgen). A restarted peer is reached
  * again through a fresh handshake.
@@ -82,7 +83,8 @@ static void fail_victim(int sig)
 	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
 	snprintf(gone, sizeof(gone), "%s/victim-gone", c.dir);
 	snprintf(tmo, sizeof(tmo), "%d", TIMEOUT_MS);
-	snprintf(c.pager, sizeof(c.pager), "timeout_ms = %d;", TIMEOUT_MS);
+	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
+		 "failure_timeout_ms = %d;", TIMEOUT_MS);
 	assert_int_equal(cl_write_configs(&c, "16M"), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cl_spawn(&c, i, argv), 0);

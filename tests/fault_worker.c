@@ -177,11 +177,11 @@ static int survivor(int me, int nodes, const char *gone_file, int timeout_ms)
 			 val);
 		ok = false;
 	} else if (ok && bus_ms > timeout_ms + 1000) {
-		snprintf(why, sizeof(why), "SIGBUS after %lld ms, over pager.timeout_ms %d + 1000",
+		snprintf(why, sizeof(why), "SIGBUS after %lld ms, over cluster.failure_timeout_ms %d + 1000",
 			 (long long)bus_ms, timeout_ms);
 		ok = false;
 	}
-	printf("RESULT %s: survivor %d: counted %llu (%llu after the failure), counters %llu/%llu of %llu; SIGBUS on the failed node's page after %lld ms (pager.timeout_ms %d)%s%s\n",
+	printf("RESULT %s: survivor %d: counted %llu (%llu after the failure), counters %llu/%llu of %llu; SIGBUS on the failed node's page after %lld ms (cluster.failure_timeout_ms %d)%s%s\n",
 	       ok ? "ok" : "FAIL", me, (unsigned long long)count,
 	       (unsigned long long)after, (unsigned long long)c0,
 	       (unsigned long long)c1, (unsigned long long)total,

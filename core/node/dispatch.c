@@ -150,9 +150,15 @@ static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 		return;
 	}
 	STAT_ADD_AT(n, op_received[rq.op], 1);
-	if (__atomic_exchange_n(&n->peer_dead[rq.from], false,
-				__ATOMIC_RELAXED))
-		pm_info("node %u is back (peer %s)", rq.from, req->peer);
+	/* Only a connection that proved it is the node counts as one: an
+	 * unauthenticated HELLO or AUTH changes nothing. */
+	if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH) {
+		node_heard(n, rq.from);
+		if (__atomic_exchange_n(&n->peer_dead[rq.from], false,
+					__ATOMIC_RELAXED))
+			pm_info("node %u is back (peer %s)", rq.from,
+				req->peer);
+	}
 	STAT_ADD_AT(n, peer[rq.from].bytes_received,
 		 req->msg_len + req->payload_len);
 	switch (rq.op) {

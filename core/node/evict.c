@@ -107,11 +107,14 @@ static bool evict_remote(struct pm_node *n, uint64_t page,
 	lk_unlock(llock_of(n, page));
 
 	rq.flags = ev->excl ? PM_RQ_DIRTY : 0;
-	r = node_call_payload(n, page_home(n, page), &rq, &rp,
-			      ev->excl ? ev->data : NULL,
-			      ev->excl ? PM_PAGE_SIZE : 0);
-	if (r)
-		node_peer_failed(n, page_home(n, page), r);
+	/* Sent again while the home lives: a second EVICT finds nothing. */
+	r = node_call_alive(n, page_home(n, page), &rq,
+			    ev->excl ? ev->data : NULL,
+			    ev->excl ? PM_PAGE_SIZE : 0, &rp, NULL, NULL, true);
+	if (r && ev->excl)
+		pm_err("page %llu: written back to home node %d: %s; its data is lost",
+		       (unsigned long long)page, page_home(n, page),
+		       strerror(-r));
 	else if (ev->excl)
 		STAT_ADD(n, writebacks, 1);
 
@@ -160,10 +163,12 @@ static void clean_send(struct pm_node *n, int home, const uint64_t *pages,
 	struct pm_proto_rep rp;
 	int r;
 
-	r = node_call_payload(n, home, &rq, &rp, pages,
-			      count * (uint32_t)sizeof(uint64_t));
+	/* A clean copy's home has its data: a failure loses nothing. */
+	r = node_call_alive(n, home, &rq, pages,
+			    count * (uint32_t)sizeof(uint64_t), &rp, NULL, NULL,
+			    true);
 	if (r)
-		node_peer_failed(n, home, r);
+		pm_dbg("clean evictions to node %d: %s", home, strerror(-r));
 }
 
 /* Drop the batch here, tell each home, then let faults on it proceed. */

@@ -252,6 +252,54 @@ static int plan_prefetch(struct pm_node *n, uint64_t page)
 	return k;
 }
 
+/*
+ * Is rp (with plen bytes of payload) a grant that can answer request rq?
+ * NULL, or what is wrong with it. A home never sends anything else, so a
+ * failure here is a broken or hostile peer, never installed.
+ */
+static const char *grant_check(const struct pm_proto_req *rq,
+			       const struct pm_proto_rep *rp, uint32_t plen)
+{
+	uint16_t mask = (uint16_t)((1u << rq->arg) - 1);
+	bool data = rp->flags & PM_RP_DATA, zero = rp->flags & PM_RP_ZERO;
+	bool excl = rp->flags & PM_RP_EXCL;
+	uint32_t want;
+
+	want = (data ? PM_PAGE_SIZE : 0) +
+	       PM_PAGE_SIZE * (uint32_t)__builtin_popcount(rp->extra &
+							   ~rp->extra_zero);
+	if (rp->op != rq->op || rp->page != rq->page)
+		return "a grant for another request";
+	if (rp->flags & ~(PM_RP_DATA | PM_RP_ZERO | PM_RP_EXCL))
+		return "flags no grant carries";
+	if (data && zero)
+		return "both data and zero";
+	if ((rp->extra & ~mask) || (rp->extra_zero & ~rp->extra))
+		return "extra pages not asked for";
+	if (plen != want)
+		return "a payload that does not match its flags";
+	if (rq->op == PM_OP_READ && (excl || !(data || zero)))
+		return "a read grant without its page, or exclusive";
+	if (rq->op == PM_OP_WRITE && !excl)
+		return "a write grant that is not exclusive";
+	if (rq->op == PM_OP_WRITE && !(rq->flags & PM_RQ_HAS_COPY) &&
+	    !(data || zero))
+		return "an exclusive grant without the page";
+	return NULL;
+}
+
+/*
+ * Ask the home for page (and nextra pages after it) until it answers, it
+ * is declared dead, or it keeps failing. A request that ran out of time
+ * is a slow reply, not a death: only the failure detector (detect.c) says
+ * a peer is dead, and then faults on its pages fail at once. A request
+ * abandoned at its deadline may still have been granted: whatever the
+ * home asked of that grant meanwhile (deferred here, holder.c) is answered
+ * "not held" before the next try, since we never installed it; else the
+ * home would wait for us while our next try waits behind it.
+ */
+#define FAULT_MAX_ERRORS 5	/* answers that are errors, then SIGBUS */
+
 static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			 uint8_t flags, int nextra)
 {
@@ -260,39 +308,54 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		.op = op, .flags = flags, .from = (uint16_t)n->id,
 		.arg = (uint32_t)nextra, .page = page,
 	};
-	struct pm_proto_rep rp = { 0 };
-	uint16_t mask = (uint16_t)((1u << nextra) - 1);
-	uint32_t plen = sizeof(buf), want;
+	int home = page_home(n, page), errors = 0, tries = 0;
+	/* A try waits a quarter of the detector's timeout at most, so a
+	 * fault on a home declared dead meanwhile ends soon after. */
+	int wait_ms = n->failure_ms / 4 > 100 ? n->failure_ms / 4 : 100;
+	struct pm_proto_rep rp;
+	const char *bad = NULL;
+	uint32_t plen;
 	bool installed;
 	int r;
 
-	r = node_call(n, page_home(n, page), &rq, &rp, buf, &plen);
-	want = ((rp.flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0) +
-	       PM_PAGE_SIZE * (uint32_t)__builtin_popcount(rp.extra &
-							   ~rp.extra_zero);
-	if (!r && (rp.op != op || rp.page != page || (rp.extra & ~mask) ||
-		   (rp.extra_zero & ~rp.extra) || plen != want ||
-		   ((rp.flags & PM_RP_DATA) && (rp.flags & PM_RP_ZERO)))) {
-		pm_err("page %llu: malformed grant from node %d (op %u flags %#x extra %#x/%#x payload %u)",
-		       (unsigned long long)page, page_home(n, page), rp.op,
-		       rp.flags, rp.extra, rp.extra_zero, plen);
-		r = -EPROTO;
+	for (;; tries++) {
+		if (node_peer_dead(n, home)) {
+			r = -EHOSTDOWN;
+			break;
+		}
+		rp = (struct pm_proto_rep){ 0 };
+		plen = sizeof(buf);
+		r = node_call_ms(n, home, &rq, &rp, buf, &plen,
+				 wait_ms < n->timeout_ms ? wait_ms : n->timeout_ms);
+		if (!r && (bad = grant_check(&rq, &rp, plen)))
+			r = -EPROTO;
+		if (!r || r == -EIO || node_closing(n))
+			break;
+		if (!node_conn_error(r) && ++errors >= FAULT_MAX_ERRORS)
+			break;
+		if (tries == 0)
+			pm_warn("page %llu: request to home node %d: %s%s%s; trying again",
+				(unsigned long long)page, home, strerror(-r),
+				bad ? ": " : "", bad ? bad : "");
+		holder_refuse_deferred(n, page, nextra);
+		/* 1, 2, 4 .. 64 ms: a home that answers errors is not
+		 * hammered, one that is slow is asked again soon. */
+		node_backoff(tries);
 	}
 	installed = holder_land_grant(n, page, nextra, r, &rp, buf);
-
-	/* Home unreachable, or the page's data died with a node. */
-	if (node_conn_error(r) || r == -EIO) {
-		node_peer_failed(n, page_home(n, page), r);
+	if (r) {
+		if (tries > 0 || r == -EIO || r == -EHOSTDOWN || bad)
+			pm_err("page %llu: request to home node %d failed after %d tries: %s%s%s",
+			       (unsigned long long)page, home, tries + 1,
+			       strerror(-r), bad ? ": " : "",
+			       bad ? bad : "");
 		fault_fail(n, page, r);
 		return;
 	}
-	if (r)
-		pm_err("page %llu: request to home node %d failed: %s",
-		       (unsigned long long)page, page_home(n, page),
-		       strerror(-r));
 	if (!installed)
 		uffd_wake(n, page, 1);	/* retry: refault and ask again */
 }
+
 /* The page cannot be had: its faulting threads fail (SIGBUS). */
 static void fault_fail(struct pm_node *n, uint64_t page, int err)
 {

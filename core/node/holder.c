@@ -171,6 +171,18 @@ static void answer_deferred(struct pm_node *n, struct deferred *d,
 	}
 }
 
+void holder_refuse_deferred(struct pm_node *n, uint64_t page, int nextra)
+{
+	for (uint64_t q = page; q <= page + (uint64_t)nextra; q++) {
+		struct deferred *d;
+
+		lk_lock(llock_of(n, q), LK_LLOCK);
+		d = take_deferred(n, q);
+		lk_unlock(llock_of(n, q));
+		answer_deferred(n, d, NULL, NULL, false);
+	}
+}
+
 /*
  * A prefetched page's share of a grant (or of a failed call): install it
  * unless something made it stale, answer what was deferred on it, clear

@@ -447,20 +447,28 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 
 	uint8_t buf[PM_PAGE_SIZE] __attribute__((aligned(64)));
 
-	/* Into a bounce buffer: a call that fails half-way must not leave
-	 * a torn page in the store. A peer known dead is not waited on. */
+	/*
+	 * Into a bounce buffer: a call that fails half-way must not leave a
+	 * torn page in the store. The holder may be slow or paused: it is
+	 * waited for until the failure detector says it is dead, never
+	 * given up on earlier, since it may still be using its copy. An
+	 * invalidation can be sent twice; a recall or downgrade cannot (a
+	 * second would find the copy gone, its data in the first answer).
+	 */
 	STAT_ADD(n, invalidations_sent, 1);
-	r = node_peer_dead(n, who) ? -EHOSTDOWN
-				   : node_call(n, who, &rq, &rp, buf, &plen);
+	r = node_call_alive(n, who, &rq, NULL, 0, &rp, buf, &plen,
+			    op == PM_OP_INVAL);
 	if (r) {
 		/* A sharer's copy can go: the home has the data. An exclusive
 		 * holder took the only current copy with it. */
 		if (op != PM_OP_INVAL) {
 			dir_lose(n, page);
-			pm_err("page %llu: its only copy was on node %d, which is unreachable (%s): lost; faults on it get SIGBUS",
-			       (unsigned long long)page, who, strerror(-r));
+			pm_err("page %llu: its only copy was on node %d, %s (%s): lost; faults on it get SIGBUS",
+			       (unsigned long long)page, who,
+			       r == -EHOSTDOWN ? "declared dead"
+					       : "which never answered",
+			       strerror(-r));
 		}
-		node_peer_failed(n, who, r);
 		return false;
 	}
 	if (rp.flags & PM_RP_DATA) {

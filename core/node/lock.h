@@ -14,6 +14,7 @@
  *   7. wq_lock    the home workers' queue
  *   8. txn_lock   local waiters on busy entries
  *   9. bar_lock   the barrier (node 0)
+ *  10. det_lock   the failure detector's stop flag
  * Locks inside a transport plugin and the auth table come after all of
  * these: node_reply() and node_call() may be called with any of 1-9 held,
  * but no lock is held across a wait for the network except by a home
@@ -39,6 +40,7 @@ enum lk_rank {
 	LK_WQ,
 	LK_TXN,
 	LK_BAR,
+	LK_DET,
 };
 
 #ifdef PM_DEBUG

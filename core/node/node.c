@@ -283,9 +283,12 @@ static struct pm_node *node_alloc(void)
  */
 void node_free(struct pm_node *n)
 {
+	/* Loops that wait for a peer give up from here. */
+	__atomic_store_n(&n->closing, true, __ATOMIC_RELAXED);
 	if (n->metrics)
 		metrics_stop(n->metrics);
 	n->metrics = NULL;
+	detect_stop(n);
 	node_disconnect_peers(n);
 	fault_stop(n);
 	evict_free(n);
@@ -336,6 +339,7 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	n->id = n->cfg.node_id;
 	n->nodes = n->cfg.cluster_nodes;
 	n->timeout_ms = n->cfg.timeout_ms;
+	n->failure_ms = n->cfg.failure_timeout_ms;
 	n->nthreads = n->cfg.pager_threads;
 	n->prefetch = n->cfg.prefetch;
 	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d", n->id);
@@ -418,6 +422,12 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
 		     "start-up barrier: %s (are all %d nodes running?)",
 		     strerror(-r), n->nodes);
+		goto out_free;
+	}
+	r = detect_start(n);
+	if (r) {
+		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+			  "starting the failure detector: %s", strerror(-r));
 		goto out_free;
 	}
 	if (n->cfg.metrics_listen[0]) {

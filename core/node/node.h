@@ -191,7 +191,11 @@ struct pm_node {
 	struct peer peers[CFG_MAX_NODES];	/* indexed by node id */
 	/* Relaxed atomics, no lock: flags and words whose readers act on
 	 * any recent value. */
-	bool peer_dead[CFG_MAX_NODES];	/* failed; skipped until it calls */
+	bool peer_dead[CFG_MAX_NODES];	/* declared dead by the detector;
+					 * until it calls again */
+	int64_t heard_ns[CFG_MAX_NODES];	/* last reply or request from
+						 * it (pm_now_ns) */
+	bool closing;			/* node_free has begun */
 	bool leaving;			/* past the final barrier */
 	uint64_t peer_inc[CFG_MAX_NODES];	/* incarnation seen in HELLO */
 	uint64_t incarnation;		/* ours: random per start */
@@ -222,6 +226,14 @@ struct pm_node {
 	} bar_waiters[CFG_MAX_NODES];	/* by node id */
 
 	struct node_stats st;
+
+	/* failure detector (detect.c) */
+	int failure_ms;			/* cluster.failure_timeout_ms */
+	pthread_mutex_t det_lock;	/* det_stop */
+	pthread_cond_t det_cv;
+	bool det_stop;
+	int ndet;			/* watcher threads started */
+	pthread_t det_threads[CFG_MAX_NODES];
 
 	struct coord *coord;		/* NULL: static peers */
 	struct auth *auth;		/* peer authentication (auth.c) */
@@ -339,6 +351,21 @@ void node_free(struct pm_node *n);
 extern __thread bool node_fault_thread;
 int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len);
+/*
+ * A call whose answer the caller needs for as long as the peer lives: a
+ * slow or lost answer is waited for (resend: the request can be sent
+ * again, and is, after pager.timeout_ms) until it comes or the failure
+ * detector declares the peer dead (-EHOSTDOWN at once from then on).
+ * Without resend, one wait of 1.5 x cluster.failure_timeout_ms.
+ */
+int node_call_alive(struct pm_node *n, int peer,
+		    const struct pm_proto_req *rq, const void *rq_payload,
+		    uint32_t rq_len, struct pm_proto_rep *rp, void *payload,
+		    uint32_t *payload_len, bool resend);
+/* node_call waiting at most wait_ms. */
+int node_call_ms(struct pm_node *n, int peer, const struct pm_proto_req *rq,
+		 struct pm_proto_rep *rp, void *payload, uint32_t *payload_len,
+		 int wait_ms);
 /* node_call with a request payload (EVICT's page). */
 int node_call_payload(struct pm_node *n, int peer,
 		      const struct pm_proto_req *rq, struct pm_proto_rep *rp,
@@ -354,11 +381,25 @@ int node_reply(struct pm_node *n, int peer, int tidx, uint64_t conn_id,
 /* A reply with only a status (an error, mostly). */
 void node_reply_status(struct pm_node *n, int peer, int tidx,
 		       const struct pm_request *req, int status);
-/* Is r a call error that means the peer is unreachable? */
+/* Is r a call error that means no answer came (slow or unreachable)? */
 bool node_conn_error(int r);
-/* A peer failed (call error r): mark it dead, count and log it once. */
-void node_peer_failed(struct pm_node *n, int peer, int r);
 bool node_peer_dead(struct pm_node *n, int peer);
+/* A reply or a request from peer arrived: it is alive. */
+void node_heard(struct pm_node *n, int peer);
+/* Sleep a little before try number `tries` again (1 ms doubling to 64). */
+void node_backoff(int tries);
+static inline bool node_closing(struct pm_node *n)
+{
+	return __atomic_load_n(&n->closing, __ATOMIC_RELAXED);
+}
+
+/* ---- detect.c: the failure detector -------------------------------------- */
+/* One watcher per peer: pings it when it has been quiet, declares it dead
+ * when it has not been heard from for cluster.failure_timeout_ms. */
+int detect_start(struct pm_node *n);
+void detect_stop(struct pm_node *n);
+/* Declare peer dead (once): count, log why, forget what it held. */
+void detect_declare_dead(struct pm_node *n, int peer, const char *why);
 /* Dial every peer and shake hands, until cluster.startup_timeout_ms. */
 int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 		       int *code);
@@ -430,6 +471,10 @@ void holder_remote_action(struct pm_node *n, int tidx,
 bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 		  struct pm_proto_rep *rp, void *buf);
 void holder_fini(struct pm_node *n);
+/* A fetch of page (and nextra after it) is being asked again: the grant
+ * of the abandoned try will never be installed, so actions deferred on it
+ * are answered "not held" now (fault.c has why). */
+void holder_refuse_deferred(struct pm_node *n, uint64_t page, int nextra);
 void holder_evicting_add(struct pm_node *n, struct evicting *ev);
 void holder_evicting_remove(struct pm_node *n, struct evicting *ev);
 

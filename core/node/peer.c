@@ -34,18 +34,20 @@ bool node_conn_error(int r)
 	       r == -EHOSTDOWN || r == -ESHUTDOWN;
 }
 
-void node_peer_failed(struct pm_node *n, int peer, int r)
+void node_heard(struct pm_node *n, int peer)
 {
-	if (!node_conn_error(r) || peer < 0 || peer >= n->nodes ||
-	    __atomic_load_n(&n->leaving, __ATOMIC_RELAXED))
-		return;
-	if (__atomic_exchange_n(&n->peer_dead[peer], true, __ATOMIC_RELAXED))
-		return;
-	STAT_ADD(n, peer_failures, 1);
-	pm_err("node %d is unreachable (%s): declared dead until it calls again",
-	       peer, strerror(-r));
-	/* What it held exclusively of ours is gone with it. */
-	home_forget_node(n, peer);
+	if (peer >= 0 && peer < n->nodes)
+		__atomic_store_n(&n->heard_ns[peer], pm_now_ns(),
+				 __ATOMIC_RELAXED);
+}
+
+void node_backoff(int tries)
+{
+	struct timespec ts = {
+		.tv_nsec = (1L << (tries < 6 ? tries : 6)) * 1000000L,
+	};
+
+	nanosleep(&ts, NULL);
 }
 
 bool node_peer_dead(struct pm_node *n, int peer)
@@ -57,7 +59,7 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 				 const struct pm_proto_req *rq,
 				 const void *rq_payload, uint32_t rq_len,
 				 struct pm_proto_rep *rp, void *payload,
-				 uint32_t *payload_len);
+				 uint32_t *payload_len, int64_t wait_ms);
 
 /*
  * The one way a call leaves this node: the plugin's call on connection c
@@ -93,6 +95,7 @@ static int peer_call(struct pm_node *n, int peer, struct pm_tconn *c,
 		STAT_ADD_AT(n, tr[p->tidx].errors, 1);
 		return ret;
 	}
+	node_heard(n, peer);
 	in = r->msg_len + r->payload_len;
 	STAT_ADD(n, bytes_received, in);
 	STAT_ADD_AT(n, tr[p->tidx].bytes_received, in);
@@ -105,7 +108,15 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len)
 {
 	return node_call_payload_rep(n, peer, rq, NULL, 0, rp, payload,
-				     payload_len);
+				     payload_len, n->timeout_ms);
+}
+
+int node_call_ms(struct pm_node *n, int peer, const struct pm_proto_req *rq,
+		 struct pm_proto_rep *rp, void *payload, uint32_t *payload_len,
+		 int wait_ms)
+{
+	return node_call_payload_rep(n, peer, rq, NULL, 0, rp, payload,
+				     payload_len, wait_ms);
 }
 
 int node_call_payload(struct pm_node *n, int peer,
@@ -113,14 +124,14 @@ int node_call_payload(struct pm_node *n, int peer,
 		      const void *payload, uint32_t payload_len)
 {
 	return node_call_payload_rep(n, peer, rq, payload, payload_len, rp,
-				     NULL, NULL);
+				     NULL, NULL, n->timeout_ms);
 }
 
 static int node_call_payload_rep(struct pm_node *n, int peer,
 				 const struct pm_proto_req *rq,
 				 const void *rq_payload, uint32_t rq_len,
 				 struct pm_proto_rep *rp, void *payload,
-				 uint32_t *payload_len)
+				 uint32_t *payload_len, int64_t wait_ms)
 {
 	struct peer *p = &n->peers[peer];
 	struct pm_proto_req req = *rq;
@@ -155,15 +166,7 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 		}
 	if (!c)
 		c = p->conn;
-	/*
-	 * A home's actions get half the deadline: when a holder is dead,
-	 * the home gives up on it and still answers the requester, whose
-	 * own call has the whole deadline, before that runs out; else the
-	 * requester would blame the live home for the dead holder.
-	 */
-	int64_t deadline = pm_now_ns() + (int64_t)n->timeout_ms * 1000000 /
-			   (req.op >= PM_OP_INVAL && req.op <= PM_OP_DOWNGRADE
-				    ? 2 : 1);
+	int64_t deadline = pm_now_ns() + wait_ms * 1000000;
 
 	ret = node_call_on(n, peer, c, &m, &r, deadline);
 	if (slot >= 0)
@@ -182,6 +185,44 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 
 /* A call on connection c that the peer may refuse as unauthenticated: a
  * redialled connection is new to the peer, so prove the key and retry. */
+int node_call_alive(struct pm_node *n, int peer,
+		    const struct pm_proto_req *rq, const void *rq_payload,
+		    uint32_t rq_len, struct pm_proto_rep *rp, void *payload,
+		    uint32_t *payload_len, bool resend)
+{
+	/* Long enough that a silent peer is declared dead first. */
+	int64_t wait_ms = resend ? n->timeout_ms : n->failure_ms * 3 / 2;
+	uint32_t cap = payload_len ? *payload_len : 0;
+	int r;
+
+	for (int tries = 0;; tries++) {
+		if (node_peer_dead(n, peer))
+			return -EHOSTDOWN;
+		if (payload_len)
+			*payload_len = cap;
+		r = node_call_payload_rep(n, peer, rq, rq_payload, rq_len, rp,
+					  payload, payload_len, wait_ms);
+		if (!r || !node_conn_error(r) || node_closing(n))
+			return r;
+		if (!resend)
+			break;
+		if (!tries)
+			pm_warn("node %d: no answer to %s of page %llu yet (%s): sending it again",
+				peer, proto_op_name(rq->op),
+				(unsigned long long)rq->page, strerror(-r));
+		node_backoff(tries);
+	}
+	/*
+	 * No answer to a request that cannot be sent twice. The detector
+	 * tells a dead peer from a live one; a live one lost our request
+	 * or its answer (a connection reset), and the caller says so.
+	 */
+	for (int64_t end = pm_now_ns() + (int64_t)n->failure_ms * 1000000;
+	     !node_peer_dead(n, peer) && !node_closing(n) && pm_now_ns() < end;)
+		node_backoff(6);
+	return node_peer_dead(n, peer) ? -EHOSTDOWN : r;
+}
+
 int node_call_on(struct pm_node *n, int peer, struct pm_tconn *c,
 		 const struct pm_msg *m, struct pm_msg *r, int64_t deadline)
 {
