@@ -194,6 +194,70 @@ static void test_restart(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/*
+ * A node frozen for longer than a call's deadline and shorter than the
+ * failure detector's timeout, holding a read-only copy and an exclusive
+ * page: the others wait for it. After SIGCONT and a barrier it reads the
+ * word written meanwhile, its page's data is intact, and nobody declared
+ * anyone dead. (Before the detector, a home gave up on it after half of
+ * pager.timeout_ms, granted the word elsewhere, and the resumed node read
+ * its old copy.)
+ */
+static void test_pause_short(void **state)
+{
+	char prog[512], flag[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"pause", flag, NULL };
+	struct cluster c;
+	int st, bad = 0;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(flag, sizeof(flag), "%s/go", c.dir);
+	/* A try of a request runs out at 500 ms; the pause is 3 s. */
+	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 500;");
+	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
+		 "failure_timeout_ms = 8000;");
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	if (!cl_log_has(&c, 2, "pauser: ready", 30000))
+		bad++;
+	if (!bad) {
+		kill(c.pid[2], SIGSTOP);
+		if (!wait_stopped(&c, 2, 10000))
+			bad++;
+	}
+	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	if (!bad) {
+		/* The fault injected: a pause of 3 s, then the node goes on. */
+		nanosleep(&(struct timespec){ .tv_sec = 3 }, NULL);
+		kill(c.pid[2], SIGCONT);
+	}
+	for (int i = 0; i < 3 && !bad; i++)
+		if (!cl_log_has(&c, i, "RESULT", 30000))
+			bad++;
+	for (int i = 0; i < 3; i++) {
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	}
+	bad += cl_wait(&c, 20000);
+	for (int i = 0; i < 3; i++) {
+		cl_dump(&c, i, "RESULT");
+		if (c.status[i] != 0)
+			bad++;
+		if (cl_log_has(&c, i, "declared dead", 0)) {
+			printf("  node %d declared a live node dead\n", i);
+			bad++;
+		}
+	}
+	(void)st;
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
+}
+
 /* Wait up to ms for node i alone to exit (SIGCHLD blocked); 0 when it did,
  * its status then in c->status[i]. */
 static int wait_one(struct cluster *c, int i, int ms)
@@ -392,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_sigstop),
 		cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_stop_queued),
+		cmocka_unit_test(test_pause_short),
 		cmocka_unit_test(test_packet_loss),
 	};
 

@@ -22,6 +22,16 @@
  * 1 must ask the frozen node for each: more transactions than it has
  * workers.
  *
+ *   fault_worker CONFIG pause FLAG_FILE
+ *
+ * The fourth is for a pause shorter than cluster.failure_timeout_ms: node 2
+ * takes a read-only copy of a word homed on node 0 and writes a page homed
+ * on node 1, says "pauser: ready" and enters a barrier; the test freezes
+ * it, then creates FLAG_FILE. Node 1 then writes the word and reads the
+ * page (both must wait for the frozen node, not declare it dead), and
+ * after the barrier node 2 must read the new word: no stale read, nothing
+ * lost.
+ *
  * GONE_FILE appears once the test has failed the victim. A survivor prints
  * "RESULT ok ..." or "RESULT FAIL ...", then waits for SIGTERM (its pages
  * serve the other survivor until then) and exits 0 or 1.
@@ -242,6 +252,54 @@ static int queue_role(int me, const char *flag)
 	return 0;
 }
 
+#define PAUSE_WORD 5		/* page homed on node 0 */
+#define PAUSE_OLD 0x1111
+#define PAUSE_NEW 0x2222
+#define PAUSE_DATA 0x5eed
+
+static int pause_role(struct pm_node *node, int me, const char *flag)
+{
+	int64_t end = now_ms() + WAIT_MS;
+	uint64_t *w = word(PAUSE_WORD, 0), *e = word(per_home + 5, 0);
+	uint64_t got;
+	int r;
+
+	/* The old value, seen by everyone before node 2 takes its copy. */
+	if (me == 0)
+		__atomic_store_n(w, PAUSE_OLD, __ATOMIC_SEQ_CST);
+	if ((r = pm_node_barrier(node, WAIT_MS)))
+		goto bar;
+	if (me == 2) {
+		got = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+		__atomic_store_n(e, PAUSE_DATA, __ATOMIC_SEQ_CST);
+		printf("pauser: ready (word %#llx)\n", (unsigned long long)got);
+	}
+	if ((r = pm_node_barrier(node, WAIT_MS)))
+		goto bar;
+	if (me == 1) {
+		while (!gone(flag) && now_ms() < end)
+			poll(NULL, 0, 10);
+		/* Both wait for the frozen node 2's answer. */
+		__atomic_store_n(w, PAUSE_NEW, __ATOMIC_SEQ_CST);
+		got = __atomic_load_n(e, __ATOMIC_SEQ_CST);
+		if (got != PAUSE_DATA) {
+			printf("RESULT FAIL: node 2's page read %#llx, not %#llx\n",
+			       (unsigned long long)got,
+			       (unsigned long long)PAUSE_DATA);
+			return 1;
+		}
+	}
+	if ((r = pm_node_barrier(node, WAIT_MS)))
+		goto bar;
+	got = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+	printf("RESULT %s: node %d reads the word as %#llx after the barrier\n",
+	       got == PAUSE_NEW ? "ok" : "FAIL", me, (unsigned long long)got);
+	return got == PAUSE_NEW ? 0 : 1;
+bar:
+	printf("RESULT FAIL: barrier: %s\n", strerror(-r));
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_sigaction = on_bus,
@@ -274,6 +332,10 @@ int main(int argc, char **argv)
 	per_home = (len / PAGE + nodes - 1) / nodes;
 	if (!strcmp(argv[2], "restart")) {
 		ret = restart_reader(me, argv[3]);
+		goto wait_term;
+	}
+	if (!strcmp(argv[2], "pause")) {
+		ret = pause_role(node, me, argv[3]);
 		goto wait_term;
 	}
 	if (!strcmp(argv[2], "queue")) {
