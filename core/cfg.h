@@ -52,6 +52,7 @@ struct cfg {
 	int timeout_ms;				/* pager.timeout_ms (5000) */
 	int startup_timeout_ms;			/* cluster.startup_timeout_ms */
 	int failure_timeout_ms;			/* cluster.failure_timeout_ms */
+	char fence[8];				/* cluster.fence ("kill") */
 
 	char coord_backend[16];			/* "" (none), "embedded", "etcd" */
 	int n_coord_urls;			/* coordinator.url / urls */

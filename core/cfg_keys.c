@@ -41,6 +41,9 @@ const struct cfg_key cfg_keys[] = {
 	{ "cluster.failure_timeout_ms", CFG_T_INT, 0, 200, MS_MAX,
 	  .def = 8000, FIELD(failure_timeout_ms),
 	  .doc = "a peer not heard from this long is declared dead (it is pinged every eighth of it); a slower reply is waited for, never a death" },
+	{ "cluster.fence", CFG_T_CHOICE, 0, 0, 0, .def_str = "kill",
+	  .form = "kill|off", FIELD(fence),
+	  .doc = "a node stopped (SIGSTOP, a debugger, starvation) for 3/4 of `failure_timeout_ms` may be declared dead and its copies given away: `\"kill\"` has its watchdog process kill it before it can read one; `\"off\"` risks stale reads" },
 
 	{ "transports.order", CFG_T_LIST, CFG_K_REQUIRED, 1,
 	  CFG_MAX_TRANSPORTS, .unset = "required",

@@ -70,6 +70,112 @@ static bool wait_stopped(struct cluster *c, int i, int ms)
 	}
 }
 
+/*
+ * A second process started by mistake with node 1's id (its own port):
+ * node 0 refuses it while node 1 lives, it exits 78 naming the clash, and
+ * node 0 has forgotten nothing of node 1 (a page node 1 holds exclusively
+ * is still read back).
+ */
+static void test_duplicate_id(void **state)
+{
+	char prog[512], flag[512], pm[512], cfg1[600], dup[640], line[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"dup", flag, NULL };
+	char *dup_argv[] = { pm, (char *)"node", (char *)"-c", dup, NULL };
+	struct cluster c;
+	int bad = 0, st;
+	FILE *in, *out;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 2), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(pm, sizeof(pm), "%s/pagemesh", cl_build());
+	snprintf(flag, sizeof(flag), "%s/go", c.dir);
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	if (!cl_log_has(&c, 1, "holder: written", 30000))
+		bad++;
+	/* Node 1's config, on another port, waiting 3 s at most. */
+	cl_path(&c, 1, "cfg", cfg1, sizeof(cfg1));
+	snprintf(dup, sizeof(dup), "%s.dup", cfg1);
+	in = fopen(cfg1, "r");
+	out = fopen(dup, "w");
+	assert_non_null(in);
+	assert_non_null(out);
+	while (fgets(line, sizeof(line), in)) {
+		char port[16], *p;
+
+		snprintf(port, sizeof(port), ":%d", c.port[1]);
+		if ((p = strstr(line, "startup_timeout_ms = 20000")))
+			memcpy(p, "startup_timeout_ms =  3000", 26);
+		if (strstr(line, "listen") && (p = strstr(line, port)))
+			fprintf(out, "%.*s:%d%s", (int)(p - line), line,
+				tu_free_port(), p + strlen(port));
+		else
+			fputs(line, out);
+	}
+	fclose(in);
+	fclose(out);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		snprintf(line, sizeof(line), "%s/dup.log", c.dir);
+		freopen(line, "w", stderr);
+		freopen(line, "a", stdout);
+		execv(pm, dup_argv);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 78) {
+		printf("  the duplicate ended with %#x, not exit 78\n", st);
+		bad++;
+	}
+	if (cl_sh("grep 'node.id 1 is already in use' %s/dup.log", c.dir)) {
+		printf("  the duplicate did not name the clash:\n");
+		cl_sh("cat %s/dup.log", c.dir);
+		bad++;
+	}
+	if (!cl_log_has(&c, 0, "claims node id 1, which a live node holds", 0))
+		bad++;
+	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	if (!cl_log_has(&c, 0, "RESULT ok", 30000))
+		bad++;
+	for (int i = 0; i < 2; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	bad += cl_wait(&c, 20000);
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
+}
+
+/* Wait up to ms for node i alone to exit (SIGCHLD blocked); 0 when it did,
+ * its status then in c->status[i]. */
+static int wait_one(struct cluster *c, int i, int ms)
+{
+	struct timespec left = { .tv_sec = 0, .tv_nsec = 50000000 };
+	int64_t end = now_ms_test() + ms;
+	sigset_t s;
+	int st;
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	for (;;) {
+		if (waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
+			c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
+						     : 128 + WTERMSIG(st);
+			c->pid[i] = -1;
+			return 0;
+		}
+		if (now_ms_test() >= end)
+			return -ETIMEDOUT;
+		/* Woken by any child's exit; the bound rechecks the clock. */
+		sigtimedwait(&s, NULL, &left);
+	}
+}
+
 /* Three fault_workers; node 2 fails by sig while the others count. */
 static void fail_victim(int sig)
 {
@@ -258,30 +364,65 @@ static void test_pause_short(void **state)
 	assert_int_equal(bad, 0);
 }
 
-/* Wait up to ms for node i alone to exit (SIGCHLD blocked); 0 when it did,
- * its status then in c->status[i]. */
-static int wait_one(struct cluster *c, int i, int ms)
+/*
+ * The same freeze past the detector's timeout: node 2's watchdog kills it
+ * (3/4 of failure_timeout_ms without a tick) before any home declares it
+ * dead and gives its copy of the word away, so when it is let go it is
+ * already gone and reads nothing. Node 1's write waits for the verdict,
+ * then goes ahead.
+ */
+static void test_pause_long(void **state)
 {
-	struct timespec left = { .tv_sec = 0, .tv_nsec = 50000000 };
-	int64_t end = now_ms_test() + ms;
-	sigset_t s;
-	int st;
+	char prog[512], flag[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"pause-long", flag,
+			 NULL };
+	struct cluster c;
+	int bad = 0;
 
-	sigemptyset(&s);
-	sigaddset(&s, SIGCHLD);
-	for (;;) {
-		if (waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
-			c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
-						     : 128 + WTERMSIG(st);
-			c->pid[i] = -1;
-			return 0;
-		}
-		if (now_ms_test() >= end)
-			return -ETIMEDOUT;
-		/* Woken by any child's exit; the bound rechecks the clock. */
-		sigtimedwait(&s, NULL, &left);
+	(void)state;
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(flag, sizeof(flag), "%s/go", c.dir);
+	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 500;");
+	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
+		 "failure_timeout_ms = 2000;");
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	if (!cl_log_has(&c, 2, "pauser: ready", 30000))
+		bad++;
+	if (!bad) {
+		kill(c.pid[2], SIGSTOP);
+		if (!wait_stopped(&c, 2, 10000))
+			bad++;
 	}
+	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	/* The watchdog kills it: its status says so, with no SIGCONT. */
+	if (!bad && wait_one(&c, 2, 20000)) {
+		printf("  node 2 is still there 20 s into its pause\n");
+		bad++;
+	} else if (!bad && c.status[2] != 128 + SIGKILL) {
+		printf("  node 2 ended with %d, not SIGKILL\n", c.status[2]);
+		bad++;
+	}
+	if (!bad && !cl_log_has(&c, 2, "pagemesh watchdog: node 2", 0))
+		bad++;
+	if (!bad && !cl_log_has(&c, 1, "RESULT ok", 30000))
+		bad++;
+	if (!bad && !cl_log_has(&c, 0, "declared dead", 0))
+		bad++;
+	if (c.pid[2] > 0)
+		kill(c.pid[2], SIGCONT);
+	for (int i = 0; i < 3; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	cl_wait(&c, 20000);
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
 }
+
 
 /*
  * A home stopped (SIGTERM of `pagemesh node`) while its transactions wait:
@@ -457,6 +598,8 @@ int main(void)
 		cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_stop_queued),
 		cmocka_unit_test(test_pause_short),
+		cmocka_unit_test(test_pause_long),
+		cmocka_unit_test(test_duplicate_id),
 		cmocka_unit_test(test_packet_loss),
 	};
 

@@ -30,7 +30,9 @@
  * it, then creates FLAG_FILE. Node 1 then writes the word and reads the
  * page (both must wait for the frozen node, not declare it dead), and
  * after the barrier node 2 must read the new word: no stale read, nothing
- * lost.
+ * lost. "pause-long" is the same with a pause past the detector's timeout:
+ * node 1's write goes ahead once node 2 is declared dead, and node 2 must
+ * never run again (its watchdog kills it first).
  *
  * GONE_FILE appears once the test has failed the victim. A survivor prints
  * "RESULT ok ..." or "RESULT FAIL ...", then waits for SIGTERM (its pages
@@ -257,11 +259,12 @@ static int queue_role(int me, const char *flag)
 #define PAUSE_NEW 0x2222
 #define PAUSE_DATA 0x5eed
 
-static int pause_role(struct pm_node *node, int me, const char *flag)
+static int pause_role(struct pm_node *node, int me, const char *flag,
+		      bool long_pause)
 {
 	int64_t end = now_ms() + WAIT_MS;
 	uint64_t *w = word(PAUSE_WORD, 0), *e = word(per_home + 5, 0);
-	uint64_t got;
+	uint64_t got = 0;
 	int r;
 
 	/* The old value, seen by everyone before node 2 takes its copy. */
@@ -272,15 +275,22 @@ static int pause_role(struct pm_node *node, int me, const char *flag)
 	if (me == 2) {
 		got = __atomic_load_n(w, __ATOMIC_SEQ_CST);
 		__atomic_store_n(e, PAUSE_DATA, __ATOMIC_SEQ_CST);
-		printf("pauser: ready (word %#llx)\n", (unsigned long long)got);
 	}
 	if ((r = pm_node_barrier(node, WAIT_MS)))
 		goto bar;
+	/* Past the barrier, so the frozen node holds up no one's. */
+	if (me == 2)
+		printf("pauser: ready (word %#llx)\n",
+		       (unsigned long long)__atomic_load_n(w, __ATOMIC_SEQ_CST));
 	if (me == 1) {
 		while (!gone(flag) && now_ms() < end)
 			poll(NULL, 0, 10);
 		/* Both wait for the frozen node 2's answer. */
 		__atomic_store_n(w, PAUSE_NEW, __ATOMIC_SEQ_CST);
+		if (long_pause) {
+			printf("RESULT ok: node 1 wrote the word past node 2's death\n");
+			return 0;
+		}
 		got = __atomic_load_n(e, __ATOMIC_SEQ_CST);
 		if (got != PAUSE_DATA) {
 			printf("RESULT FAIL: node 2's page read %#llx, not %#llx\n",
@@ -289,6 +299,8 @@ static int pause_role(struct pm_node *node, int me, const char *flag)
 			return 1;
 		}
 	}
+	if (long_pause)
+		return 0;	/* node 2 is gone: no barrier with it */
 	if ((r = pm_node_barrier(node, WAIT_MS)))
 		goto bar;
 	got = __atomic_load_n(w, __ATOMIC_SEQ_CST);
@@ -298,6 +310,29 @@ static int pause_role(struct pm_node *node, int me, const char *flag)
 bar:
 	printf("RESULT FAIL: barrier: %s\n", strerror(-r));
 	return 1;
+}
+
+/*
+ * "dup": node 1 writes a word homed on node 0 and keeps that page
+ * exclusively; once FLAG_FILE appears (a second process claimed id 1
+ * meanwhile), node 0 reads it: it must still be there, not forgotten.
+ */
+static int dup_role(int me, const char *flag)
+{
+	int64_t end = now_ms() + WAIT_MS;
+	uint64_t *w = word(7, 0), got;
+
+	if (me == 1) {
+		__atomic_store_n(w, 0x77, __ATOMIC_SEQ_CST);
+		printf("holder: written\n");
+		return 0;
+	}
+	while (!gone(flag) && now_ms() < end)
+		poll(NULL, 0, 10);
+	got = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+	printf("RESULT %s: node 1's word reads %#llx\n",
+	       got == 0x77 ? "ok" : "FAIL", (unsigned long long)got);
+	return got == 0x77 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -334,8 +369,13 @@ int main(int argc, char **argv)
 		ret = restart_reader(me, argv[3]);
 		goto wait_term;
 	}
-	if (!strcmp(argv[2], "pause")) {
-		ret = pause_role(node, me, argv[3]);
+	if (!strcmp(argv[2], "pause") || !strcmp(argv[2], "pause-long")) {
+		ret = pause_role(node, me, argv[3],
+				 !strcmp(argv[2], "pause-long"));
+		goto wait_term;
+	}
+	if (!strcmp(argv[2], "dup")) {
+		ret = dup_role(me, argv[3]);
 		goto wait_term;
 	}
 	if (!strcmp(argv[2], "queue")) {

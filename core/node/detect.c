@@ -28,7 +28,14 @@ void detect_declare_dead(struct pm_node *n, int peer, const char *why)
 	if (__atomic_exchange_n(&n->peer_dead[peer], true, __ATOMIC_RELAXED))
 		return;
 	STAT_ADD(n, peer_failures, 1);
-	pm_err("node %d: %s: declared dead until it calls again", peer, why);
+	/* This incarnation of it may never come back: its copies are
+	 * forgotten now, and only a new start of it holds none. */
+	__atomic_store_n(&n->fenced_told[peer], false, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->fenced_inc[peer],
+			 __atomic_load_n(&n->peer_inc[peer], __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	pm_err("node %d: %s: declared dead; it is refused until it starts again",
+	       peer, why);
 	/* What it held exclusively of ours is gone with it. */
 	home_forget_node(n, peer);
 }
@@ -108,14 +115,8 @@ static void *watch_peer(void *arg)
 
 int detect_start(struct pm_node *n)
 {
-	pthread_condattr_t ca;
 	int r;
 
-	pthread_mutex_init(&n->det_lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&n->det_cv, &ca);
-	pthread_condattr_destroy(&ca);
 	for (int i = 0; i < n->nodes; i++) {
 		struct watch_arg *wa;
 

@@ -27,6 +27,55 @@ static void note_incarnation(struct pm_node *n, const struct pm_request *req,
 	}
 }
 
+static void drop_conn(struct pm_node *n, int tidx, uint64_t conn_id);
+
+/* Is incarnation that of node `from` when it was declared dead? */
+static bool fenced(struct pm_node *n, int from, uint64_t incarnation)
+{
+	uint64_t f = __atomic_load_n(&n->fenced_inc[from], __ATOMIC_RELAXED);
+
+	return f && f == incarnation;
+}
+
+/* A fenced incarnation's message: refused, logged once per death. */
+static void refuse_fenced(struct pm_node *n, int tidx,
+			  const struct pm_request *req, int from)
+{
+	if (!__atomic_exchange_n(&n->fenced_told[from], true,
+				 __ATOMIC_RELAXED))
+		pm_warn("peer %s: node %d's incarnation %#llx was declared dead: refused (it must start again to rejoin)",
+			req->peer, from,
+			(unsigned long long)__atomic_load_n(&n->fenced_inc[from],
+							    __ATOMIC_RELAXED));
+	node_reply_status(n, from, tidx, req, -ESTALE);
+}
+
+/*
+ * Another incarnation claims node `from` while the one we know is alive
+ * (heard from within the detector's timeout, not declared dead): a second
+ * process started with the same id, or one posing as it. Taking it would
+ * make us forget the live one's pages; a real restart gets in once the
+ * detector has declared the old one dead.
+ */
+static bool id_in_use(struct pm_node *n, int from, uint64_t incarnation)
+{
+	uint64_t cur = __atomic_load_n(&n->peer_inc[from], __ATOMIC_RELAXED);
+	int64_t quiet = pm_now_ns() - __atomic_load_n(&n->heard_ns[from],
+						      __ATOMIC_RELAXED);
+
+	return cur && cur != incarnation && !node_peer_dead(n, from) &&
+	       quiet < (int64_t)n->failure_ms * 1000000;
+}
+
+static void refuse_in_use(struct pm_node *n, int tidx,
+			  const struct pm_request *req, int from)
+{
+	pm_warn("peer %s claims node id %d, which a live node holds (another incarnation): refused",
+		req->peer, from);
+	node_reply_status(n, -1, tidx, req, -EADDRINUSE);
+	drop_conn(n, tidx, req->conn_id);
+}
+
 static void hello_request(struct pm_node *n, int tidx,
 			  const struct pm_request *req,
 			  const struct pm_proto_req *rq)
@@ -48,11 +97,25 @@ static void hello_request(struct pm_node *n, int tidx,
 			 n->id, n->cfg.cluster_name, n->nodes, n->len, name,
 			 rq->arg, (unsigned long long)rq->arg64);
 	if (why[0]) {
+		/* The details are for our log: a stranger learns nothing of
+		 * the cluster's geometry from the refusal. */
+		static const char refused[] =
+			"a member of another cluster (name, size or memory differ; its log says which)";
+
 		pm_err("peer %s (node %u): handshake refused: we are %s",
 		       req->peer, rq->from, why);
 		rp.flags = PM_RP_NOT_HELD;
-		node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, why,
-			   (uint32_t)strlen(why));
+		node_reply(n, -1, tidx, req->conn_id, req->req_id, 0, &rp,
+			   refused, (uint32_t)strlen(refused));
+		return;
+	}
+	if (fenced(n, rq->from, rq->page)) {
+		refuse_fenced(n, tidx, req, rq->from);
+		drop_conn(n, tidx, req->conn_id);
+		return;
+	}
+	if (id_in_use(n, rq->from, rq->page)) {
+		refuse_in_use(n, tidx, req, rq->from);
 		return;
 	}
 	r = auth_server_hello(n->auth, tidx, req->conn_id, rq->from, n->id,
@@ -105,6 +168,15 @@ static void auth_request(struct pm_node *n, int tidx,
 		drop_conn(n, tidx, req->conn_id);
 		return;
 	}
+	if (fenced(n, rq->from, rq->page)) {
+		refuse_fenced(n, tidx, req, rq->from);
+		drop_conn(n, tidx, req->conn_id);
+		return;
+	}
+	if (id_in_use(n, rq->from, rq->page)) {
+		refuse_in_use(n, tidx, req, rq->from);
+		return;
+	}
 	note_incarnation(n, req, rq->from, rq->page);
 	pm_dbg("peer %s authenticated as node %u", req->peer, rq->from);
 	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
@@ -153,6 +225,13 @@ static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 	/* Only a connection that proved it is the node counts as one: an
 	 * unauthenticated HELLO or AUTH changes nothing. */
 	if (rq.op != PM_OP_HELLO && rq.op != PM_OP_AUTH) {
+		/* The node was declared dead and this is still it: it may
+		 * hold nothing and ask nothing until it starts again. */
+		if (fenced(n, rq.from, __atomic_load_n(&n->peer_inc[rq.from],
+						       __ATOMIC_RELAXED))) {
+			refuse_fenced(n, lc->tidx, req, rq.from);
+			return;
+		}
 		node_heard(n, rq.from);
 		if (__atomic_exchange_n(&n->peer_dead[rq.from], false,
 					__ATOMIC_RELAXED))

@@ -238,8 +238,10 @@ static int setup_region(struct pm_node *n)
 		n->region = NULL;
 		return -errno;
 	}
-	/* Pages move one at a time: no huge pages under userfaultfd. */
+	/* Pages move one at a time: no huge pages under userfaultfd; and
+	 * a watchdog forked by another node of this process copies none. */
 	madvise(n->region, n->len, MADV_NOHUGEPAGE);
+	madvise(n->region, n->len, MADV_DONTFORK);
 	n->lstate = calloc(n->npages, 1);
 	if (!n->lstate)
 		return -ENOMEM;
@@ -262,11 +264,13 @@ static struct pm_node *node_alloc(void)
 	pthread_mutex_init(&n->txn_lock, NULL);
 	pthread_cond_init(&n->txn_cv, NULL);
 	pthread_mutex_init(&n->bar_lock, NULL);
+	pthread_mutex_init(&n->det_lock, NULL);
 	pthread_condattr_t ca;
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&n->bar_cv, &ca);
+	pthread_cond_init(&n->det_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	n->uffd = n->stop_efd = -1;
 	return n;
@@ -305,6 +309,7 @@ void node_free(struct pm_node *n)
 	free(n->lstate);
 	if (n->region)
 		munmap(n->region, n->len);
+	fence_stop(n);
 	cfg_free(&n->cfg);
 	if (pm_log_current() == &n->log)
 		pm_log_use(NULL);	/* the caller puts its own back */
@@ -344,6 +349,14 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	n->prefetch = n->cfg.prefetch;
 	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d", n->id);
 
+	/* Forked before the region and the node's threads exist. */
+	r = fence_start(n);
+	if (r) {
+		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+			  "starting the watchdog (cluster.fence): %s",
+			  strerror(-r));
+		goto out_free;
+	}
 	r = setup_region(n);
 	if (r) {
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code,

@@ -196,6 +196,9 @@ struct pm_node {
 	int64_t heard_ns[CFG_MAX_NODES];	/* last reply or request from
 						 * it (pm_now_ns) */
 	bool closing;			/* node_free has begun */
+	uint64_t fenced_inc[CFG_MAX_NODES];	/* incarnation declared dead:
+						 * refused (dispatch.c) */
+	bool fenced_told[CFG_MAX_NODES];	/* its refusal was logged */
 	bool leaving;			/* past the final barrier */
 	uint64_t peer_inc[CFG_MAX_NODES];	/* incarnation seen in HELLO */
 	uint64_t incarnation;		/* ours: random per start */
@@ -227,8 +230,12 @@ struct pm_node {
 
 	struct node_stats st;
 
-	/* failure detector (detect.c) */
+	/* failure detector (detect.c) and the watchdog (fence.c) */
 	int failure_ms;			/* cluster.failure_timeout_ms */
+	struct fence_shared *fence;	/* NULL: cluster.fence "off" */
+	int fence_pid;
+	pthread_t ticker;
+	bool ticker_started;
 	pthread_mutex_t det_lock;	/* det_stop */
 	pthread_cond_t det_cv;
 	bool det_stop;
@@ -400,6 +407,12 @@ int detect_start(struct pm_node *n);
 void detect_stop(struct pm_node *n);
 /* Declare peer dead (once): count, log why, forget what it held. */
 void detect_declare_dead(struct pm_node *n, int peer, const char *why);
+
+/* ---- fence.c: the watchdog that kills this node when it stopped -------- */
+/* Fork the watchdog (cluster.fence "kill") and start the thread whose
+ * ticks it watches; before the node's other threads and its region. */
+int fence_start(struct pm_node *n);
+void fence_stop(struct pm_node *n);
 /* Dial every peer and shake hands, until cluster.startup_timeout_ms. */
 int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 		       int *code);

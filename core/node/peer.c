@@ -304,6 +304,15 @@ static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
 	memcpy(nc + AUTH_NONCE_LEN, n->cfg.cluster_name, cl);
 	ret = peer_call(n, peer, c, &m, &r,
 			pm_now_ns() + (int64_t)n->timeout_ms * 1000000);
+	if (ret == -EADDRINUSE) {
+		snprintf(why, whylen, "says node id %d is held by a live node: is another node running with this id?",
+			 n->id);
+		return ret;
+	}
+	if (ret == -ESTALE) {
+		snprintf(why, whylen, "says this node was declared dead: this incarnation is refused");
+		return ret;
+	}
 	if (ret) {
 		snprintf(why, whylen, "handshake: %s", strerror(-ret));
 		return ret;
@@ -499,6 +508,16 @@ int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 				      o ? "; " : "", i, n->peers[i].endpoint,
 				      n->plugins[n->peers[i].tidx].name,
 				      n->peers[i].last_err);
+	/* Refused all along as a second holder of our id: a config
+	 * mistake, not a network one. */
+	for (int i = 0; i < n->nodes; i++)
+		if (i != n->id && !n->peers[i].conn &&
+		    strstr(n->peers[i].last_err, "held by a live node"))
+			return node_fail(err, errlen, PM_EXIT_CONFIG, code,
+					 "%s: node.id %d is already in use: node %d at %s %s",
+					 n->cfg.path, n->id, i,
+					 n->peers[i].endpoint,
+					 n->peers[i].last_err);
 	return node_fail(err, errlen, PM_EXIT_RUNTIME, code,
 		    "start-up timed out after %d ms waiting for %d node(s): %s",
 		    n->cfg.startup_timeout_ms, left, msg);
