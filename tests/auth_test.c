@@ -27,6 +27,7 @@
 #define WAIT_MS 20000
 
 static char bin[512];
+static uint64_t node1_inc;	/* the raw client's incarnation (setup_pair) */
 
 static int64_t now_ms(void)
 {
@@ -199,7 +200,8 @@ static size_t read_key(const char *path, uint8_t *key, size_t cap)
 static size_t hello_frame(uint8_t *out, int from, const uint8_t *nc)
 {
 	struct pm_proto_req rq = { .op = PM_OP_HELLO, .from = (uint16_t)from,
-				   .arg = 2, .arg64 = 16u << 20, .page = 7 };
+				   .arg = 2, .arg64 = 16u << 20,
+				   .page = node1_inc };
 	uint8_t pl[NONCE + 8];
 
 	memcpy(pl, nc, NONCE);
@@ -210,7 +212,7 @@ static size_t hello_frame(uint8_t *out, int from, const uint8_t *nc)
 static size_t auth_frame(uint8_t *out, int from, const uint8_t *mac)
 {
 	struct pm_proto_req rq = { .op = PM_OP_AUTH, .from = (uint16_t)from,
-				   .page = 7 };
+				   .page = node1_inc };
 
 	return frame(out, 2, &rq, mac, MACLEN);
 }
@@ -265,14 +267,34 @@ static struct cluster cl;
 static uint8_t key[4096];
 static size_t keylen;
 
+/*
+ * The raw client speaks as node 1, and as its running incarnation (read
+ * from its log): node 0 takes another incarnation of a live node for an
+ * impostor (test_live_id_refused), whatever key it holds.
+ */
+
 static int setup_pair(void **state)
 {
+	char path[600], line[512];
+	FILE *f;
+
 	(void)state;
 	if (cl_init(&cl, 2))
 		return -1;
 	keylen = read_key(cl.key_path, key, sizeof(key));
 	start_nodes(&cl);
-	return 0;
+	cl_path(&cl, 1, "log", path, sizeof(path));
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "; incarnation 0x");
+
+		if (p && strstr(line, " up: region"))
+			node1_inc = strtoull(p + strlen("; incarnation "),
+					     NULL, 16);
+	}
+	if (f)
+		fclose(f);
+	return node1_inc ? 0 : -1;
 }
 
 static int teardown_pair(void **state)
@@ -281,6 +303,34 @@ static int teardown_pair(void **state)
 	stop_nodes(&cl);
 	cl_cleanup(&cl);
 	return 0;
+}
+
+/*
+ * A key holder posing as node 1 while node 1 is alive: refused before
+ * anything changes (-EADDRINUSE on its HELLO), and node 0 says so.
+ * Before, it was taken, and node 0 forgot what the real node 1 held.
+ */
+static void test_live_id_refused(void **state)
+{
+	static struct reply r;
+	uint8_t nc[NONCE], buf[512];
+	struct cluster c;
+	int fd;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 2), 0);
+	start_nodes(&c);
+	memset(nc, 0x5b, sizeof(nc));
+	node1_inc = 0x1234;	/* not the running node 1's */
+	fd = raw_connect(c.port[0]);
+	raw_send(fd, buf, hello_frame(buf, 1, nc));
+	assert_int_equal(raw_reply(fd, &r), 0);
+	assert_int_equal(r.status, -EADDRINUSE);
+	close(fd);
+	assert_true(cl_log_has(&c, 0, "claims node id 1, which a live node holds", 0));
+	assert_false(cl_log_has(&c, 0, "node 1 restarted", 0));
+	stop_nodes(&c);
+	cl_cleanup(&c);
 }
 
 /* An honest client with the key gets the page: the other tests can fail. */
@@ -565,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_key_file_checks),
 		cmocka_unit_test(test_keyless_loopback),
 		cmocka_unit_test(test_wrong_key_node),
+		cmocka_unit_test(test_live_id_refused),
 	};
 	int r;
 

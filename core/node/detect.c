@@ -47,8 +47,8 @@ static int64_t interval_ns(const struct pm_node *n)
 	return ns < 25000000 ? 25000000 : ns;
 }
 
-/* A ping, bounded by an interval: the watcher checks again after it. */
-static void ping(struct pm_node *n, int peer)
+/* A ping, bounded by deadline: the watcher checks again after it. */
+static void ping(struct pm_node *n, int peer, int64_t deadline)
 {
 	struct pm_proto_req rq = {
 		.op = PM_OP_PING, .from = (uint16_t)n->id,
@@ -58,13 +58,27 @@ static void ping(struct pm_node *n, int peer)
 	struct pm_msg r = { .msg = &rp, .msg_cap = sizeof(rp) };
 	struct pm_tconn *c = n->peers[peer].conn;
 
-	if (c)
-		node_call_on(n, peer, c, &m, &r,
-			     pm_now_ns() + interval_ns(n));
+	if (c && !node_call_on(n, peer, c, &m, &r, deadline) &&
+	    r.msg_len == sizeof(rp)) {
+		__atomic_store_n(&n->answer_inc[peer], rp.page,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&n->answer_ns[peer], pm_now_ns(),
+				 __ATOMIC_RELAXED);
+	}
 }
 
-/* Wait until deadline or the stop; true when stopping. */
-static bool watch_wait(struct pm_node *n, int64_t deadline)
+void detect_poke(struct pm_node *n, int peer)
+{
+	lk_lock(&n->det_lock, LK_DET);
+	n->det_poke[peer] = true;
+	pthread_cond_broadcast(&n->det_cv);
+	lk_unlock(&n->det_lock);
+}
+
+/* Wait until deadline, a poke for peer or the stop; true when stopping,
+ * *poked when a poke ended it. */
+static bool watch_wait(struct pm_node *n, int peer, int64_t deadline,
+		       bool *poked)
 {
 	struct timespec ts = {
 		.tv_sec = deadline / 1000000000,
@@ -73,11 +87,13 @@ static bool watch_wait(struct pm_node *n, int64_t deadline)
 	bool stop;
 
 	lk_lock(&n->det_lock, LK_DET);
-	while (!n->det_stop &&
+	while (!n->det_stop && !n->det_poke[peer] &&
 	       pthread_cond_timedwait(&n->det_cv, &n->det_lock, &ts) !=
 		       ETIMEDOUT)
 		;
 	stop = n->det_stop;
+	*poked = n->det_poke[peer];
+	n->det_poke[peer] = false;
 	lk_unlock(&n->det_lock);
 	return stop;
 }
@@ -91,11 +107,27 @@ static void *watch_peer(void *arg)
 
 	free(wa);
 	pm_log_use(&n->log);
-	while (!watch_wait(n, pm_now_ns() + iv)) {
-		int64_t quiet = pm_now_ns() -
-				__atomic_load_n(&n->heard_ns[peer],
+	for (;;) {
+		int64_t lease = __atomic_load_n(&n->lease_until[peer],
 						__ATOMIC_RELAXED);
+		bool lapsed = __atomic_load_n(&n->lease_lapsed[peer],
+					      __ATOMIC_RELAXED);
+		int64_t wake = pm_now_ns() + iv, quiet, now;
+		bool poked;
 
+		/* Wake when the lease ends too: its copies go on time. */
+		if (!lapsed && lease < wake)
+			wake = lease;
+		if (watch_wait(n, peer, wake, &poked))
+			break;
+		now = pm_now_ns();
+		if (!lapsed && now >= __atomic_load_n(&n->lease_until[peer],
+						      __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(&n->lease_lapsed[peer], true,
+					 __ATOMIC_RELAXED))
+			holder_lease_lapsed(n, peer);
+		quiet = now - __atomic_load_n(&n->heard_ns[peer],
+					      __ATOMIC_RELAXED);
 		if (node_peer_dead(n, peer))
 			continue;	/* back only when it calls (dispatch.c) */
 		if (quiet > limit) {
@@ -107,8 +139,18 @@ static void *watch_peer(void *arg)
 			detect_declare_dead(n, peer, why);
 			continue;
 		}
-		if (quiet >= iv)
-			ping(n, peer);
+		if (quiet >= iv || poked) {
+			int64_t end = now + iv;
+
+			lease = __atomic_load_n(&n->lease_until[peer],
+						__ATOMIC_RELAXED);
+			/* Not blocked past the lease's end. */
+			if (!__atomic_load_n(&n->lease_lapsed[peer],
+					     __ATOMIC_RELAXED) &&
+			    lease > now && lease < end)
+				end = lease;
+			ping(n, peer, end);
+		}
 	}
 	return NULL;
 }
@@ -122,6 +164,7 @@ int detect_start(struct pm_node *n)
 
 		/* Everyone was heard from at start-up (its barrier). */
 		node_heard(n, i);
+		node_lease_renew(n, i, pm_now_ns());
 		if (i == n->id)
 			continue;
 		wa = malloc(sizeof(*wa));

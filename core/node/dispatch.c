@@ -21,6 +21,7 @@ static void note_incarnation(struct pm_node *n, const struct pm_request *req,
 	uint64_t inc = __atomic_exchange_n(&n->peer_inc[from], incarnation,
 					   __ATOMIC_RELAXED);
 
+	__atomic_store_n(&n->claim_ns[from], 0, __ATOMIC_RELAXED);
 	if (inc && inc != incarnation) {
 		pm_warn("node %u restarted (peer %s)", from, req->peer);
 		home_forget_node(n, from);
@@ -51,20 +52,31 @@ static void refuse_fenced(struct pm_node *n, int tidx,
 }
 
 /*
- * Another incarnation claims node `from` while the one we know is alive
- * (heard from within the detector's timeout, not declared dead): a second
- * process started with the same id, or one posing as it. Taking it would
- * make us forget the live one's pages; a real restart gets in once the
- * detector has declared the old one dead.
+ * Another incarnation claims node `from`, whose current one we have not
+ * declared dead: a restart, or a second process started with the same id
+ * (or one posing as it), which must not make us forget the live one's
+ * pages. The claim is refused (the claimant retries) until either the
+ * detector declares the old one dead, or a ping to the node's endpoint,
+ * sent after the claim began, is answered by another incarnation: a
+ * restart took the old one's endpoint, a duplicate did not.
  */
 static bool id_in_use(struct pm_node *n, int from, uint64_t incarnation)
 {
 	uint64_t cur = __atomic_load_n(&n->peer_inc[from], __ATOMIC_RELAXED);
-	int64_t quiet = pm_now_ns() - __atomic_load_n(&n->heard_ns[from],
-						      __ATOMIC_RELAXED);
+	int64_t now = pm_now_ns(), claim;
 
-	return cur && cur != incarnation && !node_peer_dead(n, from) &&
-	       quiet < (int64_t)n->failure_ms * 1000000;
+	if (!cur || cur == incarnation || node_peer_dead(n, from))
+		return false;
+	claim = __atomic_load_n(&n->claim_ns[from], __ATOMIC_RELAXED);
+	if (!claim || now - claim > (int64_t)n->failure_ms * 1000000) {
+		__atomic_store_n(&n->claim_ns[from], now, __ATOMIC_RELAXED);
+		detect_poke(n, from);
+		return true;
+	}
+	return !(__atomic_load_n(&n->answer_ns[from], __ATOMIC_RELAXED) >
+		 claim &&
+		 __atomic_load_n(&n->answer_inc[from], __ATOMIC_RELAXED) !=
+		 cur);
 }
 
 static void refuse_in_use(struct pm_node *n, int tidx,
@@ -261,8 +273,10 @@ static void dispatch(struct listener_ctx *lc, const struct pm_request *req)
 		auth_request(n, lc->tidx, req, &rq);
 		break;
 	case PM_OP_PING: {
+		/* Who answers: a restart and a duplicate differ here. */
 		struct pm_proto_rep rp = {
 			.op = PM_OP_PING, .from = (uint16_t)n->id,
+			.page = n->incarnation,
 		};
 
 		node_reply(n, rq.from, lc->tidx, req->conn_id, req->req_id, 0,

@@ -299,6 +299,7 @@ static const char *grant_check(const struct pm_proto_req *rq,
  * home would wait for us while our next try waits behind it.
  */
 #define FAULT_MAX_ERRORS 5	/* answers that are errors, then SIGBUS */
+#define FAULT_MAX_REFUSED 50	/* refused as unauthenticated, then SIGBUS */
 
 static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			 uint8_t flags, int nextra)
@@ -308,7 +309,7 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		.op = op, .flags = flags, .from = (uint16_t)n->id,
 		.arg = (uint32_t)nextra, .page = page,
 	};
-	int home = page_home(n, page), errors = 0, tries = 0;
+	int home = page_home(n, page), errors = 0, tries = 0, refused = 0;
 	/* A try waits a quarter of the detector's timeout at most, so a
 	 * fault on a home declared dead meanwhile ends soon after. */
 	int wait_ms = n->failure_ms / 4 > 100 ? n->failure_ms / 4 : 100;
@@ -331,7 +332,12 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			r = -EPROTO;
 		if (!r || r == -EIO || node_closing(n))
 			break;
-		if (!node_conn_error(r) && ++errors >= FAULT_MAX_ERRORS)
+		/* -EACCES: the home restarted and our redialled connection
+		 * lost a race with its re-authentication; it settles. */
+		if (r == -EACCES && ++refused < FAULT_MAX_REFUSED)
+			continue;
+		if (!node_conn_error(r) && r != -EACCES &&
+		    ++errors >= FAULT_MAX_ERRORS)
 			break;
 		if (tries == 0)
 			pm_warn("page %llu: request to home node %d: %s%s%s; trying again",

@@ -406,6 +406,30 @@ void holder_remote_action(struct pm_node *n, int tidx,
 		   data ? buf : NULL, data ? PM_PAGE_SIZE : 0);
 }
 
+void holder_lease_lapsed(struct pm_node *n, int home)
+{
+	uint64_t first = (uint64_t)home * n->per_home, dropped = 0;
+	uint64_t end = first + n->per_home < n->npages ? first + n->per_home
+						       : n->npages;
+
+	for (uint64_t page = first; page < end; page++) {
+		lk_lock(llock_of(n, page), LK_LLOCK);
+		/* Only plain read-only copies: an exclusive one is nobody
+		 * else's to write (the home marks it lost if it gives up on
+		 * us), and one in flight is settled by its own call. */
+		if (n->lstate[page] == LS_SHARED) {
+			uffd_drop(n, page, false, NULL);
+			ls_set(n, page, LS_INVALID);
+			dropped++;
+		}
+		lk_unlock(llock_of(n, page));
+	}
+	if (dropped)
+		uffd_wake(n, first, end - first);
+	pm_err("no answer from home node %d for 3/4 of cluster.failure_timeout_ms: dropped %llu read-only copies of its pages, which it may let others write once it declares this node dead",
+	       home, (unsigned long long)dropped);
+}
+
 void holder_fini(struct pm_node *n)
 {
 	struct deferred *d;

@@ -454,10 +454,11 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 		}
 		pm_info("metrics at http://%s/metrics", n->cfg.metrics_listen);
 	}
-	pm_info("node %d of %d up: region %llu bytes, pages %llu..%llu homed here",
+	pm_info("node %d of %d up: region %llu bytes, pages %llu..%llu homed here; incarnation %#llx",
 		n->id, n->nodes, (unsigned long long)n->len,
 		(unsigned long long)n->home_first,
-		(unsigned long long)(n->home_first + n->home_count - 1));
+		(unsigned long long)(n->home_first + n->home_count - 1),
+		(unsigned long long)n->incarnation);
 	if (code)
 		*code = 0;
 	return n;

@@ -199,6 +199,15 @@ struct pm_node {
 	uint64_t fenced_inc[CFG_MAX_NODES];	/* incarnation declared dead:
 						 * refused (dispatch.c) */
 	bool fenced_told[CFG_MAX_NODES];	/* its refusal was logged */
+	uint64_t answer_inc[CFG_MAX_NODES];	/* incarnation that answered
+						 * our last ping there */
+	int64_t answer_ns[CFG_MAX_NODES];	/* and when */
+	int64_t claim_ns[CFG_MAX_NODES];	/* another incarnation claims
+						 * the id since (dispatch.c) */
+	bool det_poke[CFG_MAX_NODES];		/* ping it now (det_lock) */
+	int64_t lease_until[CFG_MAX_NODES];	/* our copies of its pages
+						 * may be read until then */
+	bool lease_lapsed[CFG_MAX_NODES];	/* and were dropped after */
 	bool leaving;			/* past the final barrier */
 	uint64_t peer_inc[CFG_MAX_NODES];	/* incarnation seen in HELLO */
 	uint64_t incarnation;		/* ours: random per start */
@@ -393,6 +402,9 @@ bool node_conn_error(int r);
 bool node_peer_dead(struct pm_node *n, int peer);
 /* A reply or a request from peer arrived: it is alive. */
 void node_heard(struct pm_node *n, int peer);
+/* A call to peer sent at sent_ns was answered: our lease on its pages
+ * runs 3/4 of cluster.failure_timeout_ms from then (DESIGN.md). */
+void node_lease_renew(struct pm_node *n, int peer, int64_t sent_ns);
 /* Sleep a little before try number `tries` again (1 ms doubling to 64). */
 void node_backoff(int tries);
 static inline bool node_closing(struct pm_node *n)
@@ -405,6 +417,8 @@ static inline bool node_closing(struct pm_node *n)
  * when it has not been heard from for cluster.failure_timeout_ms. */
 int detect_start(struct pm_node *n);
 void detect_stop(struct pm_node *n);
+/* Ping peer now, whatever its last sign of life. */
+void detect_poke(struct pm_node *n, int peer);
 /* Declare peer dead (once): count, log why, forget what it held. */
 void detect_declare_dead(struct pm_node *n, int peer, const char *why);
 
@@ -489,6 +503,9 @@ void holder_fini(struct pm_node *n);
  * are answered "not held" now (fault.c has why). */
 void holder_refuse_deferred(struct pm_node *n, uint64_t page, int nextra);
 void holder_evicting_add(struct pm_node *n, struct evicting *ev);
+/* Our lease on home's pages lapsed: drop every read-only copy of them
+ * (once the home declares us dead, others may write them). */
+void holder_lease_lapsed(struct pm_node *n, int home);
 void holder_evicting_remove(struct pm_node *n, struct evicting *ev);
 
 /* ---- evict.c: the bounded cache ----------------------------------------- */

@@ -41,6 +41,22 @@ void node_heard(struct pm_node *n, int peer)
 				 __ATOMIC_RELAXED);
 }
 
+void node_lease_renew(struct pm_node *n, int peer, int64_t sent_ns)
+{
+	int64_t until = sent_ns + (int64_t)n->failure_ms * 1000000 * 3 / 4;
+	int64_t cur = __atomic_load_n(&n->lease_until[peer], __ATOMIC_RELAXED);
+
+	while (cur < until &&
+	       !__atomic_compare_exchange_n(&n->lease_until[peer], &cur, until,
+					    false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+	if (__atomic_exchange_n(&n->lease_lapsed[peer], false,
+				__ATOMIC_RELAXED))
+		pm_info("node %d answers again: its pages are fetched anew",
+			peer);
+}
+
 void node_backoff(int tries)
 {
 	struct timespec ts = {
@@ -75,6 +91,7 @@ static int peer_call(struct pm_node *n, int peer, struct pm_tconn *c,
 	const struct pm_plugin *pl = &n->plugins[p->tidx];
 	uint8_t op = ((const struct pm_proto_req *)m->msg)->op;
 	uint32_t out = m->msg_len + m->payload_len, in;
+	int64_t sent = pm_now_ns();
 	int ret;
 
 	ret = pl->ops->call(c, m, r, deadline);
@@ -96,6 +113,7 @@ static int peer_call(struct pm_node *n, int peer, struct pm_tconn *c,
 		return ret;
 	}
 	node_heard(n, peer);
+	node_lease_renew(n, peer, sent);
 	in = r->msg_len + r->payload_len;
 	STAT_ADD(n, bytes_received, in);
 	STAT_ADD_AT(n, tr[p->tidx].bytes_received, in);
