@@ -148,3 +148,23 @@ int http_start(const char *listen, void *handler, void *handler_cls,
 	*out = d;
 	return 0;
 }
+
+void http_peer_name(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+			MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	socklen_t sl;
+
+	snprintf(out, len, "an unknown address");
+	if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return;
+	sl = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+				      : sizeof(struct sockaddr_in6);
+	if (getnameinfo(sa, sl, host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return;
+	snprintf(out, len, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+		 host, serv);
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+struct MHD_Connection;
 struct MHD_Daemon;
 
 /*
@@ -25,5 +26,8 @@ int http_parse_listen(const char *listen, struct sockaddr_storage *ss,
 int http_start(const char *listen, void *handler, void *handler_cls,
 	       void *completed, void *completed_cls, int conn_limit,
 	       struct MHD_Daemon **out, int *port, char *err, size_t errlen);
+
+/* "ADDR:PORT" ("[V6]:PORT") of the client of conn, for log lines. */
+void http_peer_name(struct MHD_Connection *conn, char *out, size_t len);
 
 #endif

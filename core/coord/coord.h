@@ -103,14 +103,25 @@ static inline int64_t coord_now_ms(void)
 }
 
 /*
- * Cluster key (security.key_file) for the coordinator's write requests:
- * POST and DELETE carry "X-Pagemesh-Auth: TS:MAC", TS the sender's Unix time
- * in ms (auth_wall_ms), MAC the hex HMAC-SHA256 under the key of
- * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (auth_request_mac; PATH without the
- * query, CLUSTER the ?cluster= value or ""). The server accepts TS within
- * COORD_AUTH_SKEW_MS.
+ * Cluster key (security.key_file) for the coordinator's requests: every
+ * request of a client with a key carries "X-Pagemesh-Auth: TS:NONCE:MAC",
+ * TS the sender's Unix time in ms (auth_wall_ms), NONCE 16 random bytes in
+ * hex, fresh for every request, MAC the hex HMAC-SHA256 under the key of
+ * "TS\nNONCE\nMETHOD\nPATH\nCLUSTER\nBODY" (auth_request_mac; PATH
+ * without the query, CLUSTER the ?cluster= value or ""). A server with the
+ * key requires it on writes (POST, DELETE), checks it wherever it is sent,
+ * accepts TS within COORD_AUTH_SKEW_MS of its own clock and takes each
+ * NONCE once: it remembers them until their TS is out of that window, at
+ * most COORD_NONCES_MAX at a time: beyond that, 503 until some expire,
+ * rather than forget one early (its request could be replayed).
  */
 #define COORD_AUTH_HEADER "X-Pagemesh-Auth"
 #define COORD_AUTH_SKEW_MS 30000
+/*
+ * 32 bytes each, allocated with the key. A node sends about one request
+ * per TTL/3 and each nonce is kept up to 2 * COORD_AUTH_SKEW_MS: room for
+ * some 600 nodes at the default TTL of 5 s.
+ */
+#define COORD_NONCES_MAX 65536
 
 #endif

@@ -82,12 +82,17 @@ static int curl_errno(CURLcode rc)
 	}
 }
 
-/* Sign a write for a coordinator that has the cluster key (see coord.h). */
+/*
+ * Sign a request for a coordinator that has the cluster key (see coord.h),
+ * with a nonce of its own: each try of a request is a request of its own,
+ * so that the server, which takes a nonce once, takes a retry too.
+ */
 static int auth_header(struct coord *co, const char *method,
 		       const char *path, const char *body,
 		       struct curl_slist **hdrs)
 {
-	char p[512], cluster[CFG_NAME_MAX] = "", hex[65], line[160];
+	char p[512], cluster[CFG_NAME_MAX] = "", hex[AUTH_REQ_MAC_HEX + 1];
+	char nonce[AUTH_REQ_NONCE_HEX + 1], line[192];
 	struct curl_slist *h;
 	int64_t ts = auth_wall_ms();
 	char *q, *cv, *save = NULL;
@@ -103,12 +108,15 @@ static int auth_header(struct coord *co, const char *method,
 				snprintf(cluster, sizeof(cluster), "%s",
 					 cv + 8);
 	}
-	r = auth_request_mac(co->key, co->keylen, ts, method, p, cluster, body,
-			     body ? strlen(body) : 0, hex);
+	r = auth_random_hex(nonce, AUTH_REQ_NONCE_LEN);
+	if (!r)
+		r = auth_request_mac(co->key, co->keylen, ts, nonce, method, p,
+				     cluster, body, body ? strlen(body) : 0,
+				     hex);
 	if (r)
 		return r;
-	snprintf(line, sizeof(line), "%s: %lld:%s", COORD_AUTH_HEADER,
-		 (long long)ts, hex);
+	snprintf(line, sizeof(line), "%s: %lld:%s:%s", COORD_AUTH_HEADER,
+		 (long long)ts, nonce, hex);
 	h = curl_slist_append(*hdrs, line);
 	if (!h)
 		return -ENOMEM;

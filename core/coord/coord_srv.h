@@ -45,6 +45,25 @@ struct coord_cluster {
 	struct coord_node node[CFG_MAX_NODES];
 };
 
+/* Nonces seen within the window: chained hash over a fixed pool. */
+struct coord_nonce {
+	uint32_t next;			/* pool index, or COORD_NONCE_NIL */
+	int64_t expires_ms;		/* wall clock: TS + the window */
+	uint8_t n[AUTH_REQ_NONCE_LEN];
+};
+
+#define COORD_NONCE_NIL UINT32_MAX
+
+struct coord_nonces {
+	pthread_mutex_t lock;		/* everything below */
+	uint32_t cap, n_buckets, used;
+	uint32_t free;			/* free list through next */
+	uint32_t *bucket;
+	struct coord_nonce *pool;
+	uint64_t seed;			/* hash seed, random */
+	int64_t full_until_ms;		/* full: no sweep before this */
+};
+
 struct coord_server {
 	struct MHD_Daemon *d;
 	int port;
@@ -57,8 +76,11 @@ struct coord_server {
 	pthread_t reaper;
 	int n_clusters;
 	struct coord_cluster *clusters[COORD_MAX_CLUSTERS];
+	int64_t log_second;		/* refusals logged in this second */
+	int log_lines, log_skipped;
 	size_t keylen;			/* 0: writes need no signature */
 	unsigned char key[AUTH_KEY_MAX];
+	struct coord_nonces nonces;	/* with a key */
 };
 
 /* Per-request state: the body, read up to COORD_BODY_MAX. */
@@ -100,6 +122,25 @@ cJSON *coord_cluster_json(const struct coord_server *s,
 /* One node: its first endpoint's fields at the top, all under
  * "transports". */
 cJSON *coord_node_json(int id, const struct coord_node *nd, int64_t now);
+
+/* ---- replay protection (coord_nonce.c) ----------------------------------- */
+
+/* An empty table of cap entries. 0 or -ENOMEM. */
+int coord_nonces_init(struct coord_nonces *t, uint32_t cap);
+void coord_nonces_free(struct coord_nonces *t);
+/*
+ * Take the nonce (AUTH_REQ_NONCE_HEX hex digits) of a request whose
+ * signature checked out, to be remembered until expires_ms (wall clock).
+ * 0 the first time, -EEXIST for a replay, -ENOSPC when the table is full
+ * of nonces that have not expired.
+ */
+int coord_nonce_take(struct coord_nonces *t, const char *hex,
+		     int64_t expires_ms, int64_t now_ms);
+
+/* Log a refusal of a request from conn, at most a few lines a second (a
+ * flood of bad requests must not flood the log). Takes s->lock itself. */
+void coord_refused(struct coord_server *s, struct MHD_Connection *conn,
+		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- API (coord_api.c) --------------------------------------------------- */
 
