@@ -97,6 +97,16 @@ int http_start(const char *listen, void *handler, void *handler_cls,
 	       void *completed, void *completed_cls, int conn_limit,
 	       struct MHD_Daemon **out, int *port, char *err, size_t errlen)
 {
+	return http_start_opts(listen, handler, handler_cls, completed,
+			       completed_cls, conn_limit, 0, 30, out, port,
+			       err, errlen);
+}
+
+int http_start_opts(const char *listen, void *handler, void *handler_cls,
+		    void *completed, void *completed_cls, int conn_limit,
+		    int per_ip_limit, int idle_s, struct MHD_Daemon **out,
+		    int *port, char *err, size_t errlen)
+{
 	/* ITC: MHD_quiesce_daemon() needs it, for a graceful stop. */
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_INTERNAL_POLLING_THREAD |
@@ -114,15 +124,19 @@ int http_start(const char *listen, void *handler, void *handler_cls,
 		flags |= MHD_USE_IPv6;
 	/*
 	 * One thread per connection so that a long-polling request cannot
-	 * stall the others; the connection limit bounds the threads and the
-	 * idle timeout frees those of clients that went quiet.
+	 * stall the others; the connection limits bound the threads (in all,
+	 * and those one address can hold) and the idle timeout frees those
+	 * of clients that went quiet.
 	 */
 	d = MHD_start_daemon(flags, 0, NULL, NULL,
 			     (MHD_AccessHandlerCallback)handler, handler_cls,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			     MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned int)conn_limit,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			     (unsigned int)per_ip_limit,
+			     MHD_OPTION_CONNECTION_TIMEOUT,
+			     (unsigned int)idle_s,
 			     MHD_OPTION_NOTIFY_COMPLETED,
 			     (MHD_RequestCompletedCallback)completed,
 			     completed_cls,

@@ -972,6 +972,9 @@ static void test_auth_header_malformed(void **state)
 		*c = (char)(*c >= 'a' ? *c - 'a' + 'A' : *c);
 	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, bad, r),
 			 401);
+	/* Signed GETs are checked too: a bad one is not taken as unsigned. */
+	snprintf(bad, sizeof(bad), "-9223372036854775808:%s", tail);
+	assert_int_equal(auth_req(&kp, "GET", "/endpoints", "", bad, r), 401);
 
 	/* Still serving, and the untouched original goes through. */
 	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, good, r),
@@ -979,6 +982,200 @@ static void test_auth_header_malformed(void **state)
 	assert_false(file_has(kp.log, "runtime error"));
 	assert_int_equal(stop_coordinator_on(&kp), 0);
 	free(r);
+}
+
+/* ---- a flood of unsigned long-polls -------------------------------------- */
+
+#define FLOOD_CONNS 300
+#define FLOOD_RETRY_MS 250
+
+/*
+ * FLOOD_CONNS clients that each hold a long-poll open without a signature,
+ * and poll again FLOOD_RETRY_MS after each answer (or after the server
+ * closed on them): one thread, raw sockets, until stop.
+ */
+struct flood {
+	int port;
+	char path[128];
+	volatile int stop;
+	int busy, other, dropped;	/* 503s, other answers, closes */
+	pthread_t t;
+};
+
+static int flood_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	struct pollfd p[FLOOD_CONNS];
+	long long again[FLOOD_CONNS] = { 0 };
+	bool sent[FLOOD_CONNS] = { 0 };
+	char req[256], buf[512];
+	int i, n;
+
+	n = snprintf(req, sizeof(req),
+		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", f->path);
+	for (i = 0; i < FLOOD_CONNS; i++)
+		p[i].fd = -1;
+	while (!f->stop) {
+		long long now = tu_now_ms();
+
+		for (i = 0; i < FLOOD_CONNS; i++) {
+			if (p[i].fd < 0 && now >= again[i]) {
+				p[i].fd = flood_connect(f->port);
+				sent[i] = false;
+				again[i] = now + FLOOD_RETRY_MS;
+			}
+			p[i].events = p[i].fd < 0 ? 0 :
+				      sent[i] ? POLLIN : POLLOUT;
+			p[i].revents = 0;
+		}
+		poll(p, FLOOD_CONNS, 20);
+		for (i = 0; i < FLOOD_CONNS; i++) {
+			ssize_t got;
+
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			if (!sent[i] && (p[i].revents & POLLOUT) &&
+			    !(p[i].revents & (POLLERR | POLLHUP))) {
+				sent[i] = write(p[i].fd, req, n) == n;
+				continue;
+			}
+			got = read(p[i].fd, buf, sizeof(buf) - 1);
+			if (got > 12 && !strncmp(buf, "HTTP/1.1 503", 12))
+				__atomic_add_fetch(&f->busy, 1,
+						   __ATOMIC_RELAXED);
+			else if (got > 0)
+				__atomic_add_fetch(&f->other, 1,
+						   __ATOMIC_RELAXED);
+			else if (got < 0 && errno == EAGAIN)
+				continue;
+			else
+				__atomic_add_fetch(&f->dropped, 1,
+						   __ATOMIC_RELAXED);
+			close(p[i].fd);
+			p[i].fd = -1;
+			again[i] = tu_now_ms() + FLOOD_RETRY_MS;
+		}
+	}
+	for (i = 0; i < FLOOD_CONNS; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	return NULL;
+}
+
+/*
+ * Long-polls parked in cluster name at cp, or -1 if it does not answer
+ * within 2 s (the flood's address may be at its connection limit: this
+ * read is unsigned and from that address).
+ */
+static int cluster_waiters(const struct coordproc *cp, const char *name)
+{
+	struct tu_resp *r = malloc(sizeof(*r));
+	long long t0 = tu_now_ms();
+	char url[128];
+	int w = -1;
+	cJSON *o;
+
+	assert_non_null(r);
+	snprintf(url, sizeof(url), "%s/clusters/%s", cp->url, name);
+	do {
+		if (!tu_http("GET", url, NULL, 0, 0, r) && r->status == 200) {
+			o = json_of(r);
+			w = (int)num(o, "waiters");
+			cJSON_Delete(o);
+			break;
+		}
+		poll(NULL, 0, 20);
+	} while (tu_now_ms() - t0 < 2000);
+	free(r);
+	return w;
+}
+
+/*
+ * 300 unsigned long-polls, more than the coordinator has connections,
+ * held open and renewed for several TTLs: past COORD_OPEN_POLLS_MAX they
+ * get 503 at once, so that signed heartbeats keep the node alive (the
+ * membership version does not move: no expiry, no re-registration), a
+ * signed long-poll is served, and a new node registers meanwhile.
+ */
+static void test_longpoll_flood(void **state)
+{
+	char key[64];
+	struct coordproc kp = { 0 };
+	const char *urls[1] = { kp.url };
+	struct coord_member m[CFG_MAX_NODES];
+	struct flood f = { 0 };
+	struct client a, b;
+	long long t0;
+	uint64_t v, v2;
+	int n, w;
+
+	(void)state;
+	write_key(key, sizeof(key), 0x46, 32);
+	assert_int_equal(start_coordinator_on(&kp, 0, key), 0);
+	assert_int_equal(client_open_key(&a, 0, "fl", urls, 1, key), 0);
+	client_register(&a, 0);
+	assert_int_equal(coord_members(a.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 1);
+
+	f.port = kp.port;
+	snprintf(f.path, sizeof(f.path),
+		 "/endpoints?cluster=fl&wait=18446744073709551615");
+	assert_int_equal(pthread_create(&f.t, NULL, flood_main, &f), 0);
+	/* Until the cap is full and the rest are being turned away. */
+	t0 = tu_now_ms();
+	while (tu_now_ms() - t0 < 10000 &&
+	       (__atomic_load_n(&f.busy, __ATOMIC_RELAXED) < FLOOD_CONNS ||
+		cluster_waiters(&kp, "fl") < COORD_OPEN_POLLS_MAX))
+		poll(NULL, 0, 50);
+	assert_true(__atomic_load_n(&f.busy, __ATOMIC_RELAXED) >=
+		    FLOOD_CONNS);
+
+	/* Several TTLs of it: the version stays put, a signed long-poll
+	 * waits it out instead of being turned away. */
+	assert_int_equal(coord_members(a.co, v, 4 * TTL_MS, m, CFG_MAX_NODES,
+				       &n, &v2),
+			 -ETIMEDOUT);
+	assert_int_equal(n, 1);
+	assert_true(v2 == v);
+	/* A registration gets through too, and then beats. */
+	assert_int_equal(client_open_key(&b, 1, "fl", urls, 1, key), 0);
+	client_register(&b, 1);
+	assert_int_equal(coord_members(a.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(coord_members(a.co, v, 2 * TTL_MS, m, CFG_MAX_NODES,
+				       &n, &v2),
+			 -ETIMEDOUT);
+	assert_int_equal(n, 2);
+	/* The cap is full, and not more than full. */
+	w = cluster_waiters(&kp, "fl");
+	f.stop = 1;
+	pthread_join(f.t, NULL);
+	printf("  flood: %d answered 503, %d otherwise, %d closed unanswered; %d parked at the end\n",
+	       f.busy, f.other, f.dropped, w);
+	assert_int_equal(w, COORD_OPEN_POLLS_MAX);
+	client_close(&b);
+	client_close(&a);
+	assert_int_equal(stop_coordinator_on(&kp), 0);
 }
 
 /*
@@ -1163,6 +1360,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_key),
 		cmocka_unit_test(test_replay_refused),
 		cmocka_unit_test(test_auth_header_malformed),
+		cmocka_unit_test(test_longpoll_flood),
 		cmocka_unit_test(test_nonce_table),
 		cmocka_unit_test(test_cli_config),
 		cmocka_unit_test(test_stop_with_waiters),

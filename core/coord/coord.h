@@ -12,6 +12,13 @@
 
 /* Longest a GET /endpoints?wait=V is held by the server. */
 #define COORD_WAIT_MAX_MS 10000
+/*
+ * Long-polls without a valid signature the server holds at once; more get
+ * 503 at once. Each holds a connection and its thread: this keeps the
+ * coordinator's connections for signed heartbeats, registrations and
+ * long-polls, which are not counted.
+ */
+#define COORD_OPEN_POLLS_MAX 32
 /* Largest request body the server reads; larger ones get 413. */
 #define COORD_BODY_MAX (64 * 1024)
 /* Name of the cluster used when a request names none. */

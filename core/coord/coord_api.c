@@ -400,10 +400,11 @@ static int query_u64(struct MHD_Connection *conn, const char *key,
  * own (thread per connection), so blocking here stalls no one else.
  */
 static enum MHD_Result get_endpoints(struct coord_server *s,
-				     struct MHD_Connection *conn)
+				     struct MHD_Connection *conn,
+				     const struct coord_req *rq)
 {
 	uint64_t wait = 0, tmo = COORD_WAIT_MAX_MS;
-	bool has_wait, has_tmo;
+	bool has_wait, has_tmo, parks, counted = false;
 	struct coord_cluster *cl;
 	enum MHD_Result ret;
 	cJSON *out, *eps;
@@ -420,11 +421,39 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 	if (tmo > COORD_WAIT_MAX_MS)
 		tmo = COORD_WAIT_MAX_MS;
 
+	/*
+	 * The wait is ours, not an idle client's: no idle timeout while it
+	 * lasts (MHD would count it and drop the answer), and setting the
+	 * timeout again afterwards restarts its clock.
+	 */
+	parks = has_wait && tmo > 0;
+	if (parks)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  0u);
 	pthread_mutex_lock(&s->lock);
 	cl = req_cluster(s, conn, NULL, &ret);
 	if (!cl) {
 		pthread_mutex_unlock(&s->lock);
-		return ret;
+		goto out_timeout;
+	}
+	/*
+	 * Each parked poll holds a connection and its thread: those anyone
+	 * can send are capped well below the connection limit, so that
+	 * signed heartbeats, registrations and long-polls always find room.
+	 */
+	if (parks && cl->version <= wait && !rq->signed_ok) {
+		if (s->open_polls >= COORD_OPEN_POLLS_MAX) {
+			pthread_mutex_unlock(&s->lock);
+			coord_refused(s, conn,
+				      "GET /endpoints?wait: %d unsigned long-polls are parked already",
+				      COORD_OPEN_POLLS_MAX);
+			ret = coord_send_busy(conn,
+					      "GET /endpoints?wait: %d long-polls without a signature are waiting already; retry later (requests signed with the cluster key are not limited)",
+					      COORD_OPEN_POLLS_MAX);
+			goto out_timeout;
+		}
+		s->open_polls++;
+		counted = true;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += tmo / 1000;
@@ -439,6 +468,8 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 		    ETIMEDOUT)
 			break;
 	cl->waiters--;
+	if (counted)
+		s->open_polls--;
 
 	now = coord_now_ms();
 	out = cJSON_CreateObject();
@@ -464,7 +495,12 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 		out = NULL;
 	}
 	pthread_mutex_unlock(&s->lock);
-	return out ? coord_send_json(conn, MHD_HTTP_OK, out, NULL) : MHD_NO;
+	ret = out ? coord_send_json(conn, MHD_HTTP_OK, out, NULL) : MHD_NO;
+out_timeout:
+	if (parks)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned int)COORD_IDLE_TIMEOUT_S);
+	return ret;
 }
 
 /* 405 naming the one method the resource takes (also in Allow). */
@@ -507,7 +543,7 @@ enum MHD_Result coord_route(struct coord_server *s,
 	if (n == 1 && !strcmp(seg[0], "endpoints")) {
 		if (!get)
 			return wrong_method(conn, method, url, "GET");
-		return get_endpoints(s, conn);
+		return get_endpoints(s, conn, rq);
 	}
 	if (n == 3 && !strcmp(seg[0], "nodes") &&
 	    (!strcmp(seg[2], "endpoint") || !strcmp(seg[2], "heartbeat"))) {

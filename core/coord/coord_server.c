@@ -18,8 +18,6 @@
 #include "http.h"
 #include "log.h"
 
-#define COORD_CONN_LIMIT 256
-
 /* ---- dispatch ------------------------------------------------------------ */
 
 void coord_refused(struct coord_server *s, struct MHD_Connection *conn,
@@ -180,18 +178,30 @@ static enum MHD_Result coord_handler(void *cls, struct MHD_Connection *conn,
 		return coord_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
 					"request body is over the limit of %d bytes",
 					COORD_BODY_MAX);
-	if (s->keylen && strcmp(method, "GET") && strcmp(method, "HEAD")) {
+	if (s->keylen) {
 		const char *h = MHD_lookup_connection_value(conn,
 				MHD_HEADER_KIND, COORD_AUTH_HEADER);
+		bool write = strcmp(method, "GET") && strcmp(method, "HEAD");
 		unsigned int st;
 		char why[256];
 
-		st = check_signature(s, conn, url, method, rq, h, why,
-				     sizeof(why));
-		if (st) {
-			coord_refused(s, conn, "%s %s: %s", method, url, why);
-			return coord_send_error(conn, st, NULL, "%s %s: %s",
-						method, url, why);
+		/* Reads may come unsigned; a signature sent is checked, so
+		 * that a signed long-poll can be told from an unsigned one. */
+		if (h || write) {
+			st = check_signature(s, conn, url, method, rq, h, why,
+					     sizeof(why));
+			if (st) {
+				coord_refused(s, conn, "%s %s: %s", method,
+					      url, why);
+				if (st == MHD_HTTP_SERVICE_UNAVAILABLE)
+					return coord_send_busy(conn,
+							"%s %s: %s", method,
+							url, why);
+				return coord_send_error(conn, st, NULL,
+							"%s %s: %s", method,
+							url, why);
+			}
+			rq->signed_ok = true;
 		}
 	}
 	return coord_route(s, conn, url, method, rq);
@@ -288,9 +298,10 @@ int coord_server_start(const char *listen, int ttl_ms,
 		return -r;
 	}
 	s->reaper_started = true;
-	r = http_start(listen, (void *)coord_handler, s,
-		       (void *)coord_completed, s, COORD_CONN_LIMIT, &s->d,
-		       &s->port, err, errlen);
+	r = http_start_opts(listen, (void *)coord_handler, s,
+			    (void *)coord_completed, s, COORD_CONN_LIMIT,
+			    COORD_CONN_PER_IP, COORD_IDLE_TIMEOUT_S, &s->d,
+			    &s->port, err, errlen);
 	if (r) {
 		coord_server_stop(s);
 		return r;

@@ -17,6 +17,16 @@
 
 #define COORD_MAX_CLUSTERS 32
 
+/*
+ * What unauthenticated clients may hold, so that signed heartbeats and
+ * registrations always find a connection and a thread: connections in
+ * all (one thread each) and from one address, and seconds a connection
+ * may sit idle (COORD_OPEN_POLLS_MAX in coord.h bounds their long-polls).
+ */
+#define COORD_CONN_LIMIT 256
+#define COORD_CONN_PER_IP (COORD_CONN_LIMIT / 2)
+#define COORD_IDLE_TIMEOUT_S 5
+
 struct coord_ep {
 	char transport[64];
 	char endpoint[PM_ENDPOINT_MAX];
@@ -76,6 +86,7 @@ struct coord_server {
 	pthread_t reaper;
 	int n_clusters;
 	struct coord_cluster *clusters[COORD_MAX_CLUSTERS];
+	int open_polls;			/* unsigned long-polls parked */
 	int64_t log_second;		/* refusals logged in this second */
 	int log_lines, log_skipped;
 	size_t keylen;			/* 0: writes need no signature */
@@ -88,6 +99,7 @@ struct coord_req {
 	char *body;
 	size_t len;
 	bool too_big;
+	bool signed_ok;			/* valid, fresh signature */
 };
 
 /* ---- wire format (coord_json.c) ------------------------------------------ */
@@ -100,6 +112,11 @@ enum MHD_Result coord_send_error(struct MHD_Connection *conn,
 				 unsigned int status, const char *allow,
 				 const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* 503 with Retry-After, closing the connection: {"error", "status"}. */
+enum MHD_Result coord_send_busy(struct MHD_Connection *conn,
+				const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /*
  * Integer member key of o in [lo, hi]. 0 and *out, -ENOENT when absent (and
