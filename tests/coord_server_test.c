@@ -1178,6 +1178,140 @@ static void test_longpoll_flood(void **state)
 	assert_int_equal(stop_coordinator_on(&kp), 0);
 }
 
+/* ---- node id claims ------------------------------------------------------ */
+
+/*
+ * A second claim of a live node id is refused with 409 naming the node,
+ * and the first registration stays as it was; its own incarnation may
+ * register again and beat. A claim without an incarnation may not change
+ * an endpoint either. Once the holder leaves or expires, the id is free.
+ */
+static void test_duplicate_claim(void **state)
+{
+	static const char other[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+	const char *urls[] = { srv.url };
+	struct coord_member m[CFG_MAX_NODES];
+	char ep[PM_ENDPOINT_MAX], body[256];
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct client a, b;
+	long long t0;
+	double v;
+	int n;
+	uint64_t ver;
+
+	(void)state;
+	assert_non_null(r);
+	client_open(&a, 0, "dup", urls, 1);
+	client_register(&a, 0);
+	v = cluster_version(&srv, "dup");
+
+	snprintf(body, sizeof(body),
+		 "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:6666\",\"incarnation\":\"%s\"}",
+		 other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/endpoint?cluster=dup", body, NULL,
+				  r), 409);
+	assert_non_null(strstr(r->body, "node 0 "));
+	/* No incarnation at all; a heartbeat and a leave of another one. */
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/endpoint?cluster=dup",
+				  "{\"transport_type\":\"rdma\",\"endpoint\":\"x\"}",
+				  NULL, r), 409);
+	snprintf(body, sizeof(body), "{\"incarnation\":\"%s\"}", other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/heartbeat?cluster=dup", body, NULL,
+				  r), 409);
+	assert_int_equal(auth_req(&srv, "DELETE", "/nodes/0?cluster=dup",
+				  body, NULL, r), 409);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:1\",\"incarnation\":\"xyz\"}",
+				  NULL, r), 400);
+	node_ep(&srv, "dup", 0, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:9000");
+	assert_true(cluster_version(&srv, "dup") == v);
+
+	/* Another process with node id 0, through the library: it waits
+	 * out twice the TTL (the holder might be its own crashed run), then
+	 * says so; the first is still there. */
+	client_open(&b, 0, "dup", urls, 1);
+	pm_log_default.level = -1;
+	t0 = tu_now_ms();
+	{
+		struct coord_member me = { .node_id = 0, .n_eps = 1 };
+
+		snprintf(me.eps[0].transport, sizeof(me.eps[0].transport),
+			 "tcp");
+		snprintf(me.eps[0].endpoint, sizeof(me.eps[0].endpoint),
+			 "127.0.0.1:7777");
+		assert_int_equal(coord_register(b.co, &me), -EADDRINUSE);
+	}
+	pm_log_default.level = PM_LOG_WARN;
+	assert_true(tu_now_ms() - t0 >= 2 * TTL_MS);
+	client_close(&b);
+	node_ep(&srv, "dup", 0, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:9000");
+	assert_true(cluster_version(&srv, "dup") == v);
+
+	/* After a clean leave the id is free at once. */
+	client_close(&a);
+	client_open(&b, 0, "dup", urls, 1);
+	client_register(&b, 0);
+	client_close(&b);
+
+	/* Claims without an incarnation: the same again is fine, a new
+	 * transport too, a changed endpoint is not. */
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:2\"}",
+				  NULL, r), 201);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:2\"}",
+				  NULL, r), 200);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"rdma\",\"endpoint\":\"r\"}",
+				  NULL, r), 201);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:3\"}",
+				  NULL, r), 409);
+	assert_non_null(strstr(r->body, "node 2 "));
+	node_ep(&srv, "dup", 2, ep, sizeof(ep));
+	assert_string_equal(ep, "h:2");
+
+	/*
+	 * A node that crashed holds its id until it expires: a restarted
+	 * one (another incarnation) registers as soon as that happens,
+	 * without an error.
+	 */
+	snprintf(body, sizeof(body),
+		 "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:5555\",\"incarnation\":\"%s\"}",
+		 other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/3/endpoint?cluster=dup", body, NULL,
+				  r), 201);
+	/* Its own incarnation may register the same again and beat. */
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/3/endpoint?cluster=dup", body, NULL,
+				  r), 200);
+	snprintf(body, sizeof(body), "{\"incarnation\":\"%s\"}", other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/3/heartbeat?cluster=dup", body, NULL,
+				  r), 200);
+	t0 = tu_now_ms();
+	client_open(&b, 3, "dup", urls, 1);
+	client_register(&b, 3);
+	assert_true(tu_now_ms() - t0 >= TTL_MS / 2);
+	assert_int_equal(coord_members(b.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &ver), 0);
+	node_ep(&srv, "dup", 3, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:9003");
+	client_close(&b);
+	free(r);
+}
+
 /*
  * The nonce table itself: a nonce is taken once, a full table refuses
  * rather than forget an entry early, and expired entries make room.
@@ -1361,6 +1495,7 @@ int main(void)
 		cmocka_unit_test(test_replay_refused),
 		cmocka_unit_test(test_auth_header_malformed),
 		cmocka_unit_test(test_longpoll_flood),
+		cmocka_unit_test(test_duplicate_claim),
 		cmocka_unit_test(test_nonce_table),
 		cmocka_unit_test(test_cli_config),
 		cmocka_unit_test(test_stop_with_waiters),

@@ -50,7 +50,10 @@ int coord_open(const struct cfg *c, struct coord **out);
  * Publish every endpoint of self (node_id = this node), then keep this node
  * alive (heartbeats, or the etcd lease keepalive) on a thread of its own until
  * coord_close(). If the coordinator forgets the node (restart, expiry), the
- * thread registers it again. 0 or -errno.
+ * thread registers it again. 0 or -errno; -EADDRINUSE when the embedded
+ * coordinator keeps the id live for another incarnation (another process
+ * with this node id) for longer than twice the TTL: one that crashed has
+ * expired by then, so only a live twin is refused.
  */
 int coord_register(struct coord *co, const struct coord_member *self);
 
@@ -130,5 +133,18 @@ static inline int64_t coord_now_ms(void)
  * some 600 nodes at the default TTL of 5 s.
  */
 #define COORD_NONCES_MAX 65536
+
+/*
+ * Node incarnations: a client makes a random one (COORD_INCARNATION_HEX
+ * hex digits) per coord_open and sends it as "incarnation" in the body of
+ * its registrations, heartbeats and leave; the server takes 1 to
+ * COORD_INCARNATION_MAX lowercase hex digits. While a node id is live, only
+ * its incarnation may add or change endpoints, beat, or leave with one
+ * (409 naming the node otherwise). A claim without an incarnation is the
+ * same registration only if the node holds none either and no endpoint it
+ * has changes; a leave without one is an operator's and removes the node.
+ */
+#define COORD_INCARNATION_HEX 32
+#define COORD_INCARNATION_MAX 64
 
 #endif

@@ -40,6 +40,9 @@ struct coord_ep {
 struct coord_node {
 	bool live;
 	int64_t last_seen_ms;
+	int64_t registered_ms;
+	/* Of the process that holds the id ("": it sent none). */
+	char incarnation[COORD_INCARNATION_MAX + 1];
 	int n_eps;
 	struct coord_ep eps[CFG_MAX_TRANSPORTS];
 };
