@@ -544,6 +544,11 @@ static void *hb_main(void *arg)
 				co->self.node_id);
 			r = do_register(co);
 		}
+		if (r == -ECANCELED) {
+			/* coord_close() cut it short: nothing to report. */
+			pthread_mutex_lock(&co->lock);
+			break;
+		}
 		if (r == -EADDRINUSE && !failing)
 			pm_err("coordinator: node id %d is held by another process now (this one was silent past its TTL?); it is this node's again once that one goes",
 			       co->self.node_id);

@@ -114,6 +114,8 @@ static int etcd_call(struct coord *co, const char *path, cJSON *body,
 	r = coord_http(co, "POST", path, txt, co->request_ms,
 		       co->n_urls > 1 ? co->request_ms / 2 : 0, &st, &b);
 	free(txt);
+	if (r == -ECANCELED)
+		return r;	/* coord_close() cut it short */
 	if (r) {
 		pm_err("etcd %s: no answer from %d URL(s): %s", path,
 		       co->n_urls, strerror(-r));

@@ -50,18 +50,22 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
+/* Is this the heartbeat thread, and coord_close() waiting for it? */
+static bool hb_stopping(const struct coord *co)
+{
+	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
+	       co->hb_started && pthread_equal(pthread_self(), co->hb);
+}
+
 /* Lets coord_close() cut short a heartbeat stuck on a dead coordinator. */
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
 		       curl_off_t ut, curl_off_t un)
 {
-	struct coord *co = arg;
-
 	(void)dt;
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
-	       co->hb_started && pthread_equal(pthread_self(), co->hb);
+	return hb_stopping(arg);
 }
 
 static int curl_errno(CURLcode rc)
@@ -188,6 +192,8 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	if (rc == CURLE_WRITE_ERROR && resp->ended) {
 		rc = CURLE_OK;	/* the stream callback had what it needed */
+	} else if (rc == CURLE_ABORTED_BY_CALLBACK && hb_stopping(co)) {
+		r = -ECANCELED;	/* coord_close(): nothing to report */
 	} else if (rc) {
 		r = curl_errno(rc);
 		if (rc == CURLE_WRITE_ERROR)
@@ -239,6 +245,10 @@ int coord_http(struct coord *co, const char *method, const char *path,
 			__atomic_store_n(&co->cur, idx, __ATOMIC_RELAXED);
 			return 0;
 		}
+		/* A heartbeat that coord_close() cut short is not retried:
+		 * the close would wait the whole timeout for it. */
+		if (hb_stopping(co))
+			return -ECANCELED;
 		idx = (idx + 1) % co->n_urls;
 	}
 	return r;
