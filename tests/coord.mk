@@ -51,6 +51,8 @@ fuzz-coord: $(B)/fuzz/coord_fuzz
 		> $(B)/fuzz/coord-corpus/seed-members
 	@printf '\002{"header":{"revision":"7"},"kvs":[{"key":"L3BhZ2VtZXNoL2Yvbm9kZXMvMS90Y3A=","value":"eyJub2RlX2lkIjoxLCJ0cmFuc3BvcnRfdHlwZSI6InRjcCIsImVuZHBvaW50IjoiaDoxIn0="}]}' \
 		> $(B)/fuzz/coord-corpus/seed-etcd
+	@printf '\003-9223372036854775808:0123456789abcdef0123456789abcdef:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' \
+		> $(B)/fuzz/coord-corpus/seed-auth
 	$(RUN) $$(( $(FUZZ_SECONDS) + 120 )) $(B)/fuzz/coord_fuzz \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=30 -max_len=70000 \
 		$(B)/fuzz/coord-corpus
