@@ -418,19 +418,44 @@ int auth_load_key(const char *path, unsigned char *key, size_t *len,
 	return 0;
 }
 
+int auth_random_hex(char *out, size_t n)
+{
+	uint8_t b[64];
+
+	if (n > sizeof(b) || RAND_bytes(b, (int)n) != 1)
+		return -EIO;
+	hex(out, b, n);
+	OPENSSL_cleanse(b, n);
+	return 0;
+}
+
+static bool all_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
 int auth_request_mac(const unsigned char *key, size_t keylen, int64_t ts,
-		     const char *method, const char *path, const char *cluster,
-		     const char *body, size_t bodylen, char out[65])
+		     const char *nonce, const char *method, const char *path,
+		     const char *cluster, const char *body, size_t bodylen,
+		     char out[AUTH_REQ_MAC_HEX + 1])
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
-	char head[640];
+	char head[704];
 	size_t hl;
 	char *msg;
 	int n;
 
-	n = snprintf(head, sizeof(head), "%lld\n%s\n%s\n%s\n",
-		     (long long)ts, method, path, cluster ? cluster : "");
+	/* The nonce is a fixed-width field: no nonce can shift METHOD. */
+	if (ts < 0 || !nonce || strlen(nonce) != AUTH_REQ_NONCE_HEX ||
+	    !all_hex(nonce, AUTH_REQ_NONCE_HEX))
+		return -EINVAL;
+	n = snprintf(head, sizeof(head), "%lld\n%s\n%s\n%s\n%s\n",
+		     (long long)ts, nonce, method, path, cluster ? cluster : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -ENAMETOOLONG;
 	hl = (size_t)n;
@@ -447,5 +472,58 @@ int auth_request_mac(const unsigned char *key, size_t keylen, int64_t ts,
 	}
 	free(msg);
 	hex(out, mac, AUTH_MAC_LEN);
+	return 0;
+}
+
+int auth_request_parse(const char *hdr, int64_t *ts,
+		       char nonce[AUTH_REQ_NONCE_HEX + 1],
+		       char mac[AUTH_REQ_MAC_HEX + 1], const char **why)
+{
+	const char *p = hdr, *n, *m;
+	int64_t v = 0;
+
+	/*
+	 * Digit by digit with the bound checked before each step: strtoll
+	 * takes a sign and spaces, and its INT64_MIN was negated on the
+	 * skew check (signed overflow).
+	 */
+	if (*p < '0' || *p > '9') {
+		*why = "timestamp is not a decimal number";
+		return -EINVAL;
+	}
+	for (; *p >= '0' && *p <= '9'; p++) {
+		int d = *p - '0';
+
+		if (v > (INT64_MAX - d) / 10) {
+			*why = "timestamp out of range";
+			return -EINVAL;
+		}
+		v = v * 10 + d;
+	}
+	if (*p != ':') {
+		*why = "timestamp is not a decimal number";
+		return -EINVAL;
+	}
+	n = p + 1;
+	m = strchr(n, ':');
+	if (!m) {
+		/* What clients before the nonce sent: say so. */
+		*why = "no nonce (TS:MAC is the old format; want TS:NONCE:MAC)";
+		return -EINVAL;
+	}
+	if ((size_t)(m - n) != AUTH_REQ_NONCE_HEX ||
+	    !all_hex(n, AUTH_REQ_NONCE_HEX)) {
+		*why = "nonce is not 32 lowercase hex digits";
+		return -EINVAL;
+	}
+	m++;
+	if (strlen(m) != AUTH_REQ_MAC_HEX || !all_hex(m, AUTH_REQ_MAC_HEX)) {
+		*why = "MAC is not 64 lowercase hex digits";
+		return -EINVAL;
+	}
+	*ts = v;
+	memcpy(nonce, n, AUTH_REQ_NONCE_HEX);
+	nonce[AUTH_REQ_NONCE_HEX] = '\0';
+	memcpy(mac, m, AUTH_REQ_MAC_HEX + 1);
 	return 0;
 }

@@ -81,13 +81,39 @@ bool auth_conn_ok(struct auth *a, int tidx, uint64_t conn_id, int from);
 void auth_conn_closed(struct auth *a, int tidx, uint64_t conn_id);
 
 /*
- * MAC of a coordinator write request (see COORD_AUTH_HEADER in coord.h):
- * out[65] = hex HMAC-SHA256 under key of
- * "TS\nMETHOD\nPATH\nCLUSTER\nBODY". 0, -ENAMETOOLONG or -ENOMEM.
+ * Signed coordinator requests (see COORD_AUTH_HEADER in coord.h) carry a
+ * random nonce of AUTH_REQ_NONCE_LEN bytes, in hex, that the server
+ * remembers for the signature's window, so that no request is taken twice.
+ */
+#define AUTH_REQ_NONCE_LEN 16
+#define AUTH_REQ_NONCE_HEX (2 * AUTH_REQ_NONCE_LEN)
+#define AUTH_REQ_MAC_HEX (2 * AUTH_MAC_LEN)
+
+/* n bytes from the OpenSSL CSPRNG as 2n lowercase hex digits and a NUL
+ * (out has room for 2n + 1). 0 or -EIO. */
+int auth_random_hex(char *out, size_t n);
+
+/*
+ * MAC of a coordinator request: out = hex HMAC-SHA256 under key of
+ * "TS\nNONCE\nMETHOD\nPATH\nCLUSTER\nBODY". ts is at least 0, nonce
+ * AUTH_REQ_NONCE_HEX lowercase hex digits. 0, -EINVAL (ts or nonce),
+ * -ENAMETOOLONG or -ENOMEM.
  */
 int auth_request_mac(const unsigned char *key, size_t keylen, int64_t ts,
-		     const char *method, const char *path, const char *cluster,
-		     const char *body, size_t bodylen, char out[65]);
+		     const char *nonce, const char *method, const char *path,
+		     const char *cluster, const char *body, size_t bodylen,
+		     char out[AUTH_REQ_MAC_HEX + 1]);
+
+/*
+ * Split a received "TS:NONCE:MAC" header. TS is decimal digits only (no
+ * sign, no space, at most INT64_MAX), NONCE and MAC exactly
+ * AUTH_REQ_NONCE_HEX and AUTH_REQ_MAC_HEX lowercase hex digits. 0, or
+ * -EINVAL with what was wrong in *why (a static string).
+ */
+int auth_request_parse(const char *hdr, int64_t *ts,
+		       char nonce[AUTH_REQ_NONCE_HEX + 1],
+		       char mac[AUTH_REQ_MAC_HEX + 1], const char **why);
+
 /* Unix time in ms: the TS of a signed request (clocks of hosts agree on
  * it, unlike the monotonic clock). */
 int64_t auth_wall_ms(void);

@@ -97,6 +97,16 @@ int http_start(const char *listen, void *handler, void *handler_cls,
 	       void *completed, void *completed_cls, int conn_limit,
 	       struct MHD_Daemon **out, int *port, char *err, size_t errlen)
 {
+	return http_start_opts(listen, handler, handler_cls, completed,
+			       completed_cls, conn_limit, 0, 30, out, port,
+			       err, errlen);
+}
+
+int http_start_opts(const char *listen, void *handler, void *handler_cls,
+		    void *completed, void *completed_cls, int conn_limit,
+		    int per_ip_limit, int idle_s, struct MHD_Daemon **out,
+		    int *port, char *err, size_t errlen)
+{
 	/* ITC: MHD_quiesce_daemon() needs it, for a graceful stop. */
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_INTERNAL_POLLING_THREAD |
@@ -114,15 +124,19 @@ int http_start(const char *listen, void *handler, void *handler_cls,
 		flags |= MHD_USE_IPv6;
 	/*
 	 * One thread per connection so that a long-polling request cannot
-	 * stall the others; the connection limit bounds the threads and the
-	 * idle timeout frees those of clients that went quiet.
+	 * stall the others; the connection limits bound the threads (in all,
+	 * and those one address can hold) and the idle timeout frees those
+	 * of clients that went quiet.
 	 */
 	d = MHD_start_daemon(flags, 0, NULL, NULL,
 			     (MHD_AccessHandlerCallback)handler, handler_cls,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			     MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned int)conn_limit,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			     (unsigned int)per_ip_limit,
+			     MHD_OPTION_CONNECTION_TIMEOUT,
+			     (unsigned int)idle_s,
 			     MHD_OPTION_NOTIFY_COMPLETED,
 			     (MHD_RequestCompletedCallback)completed,
 			     completed_cls,
@@ -147,4 +161,24 @@ int http_start(const char *listen, void *handler, void *handler_cls,
 		*port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 	*out = d;
 	return 0;
+}
+
+void http_peer_name(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+			MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	socklen_t sl;
+
+	snprintf(out, len, "an unknown address");
+	if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return;
+	sl = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+				      : sizeof(struct sockaddr_in6);
+	if (getnameinfo(sa, sl, host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return;
+	snprintf(out, len, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+		 host, serv);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+struct MHD_Connection;
 struct MHD_Daemon;
 
 /*
@@ -25,5 +26,18 @@ int http_parse_listen(const char *listen, struct sockaddr_storage *ss,
 int http_start(const char *listen, void *handler, void *handler_cls,
 	       void *completed, void *completed_cls, int conn_limit,
 	       struct MHD_Daemon **out, int *port, char *err, size_t errlen);
+
+/*
+ * The same with per_ip_limit connections at most from one address (0: no
+ * such limit) and connections idle for idle_s seconds closed (http_start:
+ * no per-address limit, 30 s).
+ */
+int http_start_opts(const char *listen, void *handler, void *handler_cls,
+		    void *completed, void *completed_cls, int conn_limit,
+		    int per_ip_limit, int idle_s, struct MHD_Daemon **out,
+		    int *port, char *err, size_t errlen);
+
+/* "ADDR:PORT" ("[V6]:PORT") of the client of conn, for log lines. */
+void http_peer_name(struct MHD_Connection *conn, char *out, size_t len);
 
 #endif

@@ -28,6 +28,7 @@ test-metrics: $(B)/tests/metrics_test $(BIN)
 FUZZ_SECONDS ?= 60
 COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord/coord_server.c \
 	core/coord/coord_api.c core/coord/coord_json.c \
+	core/coord/coord_nonce.c \
 	core/coord/coord_client.c core/coord/coord_http.c \
 	core/coord/coord_etcd.c core/http.c \
 	core/auth.c core/log.c core/cfg.c core/cfg_check.c core/cfg_keys.c
@@ -50,6 +51,8 @@ fuzz-coord: $(B)/fuzz/coord_fuzz
 		> $(B)/fuzz/coord-corpus/seed-members
 	@printf '\002{"header":{"revision":"7"},"kvs":[{"key":"L3BhZ2VtZXNoL2Yvbm9kZXMvMS90Y3A=","value":"eyJub2RlX2lkIjoxLCJ0cmFuc3BvcnRfdHlwZSI6InRjcCIsImVuZHBvaW50IjoiaDoxIn0="}]}' \
 		> $(B)/fuzz/coord-corpus/seed-etcd
+	@printf '\003-9223372036854775808:0123456789abcdef0123456789abcdef:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' \
+		> $(B)/fuzz/coord-corpus/seed-auth
 	$(RUN) $$(( $(FUZZ_SECONDS) + 120 )) $(B)/fuzz/coord_fuzz \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=30 -max_len=70000 \
 		$(B)/fuzz/coord-corpus

@@ -199,8 +199,10 @@ static int wait_watchers(const char *url, int want, int timeout_ms)
 static void test_single_member(void **state)
 {
 	struct coord_member m[CFG_MAX_NODES];
+	struct coord_member twin = { .node_id = 0, .n_eps = 1,
+				     .eps[0] = { "tcp", "127.0.0.1:7777" } };
 	const struct coord_member *p;
-	struct client a, b, c, bad;
+	struct client a, b, c, d, bad;
 	struct waiter w = { 0 };
 	pthread_t t;
 	uint64_t v;
@@ -242,6 +244,22 @@ static void test_single_member(void **state)
 				       CFG_MAX_NODES, &n, &v),
 			 -ETIMEDOUT);
 	assert_int_equal(n, 2);
+
+	/*
+	 * A second process with node 0's id: its claim fails while a holds
+	 * it (after waiting out twice the TTL, for a predecessor that might
+	 * have crashed), and a's endpoints stay.
+	 */
+	assert_int_equal(client_open(&d, 0, 4, "one"), 0);
+	pm_log_default.level = -1;
+	assert_int_equal(coord_register(d.co, &twin), -EADDRINUSE);
+	pm_log_default.level = PM_LOG_ERROR;
+	client_close(&d);
+	assert_int_equal(coord_members(a.co, 0, 5000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(find(m, n, 0)->eps[0].endpoint, "127.0.0.1:9000");
+	assert_int_equal(find(m, n, 0)->n_eps, 2);
 
 	/* A waiter wakes when a node joins. */
 	assert_int_equal(client_open(&c, 2, 4, "one"), 0);

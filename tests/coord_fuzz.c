@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* libFuzzer target for what the coordinator code reads from the network:
  * request bodies and paths at the embedded server, and the answers the
- * client parses (embedded /endpoints, etcd /v3/kv/range), all over real
- * HTTP on loopback. Input byte 0 picks which; the rest is the payload. */
+ * client parses (embedded /endpoints, etcd /v3/kv/range), and the
+ * X-Pagemesh-Auth header at a server with a key, all over real HTTP on
+ * loopback. Input byte 0 picks which; the rest is the payload. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,9 @@
 #include "http.h"
 #include "log.h"
 
-static struct coord_server *srv;
+static struct coord_server *srv, *srv_key;
 static struct MHD_Daemon *fake;
-static int srv_port, fake_port;
+static int srv_port, srv_key_port, fake_port;
 static struct coord *emb, *etcd;
 static CURL *curl;
 static struct curl_slist *no_expect;	/* no 100-continue round trip */
@@ -93,6 +94,7 @@ static void open_client(const char *backend, struct coord **out)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	static const unsigned char key[32] = { 0x5a };
 	char err[256];
 
 	(void)argc;
@@ -105,6 +107,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "coord_fuzz: %s\n", err);
 		abort();
 	}
+	if (coord_server_start("127.0.0.1:0", 1000, &srv_key, err,
+			       sizeof(err)) ||
+	    coord_server_set_key(srv_key, key, sizeof(key))) {
+		fprintf(stderr, "coord_fuzz: cannot start the keyed server\n");
+		abort();
+	}
+	srv_key_port = coord_server_port(srv_key);
 	srv_port = coord_server_port(srv);
 	open_client("embedded", &emb);
 	open_client("etcd", &etcd);
@@ -148,6 +157,43 @@ static void to_server(uint8_t sel, const uint8_t *body, size_t len)
 	curl_easy_perform(curl);
 }
 
+/*
+ * An X-Pagemesh-Auth value: parsed here, then sent to the keyed server
+ * (up to the first byte a header cannot carry).
+ */
+static void auth_header(const uint8_t *data, size_t len)
+{
+	char nonce[AUTH_REQ_NONCE_HEX + 1], mac[AUTH_REQ_MAC_HEX + 1];
+	char hdr[600], url[128];
+	struct curl_slist *h;
+	const char *why;
+	int64_t ts;
+	size_t i, n;
+
+	n = snprintf(hdr, sizeof(hdr), COORD_AUTH_HEADER ": ");
+	for (i = 0; i < len && n + 1 < sizeof(hdr); i++) {
+		if (data[i] < 0x20 || data[i] > 0x7e)
+			break;
+		hdr[n++] = (char)data[i];
+	}
+	hdr[n] = '\0';
+	auth_request_parse(hdr + strlen(COORD_AUTH_HEADER ": "), &ts, nonce,
+			   mac, &why);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/clusters?cluster=f",
+		 srv_key_port);
+	h = curl_slist_append(NULL, hdr);
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROXY, "");
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "{}");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_perform(curl);
+	curl_slist_free_all(h);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct coord_member m[8];
@@ -156,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		to_server(data[1], data + 2, size - 2);
 		break;
@@ -169,6 +215,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fake_body = data + 1;
 		fake_len = size - 1;
 		coord_members(etcd, 0, 0, m, 8, &n, &v);
+		break;
+	case 3:
+		auth_header(data + 1, size - 1);
 		break;
 	}
 	return 0;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "coord.h"
+#include "coord_srv.h"
 #include "coord_util.h"
 #include "log.h"
 
@@ -619,44 +620,96 @@ static void write_key(char *out, size_t len, int byte, size_t n)
 	snprintf(out, len, "%s", tmpl);
 }
 
-/* A signed request made by hand: ts and body chosen by the test. */
-static long signed_post(const struct coordproc *cp, const char *keyfile,
-			const char *path, const char *body, int64_t ts,
-			const char *signed_body)
+/* A fresh nonce, as a client makes one for each request. */
+static void fresh_nonce(char out[AUTH_REQ_NONCE_HEX + 1])
+{
+	assert_int_equal(auth_random_hex(out, AUTH_REQ_NONCE_LEN), 0);
+}
+
+/*
+ * The X-Pagemesh-Auth value a client with keyfile's key sends for method
+ * path (CLUSTER is its ?cluster=) and body, at ts with nonce.
+ */
+static void sign_req(const char *keyfile, int64_t ts, const char *nonce,
+		     const char *method, const char *path, const char *body,
+		     char *out, size_t len)
 {
 	unsigned char key[AUTH_KEY_MAX + 1];
-	char hex[65], hdr[160], url[256], err[256];
-	struct curl_slist *h = NULL;
-	struct tu_resp *r = malloc(sizeof(*r));
+	char hex[AUTH_REQ_MAC_HEX + 1], p[256], err[256];
+	const char *cluster = "";
+	char *q;
 	size_t kl;
-	long st;
-	CURL *c;
 
-	assert_non_null(r);
-	memset(r, 0, sizeof(*r));
 	assert_int_equal(auth_load_key(keyfile, key, &kl, err, sizeof(err)),
 			 0);
-	assert_int_equal(auth_request_mac(key, kl, ts, "POST", path, NULL,
-					  signed_body, strlen(signed_body),
-					  hex), 0);
-	snprintf(hdr, sizeof(hdr), COORD_AUTH_HEADER ": %lld:%s",
-		 (long long)ts, hex);
+	snprintf(p, sizeof(p), "%s", path);
+	q = strchr(p, '?');
+	if (q) {
+		*q++ = '\0';
+		if (!strncmp(q, "cluster=", 8))
+			cluster = q + 8;
+	}
+	assert_int_equal(auth_request_mac(key, kl, ts, nonce, method, p,
+					  cluster, body, strlen(body), hex),
+			 0);
+	snprintf(out, len, "%lld:%s:%s", (long long)ts, nonce, hex);
+}
+
+/* One request with X-Pagemesh-Auth: auth (NULL: none sent). Its status;
+ * the answer's body in r (NULL: dropped). */
+static long auth_req(const struct coordproc *cp, const char *method,
+		     const char *path, const char *body, const char *auth,
+		     struct tu_resp *r)
+{
+	char hdr[512], url[256];
+	struct curl_slist *h = NULL;
+	struct tu_resp *own = r ? NULL : malloc(sizeof(*own));
+	long st = 0;
+	CURL *c;
+
+	if (!r)
+		r = own;
+	assert_non_null(r);
+	memset(r, 0, sizeof(*r));
 	snprintf(url, sizeof(url), "%s%s", cp->url, path);
 	c = curl_easy_init();
-	h = curl_slist_append(h, hdr);
+	if (auth) {
+		snprintf(hdr, sizeof(hdr), COORD_AUTH_HEADER ": %s", auth);
+		h = curl_slist_append(h, hdr);
+	}
+	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROXY, "");
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "GET")) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
+				 (long)strlen(body));
+	}
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_body_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	assert_int_equal(curl_easy_perform(c), CURLE_OK);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	r->status = st;
 	curl_easy_cleanup(c);
 	curl_slist_free_all(h);
-	free(r);
+	free(own);
 	return st;
+}
+
+/* A signed POST made by hand: ts and the body signed chosen by the test. */
+static long signed_post(const struct coordproc *cp, const char *keyfile,
+			const char *path, const char *body, int64_t ts,
+			const char *signed_body)
+{
+	char nonce[AUTH_REQ_NONCE_HEX + 1], auth[256];
+
+	fresh_nonce(nonce);
+	sign_req(keyfile, ts, nonce, "POST", path, signed_body, auth,
+		 sizeof(auth));
+	return auth_req(cp, "POST", path, body, auth, NULL);
 }
 
 /* With a cluster key, writes must be signed with it; reads stay open. */
@@ -712,6 +765,579 @@ static void test_cluster_key(void **state)
 	client_close(&a);
 	assert_int_equal(stop_coordinator_on(&kp), 0);
 	free(r);
+}
+
+/* Node id's first endpoint in cluster at cp ("" when not listed). */
+static void node_ep(const struct coordproc *cp, const char *cluster, int id,
+		    char *out, size_t len)
+{
+	struct tu_resp *r = malloc(sizeof(*r));
+	const cJSON *n, *e;
+	char path[128], key[16];
+	cJSON *o;
+
+	assert_non_null(r);
+	snprintf(path, sizeof(path), "/endpoints?cluster=%s", cluster);
+	assert_int_equal(auth_req(cp, "GET", path, "", NULL, r), 200);
+	o = json_of(r);
+	snprintf(key, sizeof(key), "%d", id);
+	n = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "endpoints"), key);
+	e = cJSON_GetObjectItem(n, "endpoint");
+	snprintf(out, len, "%s", cJSON_IsString(e) ? e->valuestring : "");
+	cJSON_Delete(o);
+	free(r);
+}
+
+/* Membership version of cluster at cp. */
+static double cluster_version(const struct coordproc *cp, const char *name)
+{
+	struct tu_resp *r = malloc(sizeof(*r));
+	char path[128];
+	double v;
+	cJSON *o;
+
+	assert_non_null(r);
+	snprintf(path, sizeof(path), "/clusters/%s", name);
+	assert_int_equal(auth_req(cp, "GET", path, "", NULL, r), 200);
+	o = json_of(r);
+	v = num(o, "version");
+	cJSON_Delete(o);
+	free(r);
+	return v;
+}
+
+/* Does the file at path contain s? */
+static bool file_has(const char *path, const char *s)
+{
+	static char buf[1 << 20];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, s) != NULL;
+}
+
+/*
+ * A captured signed request, sent again inside its window, is refused
+ * (the nonce was taken) and changes nothing: neither a leave replayed
+ * after the node came back, nor an old registration that would move its
+ * endpoint back. A new request with the same content but its own nonce
+ * goes through.
+ */
+static void test_replay_refused(void **state)
+{
+	static const char cluster[] = "{\"name\":\"rp\",\"nodes\":4,"
+				      "\"memory_mb\":64}";
+	static const char inc[] = "0123456789abcdef0123456789abcdef";
+	char key[64], nonce[AUTH_REQ_NONCE_HEX + 1], ep[PM_ENDPOINT_MAX];
+	char reg_old[256], reg_new[256], del[128];
+	char a_reg[256], a_del[256], a[256];
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct coordproc kp = { 0 };
+	double v;
+
+	(void)state;
+	assert_non_null(r);
+	write_key(key, sizeof(key), 0x6b, 32);
+	assert_int_equal(start_coordinator_on(&kp, 0, key), 0);
+	assert_int_equal(signed_post(&kp, key, "/clusters", cluster,
+				     auth_wall_ms(), cluster), 201);
+	snprintf(reg_old, sizeof(reg_old),
+		 "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:1111\",\"incarnation\":\"%s\"}",
+		 inc);
+	snprintf(reg_new, sizeof(reg_new),
+		 "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:2222\",\"incarnation\":\"%s\"}",
+		 inc);
+	snprintf(del, sizeof(del), "{\"incarnation\":\"%s\"}", inc);
+
+	/* Node 1 registers, leaves, and registers again. */
+	fresh_nonce(nonce);
+	sign_req(key, auth_wall_ms(), nonce, "POST",
+		 "/nodes/1/endpoint?cluster=rp", reg_old, a_reg,
+		 sizeof(a_reg));
+	assert_int_equal(auth_req(&kp, "POST", "/nodes/1/endpoint?cluster=rp",
+				  reg_old, a_reg, r), 201);
+	fresh_nonce(nonce);
+	sign_req(key, auth_wall_ms(), nonce, "DELETE", "/nodes/1?cluster=rp",
+		 del, a_del, sizeof(a_del));
+	assert_int_equal(auth_req(&kp, "DELETE", "/nodes/1?cluster=rp", del,
+				  a_del, r), 200);
+	node_ep(&kp, "rp", 1, ep, sizeof(ep));
+	assert_string_equal(ep, "");
+	fresh_nonce(nonce);
+	sign_req(key, auth_wall_ms(), nonce, "POST",
+		 "/nodes/1/endpoint?cluster=rp", reg_new, a, sizeof(a));
+	assert_int_equal(auth_req(&kp, "POST", "/nodes/1/endpoint?cluster=rp",
+				  reg_new, a, r), 201);
+	v = cluster_version(&kp, "rp");
+
+	/* Both captures, replayed: 401, saying why. */
+	assert_int_equal(auth_req(&kp, "DELETE", "/nodes/1?cluster=rp", del,
+				  a_del, r), 401);
+	assert_non_null(strstr(r->body, "replayed"));
+	assert_int_equal(auth_req(&kp, "POST", "/nodes/1/endpoint?cluster=rp",
+				  reg_old, a_reg, r), 401);
+	assert_non_null(strstr(r->body, "replayed"));
+	node_ep(&kp, "rp", 1, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:2222");
+	assert_true(cluster_version(&kp, "rp") == v);
+
+	/* The same registration with a nonce of its own is a new request. */
+	fresh_nonce(nonce);
+	sign_req(key, auth_wall_ms(), nonce, "POST",
+		 "/nodes/1/endpoint?cluster=rp", reg_old, a, sizeof(a));
+	assert_int_equal(auth_req(&kp, "POST", "/nodes/1/endpoint?cluster=rp",
+				  reg_old, a, r), 200);
+	node_ep(&kp, "rp", 1, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:1111");
+
+	/* The coordinator logged the replay with the client's address. */
+	assert_true(file_has(kp.log, "replayed request"));
+	assert_true(file_has(kp.log, "from 127.0.0.1:"));
+	assert_int_equal(stop_coordinator_on(&kp), 0);
+	free(r);
+}
+
+/*
+ * Timestamps are digits and nothing else, within int64: the most negative
+ * one (which used to overflow the skew check) and every other malformed
+ * header get 401, and the coordinator carries on (under UBSan it would
+ * have died). A sign in front of a valid MAC's time is refused too,
+ * though strtoll would have read it.
+ */
+static void test_auth_header_malformed(void **state)
+{
+	static const char body[] = "{\"name\":\"mf\",\"nodes\":4,"
+				   "\"memory_mb\":64}";
+	char key[64], nonce[AUTH_REQ_NONCE_HEX + 1], good[256], bad[320];
+	char hexmac[AUTH_REQ_MAC_HEX + 1];
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct coordproc kp = { 0 };
+	const char *tail;
+	size_t i;
+	int64_t ts = auth_wall_ms();
+	static const char *const fmts[] = {
+		"-9223372036854775808:%s",
+		"9223372036854775808:%s",
+		"99999999999999999999999:%s",
+		"9223372036854775807:%s",
+		"-1:%s",
+		"+%lld:%s",
+		"%lld.0:%s",
+		"0x%llx:%s",
+		"%lld :%s",
+		":%s",
+	};
+
+	(void)state;
+	assert_non_null(r);
+	write_key(key, sizeof(key), 0x4d, 32);
+	assert_int_equal(start_coordinator_on(&kp, 0, key), 0);
+	fresh_nonce(nonce);
+	sign_req(key, ts, nonce, "POST", "/clusters", body, good,
+		 sizeof(good));
+	tail = strchr(good, ':') + 1;	/* a valid signature's NONCE:MAC */
+	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		if (strstr(fmts[i], "%ll"))
+			snprintf(bad, sizeof(bad), fmts[i], (long long)ts,
+				 tail);
+		else
+			snprintf(bad, sizeof(bad), fmts[i], tail);
+		if (auth_req(&kp, "POST", "/clusters", body, bad, r) != 401)
+			fail_msg("header '%s': status %ld, not 401", bad,
+				 r->status);
+		assert_non_null(strstr(r->body, COORD_AUTH_HEADER));
+	}
+	/* The old TS:MAC format, and nonces or MACs of the wrong shape. */
+	memset(hexmac, 'a', AUTH_REQ_MAC_HEX);
+	hexmac[AUTH_REQ_MAC_HEX] = '\0';
+	snprintf(bad, sizeof(bad), "%lld:%s", (long long)ts, hexmac);
+	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, bad, r),
+			 401);
+	assert_non_null(strstr(r->body, "old format"));
+	snprintf(bad, sizeof(bad), "%lld:%.31s:%s", (long long)ts, nonce,
+		 hexmac);
+	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, bad, r),
+			 401);
+	snprintf(bad, sizeof(bad), "%lld:%s:%.63s", (long long)ts, nonce,
+		 hexmac);
+	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, bad, r),
+			 401);
+	snprintf(bad, sizeof(bad), "%s", good);
+	for (char *c = strchr(bad, ':') + 1; *c != ':'; c++)
+		*c = (char)(*c >= 'a' ? *c - 'a' + 'A' : *c);
+	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, bad, r),
+			 401);
+	/* Signed GETs are checked too: a bad one is not taken as unsigned. */
+	snprintf(bad, sizeof(bad), "-9223372036854775808:%s", tail);
+	assert_int_equal(auth_req(&kp, "GET", "/endpoints", "", bad, r), 401);
+
+	/* Still serving, and the untouched original goes through. */
+	assert_int_equal(auth_req(&kp, "POST", "/clusters", body, good, r),
+			 201);
+	assert_false(file_has(kp.log, "runtime error"));
+	assert_int_equal(stop_coordinator_on(&kp), 0);
+	free(r);
+}
+
+/* ---- a flood of unsigned long-polls -------------------------------------- */
+
+#define FLOOD_CONNS 300
+#define FLOOD_RETRY_MS 250
+
+/*
+ * FLOOD_CONNS clients that each hold a long-poll open without a signature,
+ * and poll again FLOOD_RETRY_MS after each answer (or after the server
+ * closed on them): one thread, raw sockets, until stop.
+ */
+struct flood {
+	int port;
+	char path[128];
+	volatile int stop;
+	int busy, other, dropped;	/* 503s, other answers, closes */
+	pthread_t t;
+};
+
+static int flood_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	struct pollfd p[FLOOD_CONNS];
+	long long again[FLOOD_CONNS] = { 0 };
+	bool sent[FLOOD_CONNS] = { 0 };
+	char req[256], buf[512];
+	int i, n;
+
+	n = snprintf(req, sizeof(req),
+		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", f->path);
+	for (i = 0; i < FLOOD_CONNS; i++)
+		p[i].fd = -1;
+	while (!f->stop) {
+		long long now = tu_now_ms();
+
+		for (i = 0; i < FLOOD_CONNS; i++) {
+			if (p[i].fd < 0 && now >= again[i]) {
+				p[i].fd = flood_connect(f->port);
+				sent[i] = false;
+				again[i] = now + FLOOD_RETRY_MS;
+			}
+			p[i].events = p[i].fd < 0 ? 0 :
+				      sent[i] ? POLLIN : POLLOUT;
+			p[i].revents = 0;
+		}
+		poll(p, FLOOD_CONNS, 20);
+		for (i = 0; i < FLOOD_CONNS; i++) {
+			ssize_t got;
+
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			if (!sent[i] && (p[i].revents & POLLOUT) &&
+			    !(p[i].revents & (POLLERR | POLLHUP))) {
+				sent[i] = write(p[i].fd, req, n) == n;
+				continue;
+			}
+			got = read(p[i].fd, buf, sizeof(buf) - 1);
+			if (got > 12 && !strncmp(buf, "HTTP/1.1 503", 12))
+				__atomic_add_fetch(&f->busy, 1,
+						   __ATOMIC_RELAXED);
+			else if (got > 0)
+				__atomic_add_fetch(&f->other, 1,
+						   __ATOMIC_RELAXED);
+			else if (got < 0 && errno == EAGAIN)
+				continue;
+			else
+				__atomic_add_fetch(&f->dropped, 1,
+						   __ATOMIC_RELAXED);
+			close(p[i].fd);
+			p[i].fd = -1;
+			again[i] = tu_now_ms() + FLOOD_RETRY_MS;
+		}
+	}
+	for (i = 0; i < FLOOD_CONNS; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	return NULL;
+}
+
+/*
+ * Long-polls parked in cluster name at cp, or -1 if it does not answer
+ * within 2 s (the flood's address may be at its connection limit: this
+ * read is unsigned and from that address).
+ */
+static int cluster_waiters(const struct coordproc *cp, const char *name)
+{
+	struct tu_resp *r = malloc(sizeof(*r));
+	long long t0 = tu_now_ms();
+	char url[128];
+	int w = -1;
+	cJSON *o;
+
+	assert_non_null(r);
+	snprintf(url, sizeof(url), "%s/clusters/%s", cp->url, name);
+	do {
+		if (!tu_http("GET", url, NULL, 0, 0, r) && r->status == 200) {
+			o = json_of(r);
+			w = (int)num(o, "waiters");
+			cJSON_Delete(o);
+			break;
+		}
+		poll(NULL, 0, 20);
+	} while (tu_now_ms() - t0 < 2000);
+	free(r);
+	return w;
+}
+
+/*
+ * 300 unsigned long-polls, more than the coordinator has connections,
+ * held open and renewed for several TTLs: past COORD_OPEN_POLLS_MAX they
+ * get 503 at once, so that signed heartbeats keep the node alive (the
+ * membership version does not move: no expiry, no re-registration), a
+ * signed long-poll is served, and a new node registers meanwhile.
+ */
+static void test_longpoll_flood(void **state)
+{
+	char key[64];
+	struct coordproc kp = { 0 };
+	const char *urls[1] = { kp.url };
+	struct coord_member m[CFG_MAX_NODES];
+	struct flood f = { 0 };
+	struct client a, b;
+	long long t0;
+	uint64_t v, v2;
+	int n, w;
+
+	(void)state;
+	write_key(key, sizeof(key), 0x46, 32);
+	assert_int_equal(start_coordinator_on(&kp, 0, key), 0);
+	assert_int_equal(client_open_key(&a, 0, "fl", urls, 1, key), 0);
+	client_register(&a, 0);
+	assert_int_equal(coord_members(a.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 1);
+
+	f.port = kp.port;
+	snprintf(f.path, sizeof(f.path),
+		 "/endpoints?cluster=fl&wait=18446744073709551615");
+	assert_int_equal(pthread_create(&f.t, NULL, flood_main, &f), 0);
+	/* Until the cap is full and the rest are being turned away. */
+	t0 = tu_now_ms();
+	while (tu_now_ms() - t0 < 10000 &&
+	       (__atomic_load_n(&f.busy, __ATOMIC_RELAXED) < FLOOD_CONNS ||
+		cluster_waiters(&kp, "fl") < COORD_OPEN_POLLS_MAX))
+		poll(NULL, 0, 50);
+	assert_true(__atomic_load_n(&f.busy, __ATOMIC_RELAXED) >=
+		    FLOOD_CONNS);
+
+	/* Several TTLs of it: the version stays put, a signed long-poll
+	 * waits it out instead of being turned away. */
+	assert_int_equal(coord_members(a.co, v, 4 * TTL_MS, m, CFG_MAX_NODES,
+				       &n, &v2),
+			 -ETIMEDOUT);
+	assert_int_equal(n, 1);
+	assert_true(v2 == v);
+	/* A registration gets through too, and then beats. */
+	assert_int_equal(client_open_key(&b, 1, "fl", urls, 1, key), 0);
+	client_register(&b, 1);
+	assert_int_equal(coord_members(a.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &v), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(coord_members(a.co, v, 2 * TTL_MS, m, CFG_MAX_NODES,
+				       &n, &v2),
+			 -ETIMEDOUT);
+	assert_int_equal(n, 2);
+	/* The cap is full, and not more than full. */
+	w = cluster_waiters(&kp, "fl");
+	f.stop = 1;
+	pthread_join(f.t, NULL);
+	printf("  flood: %d answered 503, %d otherwise, %d closed unanswered; %d parked at the end\n",
+	       f.busy, f.other, f.dropped, w);
+	assert_int_equal(w, COORD_OPEN_POLLS_MAX);
+	client_close(&b);
+	client_close(&a);
+	assert_int_equal(stop_coordinator_on(&kp), 0);
+}
+
+/* ---- node id claims ------------------------------------------------------ */
+
+/*
+ * A second claim of a live node id is refused with 409 naming the node,
+ * and the first registration stays as it was; its own incarnation may
+ * register again and beat. A claim without an incarnation may not change
+ * an endpoint either. Once the holder leaves or expires, the id is free.
+ */
+static void test_duplicate_claim(void **state)
+{
+	static const char other[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+	const char *urls[] = { srv.url };
+	struct coord_member m[CFG_MAX_NODES];
+	char ep[PM_ENDPOINT_MAX], body[256];
+	struct tu_resp *r = malloc(sizeof(*r));
+	struct client a, b;
+	long long t0;
+	double v;
+	int n;
+	uint64_t ver;
+
+	(void)state;
+	assert_non_null(r);
+	client_open(&a, 0, "dup", urls, 1);
+	client_register(&a, 0);
+	v = cluster_version(&srv, "dup");
+
+	snprintf(body, sizeof(body),
+		 "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:6666\",\"incarnation\":\"%s\"}",
+		 other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/endpoint?cluster=dup", body, NULL,
+				  r), 409);
+	assert_non_null(strstr(r->body, "node 0 "));
+	/* No incarnation at all; a heartbeat and a leave of another one. */
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/endpoint?cluster=dup",
+				  "{\"transport_type\":\"rdma\",\"endpoint\":\"x\"}",
+				  NULL, r), 409);
+	snprintf(body, sizeof(body), "{\"incarnation\":\"%s\"}", other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/heartbeat?cluster=dup", body, NULL,
+				  r), 409);
+	assert_int_equal(auth_req(&srv, "DELETE", "/nodes/0?cluster=dup",
+				  body, NULL, r), 409);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/0/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:1\",\"incarnation\":\"xyz\"}",
+				  NULL, r), 400);
+	node_ep(&srv, "dup", 0, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:9000");
+	assert_true(cluster_version(&srv, "dup") == v);
+
+	/* Another process with node id 0, through the library: it waits
+	 * out twice the TTL (the holder might be its own crashed run), then
+	 * says so; the first is still there. */
+	client_open(&b, 0, "dup", urls, 1);
+	pm_log_default.level = -1;
+	t0 = tu_now_ms();
+	{
+		struct coord_member me = { .node_id = 0, .n_eps = 1 };
+
+		snprintf(me.eps[0].transport, sizeof(me.eps[0].transport),
+			 "tcp");
+		snprintf(me.eps[0].endpoint, sizeof(me.eps[0].endpoint),
+			 "127.0.0.1:7777");
+		assert_int_equal(coord_register(b.co, &me), -EADDRINUSE);
+	}
+	pm_log_default.level = PM_LOG_WARN;
+	assert_true(tu_now_ms() - t0 >= 2 * TTL_MS);
+	client_close(&b);
+	node_ep(&srv, "dup", 0, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:9000");
+	assert_true(cluster_version(&srv, "dup") == v);
+
+	/* After a clean leave the id is free at once. */
+	client_close(&a);
+	client_open(&b, 0, "dup", urls, 1);
+	client_register(&b, 0);
+	client_close(&b);
+
+	/* Claims without an incarnation: the same again is fine, a new
+	 * transport too, a changed endpoint is not. */
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:2\"}",
+				  NULL, r), 201);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:2\"}",
+				  NULL, r), 200);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"rdma\",\"endpoint\":\"r\"}",
+				  NULL, r), 201);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/2/endpoint?cluster=dup",
+				  "{\"transport_type\":\"tcp\",\"endpoint\":\"h:3\"}",
+				  NULL, r), 409);
+	assert_non_null(strstr(r->body, "node 2 "));
+	node_ep(&srv, "dup", 2, ep, sizeof(ep));
+	assert_string_equal(ep, "h:2");
+
+	/*
+	 * A node that crashed holds its id until it expires: a restarted
+	 * one (another incarnation) registers as soon as that happens,
+	 * without an error.
+	 */
+	snprintf(body, sizeof(body),
+		 "{\"transport_type\":\"tcp\",\"endpoint\":\"127.0.0.1:5555\",\"incarnation\":\"%s\"}",
+		 other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/3/endpoint?cluster=dup", body, NULL,
+				  r), 201);
+	/* Its own incarnation may register the same again and beat. */
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/3/endpoint?cluster=dup", body, NULL,
+				  r), 200);
+	snprintf(body, sizeof(body), "{\"incarnation\":\"%s\"}", other);
+	assert_int_equal(auth_req(&srv, "POST",
+				  "/nodes/3/heartbeat?cluster=dup", body, NULL,
+				  r), 200);
+	t0 = tu_now_ms();
+	client_open(&b, 3, "dup", urls, 1);
+	client_register(&b, 3);
+	assert_true(tu_now_ms() - t0 >= TTL_MS / 2);
+	assert_int_equal(coord_members(b.co, 0, 2000, m, CFG_MAX_NODES, &n,
+				       &ver), 0);
+	node_ep(&srv, "dup", 3, ep, sizeof(ep));
+	assert_string_equal(ep, "127.0.0.1:9003");
+	client_close(&b);
+	free(r);
+}
+
+/*
+ * The nonce table itself: a nonce is taken once, a full table refuses
+ * rather than forget an entry early, and expired entries make room.
+ */
+static void test_nonce_table(void **state)
+{
+	char hex[5][AUTH_REQ_NONCE_HEX + 1];
+	struct coord_nonces t;
+	int i;
+
+	(void)state;
+	assert_int_equal(coord_nonces_init(&t, 4), 0);
+	for (i = 0; i < 5; i++)
+		fresh_nonce(hex[i]);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(coord_nonce_take(&t, hex[i], 1000 + i, 0), 0);
+	assert_int_equal(coord_nonce_take(&t, hex[0], 2000, 10), -EEXIST);
+	assert_int_equal(coord_nonce_take(&t, hex[4], 2000, 10), -ENOSPC);
+	/* At 1000 the first is still inside its window: still full. */
+	assert_int_equal(coord_nonce_take(&t, hex[4], 2000, 1000), -ENOSPC);
+	assert_int_equal(coord_nonce_take(&t, hex[0], 2000, 1000), -EEXIST);
+	/* Past it, its room is reused, and the others are still known. */
+	assert_int_equal(coord_nonce_take(&t, hex[4], 2000, 1001), 0);
+	assert_int_equal(coord_nonce_take(&t, hex[3], 2000, 1001), -EEXIST);
+	assert_int_equal(coord_nonce_take(&t, hex[4], 3000, 1001), -EEXIST);
+	coord_nonces_free(&t);
 }
 
 struct poller {
@@ -866,10 +1492,17 @@ int main(void)
 		cmocka_unit_test(test_wait_wakes),
 		cmocka_unit_test(test_failover_and_restart),
 		cmocka_unit_test(test_cluster_key),
+		cmocka_unit_test(test_replay_refused),
+		cmocka_unit_test(test_auth_header_malformed),
+		cmocka_unit_test(test_longpoll_flood),
+		cmocka_unit_test(test_duplicate_claim),
+		cmocka_unit_test(test_nonce_table),
 		cmocka_unit_test(test_cli_config),
 		cmocka_unit_test(test_stop_with_waiters),
 	};
 
+	if (getenv("PM_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("PM_TEST_FILTER"));
 	return cmocka_run_group_tests_name("coord_server", tests, group_setup,
 					   group_teardown);
 }

@@ -12,6 +12,13 @@
 
 /* Longest a GET /endpoints?wait=V is held by the server. */
 #define COORD_WAIT_MAX_MS 10000
+/*
+ * Long-polls without a valid signature the server holds at once; more get
+ * 503 at once. Each holds a connection and its thread: this keeps the
+ * coordinator's connections for signed heartbeats, registrations and
+ * long-polls, which are not counted.
+ */
+#define COORD_OPEN_POLLS_MAX 32
 /* Largest request body the server reads; larger ones get 413. */
 #define COORD_BODY_MAX (64 * 1024)
 /* Name of the cluster used when a request names none. */
@@ -43,7 +50,10 @@ int coord_open(const struct cfg *c, struct coord **out);
  * Publish every endpoint of self (node_id = this node), then keep this node
  * alive (heartbeats, or the etcd lease keepalive) on a thread of its own until
  * coord_close(). If the coordinator forgets the node (restart, expiry), the
- * thread registers it again. 0 or -errno.
+ * thread registers it again. 0 or -errno; -EADDRINUSE when the embedded
+ * coordinator keeps the id live for another incarnation (another process
+ * with this node id) for longer than twice the TTL: one that crashed has
+ * expired by then, so only a live twin is refused.
  */
 int coord_register(struct coord *co, const struct coord_member *self);
 
@@ -103,14 +113,38 @@ static inline int64_t coord_now_ms(void)
 }
 
 /*
- * Cluster key (security.key_file) for the coordinator's write requests:
- * POST and DELETE carry "X-Pagemesh-Auth: TS:MAC", TS the sender's Unix time
- * in ms (auth_wall_ms), MAC the hex HMAC-SHA256 under the key of
- * "TS\nMETHOD\nPATH\nCLUSTER\nBODY" (auth_request_mac; PATH without the
- * query, CLUSTER the ?cluster= value or ""). The server accepts TS within
- * COORD_AUTH_SKEW_MS.
+ * Cluster key (security.key_file) for the coordinator's requests: every
+ * request of a client with a key carries "X-Pagemesh-Auth: TS:NONCE:MAC",
+ * TS the sender's Unix time in ms (auth_wall_ms), NONCE 16 random bytes in
+ * hex, fresh for every request, MAC the hex HMAC-SHA256 under the key of
+ * "TS\nNONCE\nMETHOD\nPATH\nCLUSTER\nBODY" (auth_request_mac; PATH
+ * without the query, CLUSTER the ?cluster= value or ""). A server with the
+ * key requires it on writes (POST, DELETE), checks it wherever it is sent,
+ * accepts TS within COORD_AUTH_SKEW_MS of its own clock and takes each
+ * NONCE once: it remembers them until their TS is out of that window, at
+ * most COORD_NONCES_MAX at a time: beyond that, 503 until some expire,
+ * rather than forget one early (its request could be replayed).
  */
 #define COORD_AUTH_HEADER "X-Pagemesh-Auth"
 #define COORD_AUTH_SKEW_MS 30000
+/*
+ * 32 bytes each, allocated with the key. A node sends about one request
+ * per TTL/3 and each nonce is kept up to 2 * COORD_AUTH_SKEW_MS: room for
+ * some 600 nodes at the default TTL of 5 s.
+ */
+#define COORD_NONCES_MAX 65536
+
+/*
+ * Node incarnations: a client makes a random one (COORD_INCARNATION_HEX
+ * hex digits) per coord_open and sends it as "incarnation" in the body of
+ * its registrations, heartbeats and leave; the server takes 1 to
+ * COORD_INCARNATION_MAX lowercase hex digits. While a node id is live, only
+ * its incarnation may add or change endpoints, beat, or leave with one
+ * (409 naming the node otherwise). A claim without an incarnation is the
+ * same registration only if the node holds none either and no endpoint it
+ * has changes; a leave without one is an operator's and removes the node.
+ */
+#define COORD_INCARNATION_HEX 32
+#define COORD_INCARNATION_MAX 64
 
 #endif

@@ -247,6 +247,73 @@ static int req_node(struct MHD_Connection *conn,
 	return (int)id;
 }
 
+/* "incarnation" of a body (NULL: none): "" when absent. 0 or -EINVAL. */
+static int req_incarnation(const cJSON *o, const char **out, char *why,
+			   size_t whylen)
+{
+	const char *v;
+	size_t i;
+	int r;
+
+	*out = "";
+	if (!o)
+		return 0;
+	r = coord_json_str(o, "incarnation", COORD_INCARNATION_MAX + 1, &v,
+			   why, whylen);
+	if (r == -ENOENT)
+		return 0;
+	if (r)
+		return r;
+	for (i = 0; v[i]; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') ||
+		      (v[i] >= 'a' && v[i] <= 'f')))
+			break;
+	if (!i || v[i]) {
+		snprintf(why, whylen,
+			 "\"incarnation\" must be 1 to %d lowercase hex digits",
+			 COORD_INCARNATION_MAX);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * May a claim with incarnation inc (maybe "") and endpoint ep change the
+ * live node nd? Yes for its own incarnation; without one on either side,
+ * only if it changes no endpoint the node has (so a replayed or stray
+ * registration cannot move it elsewhere).
+ */
+static bool same_claim(const struct coord_node *nd, const char *inc,
+		       const struct coord_ep *ep)
+{
+	int i;
+
+	if (nd->incarnation[0] || inc[0])
+		return !strcmp(nd->incarnation, inc);
+	for (i = 0; i < nd->n_eps; i++)
+		if (!strcmp(nd->eps[i].transport, ep->transport))
+			return !memcmp(&nd->eps[i], ep, sizeof(*ep));
+	return true;
+}
+
+/* 409 for a claim on a node id another registration holds. */
+static enum MHD_Result node_taken(struct coord_server *s,
+				  struct MHD_Connection *conn,
+				  const struct coord_cluster *cl, int id,
+				  const char *what)
+{
+	const struct coord_node *nd = &cl->node[id];
+	int64_t now = coord_now_ms();
+
+	return coord_send_error(conn, MHD_HTTP_CONFLICT, NULL,
+				"%s: node %d of cluster '%s' is live under another registration (since %lld ms, last heartbeat %lld ms ago): is a second process using node id %d? The id is free once that one leaves or is silent for %d ms",
+				what, id, cl->name,
+				(long long)(now - nd->registered_ms),
+				(long long)(now - nd->last_seen_ms), id,
+				s->ttl_ms);
+}
+
 static enum MHD_Result post_endpoint(struct coord_server *s,
 				     struct MHD_Connection *conn,
 				     struct coord_req *rq, const char *idseg)
@@ -256,6 +323,7 @@ static enum MHD_Result post_endpoint(struct coord_server *s,
 	struct coord_node *nd;
 	struct coord_ep ep;
 	enum MHD_Result ret;
+	const char *inc;
 	cJSON *o, *out;
 	char why[200];
 	int id, i;
@@ -263,7 +331,8 @@ static enum MHD_Result post_endpoint(struct coord_server *s,
 	o = coord_parse_body(conn, rq, &ret);
 	if (!o)
 		return ret;
-	if (coord_parse_ep(o, &ep, why, sizeof(why))) {
+	if (coord_parse_ep(o, &ep, why, sizeof(why)) ||
+	    req_incarnation(o, &inc, why, sizeof(why))) {
 		ret = coord_send_error(conn, MHD_HTTP_BAD_REQUEST, NULL,
 				       "POST /nodes/%s/endpoint: %s", idseg,
 				       why);
@@ -278,9 +347,20 @@ static enum MHD_Result post_endpoint(struct coord_server *s,
 	if (id < 0)
 		goto out_unlock;
 	nd = &cl->node[id];
+	if (nd->live && !same_claim(nd, inc, &ep)) {
+		ret = node_taken(s, conn, cl, id, "POST /nodes/ID/endpoint");
+		pthread_mutex_unlock(&s->lock);
+		cJSON_Delete(o);
+		coord_refused(s, conn,
+			      "cluster '%s': a second claim of live node %d (%s %s)",
+			      cl->name, id, ep.transport, ep.endpoint);
+		return ret;
+	}
 	if (!nd->live) {
 		nd->n_eps = 0;
 		nd->live = true;
+		nd->registered_ms = coord_now_ms();
+		snprintf(nd->incarnation, sizeof(nd->incarnation), "%s", inc);
 		status = MHD_HTTP_CREATED;
 	}
 	for (i = 0; i < nd->n_eps; i++)
@@ -328,13 +408,22 @@ static enum MHD_Result node_op(struct coord_server *s,
 	struct coord_cluster *cl;
 	cJSON *o = NULL, *out;
 	enum MHD_Result ret;
+	const char *inc;
+	char why[160];
 	int id;
 
-	/* A heartbeat may carry {"cluster": ...}; an empty body is fine. */
+	/* A heartbeat may carry {"cluster", "incarnation"}; an empty body
+	 * is fine. */
 	if (rq->len) {
 		o = coord_parse_body(conn, rq, &ret);
 		if (!o)
 			return ret;
+	}
+	if (req_incarnation(o, &inc, why, sizeof(why))) {
+		cJSON_Delete(o);
+		return coord_send_error(conn, MHD_HTTP_BAD_REQUEST, NULL,
+					"%s /nodes/%s: %s",
+					leave ? "DELETE" : "POST", idseg, why);
 	}
 	pthread_mutex_lock(&s->lock);
 	cl = req_cluster(s, conn, o, &ret);
@@ -347,6 +436,14 @@ static enum MHD_Result node_op(struct coord_server *s,
 		ret = coord_send_error(conn, MHD_HTTP_NOT_FOUND, NULL,
 				       "node %d is not registered in cluster '%s' (expired or never registered: POST its endpoints again)",
 				       id, cl->name);
+		goto out_unlock;
+	}
+	/* A heartbeat is the holder's own; a leave without an incarnation
+	 * is an operator's, which removes the node whoever holds it. */
+	if ((!leave || inc[0]) && strcmp(cl->node[id].incarnation, inc)) {
+		ret = node_taken(s, conn, cl, id,
+				 leave ? "DELETE /nodes/ID" :
+					 "POST /nodes/ID/heartbeat");
 		goto out_unlock;
 	}
 	if (leave) {
@@ -400,10 +497,11 @@ static int query_u64(struct MHD_Connection *conn, const char *key,
  * own (thread per connection), so blocking here stalls no one else.
  */
 static enum MHD_Result get_endpoints(struct coord_server *s,
-				     struct MHD_Connection *conn)
+				     struct MHD_Connection *conn,
+				     const struct coord_req *rq)
 {
 	uint64_t wait = 0, tmo = COORD_WAIT_MAX_MS;
-	bool has_wait, has_tmo;
+	bool has_wait, has_tmo, parks, counted = false;
 	struct coord_cluster *cl;
 	enum MHD_Result ret;
 	cJSON *out, *eps;
@@ -420,11 +518,39 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 	if (tmo > COORD_WAIT_MAX_MS)
 		tmo = COORD_WAIT_MAX_MS;
 
+	/*
+	 * The wait is ours, not an idle client's: no idle timeout while it
+	 * lasts (MHD would count it and drop the answer), and setting the
+	 * timeout again afterwards restarts its clock.
+	 */
+	parks = has_wait && tmo > 0;
+	if (parks)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  0u);
 	pthread_mutex_lock(&s->lock);
 	cl = req_cluster(s, conn, NULL, &ret);
 	if (!cl) {
 		pthread_mutex_unlock(&s->lock);
-		return ret;
+		goto out_timeout;
+	}
+	/*
+	 * Each parked poll holds a connection and its thread: those anyone
+	 * can send are capped well below the connection limit, so that
+	 * signed heartbeats, registrations and long-polls always find room.
+	 */
+	if (parks && cl->version <= wait && !rq->signed_ok) {
+		if (s->open_polls >= COORD_OPEN_POLLS_MAX) {
+			pthread_mutex_unlock(&s->lock);
+			coord_refused(s, conn,
+				      "GET /endpoints?wait: %d unsigned long-polls are parked already",
+				      COORD_OPEN_POLLS_MAX);
+			ret = coord_send_busy(conn,
+					      "GET /endpoints?wait: %d long-polls without a signature are waiting already; retry later (requests signed with the cluster key are not limited)",
+					      COORD_OPEN_POLLS_MAX);
+			goto out_timeout;
+		}
+		s->open_polls++;
+		counted = true;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += tmo / 1000;
@@ -439,6 +565,8 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 		    ETIMEDOUT)
 			break;
 	cl->waiters--;
+	if (counted)
+		s->open_polls--;
 
 	now = coord_now_ms();
 	out = cJSON_CreateObject();
@@ -464,7 +592,12 @@ static enum MHD_Result get_endpoints(struct coord_server *s,
 		out = NULL;
 	}
 	pthread_mutex_unlock(&s->lock);
-	return out ? coord_send_json(conn, MHD_HTTP_OK, out, NULL) : MHD_NO;
+	ret = out ? coord_send_json(conn, MHD_HTTP_OK, out, NULL) : MHD_NO;
+out_timeout:
+	if (parks)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  (unsigned int)COORD_IDLE_TIMEOUT_S);
+	return ret;
 }
 
 /* 405 naming the one method the resource takes (also in Allow). */
@@ -507,7 +640,7 @@ enum MHD_Result coord_route(struct coord_server *s,
 	if (n == 1 && !strcmp(seg[0], "endpoints")) {
 		if (!get)
 			return wrong_method(conn, method, url, "GET");
-		return get_endpoints(s, conn);
+		return get_endpoints(s, conn, rq);
 	}
 	if (n == 3 && !strcmp(seg[0], "nodes") &&
 	    (!strcmp(seg[2], "endpoint") || !strcmp(seg[2], "heartbeat"))) {

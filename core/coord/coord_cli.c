@@ -37,9 +37,9 @@ static void coordinator_usage(FILE *f)
 "  -t, --ttl-ms N      a node without heartbeat for N ms drops out\n"
 "                      (%lld to %lld, default %lld)\n"
 "  -k, --key-file FILE cluster key: writes (POST, DELETE) must be signed\n"
-"                      with it (header %s, HMAC-SHA256;\n"
-"                      the file's coordinator.key_file or\n"
-"                      security.key_file works too)\n"
+"                      with it (header %s: TS:NONCE:HMAC-SHA256,\n"
+"                      each nonce taken once; the file's\n"
+"                      coordinator.key_file or security.key_file works too)\n"
 "  -h, --help          this text\n"
 "\n"
 "On start it prints 'listening on http://ADDR:PORT' to stdout.\n"
@@ -49,17 +49,22 @@ static void coordinator_usage(FILE *f)
 "  POST /clusters {\"name\",\"nodes\",\"memory_mb\"}    201 (200 if the same)\n"
 "  GET  /clusters/NAME                              200, 404\n"
 "  POST /nodes/ID/endpoint {\"transport_type\":\"tcp\",\"tcp_addr\",\"tcp_port\",\n"
-"       \"endpoint\"} (rdma adds rdma_qpn, rdma_lid, rdma_gid, rdma_psn)\n"
-"  POST /nodes/ID/heartbeat                         200, 404 if expired\n"
-"  DELETE /nodes/ID                                 leave now\n"
+"       \"endpoint\",\"incarnation\"} (rdma adds rdma_qpn, rdma_lid,\n"
+"       rdma_gid, rdma_psn); incarnation: hex, the registering process's\n"
+"  POST /nodes/ID/heartbeat {\"incarnation\"}         200, 404 if expired\n"
+"  DELETE /nodes/ID [{\"incarnation\"}]              leave now\n"
 "  GET  /endpoints[?wait=V[&timeout_ms=T]]          {\"endpoints\":{...},\n"
-"       \"version\":N}; wait holds until version > V (at most %d ms)\n"
-"Errors: 400 (malformed JSON names the offset), 401 (unsigned write with\n"
-"a key), 404, 405 (with Allow), 409 (cluster exists with another shape),\n"
-"413 (body over %d bytes).\n",
+"       \"version\":N}; wait holds until version > V (at most %d ms;\n"
+"       %d unsigned waits at once)\n"
+"Errors: 400 (malformed JSON names the offset), 401 (with a key: a write\n"
+"unsigned, or any request signed wrongly, stale or replayed), 404, 405\n"
+"(with Allow), 409 (cluster exists with another shape; node id live for\n"
+"another incarnation), 413 (body over %d bytes), 503 (unsigned waits\n"
+"full).\n",
 		(long long)ttl_key()->min, (long long)ttl_key()->max,
 		(long long)ttl_key()->def, COORD_AUTH_HEADER,
-		COORD_DEFAULT_CLUSTER, COORD_WAIT_MAX_MS, COORD_BODY_MAX);
+		COORD_DEFAULT_CLUSTER, COORD_WAIT_MAX_MS,
+		COORD_OPEN_POLLS_MAX, COORD_BODY_MAX);
 }
 
 /*

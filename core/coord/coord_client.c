@@ -160,6 +160,8 @@ static int emb_register(struct coord *co, const struct coord_member *self)
 		char *body;
 
 		if (!o || !cJSON_AddStringToObject(o, "cluster", co->cluster) ||
+		    !cJSON_AddStringToObject(o, "incarnation",
+					     co->incarnation) ||
 		    !cJSON_AddStringToObject(o, "transport_type",
 					     self->eps[i].transport) ||
 		    !cJSON_AddStringToObject(o, "endpoint",
@@ -184,30 +186,56 @@ static int emb_register(struct coord *co, const struct coord_member *self)
 			       &b);
 		free(body);
 		if (!r && st != 200 && st != 201) {
-			pm_err("coordinator %s%s: HTTP status %ld: %.300s",
+			/* 409 (the id is another's) is the caller's to
+			 * word: it may be waiting for that one to expire. */
+			pm_log(st == 409 ? PM_LOG_DEBUG : PM_LOG_ERROR,
+			       "coordinator %s%s: HTTP status %ld: %.300s",
 			       co->urls[co->cur], path, st,
 			       b.data ? b.data : "");
-			r = st == 404 ? -ENOENT : st == 401 ? -EACCES : -EIO;
+			r = st == 404 ? -ENOENT : st == 401 ? -EACCES :
+			    st == 409 ? -EADDRINUSE : -EIO;
 		}
 		coord_buf_free(&b);
 	}
 	return r;
 }
 
-/* 0, -ENOENT if the server forgot us, or -errno. */
+/* {"incarnation": ...}: what says a heartbeat or leave is this node's. */
+static char *incarnation_body(const struct coord *co)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *txt = NULL;
+
+	if (o && cJSON_AddStringToObject(o, "incarnation", co->incarnation))
+		txt = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return txt;
+}
+
+/* 0, -ENOENT if the server forgot us, -EADDRINUSE if another
+ * incarnation holds the id now, or -errno. */
 static int emb_heartbeat(struct coord *co, int id)
 {
 	struct coord_buf b = { 0 };
-	char path[160];
+	char path[160], *body;
 	long st;
 	int r;
 
+	body = incarnation_body(co);
+	if (!body)
+		return -ENOMEM;
 	snprintf(path, sizeof(path), "/nodes/%d/heartbeat?cluster=%s", id,
 		 co->cluster);
-	r = coord_http(co, "POST", path, NULL, co->request_ms, 0, &st, &b);
-	if (!r && st == 404)
+	r = coord_http(co, "POST", path, body, co->request_ms, 0, &st, &b);
+	free(body);
+	if (!r && st == 404) {
 		r = -ENOENT;
-	else if (!r && st != 200) {
+	} else if (!r && st == 409) {
+		/* Every beat until that one goes: hb_main says it once. */
+		pm_dbg("coordinator %s%s: %.300s", co->urls[co->cur], path,
+		       b.data ? b.data : "");
+		r = -EADDRINUSE;
+	} else if (!r && st != 200) {
 		pm_warn("coordinator %s%s: HTTP status %ld: %.300s",
 			co->urls[co->cur], path, st, b.data ? b.data : "");
 		r = -EIO;
@@ -354,14 +382,20 @@ static int emb_members(struct coord *co, uint64_t after, int timeout_ms,
 static void emb_leave(struct coord *co, int id)
 {
 	struct coord_buf b = { 0 };
-	char path[160];
+	char path[160], *body;
 	long st;
 
+	/* With the incarnation: a node that lost its id to another leaves
+	 * without removing that one. */
+	body = incarnation_body(co);
+	if (!body)
+		return;
 	snprintf(path, sizeof(path), "/nodes/%d?cluster=%s", id, co->cluster);
-	if (!coord_http(co, "DELETE", path, NULL, co->request_ms, 0, &st,
+	if (!coord_http(co, "DELETE", path, body, co->request_ms, 0, &st,
 			&b) && st != 200 && st != 404)
-		pm_warn("coordinator %s%s: HTTP status %ld",
-			co->urls[co->cur], path, st);
+		pm_warn("coordinator %s%s: HTTP status %ld: %.300s",
+			co->urls[co->cur], path, st, b.data ? b.data : "");
+	free(body);
 	coord_buf_free(&b);
 }
 
@@ -425,6 +459,13 @@ int coord_open(const struct cfg *c, struct coord **out)
 			return r;
 		}
 	}
+	r = auth_random_hex(co->incarnation, COORD_INCARNATION_HEX / 2);
+	if (r) {
+		pm_err("coordinator: no random bytes for the node's incarnation: %s",
+		       strerror(-r));
+		free(co);
+		return r;
+	}
 	pthread_mutex_init(&co->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -451,6 +492,35 @@ static int do_register(struct coord *co)
 	return r ? r : emb_register(co, &co->self);
 }
 
+/*
+ * The first registration. A node id still held by another incarnation is
+ * most likely this node's previous run, which crashed and has not expired
+ * yet: wait for that (twice the TTL), and give up only on a live twin.
+ */
+static int register_first(struct coord *co)
+{
+	int64_t deadline = coord_now_ms() + 2 * (int64_t)co->ttl_ms;
+	bool said = false;
+	int r;
+
+	for (;;) {
+		r = do_register(co);
+		if (r != -EADDRINUSE || coord_now_ms() >= deadline)
+			break;
+		if (!said)
+			pm_warn("coordinator: node id %d is held by another process (this node's last run, not expired yet?); trying again for up to %d ms",
+				co->self.node_id, 2 * co->ttl_ms);
+		said = true;
+		pthread_mutex_lock(&co->lock);
+		coord_wait_stop(co, co->ttl_ms / 4 > 0 ? co->ttl_ms / 4 : 1);
+		pthread_mutex_unlock(&co->lock);
+	}
+	if (r == -EADDRINUSE)
+		pm_err("coordinator: node id %d is live for another process: is a second node configured with id %d?",
+		       co->self.node_id, co->self.node_id);
+	return r;
+}
+
 /* Keeps this node alive; registers again when the coordinator forgot it. */
 static void *hb_main(void *arg)
 {
@@ -474,7 +544,15 @@ static void *hb_main(void *arg)
 				co->self.node_id);
 			r = do_register(co);
 		}
-		if (r && !failing)
+		if (r == -ECANCELED) {
+			/* coord_close() cut it short: nothing to report. */
+			pthread_mutex_lock(&co->lock);
+			break;
+		}
+		if (r == -EADDRINUSE && !failing)
+			pm_err("coordinator: node id %d is held by another process now (this one was silent past its TTL?); it is this node's again once that one goes",
+			       co->self.node_id);
+		else if (r && !failing)
 			pm_warn("coordinator: heartbeat of node %d failed: %s",
 				co->self.node_id, strerror(-r));
 		else if (!r && failing)
@@ -511,7 +589,7 @@ int coord_register(struct coord *co, const struct coord_member *self)
 	co->self = *self;
 	pthread_mutex_unlock(&co->lock);
 
-	r = do_register(co);
+	r = register_first(co);
 	if (r)
 		return r;
 	pthread_mutex_lock(&co->lock);

@@ -2,10 +2,15 @@
 /* etcd backend of the coordinator client, over etcd's v3 JSON gateway:
  * one lease per node, one key per endpoint, watches for membership changes.
  *
- * Keys (values are JSON):
+ * Keys (values are JSON but for the claim):
  *   /pagemesh/CLUSTER/config                  {"name","nodes","memory_bytes"}
+ *   /pagemesh/CLUSTER/claims/ID               the holder's incarnation
+ *                                              (node's lease)
  *   /pagemesh/CLUSTER/nodes/ID/TRANSPORT      {"node_id","transport_type",
  *                                              "endpoint"}  (node's lease)
+ * A node writes its endpoints in one transaction with its claim, only if
+ * no one else's claim is there: a second process with a live node's id is
+ * refused instead of overwriting it.
  * The gateway wants keys and values in base64 and gives int64 fields as
  * JSON strings (a double would round ids and revisions). */
 #include <errno.h>
@@ -109,6 +114,8 @@ static int etcd_call(struct coord *co, const char *path, cJSON *body,
 	r = coord_http(co, "POST", path, txt, co->request_ms,
 		       co->n_urls > 1 ? co->request_ms / 2 : 0, &st, &b);
 	free(txt);
+	if (r == -ECANCELED)
+		return r;	/* coord_close() cut it short */
 	if (r) {
 		pm_err("etcd %s: no answer from %d URL(s): %s", path,
 		       co->n_urls, strerror(-r));
@@ -251,16 +258,62 @@ static int grant_lease(struct coord *co)
 	return 0;
 }
 
-int coord_etcd_register(struct coord *co)
+static void key_claim(const struct coord *co, char *k, size_t n)
+{
+	snprintf(k, n, "/pagemesh/%s/claims/%d", co->cluster,
+		 co->self.node_id);
+}
+
+/* A request_put of key = val under this node's lease onto ops. */
+static int add_put(const struct coord *co, cJSON *ops, const char *key,
+		   const char *val)
+{
+	cJSON *c = cJSON_CreateObject(), *put;
+
+	if (!c || !cJSON_AddItemToArray(ops, c)) {
+		cJSON_Delete(c);
+		return -ENOMEM;
+	}
+	put = cJSON_AddObjectToObject(c, "request_put");
+	if (!put || add_b64(put, "key", key) || add_b64(put, "value", val) ||
+	    !cJSON_AddStringToObject(put, "lease", co->lease))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The transaction that writes the claim and every endpoint if the claim
+ * compares as asked: target "CREATE" (no claim yet) or "VALUE" (ours).
+ * On failure it reads the claim, to say whose it is.
+ */
+static cJSON *claim_txn(const struct coord *co, const char *target)
 {
 	const struct coord_member *m = &co->self;
 	char key[ETCD_KEY_MAX], val[ETCD_VAL_MAX];
-	cJSON *req, *ans, *v;
+	cJSON *req, *cmp, *c, *ops, *v, *rng;
 	char *vs;
-	int i, r;
+	int i;
 
-	r = grant_lease(co);
-	for (i = 0; !r && i < m->n_eps; i++) {
+	key_claim(co, key, sizeof(key));
+	req = cJSON_CreateObject();
+	cmp = cJSON_AddArrayToObject(req, "compare");
+	c = cJSON_CreateObject();
+	if (!cmp || !c || !cJSON_AddItemToArray(cmp, c)) {
+		cJSON_Delete(c);
+		goto fail;
+	}
+	if (add_b64(c, "key", key) ||
+	    !cJSON_AddStringToObject(c, "result", "EQUAL") ||
+	    !cJSON_AddStringToObject(c, "target", target))
+		goto fail;
+	if (!strcmp(target, "CREATE") ?
+		    !cJSON_AddStringToObject(c, "create_revision", "0") :
+		    add_b64(c, "value", co->incarnation) != 0)
+		goto fail;
+	ops = cJSON_AddArrayToObject(req, "success");
+	if (!ops || add_put(co, ops, key, co->incarnation))
+		goto fail;
+	for (i = 0; i < m->n_eps; i++) {
 		snprintf(key, sizeof(key), "/pagemesh/%s/nodes/%d/%s",
 			 co->cluster, m->node_id, m->eps[i].transport);
 		v = cJSON_CreateObject();
@@ -271,29 +324,117 @@ int coord_etcd_register(struct coord *co)
 					     m->eps[i].endpoint) ||
 		    !cJSON_AddNumberToObject(v, "index", i)) {
 			cJSON_Delete(v);
-			return -ENOMEM;
+			goto fail;
 		}
 		vs = cJSON_PrintUnformatted(v);
 		cJSON_Delete(v);
 		if (!vs || strlen(vs) >= sizeof(val)) {
 			free(vs);
-			return -ENOMEM;
+			goto fail;
 		}
 		snprintf(val, sizeof(val), "%s", vs);
 		free(vs);
-		req = cJSON_CreateObject();
-		if (!req || add_b64(req, "key", key) ||
-		    add_b64(req, "value", val) ||
-		    !cJSON_AddStringToObject(req, "lease", co->lease)) {
-			cJSON_Delete(req);
-			return -ENOMEM;
-		}
-		r = etcd_call(co, "/v3/kv/put", req, &ans);
-		cJSON_Delete(ans);
+		if (add_put(co, ops, key, val))
+			goto fail;
 	}
-	if (!r)
-		pm_info("etcd: node %d registered %d endpoint(s) under lease %s (ttl %d ms)",
-			m->node_id, m->n_eps, co->lease, co->ttl_ms);
+	key_claim(co, key, sizeof(key));
+	ops = cJSON_AddArrayToObject(req, "failure");
+	c = cJSON_CreateObject();
+	if (!ops || !c || !cJSON_AddItemToArray(ops, c)) {
+		cJSON_Delete(c);
+		goto fail;
+	}
+	rng = cJSON_AddObjectToObject(c, "request_range");
+	if (!rng || add_b64(rng, "key", key))
+		goto fail;
+	return req;
+fail:
+	cJSON_Delete(req);
+	return NULL;
+}
+
+/* The claim's value out of a failed claim_txn's answer ("" if gone). */
+static void claim_holder(const cJSON *ans, char *out, size_t len)
+{
+	const cJSON *resp, *kvs, *v;
+	size_t n;
+
+	out[0] = '\0';
+	resp = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ans,
+							"responses"), 0);
+	kvs = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(resp, "response_range"),
+		"kvs");
+	v = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(kvs, 0),
+					     "value");
+	if (!cJSON_IsString(v) || b64dec(v->valuestring, out, len, &n))
+		out[0] = '\0';
+}
+
+/* Revoking a lease deletes every key under it at once. */
+static void revoke_lease(struct coord *co)
+{
+	cJSON *req, *ans = NULL;
+
+	if (!co->lease[0])
+		return;
+	req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "ID", co->lease)) {
+		cJSON_Delete(req);
+		return;
+	}
+	etcd_call(co, "/v3/lease/revoke", req, &ans);
+	cJSON_Delete(ans);
+	co->lease[0] = '\0';
+}
+
+int coord_etcd_register(struct coord *co)
+{
+	const struct coord_member *m = &co->self;
+	const char *target = "CREATE";
+	char holder[ETCD_VAL_MAX];
+	cJSON *req, *ans;
+	int r;
+
+	r = grant_lease(co);
+	if (r)
+		return r;
+	/*
+	 * First as a new claim; if the claim is there and ours (an answer
+	 * lost on the way, then a retry under a new lease), move it and the
+	 * endpoints to this lease; anyone else's is a refusal.
+	 */
+	for (;;) {
+		req = claim_txn(co, target);
+		if (!req) {
+			r = -ENOMEM;
+			goto out_revoke;
+		}
+		r = etcd_call(co, "/v3/kv/txn", req, &ans);
+		if (r)
+			goto out_revoke;
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ans,
+							"succeeded")))
+			break;
+		claim_holder(ans, holder, sizeof(holder));
+		cJSON_Delete(ans);
+		if (strcmp(target, "CREATE") || strcmp(holder, co->incarnation)) {
+			pm_dbg("etcd %s: node %d of cluster '%s' is claimed by incarnation %s",
+			       co->urls[co->cur], m->node_id, co->cluster,
+			       holder[0] ? holder : "(none)");
+			r = -EADDRINUSE;
+			goto out_revoke;
+		}
+		target = "VALUE";
+	}
+	cJSON_Delete(ans);
+	pm_info("etcd: node %d registered %d endpoint(s) under lease %s (ttl %d ms)",
+		m->node_id, m->n_eps, co->lease, co->ttl_ms);
+	return 0;
+out_revoke:
+	/* Keep no lease that holds nothing: the next keepalive then finds
+	 * none and registers again. */
+	revoke_lease(co);
 	return r;
 }
 
@@ -303,6 +444,8 @@ int coord_etcd_keepalive(struct coord *co)
 	int64_t ttl;
 	int r;
 
+	if (!co->lease[0])
+		return -ENOENT;	/* the last claim was refused */
 	req = cJSON_CreateObject();
 	if (!req || !cJSON_AddStringToObject(req, "ID", co->lease)) {
 		cJSON_Delete(req);
@@ -323,18 +466,7 @@ int coord_etcd_keepalive(struct coord *co)
 
 void coord_etcd_leave(struct coord *co)
 {
-	cJSON *req, *ans = NULL;
-
-	if (!co->lease[0])
-		return;
-	/* Revoking the lease deletes every key of this node at once. */
-	req = cJSON_CreateObject();
-	if (!req || !cJSON_AddStringToObject(req, "ID", co->lease)) {
-		cJSON_Delete(req);
-		return;
-	}
-	etcd_call(co, "/v3/lease/revoke", req, &ans);
-	cJSON_Delete(ans);
+	revoke_lease(co);
 }
 
 /* The prefix's range_end: the prefix with its last byte incremented. */

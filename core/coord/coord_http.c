@@ -50,18 +50,22 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
+/* Is this the heartbeat thread, and coord_close() waiting for it? */
+static bool hb_stopping(const struct coord *co)
+{
+	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
+	       co->hb_started && pthread_equal(pthread_self(), co->hb);
+}
+
 /* Lets coord_close() cut short a heartbeat stuck on a dead coordinator. */
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn,
 		       curl_off_t ut, curl_off_t un)
 {
-	struct coord *co = arg;
-
 	(void)dt;
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return __atomic_load_n(&co->stop, __ATOMIC_RELAXED) &&
-	       co->hb_started && pthread_equal(pthread_self(), co->hb);
+	return hb_stopping(arg);
 }
 
 static int curl_errno(CURLcode rc)
@@ -82,12 +86,17 @@ static int curl_errno(CURLcode rc)
 	}
 }
 
-/* Sign a write for a coordinator that has the cluster key (see coord.h). */
+/*
+ * Sign a request for a coordinator that has the cluster key (see coord.h),
+ * with a nonce of its own: each try of a request is a request of its own,
+ * so that the server, which takes a nonce once, takes a retry too.
+ */
 static int auth_header(struct coord *co, const char *method,
 		       const char *path, const char *body,
 		       struct curl_slist **hdrs)
 {
-	char p[512], cluster[CFG_NAME_MAX] = "", hex[65], line[160];
+	char p[512], cluster[CFG_NAME_MAX] = "", hex[AUTH_REQ_MAC_HEX + 1];
+	char nonce[AUTH_REQ_NONCE_HEX + 1], line[192];
 	struct curl_slist *h;
 	int64_t ts = auth_wall_ms();
 	char *q, *cv, *save = NULL;
@@ -103,12 +112,15 @@ static int auth_header(struct coord *co, const char *method,
 				snprintf(cluster, sizeof(cluster), "%s",
 					 cv + 8);
 	}
-	r = auth_request_mac(co->key, co->keylen, ts, method, p, cluster, body,
-			     body ? strlen(body) : 0, hex);
+	r = auth_random_hex(nonce, AUTH_REQ_NONCE_LEN);
+	if (!r)
+		r = auth_request_mac(co->key, co->keylen, ts, nonce, method, p,
+				     cluster, body, body ? strlen(body) : 0,
+				     hex);
 	if (r)
 		return r;
-	snprintf(line, sizeof(line), "%s: %lld:%s", COORD_AUTH_HEADER,
-		 (long long)ts, hex);
+	snprintf(line, sizeof(line), "%s: %lld:%s:%s", COORD_AUTH_HEADER,
+		 (long long)ts, nonce, hex);
 	h = curl_slist_append(*hdrs, line);
 	if (!h)
 		return -ENOMEM;
@@ -144,8 +156,9 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 	h = curl_slist_append(hdrs, "Expect:");
 	if (h)
 		hdrs = h;
-	if (co->keylen && co->backend == COORD_EMBEDDED &&
-	    strcmp(method, "GET")) {
+	/* Reads too: a signed long-poll is not held to the cap on
+	 * unsigned ones, which anyone can fill. */
+	if (co->keylen && co->backend == COORD_EMBEDDED) {
 		r = auth_header(co, method, path, body, &hdrs);
 		if (r) {
 			curl_slist_free_all(hdrs);
@@ -179,6 +192,8 @@ int coord_http_once(struct coord *co, int idx, const char *method,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	if (rc == CURLE_WRITE_ERROR && resp->ended) {
 		rc = CURLE_OK;	/* the stream callback had what it needed */
+	} else if (rc == CURLE_ABORTED_BY_CALLBACK && hb_stopping(co)) {
+		r = -ECANCELED;	/* coord_close(): nothing to report */
 	} else if (rc) {
 		r = curl_errno(rc);
 		if (rc == CURLE_WRITE_ERROR)
@@ -230,6 +245,10 @@ int coord_http(struct coord *co, const char *method, const char *path,
 			__atomic_store_n(&co->cur, idx, __ATOMIC_RELAXED);
 			return 0;
 		}
+		/* A heartbeat that coord_close() cut short is not retried:
+		 * the close would wait the whole timeout for it. */
+		if (hb_stopping(co))
+			return -ECANCELED;
 		idx = (idx + 1) % co->n_urls;
 	}
 	return r;

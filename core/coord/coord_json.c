@@ -62,6 +62,45 @@ enum MHD_Result coord_send_error(struct MHD_Connection *conn,
 	return coord_send_json(conn, status, o, allow);
 }
 
+enum MHD_Result coord_send_busy(struct MHD_Connection *conn,
+				const char *fmt, ...)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+	char msg[512], *txt;
+	cJSON *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "error", msg) ||
+	    !cJSON_AddNumberToObject(o, "status",
+				     MHD_HTTP_SERVICE_UNAVAILABLE)) {
+		cJSON_Delete(o);
+		return MHD_NO;
+	}
+	txt = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!txt)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(txt), txt,
+					       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(txt);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	/* The connection's thread is what is scarce: give it back now. */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
 /* ---- validation ---------------------------------------------------------- */
 
 int coord_json_int(const cJSON *o, const char *key, int64_t lo, int64_t hi,

@@ -31,6 +31,9 @@ struct coord {
 	int ttl_ms;			/* liveness TTL (server's / lease's) */
 	int connect_ms;
 	int request_ms;
+	/* This process's claim on its node id (see coord.h): random, so
+	 * that a restarted node, or a second one with the same id, differs. */
+	char incarnation[COORD_INCARNATION_HEX + 1];
 	size_t keylen;			/* security.key_file; 0: none */
 	unsigned char key[AUTH_KEY_MAX + 1];
 

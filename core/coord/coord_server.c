@@ -4,6 +4,7 @@
  * node expiry, start and a graceful stop. The API is coord_api.c. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,43 +18,104 @@
 #include "http.h"
 #include "log.h"
 
-#define COORD_CONN_LIMIT 256
-
 /* ---- dispatch ------------------------------------------------------------ */
 
-/* With a cluster key, a write must carry a fresh MAC of itself. */
-static bool signed_ok(struct coord_server *s, struct MHD_Connection *conn,
-		      const char *url, const char *method,
-		      const struct coord_req *rq, const char **why)
+void coord_refused(struct coord_server *s, struct MHD_Connection *conn,
+		   const char *fmt, ...)
 {
-	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						    COORD_AUTH_HEADER);
+	int64_t sec = coord_now_ms() / 1000;
+	char peer[80], msg[512];
+	int skipped = 0;
+	va_list ap;
+
+	pthread_mutex_lock(&s->lock);
+	if (sec != s->log_second) {
+		skipped = s->log_skipped;
+		s->log_second = sec;
+		s->log_lines = 0;
+		s->log_skipped = 0;
+	}
+	if (s->log_lines >= 5) {
+		s->log_skipped++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->log_lines++;
+	pthread_mutex_unlock(&s->lock);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_peer_name(conn, peer, sizeof(peer));
+	if (skipped)
+		pm_warn("coordinator: refused a request from %s: %s (and %d more refusals in the second before, not logged)",
+			peer, msg, skipped);
+	else
+		pm_warn("coordinator: refused a request from %s: %s", peer, msg);
+}
+
+/*
+ * With a cluster key: is the request signed, fresh and new? 0, or the
+ * status to refuse it with and why. The nonce is taken only once the MAC
+ * checks out, so that no one without the key can fill the table.
+ */
+static unsigned int check_signature(struct coord_server *s,
+				    struct MHD_Connection *conn,
+				    const char *url, const char *method,
+				    const struct coord_req *rq, const char *h,
+				    char *why, size_t whylen)
+{
 	const char *cluster = MHD_lookup_connection_value(conn,
 			MHD_GET_ARGUMENT_KIND, "cluster");
-	char want[65], *end;
-	long long ts;
+	char nonce[AUTH_REQ_NONCE_HEX + 1], mac[AUTH_REQ_MAC_HEX + 1];
+	char want[AUTH_REQ_MAC_HEX + 1];
+	const char *what;
+	int64_t ts, now;
+	int r;
 
 	if (!h) {
-		*why = "missing " COORD_AUTH_HEADER " (this coordinator has a cluster key)";
-		return false;
+		snprintf(why, whylen,
+			 "missing " COORD_AUTH_HEADER " (this coordinator has a cluster key)");
+		return MHD_HTTP_UNAUTHORIZED;
 	}
-	errno = 0;
-	ts = strtoll(h, &end, 10);
-	if (errno || end == h || *end != ':' || strlen(end + 1) != 64) {
-		*why = "malformed " COORD_AUTH_HEADER " (want TS:HEX-HMAC)";
-		return false;
+	if (auth_request_parse(h, &ts, nonce, mac, &what)) {
+		snprintf(why, whylen, "malformed " COORD_AUTH_HEADER ": %s",
+			 what);
+		return MHD_HTTP_UNAUTHORIZED;
 	}
-	if (llabs(auth_wall_ms() - ts) > COORD_AUTH_SKEW_MS) {
-		*why = "stale " COORD_AUTH_HEADER " timestamp (clocks apart?)";
-		return false;
+	/* ts is in [0, INT64_MAX]; with now not negative either, no
+	 * difference below can overflow. */
+	now = auth_wall_ms();
+	if (now < 0)
+		now = 0;
+	if (ts > now + COORD_AUTH_SKEW_MS || now - ts > COORD_AUTH_SKEW_MS) {
+		snprintf(why, whylen,
+			 "stale " COORD_AUTH_HEADER " timestamp: %lld ms %s this coordinator's clock, the window is %d ms (clocks apart?)",
+			 (long long)(ts > now ? ts - now : now - ts),
+			 ts > now ? "ahead of" : "behind",
+			 COORD_AUTH_SKEW_MS);
+		return MHD_HTTP_UNAUTHORIZED;
 	}
-	if (auth_request_mac(s->key, s->keylen, ts, method, url, cluster,
-			     rq->body, rq->len, want) ||
-	    CRYPTO_memcmp(want, end + 1, 64)) {
-		*why = "wrong " COORD_AUTH_HEADER " signature (another key?)";
-		return false;
+	if (auth_request_mac(s->key, s->keylen, ts, nonce, method, url,
+			     cluster, rq->body, rq->len, want) ||
+	    CRYPTO_memcmp(want, mac, AUTH_REQ_MAC_HEX)) {
+		snprintf(why, whylen,
+			 "wrong " COORD_AUTH_HEADER " signature (another key?)");
+		return MHD_HTTP_UNAUTHORIZED;
 	}
-	return true;
+	r = coord_nonce_take(&s->nonces, nonce, ts + COORD_AUTH_SKEW_MS, now);
+	if (r == -EEXIST) {
+		snprintf(why, whylen,
+			 "replayed request: nonce %s of " COORD_AUTH_HEADER " was used already (each signed request is taken once)",
+			 nonce);
+		return MHD_HTTP_UNAUTHORIZED;
+	}
+	if (r) {
+		snprintf(why, whylen,
+			 "%d signed requests within %d ms: no room to remember more nonces; retry in a moment",
+			 COORD_NONCES_MAX, 2 * COORD_AUTH_SKEW_MS);
+		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	return 0;
 }
 
 static enum MHD_Result coord_handler(void *cls, struct MHD_Connection *conn,
@@ -116,13 +178,31 @@ static enum MHD_Result coord_handler(void *cls, struct MHD_Connection *conn,
 		return coord_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
 					"request body is over the limit of %d bytes",
 					COORD_BODY_MAX);
-	if (s->keylen && strcmp(method, "GET") && strcmp(method, "HEAD")) {
-		const char *why = NULL;
+	if (s->keylen) {
+		const char *h = MHD_lookup_connection_value(conn,
+				MHD_HEADER_KIND, COORD_AUTH_HEADER);
+		bool write = strcmp(method, "GET") && strcmp(method, "HEAD");
+		unsigned int st;
+		char why[256];
 
-		if (!signed_ok(s, conn, url, method, rq, &why))
-			return coord_send_error(conn, MHD_HTTP_UNAUTHORIZED,
-						NULL, "%s %s: %s", method,
-						url, why);
+		/* Reads may come unsigned; a signature sent is checked, so
+		 * that a signed long-poll can be told from an unsigned one. */
+		if (h || write) {
+			st = check_signature(s, conn, url, method, rq, h, why,
+					     sizeof(why));
+			if (st) {
+				coord_refused(s, conn, "%s %s: %s", method,
+					      url, why);
+				if (st == MHD_HTTP_SERVICE_UNAVAILABLE)
+					return coord_send_busy(conn,
+							"%s %s: %s", method,
+							url, why);
+				return coord_send_error(conn, st, NULL,
+							"%s %s: %s", method,
+							url, why);
+			}
+			rq->signed_ok = true;
+		}
 	}
 	return coord_route(s, conn, url, method, rq);
 }
@@ -218,9 +298,10 @@ int coord_server_start(const char *listen, int ttl_ms,
 		return -r;
 	}
 	s->reaper_started = true;
-	r = http_start(listen, (void *)coord_handler, s,
-		       (void *)coord_completed, s, COORD_CONN_LIMIT, &s->d,
-		       &s->port, err, errlen);
+	r = http_start_opts(listen, (void *)coord_handler, s,
+			    (void *)coord_completed, s, COORD_CONN_LIMIT,
+			    COORD_CONN_PER_IP, COORD_IDLE_TIMEOUT_S, &s->d,
+			    &s->port, err, errlen);
 	if (r) {
 		coord_server_stop(s);
 		return r;
@@ -232,8 +313,16 @@ int coord_server_start(const char *listen, int ttl_ms,
 int coord_server_set_key(struct coord_server *s, const unsigned char *key,
 			 size_t len)
 {
+	int r;
+
 	if (len < AUTH_KEY_MIN || len > AUTH_KEY_MAX)
 		return -EINVAL;
+	/* Before the key: once there is one, every write takes a nonce. */
+	if (!s->nonces.cap) {
+		r = coord_nonces_init(&s->nonces, COORD_NONCES_MAX);
+		if (r)
+			return r;
+	}
 	pthread_mutex_lock(&s->lock);
 	memcpy(s->key, key, len);
 	s->keylen = len;
@@ -281,6 +370,7 @@ void coord_server_stop(struct coord_server *s)
 		pthread_join(s->reaper, NULL);
 	for (i = 0; i < s->n_clusters; i++)
 		free(s->clusters[i]);
+	coord_nonces_free(&s->nonces);
 	pthread_cond_destroy(&s->changed);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
