@@ -86,6 +86,7 @@ static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 	t->lfd = -1;
 	t->stop_efd = -1;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->refs_cv, NULL);
 	pthread_condattr_init(&t->condattr);
 	pthread_condattr_setclock(&t->condattr, CLOCK_MONOTONIC);
 	*out = t;
@@ -470,6 +471,11 @@ static int tt_endpoint(struct pm_tctx *t, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * -ENOTCONN when the connection has gone, -ESHUTDOWN once fini began:
+ * fini waits for the replies it finds being written (refs) before it
+ * frees their connections, and refuses the rest.
+ */
 static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 		    int status, const struct pm_msg *rep)
 {
@@ -485,6 +491,11 @@ static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 		return r;
 
 	pthread_mutex_lock(&t->lock);
+	if (t->stopping) {
+		/* fini waits only for the replies already counted */
+		pthread_mutex_unlock(&t->lock);
+		return -ESHUTDOWN;
+	}
 	sc = tt_find_locked(t, conn_id);
 	if (!sc || sc->closed) {
 		pthread_mutex_unlock(&t->lock);
@@ -516,7 +527,8 @@ static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 	}
 
 	pthread_mutex_lock(&t->lock);
-	sc->refs--;
+	if (!--sc->refs && t->stopping)
+		pthread_cond_broadcast(&t->refs_cv);
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -540,7 +552,7 @@ static int tt_drop(struct pm_tctx *t, uint64_t conn_id)
 
 static void tt_fini(struct pm_tctx *t)
 {
-	struct tt_sconn *sc;
+	struct tt_sconn *sc, *dead;
 	uint64_t one = 1;
 
 	if (!t)
@@ -553,21 +565,39 @@ static void tt_fini(struct pm_tctx *t)
 		close(t->lfd);
 		close(t->stop_efd);
 	}
-	/* The accept thread is gone, so the list only shrinks from here. */
+	/*
+	 * The accept thread is gone, so nothing adds to the list or reaps
+	 * it. A reply may still be on its way from a thread of the core's
+	 * (a home worker) or from another connection's receive thread,
+	 * which can answer a request held for this one: from here new ones
+	 * get -ESHUTDOWN, and the shutdown makes those already writing fail
+	 * at once instead of waiting out send_timeout_ms.
+	 */
 	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
 	for (sc = t->sconns; sc; sc = sc->next) {
 		__atomic_store_n(&sc->dropping, true, __ATOMIC_RELEASE);
 		shutdown(sc->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&t->lock);
-	while ((sc = t->sconns)) {
+	/* Every receive thread first: one may be replying on another. */
+	for (sc = t->sconns; sc; sc = sc->next)
 		pthread_join(sc->thr, NULL);
-		t->sconns = sc->next;
+	pthread_mutex_lock(&t->lock);
+	for (sc = t->sconns; sc; sc = sc->next)
+		while (sc->refs)
+			pthread_cond_wait(&t->refs_cv, &t->lock);
+	dead = t->sconns;
+	t->sconns = NULL;
+	pthread_mutex_unlock(&t->lock);
+	while ((sc = dead)) {
+		dead = sc->next;
 		tt_sconn_free(sc);
 	}
 	while (t->conns)
 		tt_disconnect(t->conns);
 	pthread_condattr_destroy(&t->condattr);
+	pthread_cond_destroy(&t->refs_cv);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }

@@ -89,6 +89,8 @@ struct pm_tctx {
 	pthread_condattr_t condattr;	/* CLOCK_MONOTONIC condvars */
 
 	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t refs_cv;		/* an sconn's refs fell to 0 */
+	bool stopping;			/* fini began: reply is refused */
 	bool listening;
 	int lfd;
 	int stop_efd;			/* wakes the accept thread */
