@@ -19,8 +19,9 @@
 /*
  * Grouped as the README lists them. Keys of the built-in transports are
  * here so that a typo in their groups is caught like any other; each plugin
- * checks the same ranges again (plugins/tcp/tcp.c, plugins/rdma/rv.h):
- * tests/config_test.c loads the tcp plugin at both ends of its ranges.
+ * checks the same ranges again (plugins/tcp/tcp.c, plugins/rdma/rv.h,
+ * plugins/io_uring-tcp/ut_main.c): tests/config_test.c loads the tcp
+ * plugin at both ends of its ranges.
  */
 const struct cfg_key cfg_keys[] = {
 	{ "node.id", CFG_T_INT, CFG_K_REQUIRED, 0, CFG_MAX_NODES - 1,
@@ -64,9 +65,18 @@ const struct cfg_key cfg_keys[] = {
 	{ "transports.tcp.max_conns", CFG_T_INT, CFG_K_PLUGIN, 1, 65536,
 	  .def = 1024,
 	  .doc = "most incoming connections served at once; more are closed on arrival (peers need `(cluster.nodes - 1) x (1 + pager.threads)`)" },
+	{ "transports.tcp.handshake_timeout_ms", CFG_T_INT, CFG_K_PLUGIN, 1,
+	  MS_MAX, .def = 2000,
+	  .doc = "an incoming connection whose first request is not whole this long after it connects, or whose frame stalls part-way this long, is dropped (so silent peers cannot hold `max_conns`)" },
 	{ "transports.io_uring-tcp.listen", CFG_T_STRING, CFG_K_PLUGIN, 1, 0,
 	  .def_str = "127.0.0.1:0", .form = "`HOST:PORT`",
 	  .doc = "address the io_uring-tcp transport listens on (port 0: any)" },
+	{ "transports.io_uring-tcp.max_conns", CFG_T_INT, CFG_K_PLUGIN, 1,
+	  1024, .def = 1024,
+	  .doc = "most incoming connections served at once; more are closed on arrival" },
+	{ "transports.io_uring-tcp.handshake_timeout_ms", CFG_T_INT,
+	  CFG_K_PLUGIN, 1, MS_MAX, .def = 2000,
+	  .doc = "as `transports.tcp.handshake_timeout_ms`, for io_uring-tcp" },
 	{ "transports.rdma.listen", CFG_T_STRING, CFG_K_PLUGIN, 1, 0,
 	  .unset = "none: rdma is not used", .form = "`IP:PORT`",
 	  .doc = "address of the RDMA-capable netdev the rdma transport listens on" },

@@ -2,13 +2,17 @@
 /* Transport plugin loader: dlopen each configured transport, check its ops
  * table against the ABI, probe it, and lend it the host-services table. */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "cli.h"
@@ -153,14 +157,254 @@ static const char *dl_reason(const char *path, const char *e)
 	return e;
 }
 
-/* Checks in the order the ABI promises things; 0 or -errno with p->why. */
-static int check_plugin(struct pm_plugin *p)
+/* --- the file, before dlopen ------------------------------------------ */
+
+/*
+ * What this process can load: dlopen maps a plugin's segments straight
+ * from the file, so one cut short (a copy that ran out of disk, an
+ * interrupted install) is not an error but a SIGBUS the first time the
+ * loader touches a page past the end. A file of another machine or class
+ * is refused by dlopen too, but only with a terse message.
+ */
+#if defined(__x86_64__)
+#define PM_ELF_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define PM_ELF_MACHINE EM_AARCH64
+#elif defined(__i386__)
+#define PM_ELF_MACHINE EM_386
+#elif defined(__arm__)
+#define PM_ELF_MACHINE EM_ARM
+#elif defined(__riscv)
+#define PM_ELF_MACHINE EM_RISCV
+#elif defined(__powerpc__)
+#define PM_ELF_MACHINE (__SIZEOF_POINTER__ == 8 ? EM_PPC64 : EM_PPC)
+#elif defined(__s390__)
+#define PM_ELF_MACHINE EM_S390
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PM_ELF_DATA ELFDATA2LSB
+#else
+#define PM_ELF_DATA ELFDATA2MSB
+#endif
+
+#define PM_ELF_CLASS (__SIZEOF_POINTER__ == 8 ? ELFCLASS64 : ELFCLASS32)
+
+/* More than any shared object has: bounds the reads of a corrupt file. */
+#define PM_ELF_MAX_PHDRS 4096
+
+#ifdef PM_ELF_MACHINE
+static const char *elf_machine_name(unsigned int m)
 {
-	const struct pm_transport_ops *ops;
-	pm_transport_entry_fn entry;
+	switch (m) {
+	case EM_386: return "x86";
+	case EM_ARM: return "arm";
+	case EM_X86_64: return "x86-64";
+	case EM_AARCH64: return "aarch64";
+	case EM_RISCV: return "riscv";
+	case EM_PPC: return "ppc";
+	case EM_PPC64: return "ppc64";
+	case EM_S390: return "s390";
+	default: return "unknown";
+	}
+}
+#endif
+
+/* Does [off, off + n * entsize) lie within size bytes? Overflow-safe. */
+static bool elf_fits(uint64_t off, uint64_t n, uint64_t entsize,
+		     uint64_t size)
+{
+	if (off > size)
+		return false;
+	if (entsize && n > (size - off) / entsize)
+		return false;
+	return true;
+}
+
+/* pread exactly len bytes at off: 0, or -EIO when the file is shorter. */
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	char *b = buf;
+	ssize_t n;
+
+	while (len) {
+		n = pread(fd, b, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		b += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Read the first section header (extended counts of huge files live in
+ * it: e_phnum == PN_XNUM, e_shnum == 0). 0 or -errno with p->why.
+ */
+static int elf_shdr0(struct pm_plugin *p, int fd, const ElfW(Ehdr) *eh,
+		     uint64_t size, ElfW(Shdr) *sh)
+{
+	int r;
+
+	if (!eh->e_shoff || eh->e_shentsize != sizeof(*sh) ||
+	    !elf_fits(eh->e_shoff, 1, sizeof(*sh), size)) {
+		set_why(p, "rejected: truncated or corrupt: extended ELF header counts without a readable section header 0");
+		return -ENOEXEC;
+	}
+	r = pread_all(fd, sh, sizeof(*sh), (off_t)eh->e_shoff);
+	if (r) {
+		set_why(p, "rejected: cannot read section header 0: %s",
+			strerror(-r));
+		return r == -EIO ? -ENOEXEC : r;
+	}
+	return 0;
+}
+
+/*
+ * The ELF header of fd (size bytes), its program and section header
+ * tables and the file extent of every segment must make sense for this
+ * process before dlopen may map it. 0 or -errno with p->why.
+ */
+static int check_elf(struct pm_plugin *p, int fd, uint64_t size)
+{
+	ElfW(Ehdr) eh;
+	ElfW(Phdr) ph;
+	ElfW(Shdr) sh0;
+	uint64_t phnum, shnum, i;
+	ssize_t n;
+	int r;
+
+	do {
+		n = pread(fd, &eh, sizeof(eh), 0);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r = -errno;
+		set_why(p, "rejected: cannot read: %s", strerror(-r));
+		return r;
+	}
+	if ((size_t)n < SELFMAG || memcmp(eh.e_ident, ELFMAG, SELFMAG)) {
+		set_why(p, "rejected: not an ELF file (no ELF magic in its first bytes)");
+		return -ENOEXEC;
+	}
+	if ((size_t)n < sizeof(eh)) {
+		set_why(p, "rejected: truncated: %zd bytes, shorter than an ELF header (%zu)",
+			n, sizeof(eh));
+		return -ENOEXEC;
+	}
+	if (eh.e_ident[EI_CLASS] != PM_ELF_CLASS) {
+		set_why(p, "rejected: ELF class %u (%s), this process is %s",
+			eh.e_ident[EI_CLASS],
+			eh.e_ident[EI_CLASS] == ELFCLASS32 ? "32-bit" :
+			eh.e_ident[EI_CLASS] == ELFCLASS64 ? "64-bit" :
+			"invalid", PM_ELF_CLASS == ELFCLASS64 ? "64-bit" :
+			"32-bit");
+		return -ENOEXEC;
+	}
+	if (eh.e_ident[EI_DATA] != PM_ELF_DATA) {
+		set_why(p, "rejected: ELF byte order %u, this machine is %s-endian",
+			eh.e_ident[EI_DATA],
+			PM_ELF_DATA == ELFDATA2LSB ? "little" : "big");
+		return -ENOEXEC;
+	}
+	if (eh.e_ident[EI_VERSION] != EV_CURRENT ||
+	    eh.e_version != EV_CURRENT) {
+		set_why(p, "rejected: ELF version %u, not %u",
+			eh.e_ident[EI_VERSION], EV_CURRENT);
+		return -ENOEXEC;
+	}
+#ifdef PM_ELF_MACHINE
+	if (eh.e_machine != PM_ELF_MACHINE) {
+		set_why(p, "rejected: built for another machine: ELF e_machine %u (%s), this machine is %u (%s)",
+			eh.e_machine, elf_machine_name(eh.e_machine),
+			PM_ELF_MACHINE, elf_machine_name(PM_ELF_MACHINE));
+		return -ENOEXEC;
+	}
+#endif
+	if (eh.e_type != ET_DYN) {
+		set_why(p, "rejected: ELF type %u is not a shared object (ET_DYN)",
+			eh.e_type);
+		return -ENOEXEC;
+	}
+	if (eh.e_ehsize < sizeof(eh)) {
+		set_why(p, "rejected: corrupt ELF header: e_ehsize %u < %zu",
+			eh.e_ehsize, sizeof(eh));
+		return -ENOEXEC;
+	}
+
+	phnum = eh.e_phnum;
+	shnum = eh.e_shnum;
+	if (phnum == PN_XNUM || (eh.e_shoff && !shnum)) {
+		r = elf_shdr0(p, fd, &eh, size, &sh0);
+		if (r)
+			return r;
+		if (phnum == PN_XNUM)
+			phnum = sh0.sh_info;
+		if (!shnum)
+			shnum = sh0.sh_size;
+	}
+	if (!phnum || phnum > PM_ELF_MAX_PHDRS ||
+	    eh.e_phentsize != sizeof(ph)) {
+		set_why(p, "rejected: corrupt ELF header: %llu program headers of %u bytes (a shared object has them, of %zu bytes)",
+			(unsigned long long)phnum, eh.e_phentsize, sizeof(ph));
+		return -ENOEXEC;
+	}
+	if (!elf_fits(eh.e_phoff, phnum, sizeof(ph), size)) {
+		set_why(p, "rejected: truncated: the program header table (%llu entries at byte %llu) runs past the end of the file (%llu bytes)",
+			(unsigned long long)phnum,
+			(unsigned long long)eh.e_phoff,
+			(unsigned long long)size);
+		return -ENOEXEC;
+	}
+	if (eh.e_shoff) {
+		if (eh.e_shentsize != sizeof(sh0)) {
+			set_why(p, "rejected: corrupt ELF header: section headers of %u bytes, not %zu",
+				eh.e_shentsize, sizeof(sh0));
+			return -ENOEXEC;
+		}
+		if (!elf_fits(eh.e_shoff, shnum, sizeof(sh0), size)) {
+			set_why(p, "rejected: truncated: the section header table (%llu entries at byte %llu) runs past the end of the file (%llu bytes)",
+				(unsigned long long)shnum,
+				(unsigned long long)eh.e_shoff,
+				(unsigned long long)size);
+			return -ENOEXEC;
+		}
+	}
+	/* What dlopen maps: each segment's bytes must be in the file. */
+	for (i = 0; i < phnum; i++) {
+		r = pread_all(fd, &ph, sizeof(ph),
+			      (off_t)(eh.e_phoff + i * sizeof(ph)));
+		if (r) {
+			set_why(p, "rejected: cannot read program header %llu: %s",
+				(unsigned long long)i, strerror(-r));
+			return r == -EIO ? -ENOEXEC : r;
+		}
+		if (!elf_fits(ph.p_offset, 1, ph.p_filesz, size)) {
+			set_why(p, "rejected: truncated: segment %llu (type 0x%x, %llu bytes at byte %llu) runs past the end of the file (%llu bytes)",
+				(unsigned long long)i, ph.p_type,
+				(unsigned long long)ph.p_filesz,
+				(unsigned long long)ph.p_offset,
+				(unsigned long long)size);
+			return -ENOEXEC;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Is the file at p->path something dlopen may be handed? A regular,
+ * readable file holding a sane ELF shared object of this machine. Read
+ * with pread, never mapped: mapping it is what crashes on a short file.
+ * 0 or -errno with p->why.
+ */
+static int check_file(struct pm_plugin *p)
+{
 	struct stat st;
-	size_t i;
-	int major;
+	int fd, r;
 
 	if (stat(p->path, &st)) {
 		int e = errno;
@@ -176,6 +420,41 @@ static int check_plugin(struct pm_plugin *p)
 		set_why(p, "rejected: not a regular file");
 		return -EINVAL;
 	}
+	/* O_NONBLOCK: should it have become a FIFO since stat, open must
+	 * not wait for a writer. */
+	fd = open(p->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		set_why(p, "rejected: cannot read: %s", strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st)) {
+		r = -errno;
+		set_why(p, "rejected: cannot read: %s", strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_why(p, "rejected: not a regular file");
+		r = -EINVAL;
+		goto out;
+	}
+	r = check_elf(p, fd, (uint64_t)st.st_size);
+out:
+	close(fd);
+	return r;
+}
+
+/* Checks in the order the ABI promises things; 0 or -errno with p->why. */
+static int check_plugin(struct pm_plugin *p)
+{
+	const struct pm_transport_ops *ops;
+	pm_transport_entry_fn entry;
+	size_t i;
+	int major, r;
+
+	r = check_file(p);
+	if (r)
+		return r;
 
 	dlerror();
 	p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);

@@ -42,8 +42,11 @@ struct pm_plugin {
  * A struct pm_plugin must stay where it is while the plugin is open: its
  * host table points back into it (host.ctx, host.name). Do not copy it.
  *
- * Open dir/name.so and check it: entry symbol, ABI major, table size,
- * mandatory ops, name; then run probe(). Fills p (always: p->why says why
+ * Open dir/name.so and check it: the file first, read but never mapped
+ * (a regular, readable ELF shared object of this machine whose header
+ * tables and segments lie within it: dlopen of a truncated copy would die
+ * of SIGBUS), then entry symbol, ABI major, table size, mandatory ops,
+ * name; then run probe(). Fills p (always: p->why says why
  * when !p->usable) and logs one line naming the file, the reason and the
  * decision. Returns 0 when usable, else -errno. cfg may be NULL (no
  * transport keys). Does not call init().

@@ -101,7 +101,13 @@ static const struct bad_case bad_cases[] = {
 	{ "null_op", "rejected: mandatory op 'call' is NULL", -EINVAL },
 	{ "no_name", "rejected: the ops table has an empty name", -EINVAL },
 	{ "probe_fail", "probe failed: no frobnicator device", -ENODEV },
-	{ "not_elf", "rejected: cannot load:", -ENOEXEC },
+	/* refused from the file itself, before dlopen could map it */
+	{ "not_elf", "rejected: not an ELF file", -ENOEXEC },
+	{ "truncated", "rejected: truncated: the section header table (",
+	  -ENOEXEC },
+	{ "truncated_noshdr", "rejected: truncated: segment ", -ENOEXEC },
+	{ "wrong_machine", "rejected: built for another machine: ELF e_machine",
+	  -ENOEXEC },
 	{ "does_not_exist", "not found", -ENOENT },
 };
 
@@ -271,49 +277,78 @@ static void test_open_all_falls_through(void **state)
 	free(pl);
 }
 
-/* The real case of the issue: [ "bad_abi", "tcp" ] ends up on tcp. */
-static void test_falls_back_to_tcp(void **state)
+/*
+ * One transports.dir holding bad_plugins/BAD.so and the real tcp.so, as
+ * symlinks in a temporary folder (dir, PATH_MAX). false: tcp.so is not
+ * built (the caller skips).
+ */
+static bool dir_with_tcp(char *dir, const char *bad)
 {
-	struct pm_plugin *pl = calloc(CFG_MAX_TRANSPORTS, sizeof(*pl));
-	struct cfg *c = calloc(1, sizeof(*c));
-	char tcp[PATH_MAX + 32], dir[] = "/tmp/pm-loader-dir-XXXXXX";
-	char l1[PATH_MAX + 32], l2[PATH_MAX + 32], src[PATH_MAX + 32];
-	char err[512], log[8192];
-	int n;
+	char tcp[PATH_MAX + 32], l[PATH_MAX + 64], src[PATH_MAX + 64];
 
-	(void)state;
-	assert_non_null(pl);
-	assert_non_null(c);
 	snprintf(tcp, sizeof(tcp), "%s/plugins/tcp.so", build_dir);
 	if (access(tcp, F_OK)) {
 		print_message("SKIP: %s not built yet (tcp transport plugin absent)\n",
 			      tcp);
+		return false;
+	}
+	snprintf(dir, PATH_MAX, "/tmp/pm-loader-dir-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(l, sizeof(l), "%s/%s.so", dir, bad);
+	snprintf(src, sizeof(src), "%s/%s.so", bad_dir, bad);
+	assert_int_equal(symlink(src, l), 0);
+	snprintf(l, sizeof(l), "%s/tcp.so", dir);
+	assert_int_equal(symlink(tcp, l), 0);
+	return true;
+}
+
+static void dir_with_tcp_rm(const char *dir, const char *bad)
+{
+	char l[PATH_MAX + 64];
+
+	snprintf(l, sizeof(l), "%s/%s.so", dir, bad);
+	unlink(l);
+	snprintf(l, sizeof(l), "%s/tcp.so", dir);
+	unlink(l);
+	rmdir(dir);
+}
+
+/* A node whose transports.order is [ BAD, "tcp" ] ends up on tcp. */
+static void falls_back_to_tcp(const char *bad, const char *why)
+{
+	struct pm_plugin *pl = calloc(CFG_MAX_TRANSPORTS, sizeof(*pl));
+	struct cfg *c = calloc(1, sizeof(*c));
+	char dir[PATH_MAX], order[128], want[PATH_MAX + 256];
+	char err[512], log[8192];
+	int n;
+
+	assert_non_null(pl);
+	assert_non_null(c);
+	if (!dir_with_tcp(dir, bad)) {
 		free(pl);
 		free(c);
 		skip();
 	}
-	/* one transports.dir holding both: symlinks in a temporary folder */
-	assert_non_null(mkdtemp(dir));
-	snprintf(l1, sizeof(l1), "%s/bad_abi.so", dir);
-	snprintf(l2, sizeof(l2), "%s/tcp.so", dir);
-	snprintf(src, sizeof(src), "%s/bad_abi.so", bad_dir);
-	assert_int_equal(symlink(src, l1), 0);
-	assert_int_equal(symlink(tcp, l2), 0);
-	write_config(dir, "\"bad_abi\", \"tcp\"");
+	snprintf(order, sizeof(order), "\"%s\", \"tcp\"", bad);
+	write_config(dir, order);
 	assert_int_equal(cfg_load(cfg_path, c, err, sizeof(err)), 0);
 	cap_begin();
 	n = loader_open_all(c, pl);
 	cap_end(log, sizeof(log));
 	unlink(cfg_path);
-	unlink(l1);
-	unlink(l2);
-	rmdir(dir);
+	dir_with_tcp_rm(dir, bad);
 
+	print_message("  [ %s, tcp ] -> %s\n", bad, pl[0].why);
 	assert_int_equal(n, 1);
 	assert_false(pl[0].usable);
+	assert_null(pl[0].ops);
+	assert_null(pl[0].dl);
 	assert_true(pl[1].usable);
 	assert_string_equal(pl[1].ops->name, "tcp");
-	assert_contains(log, "bad_abi.so: rejected: ABI major 2, core speaks 1; trying next transport");
+	snprintf(want, sizeof(want), "transport %s: %s/%s.so: %s", bad, dir,
+		 bad, why);
+	assert_contains(log, want);
+	assert_int_equal(count_lines(log, "; trying next transport"), 1);
 	assert_contains(log, "transport tcp: ");
 	assert_contains(log, "/tcp.so: loaded (tcp ");
 	loader_close(&pl[0]);
@@ -321,6 +356,92 @@ static void test_falls_back_to_tcp(void **state)
 	cfg_free(c);
 	free(c);
 	free(pl);
+}
+
+/* The case of the first issue: a plugin of another ABI. */
+static void test_falls_back_to_tcp(void **state)
+{
+	(void)state;
+	falls_back_to_tcp("bad_abi", "rejected: ABI major 2, core speaks 1");
+}
+
+/* A cut-short copy of a plugin used to end the node with SIGBUS inside
+ * dlopen; it must be refused from its headers, and tcp used. */
+static void test_truncated_falls_back(void **state)
+{
+	(void)state;
+	falls_back_to_tcp("truncated", "rejected: truncated: the section header table (");
+	falls_back_to_tcp("truncated_noshdr", "rejected: truncated: segment ");
+}
+
+static void test_wrong_machine_falls_back(void **state)
+{
+	(void)state;
+	falls_back_to_tcp("wrong_machine",
+			  "rejected: built for another machine: ELF e_machine");
+}
+
+/*
+ * Not a file dlopen may have: a folder and a FIFO named NAME.so (a FIFO
+ * must not make the loader wait for a writer), and, when not root, a file
+ * it cannot read.
+ */
+static void test_not_regular(void **state)
+{
+	static const struct {
+		const char *name, *why;
+		int err;
+	} cases[] = {
+		{ "folder", "rejected: not a regular file", -EINVAL },
+		{ "fifo", "rejected: not a regular file", -EINVAL },
+		{ "unreadable", "rejected: cannot read: Permission denied",
+		  -EACCES },
+	};
+	char dir[] = "/tmp/pm-loader-dir-XXXXXX";
+	char path[PATH_MAX + 64], src[PATH_MAX + 64], log[4096];
+	struct pm_plugin *p = calloc(1, sizeof(*p));
+	size_t i;
+	int r;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/folder.so", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/fifo.so", dir);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	snprintf(path, sizeof(path), "%s/unreadable.so", dir);
+	snprintf(src, sizeof(src), "%s/extended.so", bad_dir);
+	{
+		char cmd[2 * PATH_MAX + 256];
+
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, path);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(chmod(path, 0), 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].err == -EACCES && geteuid() == 0) {
+			print_message("  %-15s -> not checked: root reads any file\n",
+				      cases[i].name);
+			continue;
+		}
+		cap_begin();
+		r = loader_open(p, dir, cases[i].name, NULL, 0);
+		cap_end(log, sizeof(log));
+		print_message("  %-15s -> %d, %s\n", cases[i].name, r, p->why);
+		assert_int_equal(r, cases[i].err);
+		assert_false(p->usable);
+		assert_string_equal(p->why, cases[i].why);
+		assert_contains(log, cases[i].why);
+		loader_close(p);
+	}
+	free(p);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/fifo.so", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/folder.so", dir);
+	rmdir(path);
+	rmdir(dir);
 }
 
 /*
@@ -441,7 +562,7 @@ static int run_capture(char *const argv[], char *out, size_t outlen,
 
 static void test_list_transports_cli(void **state)
 {
-	char bin[PATH_MAX + 16], out[16384];
+	char bin[PATH_MAX + 16], out[16384], dir[PATH_MAX];
 	char *argv[] = { bin, "--list-transports", "-c", cfg_path, NULL };
 	char *help[] = { bin, "--list-transports", "--help", NULL };
 	char *noarg[] = { bin, "--list-transports", NULL };
@@ -482,6 +603,19 @@ static void test_list_transports_cli(void **state)
 	assert_contains(out, "probe:         rejected: mandatory op 'call' is NULL\n");
 	assert_contains(out, "no usable transport");
 
+	/* a truncated plugin first: the process lives and uses tcp */
+	if (dir_with_tcp(dir, "truncated")) {
+		write_config(dir, "\"truncated\", \"tcp\"");
+		rc = run_capture(argv, out, sizeof(out), 20000);
+		unlink(cfg_path);
+		dir_with_tcp_rm(dir, "truncated");
+		assert_int_equal(rc, 0);
+		assert_contains(out, "1. truncated\n");
+		assert_contains(out, "probe:         rejected: truncated: the section header table (");
+		assert_contains(out, "2. tcp  [first usable: used]\n");
+		assert_contains(out, "1 of 2 transports usable");
+	}
+
 	/* a config error: exit 78 */
 	snprintf(cfg_path, sizeof(cfg_path), "/tmp/pm-loader-test-no-such.cfg");
 	assert_int_equal(run_capture(argv, out, sizeof(out), 20000), 78);
@@ -499,6 +633,9 @@ int main(void)
 		cmocka_unit_test(test_extended_table_loads),
 		cmocka_unit_test(test_open_all_falls_through),
 		cmocka_unit_test(test_falls_back_to_tcp),
+		cmocka_unit_test(test_truncated_falls_back),
+		cmocka_unit_test(test_wrong_machine_falls_back),
+		cmocka_unit_test(test_not_regular),
 		cmocka_unit_test(test_unasked_plugin_key),
 		cmocka_unit_test(test_list_transports_cli),
 	};

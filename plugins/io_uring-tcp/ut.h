@@ -21,8 +21,12 @@
 
 /* Calls in flight on one outgoing connection; request ids carry the slot. */
 #define UT_MAX_SLOTS 512u
-/* Incoming connections served by one listener at once. */
+/* Incoming connections one listener can serve at once: the size of its
+ * table; transports.io_uring-tcp.max_conns may set fewer. */
 #define UT_MAX_SCONNS 1024u
+/* Default of handshake_timeout_ms (see ut_main.c). */
+#define UT_HANDSHAKE_TIMEOUT_MS 2000
+#define UT_MS_MAX 3600000
 /* Provided receive buffers per ring (power of two) and their size. */
 #define UT_CLIENT_BUFS 32u
 #define UT_SERVER_BUFS 128u
@@ -45,6 +49,7 @@ enum ut_ud {
 	UT_UD_ACCEPT = 4,
 	UT_UD_EVENT = 5,
 	UT_UD_CANCEL = 6,
+	UT_UD_TIMER = 7,
 };
 #define UT_UD(kind, idx) ((uint64_t)(kind) | ((uint64_t)(idx) << 8))
 #define UT_UD_KIND(ud) ((unsigned)((ud) & 0xff))
@@ -93,6 +98,9 @@ struct ut_sconn;
 struct ut_tctx {
 	const struct pm_host *host;
 	char listen_ep[PM_ENDPOINT_MAX];
+	uint32_t max_conns;		/* incoming connections at once */
+	int64_t handshake_timeout_ns;	/* bound on a first request and on a
+					 * frame that stops arriving */
 
 	pthread_mutex_t lock;		/* conns list */
 	struct ut_conn *conns;
@@ -113,6 +121,13 @@ struct ut_tctx {
 	bool sthread_ok;
 	bool stop;			/* atomic */
 	uint32_t scursor;		/* where accept looks for room */
+	/* server thread only */
+	uint32_t slive;			/* sconns not UT_SC_FREE */
+	bool at_bound;			/* refusing at max_conns */
+	uint64_t refused;		/* in this episode, for the log */
+	int64_t next_deadline;		/* earliest sconn deadline, or later */
+	bool timer_armed;		/* a ring timeout for it is pending */
+	struct __kernel_timespec timer_ts;
 	struct ut_sconn *sconns;	/* UT_MAX_SCONNS, never moved */
 	uint64_t next_seq;
 	pthread_mutex_t dirty_lock;	/* dirty[] */

@@ -292,18 +292,58 @@ static int ut_probe(const struct pm_host *host, char *why, size_t whylen)
 	return r;
 }
 
+/* Setting key: *v, def when unset; -EINVAL (logged) outside lo..hi. */
+static int ut_cfg_range(const struct pm_host *host, const char *key,
+			int64_t def, int64_t lo, int64_t hi, int64_t *v)
+{
+	int r = host->cfg_int(host->ctx, key, v);
+
+	if (r == -ENOENT) {
+		*v = def;
+		return 0;
+	}
+	if (r < 0 || *v < lo || *v > hi) {
+		host->log(host->ctx, PM_LOG_ERROR,
+			  "transports.%s.%s must be an integer in %lld..%lld",
+			  host->name ? host->name : "io_uring-tcp", key,
+			  (long long)lo, (long long)hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Settings (transports.io_uring-tcp.KEY): listen ("HOST:PORT", default
+ * 127.0.0.1:0); max_conns, most incoming connections served at once (1 ..
+ * UT_MAX_SCONNS, default all), more are closed as they arrive; and
+ * handshake_timeout_ms (default 2000), how long an incoming connection may
+ * take to deliver its first whole request, and a frame may stall
+ * part-way, before it is dropped: without it a peer that connects and
+ * stays silent, or sends half a header, holds a slot for ever, and enough
+ * of them lock out every real peer.
+ */
 static int ut_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct ut_tctx *t;
+	int64_t maxc, hs;
 	const char *s;
 	int r;
 
-	if (!host || !host->log || !host->cfg_string)
+	if (!host || host->size < offsetof(struct pm_host, cfg_int) +
+				  sizeof(host->cfg_int) ||
+	    !host->log || !host->cfg_string || !host->cfg_int)
+		return -EINVAL;
+	if (ut_cfg_range(host, "max_conns", UT_MAX_SCONNS, 1, UT_MAX_SCONNS,
+			 &maxc) ||
+	    ut_cfg_range(host, "handshake_timeout_ms", UT_HANDSHAKE_TIMEOUT_MS,
+			 1, UT_MS_MAX, &hs))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->host = host;
+	t->max_conns = (uint32_t)maxc;
+	t->handshake_timeout_ns = hs * 1000000;
 	t->lfd = -1;
 	t->efd = -1;
 	r = host->cfg_string(host->ctx, "listen", &s);

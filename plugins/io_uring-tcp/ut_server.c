@@ -43,6 +43,8 @@ struct ut_sconn {
 	bool shut;
 	bool closed_cb;
 	bool discarded;		/* received bytes never given to the core */
+	bool greeted;		/* a whole request came */
+	int64_t deadline;	/* dropped if no progress by then; 0: none */
 	struct ut_parser p;
 	unsigned char msg[PM_MSG_MAX];
 	unsigned char *pay;	/* PM_PAYLOAD_MAX, on first need */
@@ -169,6 +171,8 @@ static void ut_srv_finalize(struct ut_tctx *t, uint32_t idx)
 	sc->state = UT_SC_FREE;
 	ut_sendq_free(&sc->sq);
 	pthread_mutex_unlock(&sc->lock);
+	sc->deadline = 0;
+	t->slive--;
 }
 
 /* The connection is gone or must go: on_close once, then the socket is
@@ -198,6 +202,121 @@ static void ut_srv_close(struct ut_tctx *t, uint32_t idx)
 		ut_srv_finalize(t, idx);
 }
 
+/*
+ * Deadlines of incoming connections (handshake_timeout_ms): a first
+ * request must be whole that long after the accept, however its bytes
+ * trickle in; later, a frame in progress may go that long without a byte.
+ * Every deadline is set to now + the same bound, so none is ever earlier
+ * than one already pending: one ring timeout, armed for the earliest,
+ * covers them all, and the server's wait stays untimed (a timed wait
+ * wakes slower). Server thread only.
+ */
+static void ut_srv_set_deadline(struct ut_tctx *t, struct ut_sconn *sc,
+				int64_t deadline)
+{
+	sc->deadline = deadline;
+	if (deadline < t->next_deadline)
+		t->next_deadline = deadline;
+}
+
+static void ut_srv_arm_timer(struct ut_tctx *t)
+{
+	struct io_uring_sqe *sqe;
+
+	if (t->timer_armed || t->next_deadline == INT64_MAX)
+		return;
+	sqe = ut_srv_sqe(t);
+	if (!sqe)
+		return;		/* the next loop tries again */
+	t->timer_ts.tv_sec = t->next_deadline / 1000000000;
+	t->timer_ts.tv_nsec = t->next_deadline % 1000000000;
+	/* absolute on CLOCK_MONOTONIC, the clock of pm_now_ns() */
+	io_uring_prep_timeout(sqe, &t->timer_ts, 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_TIMER, 0));
+	t->timer_armed = true;
+}
+
+static void ut_srv_close(struct ut_tctx *t, uint32_t idx);
+
+/* The timer fired: drop every connection past its deadline, once, with
+ * the reason; find the next deadline. */
+static void ut_srv_sweep(struct ut_tctx *t)
+{
+	const char *name = t->host->name ? t->host->name : "io_uring-tcp";
+	long long ms = (long long)(t->handshake_timeout_ns / 1000000);
+	int64_t now = pm_now_ns(), next = INT64_MAX;
+	struct ut_sconn *sc;
+	uint32_t idx;
+
+	for (idx = 0; idx < UT_MAX_SCONNS; idx++) {
+		sc = &t->sconns[idx];
+		if (sc->state != UT_SC_OPEN || !sc->deadline)
+			continue;
+		if (sc->deadline > now) {
+			if (sc->deadline < next)
+				next = sc->deadline;
+			continue;
+		}
+		if (!sc->greeted)
+			ut_log(t, PM_LOG_WARN,
+			       "connection %llu from %s: no whole request within %lld ms of connecting (transports.%s.handshake_timeout_ms): dropping it",
+			       (unsigned long long)sc->id, sc->peer, ms, name);
+		else
+			ut_log(t, PM_LOG_WARN,
+			       "connection %llu from %s: a frame stalled part-way for %lld ms (transports.%s.handshake_timeout_ms): dropping it",
+			       (unsigned long long)sc->id, sc->peer, ms, name);
+		sc->deadline = 0;
+		/* Its bytes are thrown away: reset it (ut_srv_finalize). */
+		sc->discarded = true;
+		ut_srv_close(t, idx);
+	}
+	t->next_deadline = next;
+}
+
+/* After bytes of sc went to the parser: which deadline applies now. */
+static void ut_srv_progress(struct ut_tctx *t, struct ut_sconn *sc)
+{
+	const struct ut_parser *p = &sc->p;
+
+	if (!sc->greeted)
+		return;		/* the first request's deadline stands */
+	if (p->stage != UT_P_HDR || p->hdr_got)
+		ut_srv_set_deadline(t, sc, pm_now_ns() +
+				    t->handshake_timeout_ns);
+	else
+		sc->deadline = 0;
+}
+
+/*
+ * Is the listener full (max_conns)? Then fd, just accepted, is closed at
+ * once. Logs once per episode of refusals, so a flood of connections
+ * cannot flood the log as well.
+ */
+static bool ut_srv_refuse(struct ut_tctx *t, int fd, const char *peer)
+{
+	const char *name = t->host->name ? t->host->name : "io_uring-tcp";
+
+	if (t->slive < t->max_conns) {
+		if (t->at_bound)
+			ut_log(t, PM_LOG_INFO,
+			       "accepting on %s again: %llu connections were refused at the bound of %u (transports.%s.max_conns)",
+			       t->endpoint, (unsigned long long)t->refused,
+			       t->max_conns, name);
+		t->at_bound = false;
+		return false;
+	}
+	if (!t->at_bound) {
+		ut_log(t, PM_LOG_WARN,
+		       "connection from %s to %s refused: %u incoming connections are open, the bound set by transports.%s.max_conns; more are refused without a log line until one ends",
+		       peer, t->endpoint, t->slive, name);
+		t->at_bound = true;
+		t->refused = 0;
+	}
+	t->refused++;
+	close(fd);
+	return true;
+}
+
 static void ut_srv_accept(struct ut_tctx *t, int fd)
 {
 	struct ut_sconn *sc = NULL;
@@ -205,6 +324,8 @@ static void ut_srv_accept(struct ut_tctx *t, int fd)
 	uint32_t i, idx = 0;
 
 	pm_net_fd_name(fd, 0, peer, sizeof(peer));
+	if (ut_srv_refuse(t, fd, peer))
+		return;
 	for (i = 0; i < UT_MAX_SCONNS; i++) {
 		idx = (t->scursor + i) % UT_MAX_SCONNS;
 		if (t->sconns[idx].state == UT_SC_FREE) {
@@ -213,9 +334,10 @@ static void ut_srv_accept(struct ut_tctx *t, int fd)
 		}
 	}
 	if (!sc) {
-		ut_log(t, PM_LOG_WARN,
-		       "refusing %s: already serving %u connections", peer,
-		       UT_MAX_SCONNS);
+		/* max_conns <= UT_MAX_SCONNS: only if the count is wrong */
+		ut_log(t, PM_LOG_ERROR,
+		       "refusing %s: no free slot of %u with %u counted live",
+		       peer, UT_MAX_SCONNS, t->slive);
 		close(fd);
 		return;
 	}
@@ -236,11 +358,14 @@ static void ut_srv_accept(struct ut_tctx *t, int fd)
 	memcpy(sc->peer, peer, sizeof(peer));
 	ut_sendq_init(&sc->sq, UT_SERVER_SENDQ_CAP);
 	pthread_mutex_unlock(&sc->lock);
+	t->slive++;
 	sc->ops = 0;
 	sc->shut = false;
 	sc->closed_cb = false;
 	sc->discarded = false;
+	sc->greeted = false;
 	memset(&sc->p, 0, sizeof(sc->p));
+	ut_srv_set_deadline(t, sc, pm_now_ns() + t->handshake_timeout_ns);
 	ut_srv_arm_recv(t, idx);
 	ut_log(t, PM_LOG_DEBUG, "accepted %s as connection %llu", peer,
 	       (unsigned long long)sc->id);
@@ -260,6 +385,7 @@ static void ut_srv_dispatch(struct ut_tctx *t, struct ut_sconn *sc,
 		.peer = sc->peer,
 	};
 
+	sc->greeted = true;
 	t->lst.on_request(t->lst.arg, &rq);
 }
 
@@ -386,9 +512,12 @@ static void ut_srv_recv(struct ut_tctx *t, uint32_t idx,
 			ut_log(t, PM_LOG_ERROR, "bad buffer id %u", bid);
 			r = -EIO;
 		} else {
-			if (cqe->res > 0 && sc->state == UT_SC_OPEN)
+			if (cqe->res > 0 && sc->state == UT_SC_OPEN) {
 				r = ut_srv_feed(t, idx, ut_buf(&t->sbr, bid),
 						(uint32_t)cqe->res);
+				if (!r)
+					ut_srv_progress(t, sc);
+			}
 			/* A bad frame, or bytes after we closed: the peer
 			 * gets a reset (ut_srv_finalize). */
 			if (cqe->res > 0 && (r || sc->state != UT_SC_OPEN))
@@ -526,6 +655,7 @@ static void *ut_srv_main(void *arg)
 	ut_srv_arm_event(t);
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE) && list) {
 		ut_srv_flush(t, list);
+		ut_srv_arm_timer(t);
 		if (!accept_armed && pm_now_ns() >= accept_retry) {
 			ut_srv_arm_accept(t);
 			accept_armed = true;
@@ -575,6 +705,10 @@ static void *ut_srv_main(void *arg)
 				break;
 			case UT_UD_EVENT:
 				event_armed = false;
+				break;
+			case UT_UD_TIMER:
+				t->timer_armed = false;
+				ut_srv_sweep(t);
 				break;
 			case UT_UD_RECV:
 				if (idx < UT_MAX_SCONNS)
@@ -677,6 +811,7 @@ int ut_listen(struct pm_tctx *tc, const struct pm_listener *lst)
 		t->sconns[i].fd = -1;
 	}
 	t->lst = *lst;
+	t->next_deadline = INT64_MAX;
 	/* Before the thread starts: its first reply() checks it. */
 	t->listening = true;
 	r = -pthread_create(&t->sthread, NULL, ut_srv_main, t);

@@ -103,6 +103,11 @@ ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns, int mode)
 	case TT_RX_FOREVER:
 		n = tt_recv_blocking(fd, dst, room);
 		break;
+	case TT_RX_POLL:
+		/* No SO_RCVTIMEO here (receive threads): poll for exactly
+		 * the time left, after a try that finds bytes already in. */
+		n = pm_net_read_some(fd, dst, room, deadline_ns);
+		break;
 	default:
 		/* Far from the deadline, block in recv() for at most one
 		 * SO_RCVTIMEO slice; near it, poll for exactly what is left. */

@@ -18,6 +18,15 @@
  *                   can reach the port cannot use up this node's threads
  *                   and descriptors. Peers need (nodes - 1) x
  *                   (1 + pager.threads).
+ *   handshake_timeout_ms
+ *                   how long an incoming connection may take to deliver
+ *                   its first whole request, and a frame may stall part-
+ *                   way, before the connection is dropped (2000): without
+ *                   it a peer that connects and stays silent, or sends
+ *                   half a header, holds one of max_conns for ever, and
+ *                   enough of them lock out every real peer. A node
+ *                   sends its first request (HELLO) as soon as it has
+ *                   dialled.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +42,8 @@
 #define TT_SEND_TIMEOUT_MS 5000
 #define TT_MAX_CONNS 1024
 #define TT_MAX_CONNS_MAX 65536
+#define TT_HANDSHAKE_TIMEOUT_MS 2000
+#define TT_MS_MAX 3600000
 
 static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
 {
@@ -66,26 +77,30 @@ static int tt_cfg_range(const struct pm_host *host, const char *key,
 static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct pm_tctx *t;
-	int64_t ms, maxc;
+	int64_t ms, maxc, hs;
 
 	if (!host || host->size < offsetof(struct pm_host, cfg_int) +
 				  sizeof(host->cfg_int) ||
 	    !host->log || !host->cfg_string || !host->cfg_int)
 		return -EINVAL;
 	if (tt_cfg_range(host, "send_timeout_ms", TT_SEND_TIMEOUT_MS, 1,
-			 3600000, &ms) ||
+			 TT_MS_MAX, &ms) ||
 	    tt_cfg_range(host, "max_conns", TT_MAX_CONNS, 1, TT_MAX_CONNS_MAX,
-			 &maxc))
+			 &maxc) ||
+	    tt_cfg_range(host, "handshake_timeout_ms", TT_HANDSHAKE_TIMEOUT_MS,
+			 1, TT_MS_MAX, &hs))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->host = host;
 	t->send_timeout_ns = ms * 1000000;
+	t->handshake_timeout_ns = hs * 1000000;
 	t->max_conns = (int)maxc;
 	t->lfd = -1;
 	t->stop_efd = -1;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->refs_cv, NULL);
 	pthread_condattr_init(&t->condattr);
 	pthread_condattr_setclock(&t->condattr, CLOCK_MONOTONIC);
 	*out = t;
@@ -153,6 +168,46 @@ static void tt_reset(struct pm_tctx *t, struct tt_sconn *sc)
 		       (unsigned long long)sc->id, sc->peer, strerror(errno));
 }
 
+/*
+ * The wait for the next bytes of sc: until its first request is whole, a
+ * deadline handshake_timeout_ns after the accept however the bytes
+ * trickle in (a peer sending one byte a second must not hold the slot);
+ * then none while no frame is in progress, and handshake_timeout_ns from
+ * the last bytes while one is. The wait follows a receive (or the
+ * accept), so now is when the last bytes came.
+ */
+static int64_t tt_recv_deadline(const struct tt_sconn *sc, bool greeted,
+				int *mode)
+{
+	*mode = TT_RX_POLL;
+	if (!greeted)
+		return sc->accepted_ns + sc->t->handshake_timeout_ns;
+	if (tt_rx_pending(&sc->rx))
+		return pm_now_ns() + sc->t->handshake_timeout_ns;
+	/* The cheapest wait: one blocking recv(), which shutdown() ends. */
+	*mode = TT_RX_FOREVER;
+	return PM_NET_FOREVER;
+}
+
+/* Log, once, why sc is dropped for being too slow. */
+static void tt_log_slow(struct pm_tctx *t, const struct tt_sconn *sc,
+			bool greeted)
+{
+	const char *name = t->host->name ? t->host->name : "tcp";
+	long long ms = (long long)(t->handshake_timeout_ns / 1000000);
+
+	if (!greeted)
+		tt_log(t, PM_LOG_WARN,
+		       "connection %llu from %s: no whole request within %lld ms of connecting (%u bytes came; transports.%s.handshake_timeout_ms): dropping it",
+		       (unsigned long long)sc->id, sc->peer, ms,
+		       tt_rx_pending(&sc->rx), name);
+	else
+		tt_log(t, PM_LOG_WARN,
+		       "connection %llu from %s: a frame stalled part-way for %lld ms (%u of %u bytes came; transports.%s.handshake_timeout_ms): dropping it",
+		       (unsigned long long)sc->id, sc->peer, ms,
+		       tt_rx_pending(&sc->rx), sc->rx.need, name);
+}
+
 /* Serve one incoming connection until it ends; then on_close, once. */
 static void *tt_recv_thread(void *arg)
 {
@@ -162,12 +217,14 @@ static void *tt_recv_thread(void *arg)
 	struct pm_request req;
 	const uint8_t *body;
 	const char *bad = NULL;
-	bool reset = false;
+	bool reset = false, greeted = false;
+	int64_t deadline;
 	ssize_t n;
-	int r;
+	int r, mode;
 
 	for (;;) {
 		while ((r = tt_rx_next(&sc->rx, &h, &body, &bad)) == 1) {
+			greeted = true;
 			if (h.kind != PM_FRAME_REQ) {
 				bad = "kind (a reply to a listener)";
 				r = -EPROTO;
@@ -196,10 +253,17 @@ static void *tt_recv_thread(void *arg)
 			reset = true;
 			break;
 		}
-		/* No deadline: shutdown() by drop() or fini() ends the wait. */
-		n = tt_rx_fill(&sc->rx, sc->fd, PM_NET_FOREVER, TT_RX_FOREVER);
+		/* shutdown() by drop() or fini() ends any of these waits. */
+		deadline = tt_recv_deadline(sc, greeted, &mode);
+		n = tt_rx_fill(&sc->rx, sc->fd, deadline, mode);
 		if (n > 0)
 			continue;
+		if (n == -ETIMEDOUT &&
+		    !__atomic_load_n(&sc->dropping, __ATOMIC_ACQUIRE)) {
+			tt_log_slow(t, sc, greeted);
+			reset = true;
+			break;
+		}
 		if (n != -ECONNRESET &&
 		    !__atomic_load_n(&sc->dropping, __ATOMIC_ACQUIRE))
 			tt_log(t, PM_LOG_WARN, "connection %llu from %s: %s",
@@ -289,6 +353,7 @@ static int tt_accept_one(struct pm_tctx *t)
 		goto err_free;
 	pm_net_nodelay(fd);
 	pm_net_fd_name(fd, 0, sc->peer, sizeof(sc->peer));
+	sc->accepted_ns = pm_now_ns();
 	sc->t = t;
 	sc->fd = fd;
 	pthread_mutex_init(&sc->send_lock, NULL);
@@ -470,6 +535,11 @@ static int tt_endpoint(struct pm_tctx *t, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * -ENOTCONN when the connection has gone, -ESHUTDOWN once fini began:
+ * fini waits for the replies it finds being written (refs) before it
+ * frees their connections, and refuses the rest.
+ */
 static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 		    int status, const struct pm_msg *rep)
 {
@@ -485,6 +555,11 @@ static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 		return r;
 
 	pthread_mutex_lock(&t->lock);
+	if (t->stopping) {
+		/* fini waits only for the replies already counted */
+		pthread_mutex_unlock(&t->lock);
+		return -ESHUTDOWN;
+	}
 	sc = tt_find_locked(t, conn_id);
 	if (!sc || sc->closed) {
 		pthread_mutex_unlock(&t->lock);
@@ -516,7 +591,8 @@ static int tt_reply(struct pm_tctx *t, uint64_t conn_id, uint64_t req_id,
 	}
 
 	pthread_mutex_lock(&t->lock);
-	sc->refs--;
+	if (!--sc->refs && t->stopping)
+		pthread_cond_broadcast(&t->refs_cv);
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }
@@ -540,7 +616,7 @@ static int tt_drop(struct pm_tctx *t, uint64_t conn_id)
 
 static void tt_fini(struct pm_tctx *t)
 {
-	struct tt_sconn *sc;
+	struct tt_sconn *sc, *dead;
 	uint64_t one = 1;
 
 	if (!t)
@@ -553,21 +629,39 @@ static void tt_fini(struct pm_tctx *t)
 		close(t->lfd);
 		close(t->stop_efd);
 	}
-	/* The accept thread is gone, so the list only shrinks from here. */
+	/*
+	 * The accept thread is gone, so nothing adds to the list or reaps
+	 * it. A reply may still be on its way from a thread of the core's
+	 * (a home worker) or from another connection's receive thread,
+	 * which can answer a request held for this one: from here new ones
+	 * get -ESHUTDOWN, and the shutdown makes those already writing fail
+	 * at once instead of waiting out send_timeout_ms.
+	 */
 	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
 	for (sc = t->sconns; sc; sc = sc->next) {
 		__atomic_store_n(&sc->dropping, true, __ATOMIC_RELEASE);
 		shutdown(sc->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&t->lock);
-	while ((sc = t->sconns)) {
+	/* Every receive thread first: one may be replying on another. */
+	for (sc = t->sconns; sc; sc = sc->next)
 		pthread_join(sc->thr, NULL);
-		t->sconns = sc->next;
+	pthread_mutex_lock(&t->lock);
+	for (sc = t->sconns; sc; sc = sc->next)
+		while (sc->refs)
+			pthread_cond_wait(&t->refs_cv, &t->lock);
+	dead = t->sconns;
+	t->sconns = NULL;
+	pthread_mutex_unlock(&t->lock);
+	while ((sc = dead)) {
+		dead = sc->next;
 		tt_sconn_free(sc);
 	}
 	while (t->conns)
 		tt_disconnect(t->conns);
 	pthread_condattr_destroy(&t->condattr);
+	pthread_cond_destroy(&t->refs_cv);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }

@@ -61,8 +61,15 @@ int tt_rx_next(struct tt_rx *rx, struct pm_frame_hdr *h, const uint8_t **body,
 	       const char **bad);
 /* Receive more: bytes read, -ECONNRESET at end of stream, -ETIMEDOUT.
  * TT_RX_NOWAIT: only what is already there; TT_RX_FOREVER: until data or
- * shutdown(); TT_RX_DEADLINE: until deadline_ns. */
-enum { TT_RX_DEADLINE, TT_RX_NOWAIT, TT_RX_FOREVER };
+ * shutdown(); TT_RX_DEADLINE: until deadline_ns, on a socket with the
+ * TT_RCVTIMEO_NS slice; TT_RX_POLL: until deadline_ns, on any socket. */
+enum { TT_RX_DEADLINE, TT_RX_NOWAIT, TT_RX_FOREVER, TT_RX_POLL };
+
+/* Bytes of a frame received but not yet whole. */
+static inline uint32_t tt_rx_pending(const struct tt_rx *rx)
+{
+	return rx->end - rx->start;
+}
 ssize_t tt_rx_fill(struct tt_rx *rx, int fd, int64_t deadline_ns, int mode);
 
 /* An incoming connection, served by its own receive thread. */
@@ -74,6 +81,8 @@ struct tt_sconn {
 	char peer[PM_NET_ADDRSTR_MAX];
 	pthread_mutex_t send_lock;	/* one frame at a time on fd */
 	pthread_t thr;
+	int64_t accepted_ns;		/* its first request is due by
+					 * this + handshake_timeout_ns */
 	/* under t->lock */
 	int refs;			/* replies being written */
 	bool closed;			/* on_close is called or done */
@@ -85,10 +94,14 @@ struct tt_sconn {
 struct pm_tctx {
 	const struct pm_host *host;
 	int64_t send_timeout_ns;	/* bound on a reply waiting for room */
+	int64_t handshake_timeout_ns;	/* bound on a first request and on a
+					 * frame that stops arriving */
 	int max_conns;			/* bound on live incoming connections */
 	pthread_condattr_t condattr;	/* CLOCK_MONOTONIC condvars */
 
 	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t refs_cv;		/* an sconn's refs fell to 0 */
+	bool stopping;			/* fini began: reply is refused */
 	bool listening;
 	int lfd;
 	int stop_efd;			/* wakes the accept thread */

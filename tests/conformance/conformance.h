@@ -72,14 +72,36 @@ void eb_note(struct errbox *e, const char *fmt, ...)
 				 (e)->first);                              \
 	} while (0)
 
+/* An integer setting a case gives an instance (host->cfg_int). */
+struct ih_int {
+	const char *key;
+	int64_t val;
+};
+
+#define IH_INTS 4
+#define IH_LINES 16
+
 /* The host table of one instance. */
 struct ihost {
 	struct pm_host host;
 	char listen[PM_ENDPOINT_MAX];
 	char label[24];
+	struct ih_int ints[IH_INTS];
+	int nints;
+	pthread_mutex_t mu;		/* below */
+	unsigned asked;			/* bit i: ints[i] was looked up */
+	int nlines;			/* warnings and errors logged */
+	char lines[IH_LINES][512];	/* the latest of them */
 };
 
 void ih_setup(struct ihost *ih, const char *listen, const char *label);
+/* Give the instance setting key = val (before init). */
+void ih_set_int(struct ihost *ih, const char *key, int64_t val);
+/* Did the plugin look up key (one ih_set_int gave)? */
+bool ih_asked(struct ihost *ih, const char *key);
+/* Warnings and errors among the latest IH_LINES that contain needle,
+ * not followed by a digit (an address "1.2.3.4:42" is not in "...:420"). */
+int ih_count_lines(struct ihost *ih, const char *needle);
 
 bool is_stream(const char *ep, char *host, size_t hlen, char *port,
 	       size_t plen);
@@ -151,6 +173,9 @@ int reply_echo(struct srv *s, uint64_t conn, uint64_t req,
 	       uint32_t plen);
 struct srv *srv_alloc(void);
 int srv_start(struct srv *s, const char *listen, const char *label);
+/* srv_start with integer settings ints[n] for the server instance. */
+int srv_start_with(struct srv *s, const char *listen, const char *label,
+		   const struct ih_int *ints, int n);
 void srv_stop(struct srv *s);
 void srv_free(struct srv *s);
 
@@ -249,5 +274,10 @@ void test_raw_bad_kind(void **state);
 void test_raw_huge_payload(void **state);
 void test_raw_truncated_stall(void **state);
 void test_raw_half_frame_close(void **state);
+
+/* handshake.c: connections that never finish a request, and slots */
+void test_handshake_silent(void **state);
+void test_handshake_slowloris(void **state);
+void test_handshake_frees_slots(void **state);
 
 #endif

@@ -115,12 +115,38 @@ static void ih_log(void *ctx, int level, const char *fmt, ...)
 	char msg[900];
 	va_list ap;
 
-	if (level > pm_log_default.level)
-		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (level <= PM_LOG_WARN) {
+		pthread_mutex_lock(&ih->mu);
+		snprintf(ih->lines[ih->nlines++ % IH_LINES],
+			 sizeof(ih->lines[0]), "%.511s", msg);
+		pthread_mutex_unlock(&ih->mu);
+	}
+	if (level > pm_log_default.level)
+		return;
 	pm_log(level, "transport %s [%s]: %s", plug.name, ih->label, msg);
+}
+
+int ih_count_lines(struct ihost *ih, const char *needle)
+{
+	int i, n = 0;
+
+	pthread_mutex_lock(&ih->mu);
+	for (i = 0; i < IH_LINES && i < ih->nlines; i++) {
+		const char *at = ih->lines[i];
+
+		while ((at = strstr(at, needle))) {
+			at += strlen(needle);
+			if (*at < '0' || *at > '9') {
+				n++;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ih->mu);
+	return n;
 }
 
 static int ih_cfg_string(void *ctx, const char *key, const char **out)
@@ -136,15 +162,44 @@ static int ih_cfg_string(void *ctx, const char *key, const char **out)
 
 static int ih_cfg_int(void *ctx, const char *key, int64_t *out)
 {
-	(void)ctx;
-	(void)key;
-	(void)out;
+	struct ihost *ih = ctx;
+	int i;
+
+	for (i = 0; i < ih->nints; i++) {
+		if (strcmp(ih->ints[i].key, key))
+			continue;
+		pthread_mutex_lock(&ih->mu);
+		ih->asked |= 1u << i;
+		pthread_mutex_unlock(&ih->mu);
+		*out = ih->ints[i].val;
+		return 0;
+	}
 	return -ENOENT;
+}
+
+void ih_set_int(struct ihost *ih, const char *key, int64_t val)
+{
+	assert_true(ih->nints < IH_INTS);
+	ih->ints[ih->nints++] = (struct ih_int){ key, val };
+}
+
+bool ih_asked(struct ihost *ih, const char *key)
+{
+	bool yes = false;
+	int i;
+
+	pthread_mutex_lock(&ih->mu);
+	for (i = 0; i < ih->nints; i++)
+		if (!strcmp(ih->ints[i].key, key))
+			yes = ih->asked & (1u << i);
+	pthread_mutex_unlock(&ih->mu);
+	return yes;
 }
 
 void ih_setup(struct ihost *ih, const char *listen, const char *label)
 {
 	memset(ih, 0, sizeof(*ih));
+	pthread_mutex_init(&ih->mu, NULL);
 	snprintf(ih->listen, sizeof(ih->listen), "%s", listen);
 	snprintf(ih->label, sizeof(ih->label), "%s", label);
 	ih->host.size = sizeof(ih->host);

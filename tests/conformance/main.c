@@ -68,6 +68,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_raw_huge_payload),
 		cmocka_unit_test(test_raw_truncated_stall),
 		cmocka_unit_test(test_raw_half_frame_close),
+		cmocka_unit_test(test_handshake_silent),
+		cmocka_unit_test(test_handshake_slowloris),
+		cmocka_unit_test(test_handshake_frees_slots),
 	};
 	const char *env, *base;
 	char name[CFG_NAME_MAX], group[CFG_NAME_MAX + 16];

@@ -193,14 +193,22 @@ struct srv *srv_alloc(void)
 
 int srv_start(struct srv *s, const char *listen, const char *label)
 {
+	return srv_start_with(s, listen, label, NULL, 0);
+}
+
+int srv_start_with(struct srv *s, const char *listen, const char *label,
+		   const struct ih_int *ints, int n)
+{
 	const struct pm_listener lst = {
 		.on_request = srv_on_request,
 		.on_close = srv_on_close,
 		.arg = s,
 	};
-	int r;
+	int i, r;
 
 	ih_setup(&s->ih, listen, label);
+	for (i = 0; i < n; i++)
+		ih_set_int(&s->ih, ints[i].key, ints[i].val);
 	r = ops->init(&s->ih.host, &s->t);
 	if (r)
 		return r;

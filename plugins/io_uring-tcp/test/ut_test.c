@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "cfg.h"
 #include "frame.h"
 #include "loader.h"
 #include "log.h"
@@ -599,6 +600,78 @@ static void test_probe_reasons(void **st)
 			       "io_uring disabled by kernel.io_uring_disabled=2"));
 }
 
+/*
+ * The key table's ranges of this plugin's integer settings are its own:
+ * at each end init passes, one past it fails with a line naming the key.
+ */
+static void test_setting_ranges(void **st)
+{
+	static const char *const keys[] = {
+		"transports.io_uring-tcp.max_conns",
+		"transports.io_uring-tcp.handshake_timeout_ms",
+	};
+	struct pm_plugin *pl = calloc(1, sizeof(*pl));
+	struct cfg *c = calloc(1, sizeof(*c));
+	char path[] = "/tmp/pm-ut-cfg-XXXXXX", err[512];
+	size_t i;
+	FILE *f;
+	int end, fd, lvl = pm_log_default.level;
+
+	(void)st;
+	assert_non_null(pl);
+	assert_non_null(c);
+	if (skip_unless_built()) {
+		free(pl);
+		free(c);
+		skip();
+	}
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "node = { id = 0; };\n"
+		"cluster = { name = \"t\"; nodes = 1; memory = \"64M\"; };\n"
+		"transports = { order = [ \"io_uring-tcp\" ];\n"
+		"  io_uring-tcp = { max_conns = 1; handshake_timeout_ms = 1; }; };\n");
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(cfg_load(path, c, err, sizeof(err)), 0);
+	unlink(path);
+	pm_log_default.level = -1;	/* the refusals are the point */
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct cfg_key *k = cfg_key_find(keys[i]);
+		config_setting_t *set = config_lookup(&c->lc, keys[i]);
+
+		assert_non_null(k);
+		assert_non_null(set);
+		for (end = 0; end < 4; end++) {
+			int64_t v = end == 0 ? k->min : end == 1 ? k->max :
+				    end == 2 ? k->min - 1 : k->max + 1;
+
+			assert_int_equal(config_setting_set_int64(set, v),
+					 CONFIG_TRUE);
+			assert_int_equal(loader_open_path(pl, ut_path,
+							  "io_uring-tcp", c, 0),
+					 0);
+			if (pl->ops->init(&pl->host, &pl->ctx) == 0) {
+				if (end >= 2)
+					fail_msg("io_uring-tcp took %s = %lld, outside the table's range",
+						 keys[i], (long long)v);
+			} else {
+				pl->ctx = NULL;
+				if (end < 2)
+					fail_msg("io_uring-tcp refused %s = %lld, inside the table's range",
+						 keys[i], (long long)v);
+			}
+			loader_close(pl);
+		}
+		config_setting_set_int64(set, k->def);
+	}
+	pm_log_default.level = lvl;
+	cfg_free(c);
+	free(c);
+	free(pl);
+}
+
 int main(void)
 {
 	const char *b = getenv("PM_BUILD");
@@ -612,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_timeout_then_ok),
 		cmocka_unit_test(test_receive_owner_changes),
 		cmocka_unit_test(test_probe_reasons),
+		cmocka_unit_test(test_setting_ranges),
 	};
 
 	pm_log_default.level = getenv("PM_VERBOSE") ? PM_LOG_DEBUG : PM_LOG_WARN;

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * tcp transport tests on incoming connections: replies racing drop(),
- * many connections and fini, and the max_conns bound.
+ * many connections and fini, the max_conns bound, and fini while replies
+ * are being written.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tt_test.h"
@@ -235,5 +238,163 @@ void test_max_conns(void **state)
 	assert_non_null(strstr(last, name));
 
 	client_free(cl);
+	srv_free(s);
+}
+
+/* --- fini while replies are being written -------------------------------- */
+
+#define FR_THREADS 8
+#define FR_HELD MAX_HELD	/* x 64 KiB: more than socket buffers hold */
+
+struct freplier {
+	struct srv *s;
+	struct held h[FR_HELD / FR_THREADS];
+	int n;
+	pid_t tid;		/* atomic: set once running */
+	int ok;			/* replies written whole */
+	int r;			/* atomic: the first failure */
+	bool done;		/* atomic: out of replies to write */
+};
+
+/* Reply to each of its requests with a full payload until one fails. */
+static void *freplier_main(void *arg)
+{
+	struct freplier *f = arg;
+	struct pm_msg rep = { NULL, 0, 0, f->s->big, PM_PAYLOAD_MAX, 0 };
+	int i;
+
+	__atomic_store_n(&f->tid, gettid(), __ATOMIC_RELEASE);
+	for (i = 0; i < f->n; i++) {
+		int r = ops->reply(f->s->t, f->h[i].conn, f->h[i].req, 0,
+				   &rep);
+
+		if (r) {
+			__atomic_store_n(&f->r, r, __ATOMIC_RELEASE);
+			break;
+		}
+		f->ok++;
+	}
+	if (i == f->n)
+		__atomic_store_n(&f->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Thread tid's state letter from /proc ('S': asleep), '?' if unknown. */
+static char thread_state(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the name may hold spaces */
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/*
+ * Have the repliers sat asleep a while, each but those with nothing left
+ * to write, and most of them? Between their replies they do nothing that
+ * sleeps, so asleep means blocked inside reply(): waiting for room in the
+ * socket or for the connection's send lock.
+ */
+static bool repliers_blocked(struct freplier *f, int n, int ms)
+{
+	int64_t dl = pm_now_ns() + (int64_t)ms * 1000000;
+	struct timespec tick = { 0, 20000000 };
+	int i, asleep, calm = 0;
+
+	while (calm < 5 && pm_now_ns() < dl) {
+		nanosleep(&tick, NULL);
+		for (i = asleep = 0; i < n; i++) {
+			if (__atomic_load_n(&f[i].done, __ATOMIC_ACQUIRE))
+				continue;
+			if (!__atomic_load_n(&f[i].tid, __ATOMIC_ACQUIRE) ||
+			    __atomic_load_n(&f[i].r, __ATOMIC_ACQUIRE) ||
+			    thread_state(f[i].tid) != 'S')
+				break;
+			asleep++;
+		}
+		calm = i == n && asleep > n / 2 ? calm + 1 : 0;
+	}
+	return calm >= 5;
+}
+
+/*
+ * fini while home workers (threads of the core) are writing replies to a
+ * peer that stopped reading: fini must not free the connection under
+ * them. The shutdown makes each fail at once (not after send_timeout_ms);
+ * fini returns only when they are out, and a reply after that begins is
+ * refused. Run under ASan to see a use after free if fini does not wait.
+ */
+void test_fini_waits_for_replies(void **state)
+{
+	static struct freplier fr[FR_THREADS];
+	pthread_t th[FR_THREADS];
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	uint8_t m[1] = { OP_HOLD };
+	char err[1024];
+	struct srv *s;
+	int64_t t0;
+	double ms;
+	int fd, i, rcv = 4096, ok = 0;
+
+	(void)state;
+	memset(fr, 0, sizeof(fr));
+	s = srv_new("127.0.0.1:0", "send_timeout_ms", 60000);
+	/* a small receive buffer, set before the handshake fixes the
+	 * window: the replies pile up at the server */
+	assert_int_equal(pm_net_parse(s->ep, &ss, &sl, err, sizeof(err)), 0);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv,
+				    sizeof(rcv)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, sl), 0);
+	for (i = 0; i < FR_HELD; i++)
+		assert_int_equal(raw_send_req(fd, i + 1, m, 1), 0);
+	assert_true(srv_wait(s, &s->nheld, FR_HELD, 10000));
+	for (i = 0; i < FR_HELD; i++) {
+		struct freplier *f = &fr[i % FR_THREADS];
+
+		f->h[f->n++] = s->held[i];
+	}
+	for (i = 0; i < FR_THREADS; i++) {
+		fr[i].s = s;
+		assert_int_equal(pthread_create(&th[i], NULL, freplier_main,
+						&fr[i]), 0);
+	}
+	if (!repliers_blocked(fr, FR_THREADS, 10000))
+		fail_msg("the repliers did not block in reply() within 10 s: does the peer read after all?");
+
+	t0 = pm_now_ns();
+	ops->fini(s->t);
+	ms = (pm_now_ns() - t0) / 1e6;
+	s->t = NULL;
+	for (i = 0; i < FR_THREADS; i++) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		if (pthread_timedjoin_np(th[i], NULL, &ts))
+			fail_msg("replier %d still in reply() 5 s after fini",
+				 i);
+		if (!fr[i].done && fr[i].r != -ENOTCONN &&
+		    fr[i].r != -ESHUTDOWN)
+			fail_msg("replier %d: reply returned %d", i, fr[i].r);
+		ok += fr[i].ok;
+	}
+	print_message("  fini took %.1f ms with %d repliers in reply() (%d replies went out whole); each failed with -ENOTCONN or -ESHUTDOWN\n",
+		      ms, FR_THREADS, ok);
+	assert_true(ms < 5000);
+	assert_int_equal(s->closes, 1);
+	close(fd);
 	srv_free(s);
 }

@@ -118,7 +118,7 @@ static void on_request(void *arg, const struct pm_request *rq)
 	pthread_mutex_lock(&s->mu);
 	s->requests++;
 	note_conn(s, rq->conn_id);
-	if (rq->msg_len && m[0] == OP_HOLD && s->nheld < MAX_CONNS) {
+	if (rq->msg_len && m[0] == OP_HOLD && s->nheld < MAX_HELD) {
 		s->held[s->nheld++] = (struct held){ rq->conn_id, rq->req_id };
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);

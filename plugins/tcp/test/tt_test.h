@@ -26,6 +26,7 @@
 
 #define SEC 1000000000LL
 #define MAX_CONNS 64
+#define MAX_HELD 512		/* requests a server holds unanswered */
 
 extern const struct pm_transport_ops *ops;
 
@@ -67,7 +68,7 @@ struct srv {
 	uint64_t closed[MAX_CONNS];
 	uint64_t conns[MAX_CONNS];	/* conn ids by first request */
 	int nconns;
-	struct held held[MAX_CONNS];
+	struct held held[MAX_HELD];
 	int nheld;
 	int reply_errors;		/* replies that failed inline */
 	uint8_t big[PM_PAYLOAD_MAX];
@@ -113,6 +114,7 @@ void test_slow_reader_dropped(void **state);
 void test_reply_races_drop(void **state);
 void test_many_connections(void **state);
 void test_max_conns(void **state);
+void test_fini_waits_for_replies(void **state);
 
 /* callers.c: the calling side reads its own replies, large calls at once */
 void test_caller_reads_itself(void **state);

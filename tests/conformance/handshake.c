@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Conformance cases on connections that never finish a request: a stream
+ * listener must drop a silent peer, a slowloris peer and a frame that
+ * stalls part-way once handshake_timeout_ms has passed, so that peers
+ * holding every one of max_conns slots cannot keep a real peer out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conformance.h"
+#include "frame.h"
+#include "net.h"
+
+/* The deadline the cases set, and how late after it a drop may come on a
+ * loaded machine (two shared cores, ASan). */
+#define HS_MS 400
+#define SLACK_MS 1600
+/* Slots of the case that fills them. */
+#define FEW_CONNS 4
+
+struct hsfix {
+	struct srv *s;
+	char host[PM_ENDPOINT_MAX];
+	char port[16];
+	int raw;		/* raw connections opened */
+};
+
+/*
+ * A server with handshake_timeout_ms = HS_MS (and max_conns = maxc when
+ * not 0), reachable by raw TCP. Skips, with the reason, a transport
+ * whose endpoint is not a TCP listener or which has no such setting.
+ */
+static struct hsfix *hs_up(int maxc)
+{
+	struct ih_int ints[2] = {
+		{ "handshake_timeout_ms", HS_MS },
+		{ "max_conns", maxc },
+	};
+	struct hsfix *hf;
+	int r;
+
+	REQUIRE_USABLE();
+	hf = calloc(1, sizeof(*hf));	/* heap: see fix_up */
+	assert_non_null(hf);
+	hf->s = srv_alloc();
+	r = srv_start_with(hf->s, listen_addr, "server", ints, maxc ? 2 : 1);
+	if (r)
+		fail_msg("server init/listen/endpoint on %s: %s", listen_addr,
+			 strerror(-r));
+	if (!is_stream(hf->s->ep, hf->host, sizeof(hf->host), hf->port,
+		       sizeof(hf->port))) {
+		print_message("SKIP: endpoint '%s' is not the HOST:PORT of a TCP listener: raw-socket cases apply to stream transports only\n",
+			      hf->s->ep);
+		srv_free(hf->s);
+		free(hf);
+		skip();
+	}
+	if (!ih_asked(&hf->s->ih, "handshake_timeout_ms") ||
+	    (maxc && !ih_asked(&hf->s->ih, "max_conns"))) {
+		print_message("SKIP: %s has no %s setting: it cannot be told how long an incoming connection may take\n",
+			      plug.name,
+			      !ih_asked(&hf->s->ih, "handshake_timeout_ms") ?
+			      "handshake_timeout_ms" : "max_conns");
+		srv_free(hf->s);
+		free(hf);
+		skip();
+	}
+	return hf;
+}
+
+static void hs_down(struct hsfix *hf)
+{
+	struct srv *s = hf->s;
+
+	/* each raw connection ended with one on_close, none with a request */
+	if (!srv_wait(s, p_raw_closed, hf->raw, 10000))
+		fail_msg("%d raw connections, %d on_close within 10 s", hf->raw,
+			 srv_locked_int(s, count_conns, false, true));
+	srv_check_clean(s);
+	srv_free(s);
+	free(hf);
+}
+
+/* A blocking TCP connection to the listener, made within 5 s. */
+static int hs_dial(struct hsfix *hf)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai;
+	struct pollfd pfd;
+	int fd, r, err = 0;
+	socklen_t el = sizeof(err);
+
+	r = getaddrinfo(hf->host, hf->port, &hints, &ai);
+	if (r)
+		fail_msg("getaddrinfo %s:%s: %s", hf->host, hf->port,
+			 gai_strerror(r));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	assert_true(fd >= 0);
+	r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (r && errno != EINPROGRESS)
+		fail_msg("raw connect %s:%s: %s", hf->host, hf->port,
+			 strerror(errno));
+	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&pfd, 1, 5000) != 1)
+		fail_msg("raw connect %s:%s: no answer in 5 s", hf->host,
+			 hf->port);
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	if (err)
+		fail_msg("raw connect %s:%s: %s", hf->host, hf->port,
+			 strerror(err));
+	fcntl(fd, F_SETFL, 0);
+	hf->raw++;
+	return fd;
+}
+
+static void hs_send(int fd, const void *b, size_t n)
+{
+	assert_int_equal(send(fd, b, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/*
+ * Wait until the listener ends fd (end of stream or a reset), at most ms,
+ * writing one more byte of trickle[] every tick_ms if trickle is set.
+ * Returns the ms it took, or -1 when fd was still open.
+ */
+static double hs_wait_dropped(int fd, int ms, const uint8_t *trickle,
+			      size_t tlen, int tick_ms)
+{
+	int64_t t0 = pm_now_ns(), end = ms_from_now(ms), next;
+	size_t sent = 0;
+	char b[256];
+	ssize_t n;
+
+	next = trickle ? ms_from_now(tick_ms) : end;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t now = pm_now_ns(), until = next < end ? next : end;
+		int wait = until > now ? (int)((until - now) / 1000000) + 1 : 0;
+
+		if (now >= end)
+			return -1;
+		if (poll(&pfd, 1, wait) == 1) {
+			n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && (errno == ECONNRESET ||
+						 errno == EPIPE)))
+				return ms_since(t0);
+			if (n > 0)
+				fail_msg("the listener sent %zd bytes to a peer that never sent a whole request",
+					 n);
+		}
+		if (trickle && pm_now_ns() >= next && sent < tlen) {
+			/* the listener may just have dropped us: EPIPE */
+			send(fd, trickle + sent++, 1, MSG_NOSIGNAL);
+			next = ms_from_now(tick_ms);
+		}
+	}
+}
+
+/* The drop came after the deadline, not before, and not much after. */
+static void hs_expect_drop_time(const char *what, double ms, double from)
+{
+	if (ms < 0)
+		fail_msg("%s: still open %d ms after connecting (handshake_timeout_ms %d)",
+			 what, HS_MS + SLACK_MS, HS_MS);
+	print_message("  %s: dropped %.0f ms after %s (handshake_timeout_ms %d)\n",
+		      what, ms + from, from ? "connecting" : "its last byte",
+		      HS_MS);
+	if (ms + from < HS_MS - 5)
+		fail_msg("%s: dropped after %.0f ms, before handshake_timeout_ms (%d)",
+			 what, ms + from, HS_MS);
+}
+
+/* The one log line of a drop names the peer (our end of fd). */
+static void hs_expect_logged(struct hsfix *hf, int fd, const char *what)
+{
+	char name[PM_NET_ADDRSTR_MAX + 8];
+	int n;
+
+	pm_net_fd_name(fd, 1, name, sizeof(name));
+	n = ih_count_lines(&hf->s->ih, name);
+	if (n != 1)
+		fail_msg("%s: %d warning lines name the peer %s, expected one",
+			 what, n, name);
+}
+
+/*
+ * A peer that connects and sends nothing is dropped once
+ * handshake_timeout_ms has passed; a peer that sent its first request and
+ * is idle far longer is not.
+ */
+void test_handshake_silent(void **state)
+{
+	uint64_t rng = seed ^ 21;
+	struct pm_tconn *c = NULL;
+	struct pm_tctx *ct = NULL;
+	struct ihost cih;
+	struct hsfix *hf;
+	char err[512];
+	int64_t t0;
+	double ms;
+	int fd, r;
+
+	(void)state;
+	hf = hs_up(0);
+	ih_setup(&cih, listen_addr, "client");
+	assert_int_equal(ops->init(&cih.host, &ct), 0);
+	assert_int_equal(ops->connect(ct, hf->s->ep, ms_from_now(5000), &c), 0);
+	r = echo_once(c, &rng, CMD_ECHO, 16, 16, 0, ms_from_now(CALL_MS), err,
+		      sizeof(err));
+	if (r)
+		fail_msg("%s", err);
+
+	t0 = pm_now_ns();
+	fd = hs_dial(hf);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
+	hs_expect_drop_time("silent peer", ms, ms_since(t0) - ms);
+	hs_expect_logged(hf, fd, "silent peer");
+	close(fd);
+
+	/* the client, idle all along (longer than the bound): still the
+	 * same connection, served without a redial */
+	r = echo_once(c, &rng, CMD_ECHO, 16, 16, 0, ms_from_now(CALL_MS), err,
+		      sizeof(err));
+	if (r)
+		fail_msg("idle client after %.0f ms: %s", ms_since(t0), err);
+	assert_int_equal(srv_locked_int(hf->s, count_conns, true, false), 1);
+	assert_int_equal(srv_locked_int(hf->s, count_conns, true, true), 0);
+	ops->disconnect(c);
+	ops->fini(ct);
+	hs_down(hf);
+}
+
+/*
+ * Slowloris: part of a header and nothing more; a frame trickled in one
+ * byte at a time faster than the bound (the bound is on the whole first
+ * request, not on each byte); and, after a whole request, a frame that
+ * stops part-way. Each is dropped within the bound and slack.
+ */
+void test_handshake_slowloris(void **state)
+{
+	uint8_t b[PM_FRAME_HDR_LEN + PM_MSG_MAX], in[PM_FRAME_HDR_LEN + 16];
+	struct pm_frame_hdr h;
+	struct hsfix *hf;
+	int64_t t0;
+	double ms;
+	int fd;
+
+	(void)state;
+	hf = hs_up(0);
+	if (!frame_checks) {
+		print_message("SKIP: PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h\n");
+		hs_down(hf);
+		skip();
+	}
+	pm_frame_encode(&h, PM_FRAME_REQ, 1, 0, PM_MSG_MAX, 0);
+	memset(b, 'z', sizeof(b));
+	memcpy(b, &h, sizeof(h));
+
+	/* 10 bytes of a header, then silence */
+	t0 = pm_now_ns();
+	fd = hs_dial(hf);
+	hs_send(fd, b, 10);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
+	hs_expect_drop_time("partial header", ms, ms_since(t0) - ms);
+	hs_expect_logged(hf, fd, "partial header");
+	close(fd);
+
+	/* one byte every HS_MS / 4: never a pause as long as the bound */
+	t0 = pm_now_ns();
+	fd = hs_dial(hf);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, b, sizeof(b), HS_MS / 4);
+	hs_expect_drop_time("one byte per 100 ms", ms, ms_since(t0) - ms);
+	hs_expect_logged(hf, fd, "one byte per 100 ms");
+	close(fd);
+
+	/* a whole request (answered), then half a header: the stall is
+	 * measured from its last byte */
+	fd = hs_dial(hf);
+	hf->raw--;		/* it carries a request: not a raw one */
+	memcpy(b + PM_FRAME_HDR_LEN, "0123456789abcdef", 16);
+	pm_frame_encode(&h, PM_FRAME_REQ, 7, 0, 16, 0);
+	memcpy(b, &h, sizeof(h));
+	hs_send(fd, b, PM_FRAME_HDR_LEN + 16);
+	assert_int_equal(recv(fd, in, sizeof(in), MSG_WAITALL), sizeof(in));
+	hs_send(fd, b, 12);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
+	hs_expect_drop_time("frame stalled after a request", ms, 0);
+	hs_expect_logged(hf, fd, "frame stalled after a request");
+	close(fd);
+	if (!srv_wait(hf->s, p_closed_with_req, 1, 5000))
+		fail_msg("no on_close for the connection whose frame stalled");
+	hs_down(hf);
+}
+
+/* Connect and make one verified call within ms; 0 or the last error. */
+static int hs_try_client(struct pm_tctx *ct, const char *ep, int ms,
+			 int *tries)
+{
+	uint64_t rng = seed ^ 22;
+	int64_t end = ms_from_now(ms);
+	struct pm_tconn *c;
+	char err[512];
+	int r;
+
+	do {
+		++*tries;
+		r = ops->connect(ct, ep, ms_from_now(1000), &c);
+		if (r)
+			continue;
+		r = echo_once(c, &rng, CMD_ECHO, 8, 64, 0, ms_from_now(1000),
+			      err, sizeof(err));
+		ops->disconnect(c);
+		if (!r)
+			return 0;
+		nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
+	} while (pm_now_ns() < end);
+	return r;
+}
+
+/*
+ * The attack: silent peers hold every slot (max_conns), so a real peer is
+ * turned away; once handshake_timeout_ms has dropped them, it gets in.
+ */
+void test_handshake_frees_slots(void **state)
+{
+	struct pm_tctx *ct = NULL;
+	struct ihost cih;
+	struct hsfix *hf;
+	int fd[FEW_CONNS], extra, i, r, tries = 0;
+	int64_t t0;
+	double ms;
+
+	(void)state;
+	hf = hs_up(FEW_CONNS);
+	t0 = pm_now_ns();
+	for (i = 0; i < FEW_CONNS; i++)
+		fd[i] = hs_dial(hf);
+	/* full: one more is closed long before the bound */
+	extra = hs_dial(hf);
+	ms = hs_wait_dropped(extra, HS_MS / 2, NULL, 0, 0);
+	if (ms < 0)
+		fail_msg("a peer beyond max_conns (%d) was still open %d ms later",
+			 FEW_CONNS, HS_MS / 2);
+	close(extra);
+	hf->raw--;	/* refused as it came: never a connection */
+	print_message("  %d silent peers hold every slot: one more closed after %.0f ms\n",
+		      FEW_CONNS, ms);
+
+	ih_setup(&cih, listen_addr, "client");
+	assert_int_equal(ops->init(&cih.host, &ct), 0);
+	r = hs_try_client(ct, hf->s->ep, HS_MS + SLACK_MS, &tries);
+	ms = ms_since(t0);
+	if (r)
+		fail_msg("a real client could not get in within %.0f ms (%d tries): %s",
+			 ms, tries, strerror(-r));
+	print_message("  a real client got in %.0f ms after the silent peers came (%d tries)\n",
+		      ms, tries);
+	if (ms < HS_MS - 5)
+		fail_msg("the client got in after %.0f ms, before the silent peers' deadline: was max_conns held?",
+			 ms);
+	for (i = 0; i < FEW_CONNS; i++) {
+		ms = hs_wait_dropped(fd[i], SLACK_MS, NULL, 0, 0);
+		if (ms < 0)
+			fail_msg("silent peer %d still open after %.0f ms", i,
+				 ms_since(t0));
+		close(fd[i]);
+	}
+	ops->fini(ct);
+	hs_down(hf);
+}
