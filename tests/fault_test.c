@@ -538,6 +538,122 @@ static int run_workload(struct cluster *c, const char *workload,
 	return bad + late;
 }
 
+/* Node i's namespace drops every TCP packet in and out (cut), or no more. */
+static int cut_off(struct cluster *c, int i, bool cut)
+{
+	if (!cut)
+		return cl_sh("ip netns exec %s nft delete table inet pmcut",
+			     c->netns[i]);
+	return cl_sh("ip netns exec %s nft add table inet pmcut && "
+		     "ip netns exec %s nft add chain inet pmcut i "
+		     "'{ type filter hook input priority 0; }' && "
+		     "ip netns exec %s nft add chain inet pmcut o "
+		     "'{ type filter hook output priority 0; }' && "
+		     "ip netns exec %s nft add rule inet pmcut i meta l4proto tcp drop && "
+		     "ip netns exec %s nft add rule inet pmcut o meta l4proto tcp drop",
+		     c->netns[i], c->netns[i], c->netns[i], c->netns[i],
+		     c->netns[i]);
+}
+
+static long long result_ns(const struct cluster *c, int i, const char *key)
+{
+	char path[600], line[1024];
+	long long v = -1;
+	FILE *f;
+
+	cl_path(c, i, "log", path, sizeof(path));
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, key);
+
+		if (p && strstr(line, "RESULT"))
+			v = atoll(p + strlen(key));
+	}
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * A node cut off for longer than the detector's timeout, holding a
+ * read-only copy, reading it all along: its lease lapses and it drops the
+ * copy before its home declares it dead and lets node 1 write the word,
+ * so its last read of the old value comes before the write completed. It
+ * is running, so no watchdog saves it: the lease must. Healed, it is
+ * fenced: its reads end in SIGBUS, never in the old value.
+ */
+static void test_partition(void **state)
+{
+	char prog[512], cut[512], heal[512], hub[16], last[256];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"partition", cut,
+			 heal, NULL };
+	long long old_ns, wrote_ns;
+	struct cluster c;
+	int bad = 0;
+
+	(void)state;
+	if (geteuid() != 0 || system("ip netns list >/dev/null 2>&1") ||
+	    system("nft --version >/dev/null 2>&1")) {
+		printf("SKIP partition: needs root, 'ip netns' and 'nft'\n");
+		skip();
+	}
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(cut, sizeof(cut), "%s/cut", c.dir);
+	snprintf(heal, sizeof(heal), "%s/healed", c.dir);
+	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
+		 "failure_timeout_ms = 3000;");
+	snprintf(hub, sizeof(hub), "pmp%d", (int)getpid());
+	if (cl_netns_up(&c, hub)) {
+		cl_netns_down(&c);
+		cl_cleanup(&c);
+		fail_msg("could not create the namespaces");
+	}
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	if (!cl_log_has(&c, 2, "reader: holding the word", 30000))
+		bad++;
+	if (!bad && cut_off(&c, 2, true))
+		bad++;
+	close(open(cut, O_WRONLY | O_CREAT, 0600));
+	/* The fault injected: 6 s cut off, twice the detector's timeout. */
+	if (!bad) {
+		nanosleep(&(struct timespec){ .tv_sec = 6 }, NULL);
+		cut_off(&c, 2, false);
+	}
+	close(open(heal, O_WRONLY | O_CREAT, 0600));
+	for (int i = 1; i < 3 && !bad; i++)
+		if (!cl_log_has(&c, i, "RESULT", 30000))
+			bad++;
+	old_ns = result_ns(&c, 2, "last read the old value at ");
+	wrote_ns = result_ns(&c, 1, "wrote at ");
+	cl_dump(&c, 1, "RESULT");
+	cl_dump(&c, 2, "RESULT");
+	if (!bad && (old_ns <= 0 || wrote_ns <= 0 || old_ns >= wrote_ns)) {
+		printf("  node 2 read the old value %.3f s after node 1's write completed\n",
+		       (old_ns - wrote_ns) / 1e9);
+		bad++;
+	}
+	snprintf(last, sizeof(last), "now reads SIGBUS");
+	if (!bad && !cl_log_has(&c, 2, last, 0) &&
+	    !cl_log_has(&c, 2, "now reads the new value", 0))
+		bad++;
+	if (!bad && !cl_log_has(&c, 2, "dropped", 0)) {
+		printf("  node 2 never dropped its copies\n");
+		bad++;
+	}
+	for (int i = 0; i < 3; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	cl_wait(&c, 20000);
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	cl_netns_down(&c);
+	assert_int_equal(bad, 0);
+}
+
 static void test_packet_loss(void **state)
 {
 	struct cluster c;
@@ -600,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_pause_short),
 		cmocka_unit_test(test_pause_long),
 		cmocka_unit_test(test_duplicate_id),
+		cmocka_unit_test(test_partition),
 		cmocka_unit_test(test_packet_loss),
 	};
 

@@ -335,6 +335,73 @@ static int dup_role(int me, const char *flag)
 	return got == 0x77 ? 0 : 1;
 }
 
+/*
+ * "partition": node 2 takes a read-only copy of a word homed on node 0 and
+ * reads it in a loop, noting when it last saw the old value; the test cuts
+ * node 2 off (CUT_FLAG appears) and heals it later (HEAL_FLAG). Node 1
+ * writes the word once the cut is there and notes when the write
+ * completed. The clocks are one (CLOCK_MONOTONIC of one host), so the test
+ * can check that node 2 never read the old value after the write.
+ */
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int partition_role(struct pm_node *node, int me, const char *cut,
+			  const char *heal)
+{
+	volatile uint64_t *w = word(PAUSE_WORD, 0);
+	int64_t end = now_ms() + WAIT_MS, last_old = 0, healed = 0;
+	uint64_t reads = 0, buses = 0;
+	uint8_t val;
+	int r;
+
+	if (me == 0)
+		*w = PAUSE_OLD;
+	if ((r = pm_node_barrier(node, WAIT_MS)) ||
+	    (me == 2 && *w != PAUSE_OLD) ||
+	    (r = pm_node_barrier(node, WAIT_MS))) {
+		printf("RESULT FAIL: set-up: %s\n", r ? strerror(-r) : "no copy");
+		return 1;
+	}
+	if (me == 2)
+		printf("reader: holding the word\n");
+	if (me == 1) {
+		while (!gone(cut) && now_ms() < end)
+			poll(NULL, 0, 10);
+		__atomic_store_n(w, PAUSE_NEW, __ATOMIC_SEQ_CST);
+		printf("RESULT ok: writer: wrote at %lld ns\n",
+		       (long long)mono_ns());
+		return 0;
+	}
+	if (me != 2)
+		return 0;
+	/* Read until 2 s after the heal: old, new, or SIGBUS (fenced). */
+	while (now_ms() < end && (!healed || now_ms() < healed + 2000)) {
+		if (!healed && gone(heal))
+			healed = now_ms();
+		if (probe_sigbus((const volatile uint8_t *)w, &val) >= 0) {
+			buses++;
+			poll(NULL, 0, 1);
+			continue;
+		}
+		reads++;
+		if (*w == PAUSE_OLD)
+			last_old = mono_ns();
+	}
+	printf("RESULT ok: reader: last read the old value at %lld ns (%llu reads, %llu SIGBUS), now reads %s\n",
+	       (long long)last_old, (unsigned long long)reads,
+	       (unsigned long long)buses,
+	       probe_sigbus((const volatile uint8_t *)w, &val) >= 0 ?
+		       "SIGBUS" :
+	       *w == PAUSE_NEW ? "the new value" : "the OLD value");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_sigaction = on_bus,
@@ -346,7 +413,7 @@ int main(int argc, char **argv)
 	size_t len;
 	int code, me, nodes, ret;
 
-	if (argc != 4) {
+	if (argc != 4 && !(argc == 5 && !strcmp(argv[2], "partition"))) {
 		fprintf(stderr, "usage: fault_worker CONFIG GONE_FILE TIMEOUT_MS\n");
 		return 2;
 	}
@@ -372,6 +439,14 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[2], "pause") || !strcmp(argv[2], "pause-long")) {
 		ret = pause_role(node, me, argv[3],
 				 !strcmp(argv[2], "pause-long"));
+		goto wait_term;
+	}
+	if (!strcmp(argv[2], "partition")) {
+		if (argc != 5) {
+			fprintf(stderr, "usage: fault_worker CONFIG partition CUT_FLAG HEAL_FLAG\n");
+			return 2;
+		}
+		ret = partition_role(node, me, argv[3], argv[4]);
 		goto wait_term;
 	}
 	if (!strcmp(argv[2], "dup")) {

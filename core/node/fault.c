@@ -365,11 +365,32 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 /* The page cannot be had: its faulting threads fail (SIGBUS). */
 static void fault_fail(struct pm_node *n, uint64_t page, int err)
 {
+	uint8_t s;
+
+	/*
+	 * Only an unmapped page is poisoned: a read-only copy whose upgrade
+	 * failed goes first (the home still lists us, which is harmless),
+	 * or UFFDIO_POISON would find it mapped (EEXIST) and its fallback
+	 * would leave a page that later actions copy from; one that another
+	 * fault is fetching again is left to that fetch.
+	 */
+	lk_lock(llock_of(n, page), LK_LLOCK);
+	s = n->lstate[page];
+	if (s & (LF_FETCHING | LF_EVICTING)) {
+		lk_unlock(llock_of(n, page));
+		uffd_wake(n, page, 1);
+		return;
+	}
+	if ((s & LS_MASK) != LS_INVALID) {
+		uffd_drop(n, page, (s & LS_MASK) == LS_EXCL, NULL);
+		ls_set(n, page, LS_INVALID);
+	}
+	uffd_poison(n, page);
+	lk_unlock(llock_of(n, page));
 	STAT_ADD(n, poisoned, 1);
 	pm_err("page %llu (home node %d): %s; the faulting thread gets %s",
 	       (unsigned long long)page, page_home(n, page),
 	       err == -EIO ? "its data was lost with a dead node"
 			   : strerror(-err),
 	       n->have_poison ? "SIGBUS" : "SIGSEGV (no UFFDIO_POISON before Linux 6.6)");
-	uffd_poison(n, page);
 }
