@@ -139,11 +139,14 @@ static void *watch_peer(void *arg)
 			detect_declare_dead(n, peer, why);
 			continue;
 		}
-		if (quiet >= iv || poked) {
+		/* Quiet, or it calls us but we have not called it: our lease
+		 * is renewed only by a round trip we start. */
+		lease = __atomic_load_n(&n->lease_until[peer],
+					__ATOMIC_RELAXED);
+		if (quiet >= iv || poked ||
+		    lease - now < limit * 3 / 4 - iv) {
 			int64_t end = now + iv;
 
-			lease = __atomic_load_n(&n->lease_until[peer],
-						__ATOMIC_RELAXED);
 			/* Not blocked past the lease's end. */
 			if (!__atomic_load_n(&n->lease_lapsed[peer],
 					     __ATOMIC_RELAXED) &&

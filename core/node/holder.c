@@ -426,7 +426,8 @@ void holder_lease_lapsed(struct pm_node *n, int home)
 	}
 	if (dropped)
 		uffd_wake(n, first, end - first);
-	pm_err("no answer from home node %d for 3/4 of cluster.failure_timeout_ms: dropped %llu read-only copies of its pages, which it may let others write once it declares this node dead",
+	pm_log(dropped ? PM_LOG_ERROR : PM_LOG_INFO,
+	       "no answer from home node %d for 3/4 of cluster.failure_timeout_ms: dropped %llu read-only copies of its pages, which it may let others write once it declares this node dead",
 	       home, (unsigned long long)dropped);
 }
 
