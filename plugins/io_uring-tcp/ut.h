@@ -24,9 +24,12 @@
 /* Incoming connections one listener can serve at once: the size of its
  * table; transports.io_uring-tcp.max_conns may set fewer. */
 #define UT_MAX_SCONNS 1024u
-/* Default of handshake_timeout_ms (see ut_main.c). */
+/* Defaults of handshake_timeout_ms and stall_timeout_ms (see ut_main.c). */
 #define UT_HANDSHAKE_TIMEOUT_MS 2000
+#define UT_STALL_TIMEOUT_MS 60000
 #define UT_MS_MAX 3600000
+/* Which bound an incoming connection's deadline is under. */
+enum { UT_DL_FIRST, UT_DL_STALL };
 /* Provided receive buffers per ring (power of two) and their size. */
 #define UT_CLIENT_BUFS 32u
 #define UT_SERVER_BUFS 128u
@@ -99,8 +102,9 @@ struct ut_tctx {
 	const struct pm_host *host;
 	char listen_ep[PM_ENDPOINT_MAX];
 	uint32_t max_conns;		/* incoming connections at once */
-	int64_t handshake_timeout_ns;	/* bound on a first request and on a
-					 * frame that stops arriving */
+	int64_t handshake_timeout_ns;	/* bound on a first request */
+	int64_t stall_timeout_ns;	/* bound on a later frame that stops
+					 * arriving */
 
 	pthread_mutex_t lock;		/* conns list */
 	struct ut_conn *conns;
@@ -125,9 +129,10 @@ struct ut_tctx {
 	uint32_t slive;			/* sconns not UT_SC_FREE */
 	bool at_bound;			/* refusing at max_conns */
 	uint64_t refused;		/* in this episode, for the log */
-	int64_t next_deadline;		/* earliest sconn deadline, or later */
-	bool timer_armed;		/* a ring timeout for it is pending */
-	struct __kernel_timespec timer_ts;
+	/* One of each per bound, [UT_DL_FIRST] and [UT_DL_STALL]: */
+	int64_t next_deadline[2];	/* earliest sconn deadline, or later */
+	bool timer_armed[2];		/* a ring timeout for it is pending */
+	struct __kernel_timespec timer_ts[2];
 	struct ut_sconn *sconns;	/* UT_MAX_SCONNS, never moved */
 	uint64_t next_seq;
 	pthread_mutex_t dirty_lock;	/* dirty[] */

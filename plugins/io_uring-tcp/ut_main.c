@@ -315,17 +315,20 @@ static int ut_cfg_range(const struct pm_host *host, const char *key,
 /*
  * Settings (transports.io_uring-tcp.KEY): listen ("HOST:PORT", default
  * 127.0.0.1:0); max_conns, most incoming connections served at once (1 ..
- * UT_MAX_SCONNS, default all), more are closed as they arrive; and
+ * UT_MAX_SCONNS, default all), more are closed as they arrive;
  * handshake_timeout_ms (default 2000), how long an incoming connection may
- * take to deliver its first whole request, and a frame may stall
- * part-way, before it is dropped: without it a peer that connects and
- * stays silent, or sends half a header, holds a slot for ever, and enough
- * of them lock out every real peer.
+ * take to deliver its first whole request, however its bytes trickle in,
+ * before it is dropped: without it a peer that connects and stays silent,
+ * or sends half a header, holds a slot for ever, and enough of them lock
+ * out every real peer; and stall_timeout_ms (default 60000), how long,
+ * after that first request, a frame may go without a byte part-way. That
+ * one is long because a live peer's frame stalls for seconds while TCP
+ * retransmits through loss, and dropping it loses its requests in flight.
  */
 static int ut_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct ut_tctx *t;
-	int64_t maxc, hs;
+	int64_t maxc, hs, stall;
 	const char *s;
 	int r;
 
@@ -336,7 +339,9 @@ static int ut_init(const struct pm_host *host, struct pm_tctx **out)
 	if (ut_cfg_range(host, "max_conns", UT_MAX_SCONNS, 1, UT_MAX_SCONNS,
 			 &maxc) ||
 	    ut_cfg_range(host, "handshake_timeout_ms", UT_HANDSHAKE_TIMEOUT_MS,
-			 1, UT_MS_MAX, &hs))
+			 1, UT_MS_MAX, &hs) ||
+	    ut_cfg_range(host, "stall_timeout_ms", UT_STALL_TIMEOUT_MS, 1,
+			 UT_MS_MAX, &stall))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
@@ -344,6 +349,7 @@ static int ut_init(const struct pm_host *host, struct pm_tctx **out)
 	t->host = host;
 	t->max_conns = (uint32_t)maxc;
 	t->handshake_timeout_ns = hs * 1000000;
+	t->stall_timeout_ns = stall * 1000000;
 	t->lfd = -1;
 	t->efd = -1;
 	r = host->cfg_string(host->ctx, "listen", &s);

@@ -203,74 +203,89 @@ static void ut_srv_close(struct ut_tctx *t, uint32_t idx)
 }
 
 /*
- * Deadlines of incoming connections (handshake_timeout_ms): a first
- * request must be whole that long after the accept, however its bytes
- * trickle in; later, a frame in progress may go that long without a byte.
- * Every deadline is set to now + the same bound, so none is ever earlier
- * than one already pending: one ring timeout, armed for the earliest,
- * covers them all, and the server's wait stays untimed (a timed wait
- * wakes slower). Server thread only.
+ * Deadlines of incoming connections: a first request must be whole
+ * handshake_timeout_ms after the accept, however its bytes trickle in;
+ * later, a frame in progress may go stall_timeout_ms without a byte (a
+ * peer we serve stalls for seconds while TCP recovers from loss). Every
+ * deadline under one bound is now + that bound, so none is ever earlier
+ * than one already pending under the same bound: one ring timeout per
+ * bound, armed for its earliest, covers them all, and the server's wait
+ * stays untimed (a timed wait wakes slower). The two bounds differ, so
+ * a single timeout could be armed past a new, earlier deadline of the
+ * other bound. Which bound applies is sc->greeted. Server thread only.
  */
 static void ut_srv_set_deadline(struct ut_tctx *t, struct ut_sconn *sc,
 				int64_t deadline)
 {
+	int k = sc->greeted ? UT_DL_STALL : UT_DL_FIRST;
+
 	sc->deadline = deadline;
-	if (deadline < t->next_deadline)
-		t->next_deadline = deadline;
+	if (deadline < t->next_deadline[k])
+		t->next_deadline[k] = deadline;
 }
 
-static void ut_srv_arm_timer(struct ut_tctx *t)
+static void ut_srv_arm_timer(struct ut_tctx *t, int k)
 {
 	struct io_uring_sqe *sqe;
 
-	if (t->timer_armed || t->next_deadline == INT64_MAX)
+	if (t->timer_armed[k] || t->next_deadline[k] == INT64_MAX)
 		return;
 	sqe = ut_srv_sqe(t);
 	if (!sqe)
 		return;		/* the next loop tries again */
-	t->timer_ts.tv_sec = t->next_deadline / 1000000000;
-	t->timer_ts.tv_nsec = t->next_deadline % 1000000000;
+	t->timer_ts[k].tv_sec = t->next_deadline[k] / 1000000000;
+	t->timer_ts[k].tv_nsec = t->next_deadline[k] % 1000000000;
 	/* absolute on CLOCK_MONOTONIC, the clock of pm_now_ns() */
-	io_uring_prep_timeout(sqe, &t->timer_ts, 0, IORING_TIMEOUT_ABS);
-	io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_TIMER, 0));
-	t->timer_armed = true;
+	io_uring_prep_timeout(sqe, &t->timer_ts[k], 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_TIMER, k));
+	t->timer_armed[k] = true;
 }
 
 static void ut_srv_close(struct ut_tctx *t, uint32_t idx);
 
-/* The timer fired: drop every connection past its deadline, once, with
- * the reason; find the next deadline. */
+/*
+ * A timer fired: drop every connection past its deadline, once, with the
+ * reason; find the next deadline under each bound. A timer still armed
+ * is armed no later than any deadline under its bound (they only grow),
+ * so recomputing its next deadline loses nothing.
+ */
 static void ut_srv_sweep(struct ut_tctx *t)
 {
 	const char *name = t->host->name ? t->host->name : "io_uring-tcp";
-	long long ms = (long long)(t->handshake_timeout_ns / 1000000);
-	int64_t now = pm_now_ns(), next = INT64_MAX;
+	int64_t now = pm_now_ns(), next[2] = { INT64_MAX, INT64_MAX };
 	struct ut_sconn *sc;
 	uint32_t idx;
+	int k;
 
 	for (idx = 0; idx < UT_MAX_SCONNS; idx++) {
 		sc = &t->sconns[idx];
 		if (sc->state != UT_SC_OPEN || !sc->deadline)
 			continue;
+		k = sc->greeted ? UT_DL_STALL : UT_DL_FIRST;
 		if (sc->deadline > now) {
-			if (sc->deadline < next)
-				next = sc->deadline;
+			if (sc->deadline < next[k])
+				next[k] = sc->deadline;
 			continue;
 		}
 		if (!sc->greeted)
 			ut_log(t, PM_LOG_WARN,
 			       "connection %llu from %s: no whole request within %lld ms of connecting (transports.%s.handshake_timeout_ms): dropping it",
-			       (unsigned long long)sc->id, sc->peer, ms, name);
+			       (unsigned long long)sc->id, sc->peer,
+			       (long long)(t->handshake_timeout_ns / 1000000),
+			       name);
 		else
 			ut_log(t, PM_LOG_WARN,
-			       "connection %llu from %s: a frame stalled part-way for %lld ms (transports.%s.handshake_timeout_ms): dropping it",
-			       (unsigned long long)sc->id, sc->peer, ms, name);
+			       "connection %llu from %s: a frame stalled part-way for %lld ms (transports.%s.stall_timeout_ms): dropping it",
+			       (unsigned long long)sc->id, sc->peer,
+			       (long long)(t->stall_timeout_ns / 1000000),
+			       name);
 		sc->deadline = 0;
 		/* Its bytes are thrown away: reset it (ut_srv_finalize). */
 		sc->discarded = true;
 		ut_srv_close(t, idx);
 	}
-	t->next_deadline = next;
+	t->next_deadline[UT_DL_FIRST] = next[UT_DL_FIRST];
+	t->next_deadline[UT_DL_STALL] = next[UT_DL_STALL];
 }
 
 /* After bytes of sc went to the parser: which deadline applies now. */
@@ -281,8 +296,7 @@ static void ut_srv_progress(struct ut_tctx *t, struct ut_sconn *sc)
 	if (!sc->greeted)
 		return;		/* the first request's deadline stands */
 	if (p->stage != UT_P_HDR || p->hdr_got)
-		ut_srv_set_deadline(t, sc, pm_now_ns() +
-				    t->handshake_timeout_ns);
+		ut_srv_set_deadline(t, sc, pm_now_ns() + t->stall_timeout_ns);
 	else
 		sc->deadline = 0;
 }
@@ -655,7 +669,8 @@ static void *ut_srv_main(void *arg)
 	ut_srv_arm_event(t);
 	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE) && list) {
 		ut_srv_flush(t, list);
-		ut_srv_arm_timer(t);
+		ut_srv_arm_timer(t, UT_DL_FIRST);
+		ut_srv_arm_timer(t, UT_DL_STALL);
 		if (!accept_armed && pm_now_ns() >= accept_retry) {
 			ut_srv_arm_accept(t);
 			accept_armed = true;
@@ -707,7 +722,8 @@ static void *ut_srv_main(void *arg)
 				event_armed = false;
 				break;
 			case UT_UD_TIMER:
-				t->timer_armed = false;
+				t->timer_armed[idx ? UT_DL_STALL :
+						    UT_DL_FIRST] = false;
 				ut_srv_sweep(t);
 				break;
 			case UT_UD_RECV:
@@ -811,7 +827,8 @@ int ut_listen(struct pm_tctx *tc, const struct pm_listener *lst)
 		t->sconns[i].fd = -1;
 	}
 	t->lst = *lst;
-	t->next_deadline = INT64_MAX;
+	t->next_deadline[UT_DL_FIRST] = INT64_MAX;
+	t->next_deadline[UT_DL_STALL] = INT64_MAX;
 	/* Before the thread starts: its first reply() checks it. */
 	t->listening = true;
 	r = -pthread_create(&t->sthread, NULL, ut_srv_main, t);

@@ -20,13 +20,21 @@
  *                   (1 + pager.threads).
  *   handshake_timeout_ms
  *                   how long an incoming connection may take to deliver
- *                   its first whole request, and a frame may stall part-
- *                   way, before the connection is dropped (2000): without
- *                   it a peer that connects and stays silent, or sends
- *                   half a header, holds one of max_conns for ever, and
- *                   enough of them lock out every real peer. A node
- *                   sends its first request (HELLO) as soon as it has
- *                   dialled.
+ *                   its first whole request, however its bytes trickle
+ *                   in, before it is dropped (2000): without it a peer
+ *                   that connects and stays silent, or sends half a
+ *                   header, holds one of max_conns for ever, and enough
+ *                   of them lock out every real peer. A node sends its
+ *                   first request (HELLO) as soon as it has dialled.
+ *   stall_timeout_ms
+ *                   after that first request, how long a frame may go
+ *                   without a byte part-way before the connection is
+ *                   dropped (60000). Long, because a live peer's frame
+ *                   stalls for seconds while TCP retransmits through
+ *                   loss (exponential backoff), and dropping it loses
+ *                   its requests in flight; it only has to end a peer
+ *                   that went away without a FIN, or a slow attacker
+ *                   that already got past the first request.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +51,7 @@
 #define TT_MAX_CONNS 1024
 #define TT_MAX_CONNS_MAX 65536
 #define TT_HANDSHAKE_TIMEOUT_MS 2000
+#define TT_STALL_TIMEOUT_MS 60000
 #define TT_MS_MAX 3600000
 
 static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
@@ -77,7 +86,7 @@ static int tt_cfg_range(const struct pm_host *host, const char *key,
 static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct pm_tctx *t;
-	int64_t ms, maxc, hs;
+	int64_t ms, maxc, hs, stall;
 
 	if (!host || host->size < offsetof(struct pm_host, cfg_int) +
 				  sizeof(host->cfg_int) ||
@@ -88,7 +97,9 @@ static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 	    tt_cfg_range(host, "max_conns", TT_MAX_CONNS, 1, TT_MAX_CONNS_MAX,
 			 &maxc) ||
 	    tt_cfg_range(host, "handshake_timeout_ms", TT_HANDSHAKE_TIMEOUT_MS,
-			 1, TT_MS_MAX, &hs))
+			 1, TT_MS_MAX, &hs) ||
+	    tt_cfg_range(host, "stall_timeout_ms", TT_STALL_TIMEOUT_MS, 1,
+			 TT_MS_MAX, &stall))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
@@ -96,6 +107,7 @@ static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 	t->host = host;
 	t->send_timeout_ns = ms * 1000000;
 	t->handshake_timeout_ns = hs * 1000000;
+	t->stall_timeout_ns = stall * 1000000;
 	t->max_conns = (int)maxc;
 	t->lfd = -1;
 	t->stop_efd = -1;
@@ -172,9 +184,11 @@ static void tt_reset(struct pm_tctx *t, struct tt_sconn *sc)
  * The wait for the next bytes of sc: until its first request is whole, a
  * deadline handshake_timeout_ns after the accept however the bytes
  * trickle in (a peer sending one byte a second must not hold the slot);
- * then none while no frame is in progress, and handshake_timeout_ns from
- * the last bytes while one is. The wait follows a receive (or the
- * accept), so now is when the last bytes came.
+ * then none while no frame is in progress, and stall_timeout_ns from the
+ * last bytes while one is: a peer past its first request is one we
+ * serve, and its frames stall for seconds while TCP recovers from loss.
+ * The wait follows a receive (or the accept), so now is when the last
+ * bytes came.
  */
 static int64_t tt_recv_deadline(const struct tt_sconn *sc, bool greeted,
 				int *mode)
@@ -183,7 +197,7 @@ static int64_t tt_recv_deadline(const struct tt_sconn *sc, bool greeted,
 	if (!greeted)
 		return sc->accepted_ns + sc->t->handshake_timeout_ns;
 	if (tt_rx_pending(&sc->rx))
-		return pm_now_ns() + sc->t->handshake_timeout_ns;
+		return pm_now_ns() + sc->t->stall_timeout_ns;
 	/* The cheapest wait: one blocking recv(), which shutdown() ends. */
 	*mode = TT_RX_FOREVER;
 	return PM_NET_FOREVER;
@@ -194,17 +208,18 @@ static void tt_log_slow(struct pm_tctx *t, const struct tt_sconn *sc,
 			bool greeted)
 {
 	const char *name = t->host->name ? t->host->name : "tcp";
-	long long ms = (long long)(t->handshake_timeout_ns / 1000000);
 
 	if (!greeted)
 		tt_log(t, PM_LOG_WARN,
 		       "connection %llu from %s: no whole request within %lld ms of connecting (%u bytes came; transports.%s.handshake_timeout_ms): dropping it",
-		       (unsigned long long)sc->id, sc->peer, ms,
+		       (unsigned long long)sc->id, sc->peer,
+		       (long long)(t->handshake_timeout_ns / 1000000),
 		       tt_rx_pending(&sc->rx), name);
 	else
 		tt_log(t, PM_LOG_WARN,
-		       "connection %llu from %s: a frame stalled part-way for %lld ms (%u of %u bytes came; transports.%s.handshake_timeout_ms): dropping it",
-		       (unsigned long long)sc->id, sc->peer, ms,
+		       "connection %llu from %s: a frame stalled part-way for %lld ms (%u of %u bytes came; transports.%s.stall_timeout_ms): dropping it",
+		       (unsigned long long)sc->id, sc->peer,
+		       (long long)(t->stall_timeout_ns / 1000000),
 		       tt_rx_pending(&sc->rx), sc->rx.need, name);
 }
 

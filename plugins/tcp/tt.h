@@ -94,8 +94,9 @@ struct tt_sconn {
 struct pm_tctx {
 	const struct pm_host *host;
 	int64_t send_timeout_ns;	/* bound on a reply waiting for room */
-	int64_t handshake_timeout_ns;	/* bound on a first request and on a
-					 * frame that stops arriving */
+	int64_t handshake_timeout_ns;	/* bound on a first request */
+	int64_t stall_timeout_ns;	/* bound on a later frame that stops
+					 * arriving */
 	int max_conns;			/* bound on live incoming connections */
 	pthread_condattr_t condattr;	/* CLOCK_MONOTONIC condvars */
 

@@ -278,6 +278,7 @@ void test_raw_half_frame_close(void **state);
 /* handshake.c: connections that never finish a request, and slots */
 void test_handshake_silent(void **state);
 void test_handshake_slowloris(void **state);
+void test_handshake_stall_after_request(void **state);
 void test_handshake_frees_slots(void **state);
 
 #endif

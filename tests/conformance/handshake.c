@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * Conformance cases on connections that never finish a request: a stream
- * listener must drop a silent peer, a slowloris peer and a frame that
- * stalls part-way once handshake_timeout_ms has passed, so that peers
- * holding every one of max_conns slots cannot keep a real peer out.
+ * listener must drop a silent peer and a slowloris peer once
+ * handshake_timeout_ms has passed since it connected, so that peers
+ * holding every one of max_conns slots cannot keep a real peer out. After
+ * a whole first request the bound is stall_timeout_ms instead, from the
+ * last byte of a frame in progress: long by default, because a live
+ * peer's frame stalls for seconds while TCP retransmits through loss, and
+ * dropping it loses its requests in flight.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "conformance.h"
@@ -34,24 +39,27 @@ struct hsfix {
 };
 
 /*
- * A server with handshake_timeout_ms = HS_MS (and max_conns = maxc when
- * not 0), reachable by raw TCP. Skips, with the reason, a transport
- * whose endpoint is not a TCP listener or which has no such setting.
+ * A server with handshake_timeout_ms = HS_MS (and max_conns = maxc, and
+ * stall_timeout_ms = HS_MS, when asked), reachable by raw TCP. Skips, with
+ * the reason, a transport whose endpoint is not a TCP listener or which
+ * has no such setting.
  */
-static struct hsfix *hs_up(int maxc)
+static struct hsfix *hs_up(int maxc, bool stall)
 {
-	struct ih_int ints[2] = {
-		{ "handshake_timeout_ms", HS_MS },
-		{ "max_conns", maxc },
-	};
+	struct ih_int ints[3] = { { "handshake_timeout_ms", HS_MS } };
+	const char *missing = NULL;
 	struct hsfix *hf;
-	int r;
+	int n = 1, r;
 
 	REQUIRE_USABLE();
 	hf = calloc(1, sizeof(*hf));	/* heap: see fix_up */
 	assert_non_null(hf);
+	if (maxc)
+		ints[n++] = (struct ih_int){ "max_conns", maxc };
+	if (stall)
+		ints[n++] = (struct ih_int){ "stall_timeout_ms", HS_MS };
 	hf->s = srv_alloc();
-	r = srv_start_with(hf->s, listen_addr, "server", ints, maxc ? 2 : 1);
+	r = srv_start_with(hf->s, listen_addr, "server", ints, n);
 	if (r)
 		fail_msg("server init/listen/endpoint on %s: %s", listen_addr,
 			 strerror(-r));
@@ -63,12 +71,15 @@ static struct hsfix *hs_up(int maxc)
 		free(hf);
 		skip();
 	}
-	if (!ih_asked(&hf->s->ih, "handshake_timeout_ms") ||
-	    (maxc && !ih_asked(&hf->s->ih, "max_conns"))) {
+	if (!ih_asked(&hf->s->ih, "handshake_timeout_ms"))
+		missing = "handshake_timeout_ms";
+	else if (maxc && !ih_asked(&hf->s->ih, "max_conns"))
+		missing = "max_conns";
+	else if (stall && !ih_asked(&hf->s->ih, "stall_timeout_ms"))
+		missing = "stall_timeout_ms";
+	if (missing) {
 		print_message("SKIP: %s has no %s setting: it cannot be told how long an incoming connection may take\n",
-			      plug.name,
-			      !ih_asked(&hf->s->ih, "handshake_timeout_ms") ?
-			      "handshake_timeout_ms" : "max_conns");
+			      plug.name, missing);
 		srv_free(hf->s);
 		free(hf);
 		skip();
@@ -166,18 +177,20 @@ static double hs_wait_dropped(int fd, int ms, const uint8_t *trickle,
 	}
 }
 
-/* The drop came after the deadline, not before, and not much after. */
-static void hs_expect_drop_time(const char *what, double ms, double from)
+/* The drop came after the deadline (HS_MS, of setting key), not before,
+ * and not much after. */
+static void hs_expect_drop_time(const char *what, double ms, double from,
+				const char *key)
 {
 	if (ms < 0)
-		fail_msg("%s: still open %d ms after connecting (handshake_timeout_ms %d)",
-			 what, HS_MS + SLACK_MS, HS_MS);
-	print_message("  %s: dropped %.0f ms after %s (handshake_timeout_ms %d)\n",
+		fail_msg("%s: still open %d ms after connecting (%s %d)",
+			 what, HS_MS + SLACK_MS, key, HS_MS);
+	print_message("  %s: dropped %.0f ms after %s (%s %d)\n",
 		      what, ms + from, from ? "connecting" : "its last byte",
-		      HS_MS);
+		      key, HS_MS);
 	if (ms + from < HS_MS - 5)
-		fail_msg("%s: dropped after %.0f ms, before handshake_timeout_ms (%d)",
-			 what, ms + from, HS_MS);
+		fail_msg("%s: dropped after %.0f ms, before %s (%d)",
+			 what, ms + from, key, HS_MS);
 }
 
 /* The one log line of a drop names the peer (our end of fd). */
@@ -211,7 +224,7 @@ void test_handshake_silent(void **state)
 	int fd, r;
 
 	(void)state;
-	hf = hs_up(0);
+	hf = hs_up(0, false);
 	ih_setup(&cih, listen_addr, "client");
 	assert_int_equal(ops->init(&cih.host, &ct), 0);
 	assert_int_equal(ops->connect(ct, hf->s->ep, ms_from_now(5000), &c), 0);
@@ -223,7 +236,8 @@ void test_handshake_silent(void **state)
 	t0 = pm_now_ns();
 	fd = hs_dial(hf);
 	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
-	hs_expect_drop_time("silent peer", ms, ms_since(t0) - ms);
+	hs_expect_drop_time("silent peer", ms, ms_since(t0) - ms,
+			    "handshake_timeout_ms");
 	hs_expect_logged(hf, fd, "silent peer");
 	close(fd);
 
@@ -244,7 +258,8 @@ void test_handshake_silent(void **state)
  * Slowloris: part of a header and nothing more; a frame trickled in one
  * byte at a time faster than the bound (the bound is on the whole first
  * request, not on each byte); and, after a whole request, a frame that
- * stops part-way. Each is dropped within the bound and slack.
+ * stops part-way, under stall_timeout_ms = HS_MS. Each is dropped within
+ * its bound and slack.
  */
 void test_handshake_slowloris(void **state)
 {
@@ -256,7 +271,7 @@ void test_handshake_slowloris(void **state)
 	int fd;
 
 	(void)state;
-	hf = hs_up(0);
+	hf = hs_up(0, true);
 	if (!frame_checks) {
 		print_message("SKIP: PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h\n");
 		hs_down(hf);
@@ -271,7 +286,8 @@ void test_handshake_slowloris(void **state)
 	fd = hs_dial(hf);
 	hs_send(fd, b, 10);
 	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
-	hs_expect_drop_time("partial header", ms, ms_since(t0) - ms);
+	hs_expect_drop_time("partial header", ms, ms_since(t0) - ms,
+			    "handshake_timeout_ms");
 	hs_expect_logged(hf, fd, "partial header");
 	close(fd);
 
@@ -279,12 +295,13 @@ void test_handshake_slowloris(void **state)
 	t0 = pm_now_ns();
 	fd = hs_dial(hf);
 	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, b, sizeof(b), HS_MS / 4);
-	hs_expect_drop_time("one byte per 100 ms", ms, ms_since(t0) - ms);
+	hs_expect_drop_time("one byte per 100 ms", ms, ms_since(t0) - ms,
+			    "handshake_timeout_ms");
 	hs_expect_logged(hf, fd, "one byte per 100 ms");
 	close(fd);
 
 	/* a whole request (answered), then half a header: the stall is
-	 * measured from its last byte */
+	 * measured from its last byte, under stall_timeout_ms */
 	fd = hs_dial(hf);
 	hf->raw--;		/* it carries a request: not a raw one */
 	memcpy(b + PM_FRAME_HDR_LEN, "0123456789abcdef", 16);
@@ -294,8 +311,92 @@ void test_handshake_slowloris(void **state)
 	assert_int_equal(recv(fd, in, sizeof(in), MSG_WAITALL), sizeof(in));
 	hs_send(fd, b, 12);
 	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
-	hs_expect_drop_time("frame stalled after a request", ms, 0);
+	hs_expect_drop_time("frame stalled after a request", ms, 0,
+			    "stall_timeout_ms");
 	hs_expect_logged(hf, fd, "frame stalled after a request");
+	close(fd);
+	if (!srv_wait(hf->s, p_closed_with_req, 1, 5000))
+		fail_msg("no on_close for the connection whose frame stalled");
+	hs_down(hf);
+}
+
+/*
+ * The loss case: with only handshake_timeout_ms small (stall_timeout_ms at
+ * its default), a peer past its first request whose next frame stalls
+ * part-way for twice that, as TCP retransmit backoff stalls one on a
+ * lossy link, is not dropped: the frame completes and is answered. A
+ * silent peer that comes during the long stall is still dropped on time:
+ * the stall's far deadline must not delay the near one.
+ */
+void test_handshake_stall_after_request(void **state)
+{
+	uint8_t b[PM_FRAME_HDR_LEN + 16], in[PM_FRAME_HDR_LEN + 16];
+	struct timeval tv = { .tv_sec = 5 };
+	char name[PM_NET_ADDRSTR_MAX + 8];
+	struct pm_frame_hdr h;
+	struct hsfix *hf;
+	const char *why;
+	int64_t t0;
+	double ms;
+	int fd, silent, i;
+
+	(void)state;
+	hf = hs_up(0, false);
+	if (!frame_checks) {
+		print_message("SKIP: PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h\n");
+		hs_down(hf);
+		skip();
+	}
+	fd = hs_dial(hf);
+	hf->raw--;		/* it carries requests: not a raw one */
+	/* an answer that never comes fails the case, not the suite */
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)), 0);
+	memcpy(b + PM_FRAME_HDR_LEN, "0123456789abcdef", 16);
+	pm_frame_encode(&h, PM_FRAME_REQ, 7, 0, 16, 0);
+	memcpy(b, &h, sizeof(h));
+	hs_send(fd, b, sizeof(b));
+	assert_int_equal(recv(fd, in, sizeof(in), MSG_WAITALL), sizeof(in));
+
+	pm_frame_encode(&h, PM_FRAME_REQ, 8, 0, 16, 0);
+	memcpy(b, &h, sizeof(h));
+	hs_send(fd, b, 12);
+	t0 = pm_now_ns();
+	silent = hs_dial(hf);
+	ms = hs_wait_dropped(silent, HS_MS + SLACK_MS, NULL, 0, 0);
+	hs_expect_drop_time("silent peer during a stall", ms,
+			    ms_since(t0) - ms, "handshake_timeout_ms");
+	hs_expect_logged(hf, silent, "silent peer during a stall");
+	close(silent);
+	ms = ms_since(t0);
+	if (ms > 2 * HS_MS - 50)
+		fail_msg("the silent peer took %.0f ms: no time left for a %d ms stall",
+			 ms, 2 * HS_MS);
+	ms = hs_wait_dropped(fd, 2 * HS_MS - (int)ms, NULL, 0, 0);
+	if (ms >= 0)
+		fail_msg("a connection past its first request was dropped %.0f ms into a stall part-way (handshake_timeout_ms %d, stall_timeout_ms at its default): the handshake bound was applied to a live peer",
+			 ms, HS_MS);
+	hs_send(fd, b + 12, sizeof(b) - 12);
+	if (recv(fd, in, sizeof(in), MSG_WAITALL) != (ssize_t)sizeof(in))
+		fail_msg("no answer to the frame completed after a %d ms stall: %s",
+			 2 * HS_MS, strerror(errno));
+	memcpy(&h, in, sizeof(h));
+	why = pm_frame_decode(&h);
+	if (why || h.kind != PM_FRAME_REP || h.id != 8 || h.status ||
+	    h.msg_len != 16)
+		fail_msg("the answer after the stall is wrong (%s, kind %u id %llu status %d msg_len %u)",
+			 why ? why : "well formed", h.kind,
+			 (unsigned long long)h.id, h.status, h.msg_len);
+	for (i = 0; i < 16; i++)
+		if ((in[PM_FRAME_HDR_LEN + i] ^ XOR) != b[PM_FRAME_HDR_LEN + i])
+			fail_msg("the answer after the stall does not echo the request (byte %d)",
+				 i);
+	pm_net_fd_name(fd, 1, name, sizeof(name));
+	if (ih_count_lines(&hf->s->ih, name))
+		fail_msg("a warning names the peer %s, whose frame only stalled",
+			 name);
+	print_message("  a frame stalled %d ms after a request: kept, answered\n",
+		      2 * HS_MS);
 	close(fd);
 	if (!srv_wait(hf->s, p_closed_with_req, 1, 5000))
 		fail_msg("no on_close for the connection whose frame stalled");
@@ -341,7 +442,7 @@ void test_handshake_frees_slots(void **state)
 	double ms;
 
 	(void)state;
-	hf = hs_up(FEW_CONNS);
+	hf = hs_up(FEW_CONNS, false);
 	t0 = pm_now_ns();
 	for (i = 0; i < FEW_CONNS; i++)
 		fd[i] = hs_dial(hf);

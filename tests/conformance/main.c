@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_raw_half_frame_close),
 		cmocka_unit_test(test_handshake_silent),
 		cmocka_unit_test(test_handshake_slowloris),
+		cmocka_unit_test(test_handshake_stall_after_request),
 		cmocka_unit_test(test_handshake_frees_slots),
 	};
 	const char *env, *base;

@@ -609,6 +609,7 @@ static void test_setting_ranges(void **st)
 	static const char *const keys[] = {
 		"transports.io_uring-tcp.max_conns",
 		"transports.io_uring-tcp.handshake_timeout_ms",
+		"transports.io_uring-tcp.stall_timeout_ms",
 	};
 	struct pm_plugin *pl = calloc(1, sizeof(*pl));
 	struct cfg *c = calloc(1, sizeof(*c));
@@ -632,7 +633,8 @@ static void test_setting_ranges(void **st)
 	fprintf(f, "node = { id = 0; };\n"
 		"cluster = { name = \"t\"; nodes = 1; memory = \"64M\"; };\n"
 		"transports = { order = [ \"io_uring-tcp\" ];\n"
-		"  io_uring-tcp = { max_conns = 1; handshake_timeout_ms = 1; }; };\n");
+		"  io_uring-tcp = { max_conns = 1; handshake_timeout_ms = 1;\n"
+		"    stall_timeout_ms = 1; }; };\n");
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(cfg_load(path, c, err, sizeof(err)), 0);
 	unlink(path);

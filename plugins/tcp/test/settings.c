@@ -2,8 +2,8 @@
 /*
  * tcp transport tests on its configuration: endpoint parsing
  * (plugins/common/net.h) and the settings listen, advertise,
- * send_timeout_ms, max_conns and handshake_timeout_ms, with the lines that
- * name a bad one.
+ * send_timeout_ms, max_conns, handshake_timeout_ms and stall_timeout_ms,
+ * with the lines that name a bad one.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -161,6 +161,21 @@ void test_settings(void **state)
 	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
 	assert_non_null(strstr(h->last,
 			       "transports.tcp.handshake_timeout_ms"));
+	h->ival = 3600000;	/* the largest allowed */
+	assert_int_equal(ops->init(&h->h, &t), 0);
+	ops->fini(t);
+	host_free(h);
+
+	/* stall_timeout_ms out of range, both ends */
+	h = host_new("127.0.0.1:0");
+	h->ikey = "stall_timeout_ms";
+	h->ival = 0;
+	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
+	assert_non_null(strstr(h->last, "transports.tcp.stall_timeout_ms"));
+	h->last[0] = '\0';
+	h->ival = 3600001;
+	assert_int_equal(ops->init(&h->h, &t), -EINVAL);
+	assert_non_null(strstr(h->last, "transports.tcp.stall_timeout_ms"));
 	h->ival = 3600000;	/* the largest allowed */
 	assert_int_equal(ops->init(&h->h, &t), 0);
 	ops->fini(t);
