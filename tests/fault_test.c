@@ -715,11 +715,6 @@ static void test_packet_loss_10(void **state)
 	packet_loss(10);
 }
 
-static void test_packet_loss_20(void **state)
-{
-	(void)state;
-	packet_loss(20);
-}
 
 int main(void)
 {
@@ -733,7 +728,6 @@ int main(void)
 		cmocka_unit_test(test_duplicate_id),
 		cmocka_unit_test(test_partition),
 		cmocka_unit_test(test_packet_loss_10),
-		cmocka_unit_test(test_packet_loss_20),
 	};
 
 	/* PM_TEST_FILTER=test_stop_queued (a glob) runs only the matches. */
