@@ -301,6 +301,35 @@ static void test_restart(void **state)
 }
 
 /*
+ * Three fault_workers in a pause mode (fault_worker's "pause" and
+ * "pause-long"), pager.timeout_ms 500 and failure_timeout_ms fail_ms:
+ * node 2 is frozen once it holds its copies (SIGSTOP, waited for), then
+ * the go flag lets node 1 write. Failures counted in *bad.
+ */
+static void pause_start(struct cluster *c, char *prog, size_t plen,
+			char *flag, size_t flen, char *const argv[],
+			int fail_ms, int *bad)
+{
+	assert_int_equal(cl_init(c, 3), 0);
+	snprintf(prog, plen, "%s/tests/fault_worker", cl_build());
+	snprintf(flag, flen, "%s/go", c->dir);
+	snprintf(c->pager, sizeof(c->pager), "timeout_ms = 500;");
+	snprintf(c->cluster_keys, sizeof(c->cluster_keys),
+		 "failure_timeout_ms = %d;", fail_ms);
+	assert_int_equal(cl_write_configs(c, "16M"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_spawn(c, i, argv), 0);
+	if (!cl_log_has(c, 2, "pauser: ready", 30000))
+		(*bad)++;
+	if (!*bad) {
+		kill(c->pid[2], SIGSTOP);
+		if (!wait_stopped(c, 2, 10000))
+			(*bad)++;
+	}
+	close(open(flag, O_WRONLY | O_CREAT, 0600));
+}
+
+/*
  * A node frozen for longer than a call's deadline and shorter than the
  * failure detector's timeout, holding a read-only copy and an exclusive
  * page: the others wait for it. After SIGCONT and a barrier it reads the
@@ -314,27 +343,12 @@ static void test_pause_short(void **state)
 	char prog[512], flag[512];
 	char *argv[] = { prog, (char *)"{cfg}", (char *)"pause", flag, NULL };
 	struct cluster c;
-	int st, bad = 0;
+	int bad = 0;
 
 	(void)state;
-	assert_int_equal(cl_init(&c, 3), 0);
-	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
-	snprintf(flag, sizeof(flag), "%s/go", c.dir);
 	/* A try of a request runs out at 500 ms; the pause is 3 s. */
-	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 500;");
-	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
-		 "failure_timeout_ms = 8000;");
-	assert_int_equal(cl_write_configs(&c, "16M"), 0);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(cl_spawn(&c, i, argv), 0);
-	if (!cl_log_has(&c, 2, "pauser: ready", 30000))
-		bad++;
-	if (!bad) {
-		kill(c.pid[2], SIGSTOP);
-		if (!wait_stopped(&c, 2, 10000))
-			bad++;
-	}
-	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	pause_start(&c, prog, sizeof(prog), flag, sizeof(flag), argv, 8000,
+		    &bad);
 	if (!bad) {
 		/* The fault injected: a pause of 3 s, then the node goes on. */
 		nanosleep(&(struct timespec){ .tv_sec = 3 }, NULL);
@@ -357,7 +371,6 @@ static void test_pause_short(void **state)
 			bad++;
 		}
 	}
-	(void)st;
 	if (bad)
 		dump_all(&c);
 	cl_cleanup(&c);
@@ -380,23 +393,8 @@ static void test_pause_long(void **state)
 	int bad = 0;
 
 	(void)state;
-	assert_int_equal(cl_init(&c, 3), 0);
-	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
-	snprintf(flag, sizeof(flag), "%s/go", c.dir);
-	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 500;");
-	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
-		 "failure_timeout_ms = 2000;");
-	assert_int_equal(cl_write_configs(&c, "16M"), 0);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(cl_spawn(&c, i, argv), 0);
-	if (!cl_log_has(&c, 2, "pauser: ready", 30000))
-		bad++;
-	if (!bad) {
-		kill(c.pid[2], SIGSTOP);
-		if (!wait_stopped(&c, 2, 10000))
-			bad++;
-	}
-	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	pause_start(&c, prog, sizeof(prog), flag, sizeof(flag), argv, 2000,
+		    &bad);
 	/* The watchdog kills it: its status says so, with no SIGCONT. */
 	if (!bad && wait_one(&c, 2, 20000)) {
 		printf("  node 2 is still there 20 s into its pause\n");

@@ -88,6 +88,25 @@ static void refuse_in_use(struct pm_node *n, int tidx,
 	drop_conn(n, tidx, req->conn_id);
 }
 
+/* The handshake's identity rules (HELLO and AUTH alike): an incarnation
+ * declared dead, or another incarnation of a live node, is refused and
+ * changes nothing. True when refused (answered). */
+static bool identity_refused(struct pm_node *n, int tidx,
+			     const struct pm_request *req,
+			     const struct pm_proto_req *rq)
+{
+	if (fenced(n, rq->from, rq->page)) {
+		refuse_fenced(n, tidx, req, rq->from);
+		drop_conn(n, tidx, req->conn_id);
+		return true;
+	}
+	if (id_in_use(n, rq->from, rq->page)) {
+		refuse_in_use(n, tidx, req, rq->from);
+		return true;
+	}
+	return false;
+}
+
 static void hello_request(struct pm_node *n, int tidx,
 			  const struct pm_request *req,
 			  const struct pm_proto_req *rq)
@@ -121,15 +140,8 @@ static void hello_request(struct pm_node *n, int tidx,
 			   refused, (uint32_t)strlen(refused));
 		return;
 	}
-	if (fenced(n, rq->from, rq->page)) {
-		refuse_fenced(n, tidx, req, rq->from);
-		drop_conn(n, tidx, req->conn_id);
+	if (identity_refused(n, tidx, req, rq))
 		return;
-	}
-	if (id_in_use(n, rq->from, rq->page)) {
-		refuse_in_use(n, tidx, req, rq->from);
-		return;
-	}
 	r = auth_server_hello(n->auth, tidx, req->conn_id, rq->from, n->id,
 			      n->cfg.cluster_name, req->payload, proof,
 			      proof + AUTH_NONCE_LEN);
@@ -180,15 +192,8 @@ static void auth_request(struct pm_node *n, int tidx,
 		drop_conn(n, tidx, req->conn_id);
 		return;
 	}
-	if (fenced(n, rq->from, rq->page)) {
-		refuse_fenced(n, tidx, req, rq->from);
-		drop_conn(n, tidx, req->conn_id);
+	if (identity_refused(n, tidx, req, rq))
 		return;
-	}
-	if (id_in_use(n, rq->from, rq->page)) {
-		refuse_in_use(n, tidx, req, rq->from);
-		return;
-	}
 	note_incarnation(n, req, rq->from, rq->page);
 	pm_dbg("peer %s authenticated as node %u", req->peer, rq->from);
 	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
