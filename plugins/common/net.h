@@ -27,6 +27,29 @@
 
 #include <pagemesh/transport.h>
 
+/* Setting key of a plugin (its name when the host gives none): *v, def
+ * when unset; -EINVAL (logged) outside lo..hi. */
+static inline int pm_net_cfg_range(const struct pm_host *host,
+				   const char *plugin, const char *key,
+				   int64_t def, int64_t lo, int64_t hi,
+				   int64_t *v)
+{
+	int r = host->cfg_int(host->ctx, key, v);
+
+	if (r == -ENOENT) {
+		*v = def;
+		return 0;
+	}
+	if (r < 0 || *v < lo || *v > hi) {
+		host->log(host->ctx, PM_LOG_ERROR,
+			  "transports.%s.%s must be an integer in %lld..%lld",
+			  host->name ? host->name : plugin, key,
+			  (long long)lo, (long long)hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 #define PM_NET_FOREVER ((int64_t)-1)
 
 /* Longest printable address: "[" v6 "]:" port NUL. */

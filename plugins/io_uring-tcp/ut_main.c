@@ -292,26 +292,6 @@ static int ut_probe(const struct pm_host *host, char *why, size_t whylen)
 	return r;
 }
 
-/* Setting key: *v, def when unset; -EINVAL (logged) outside lo..hi. */
-static int ut_cfg_range(const struct pm_host *host, const char *key,
-			int64_t def, int64_t lo, int64_t hi, int64_t *v)
-{
-	int r = host->cfg_int(host->ctx, key, v);
-
-	if (r == -ENOENT) {
-		*v = def;
-		return 0;
-	}
-	if (r < 0 || *v < lo || *v > hi) {
-		host->log(host->ctx, PM_LOG_ERROR,
-			  "transports.%s.%s must be an integer in %lld..%lld",
-			  host->name ? host->name : "io_uring-tcp", key,
-			  (long long)lo, (long long)hi);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /*
  * Settings (transports.io_uring-tcp.KEY): listen ("HOST:PORT", default
  * 127.0.0.1:0); max_conns, most incoming connections served at once (1 ..
@@ -336,12 +316,12 @@ static int ut_init(const struct pm_host *host, struct pm_tctx **out)
 				  sizeof(host->cfg_int) ||
 	    !host->log || !host->cfg_string || !host->cfg_int)
 		return -EINVAL;
-	if (ut_cfg_range(host, "max_conns", UT_MAX_SCONNS, 1, UT_MAX_SCONNS,
-			 &maxc) ||
-	    ut_cfg_range(host, "handshake_timeout_ms", UT_HANDSHAKE_TIMEOUT_MS,
-			 1, UT_MS_MAX, &hs) ||
-	    ut_cfg_range(host, "stall_timeout_ms", UT_STALL_TIMEOUT_MS, 1,
-			 UT_MS_MAX, &stall))
+	if (pm_net_cfg_range(host, "io_uring-tcp", "max_conns", UT_MAX_SCONNS,
+			     1, UT_MAX_SCONNS, &maxc) ||
+	    pm_net_cfg_range(host, "io_uring-tcp", "handshake_timeout_ms",
+			     UT_HANDSHAKE_TIMEOUT_MS, 1, UT_MS_MAX, &hs) ||
+	    pm_net_cfg_range(host, "io_uring-tcp", "stall_timeout_ms",
+			     UT_STALL_TIMEOUT_MS, 1, UT_MS_MAX, &stall))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)

@@ -63,26 +63,6 @@ static int tt_probe(const struct pm_host *host, char *why, size_t whylen)
 	return 0;
 }
 
-/* Setting key: *v, def when unset; -EINVAL (logged) outside lo..hi. */
-static int tt_cfg_range(const struct pm_host *host, const char *key,
-			int64_t def, int64_t lo, int64_t hi, int64_t *v)
-{
-	int r = host->cfg_int(host->ctx, key, v);
-
-	if (r == -ENOENT) {
-		*v = def;
-		return 0;
-	}
-	if (r < 0 || *v < lo || *v > hi) {
-		host->log(host->ctx, PM_LOG_ERROR,
-			  "transports.%s.%s must be an integer in %lld..%lld",
-			  host->name ? host->name : "tcp", key,
-			  (long long)lo, (long long)hi);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 {
 	struct pm_tctx *t;
@@ -92,14 +72,14 @@ static int tt_init(const struct pm_host *host, struct pm_tctx **out)
 				  sizeof(host->cfg_int) ||
 	    !host->log || !host->cfg_string || !host->cfg_int)
 		return -EINVAL;
-	if (tt_cfg_range(host, "send_timeout_ms", TT_SEND_TIMEOUT_MS, 1,
-			 TT_MS_MAX, &ms) ||
-	    tt_cfg_range(host, "max_conns", TT_MAX_CONNS, 1, TT_MAX_CONNS_MAX,
-			 &maxc) ||
-	    tt_cfg_range(host, "handshake_timeout_ms", TT_HANDSHAKE_TIMEOUT_MS,
-			 1, TT_MS_MAX, &hs) ||
-	    tt_cfg_range(host, "stall_timeout_ms", TT_STALL_TIMEOUT_MS, 1,
-			 TT_MS_MAX, &stall))
+	if (pm_net_cfg_range(host, "tcp", "send_timeout_ms",
+			     TT_SEND_TIMEOUT_MS, 1, TT_MS_MAX, &ms) ||
+	    pm_net_cfg_range(host, "tcp", "max_conns", TT_MAX_CONNS, 1,
+			     TT_MAX_CONNS_MAX, &maxc) ||
+	    pm_net_cfg_range(host, "tcp", "handshake_timeout_ms",
+			     TT_HANDSHAKE_TIMEOUT_MS, 1, TT_MS_MAX, &hs) ||
+	    pm_net_cfg_range(host, "tcp", "stall_timeout_ms",
+			     TT_STALL_TIMEOUT_MS, 1, TT_MS_MAX, &stall))
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
