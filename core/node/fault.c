@@ -293,10 +293,10 @@ static const char *grant_check(const struct pm_proto_req *rq,
  * is declared dead, or it keeps failing. A request that ran out of time
  * is a slow reply, not a death: only the failure detector (detect.c) says
  * a peer is dead, and then faults on its pages fail at once. A request
- * abandoned at its deadline may still have been granted: whatever the
- * home asked of that grant meanwhile (deferred here, holder.c) is answered
- * "not held" before the next try, since we never installed it; else the
- * home would wait for us while our next try waits behind it.
+ * abandoned at its deadline may still have been granted, and its grant is
+ * then never installed: an action about it finds the fetch in flight and
+ * is answered "not held" at once (holder.c), so the home never waits for
+ * us while our next try waits behind it.
  */
 #define FAULT_MAX_ERRORS 5	/* answers that are errors, then SIGBUS */
 #define FAULT_MAX_REFUSED 50	/* refused as unauthenticated, then SIGBUS */
@@ -343,7 +343,6 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 			pm_warn("page %llu: request to home node %d: %s%s%s; trying again",
 				(unsigned long long)page, home, strerror(-r),
 				bad ? ": " : "", bad ? bad : "");
-		holder_refuse_deferred(n, page, nextra);
 		/* 1, 2, 4 .. 64 ms: a home that answers errors is not
 		 * hammered, one that is slow is asked again soon. */
 		node_backoff(tries);

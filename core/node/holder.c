@@ -5,15 +5,17 @@
  * homes (invalidate, recall, downgrade) are applied here. The states are
  * in state.h; the directory's side of each exchange is in home.c.
  *
- * Invariant the races rest on: a node is in a page's directory entry only
- * while it holds a copy or a grant to it is in flight. So an action that
- * finds no copy but a fetch in flight is about that grant: it is deferred,
- * answered from the grant when it lands, and the grant is dropped. A node
- * that answers "not held" costs nothing: every page's latest data is in the
- * home's store unless an exclusive holder has written it.
+ * What the races rest on: a node answers "not held" only for a copy it
+ * never wrote, and every page's latest data is in the home's store unless
+ * an exclusive holder has written it, so "not held" loses nothing. An
+ * action that finds no copy but a fetch in flight is about a grant that
+ * has not landed (this try's, or an abandoned try's): it is answered "not
+ * held" at once and whatever grant lands next is dropped (LF_REFUSE), so
+ * no node maps a copy the home was told it does not have. Answering at
+ * once matters: the grant may be queued at the home behind the very
+ * transaction that is waiting for this answer.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -22,21 +24,21 @@
 /* A page between its local drop and the home's answer to our EVICT. */
 void holder_evicting_add(struct pm_node *n, struct evicting *ev)
 {
-	lk_lock(&n->dfr_lock, LK_DFR);
+	lk_lock(&n->evicting_lock, LK_EVICTING);
 	ev->next = n->evicting;
 	n->evicting = ev;
-	lk_unlock(&n->dfr_lock);
+	lk_unlock(&n->evicting_lock);
 }
 
 void holder_evicting_remove(struct pm_node *n, struct evicting *ev)
 {
-	lk_lock(&n->dfr_lock, LK_DFR);
+	lk_lock(&n->evicting_lock, LK_EVICTING);
 	for (struct evicting **pp = &n->evicting; *pp; pp = &(*pp)->next)
 		if (*pp == ev) {
 			*pp = ev->next;
 			break;
 		}
-	lk_unlock(&n->dfr_lock);
+	lk_unlock(&n->evicting_lock);
 }
 
 /*
@@ -51,7 +53,7 @@ static bool evicting_answer(struct pm_node *n, uint64_t page, bool *found,
 	struct evicting *ev;
 	bool data = false;
 
-	lk_lock(&n->dfr_lock, LK_DFR);
+	lk_lock(&n->evicting_lock, LK_EVICTING);
 	for (ev = n->evicting; ev; ev = ev->next)
 		if (ev->page == page)
 			break;
@@ -66,7 +68,7 @@ static bool evicting_answer(struct pm_node *n, uint64_t page, bool *found,
 		}
 	}
 	*found = ev != NULL;
-	lk_unlock(&n->dfr_lock);
+	lk_unlock(&n->evicting_lock);
 	return data;
 }
 
@@ -120,87 +122,17 @@ fail:
 	return r;
 }
 
-/* Take pending actions for page off the deferred list (llock held). */
-static struct deferred *take_deferred(struct pm_node *n, uint64_t page)
-{
-	struct deferred *d, **pp, *out = NULL;
-
-	lk_lock(&n->dfr_lock, LK_DFR);
-	for (pp = &n->deferred; (d = *pp);) {
-		if (d->page == page) {
-			*pp = d->next;
-			d->next = out;
-			out = d;
-		} else {
-			pp = &d->next;
-		}
-	}
-	lk_unlock(&n->dfr_lock);
-	return out;
-}
-
-/*
- * Answer actions that arrived while our fetch was in flight: they are
- * about the grant we just received (or failed to), which we drop.
- */
-static void answer_deferred(struct pm_node *n, struct deferred *d,
-			    const struct pm_proto_rep *grant, const void *data,
-			    bool got)
-{
-	while (d) {
-		struct deferred *next = d->next;
-		struct pm_proto_rep rp = {
-			.op = d->op, .from = (uint16_t)n->id, .page = d->page,
-		};
-		const void *pl = NULL;
-
-		if (!got) {
-			rp.flags = PM_RP_NOT_HELD;
-		} else if (d->op != PM_OP_INVAL || (grant->flags & PM_RP_EXCL)) {
-			/* The data, and that we keep no copy of it. */
-			rp.flags = (grant->flags & (PM_RP_DATA | PM_RP_ZERO)) |
-				   PM_RP_NOT_HELD;
-			pl = (grant->flags & PM_RP_DATA) ? data : NULL;
-		}
-		if (pl)
-			STAT_ADD(n, pages_sent, 1);
-		node_reply(n, d->from, d->tidx, d->conn_id, d->req_id, 0, &rp, pl,
-			   pl ? PM_PAGE_SIZE : 0);
-		free(d);
-		d = next;
-	}
-}
-
-void holder_refuse_deferred(struct pm_node *n, uint64_t page, int nextra)
-{
-	for (uint64_t q = page; q <= page + (uint64_t)nextra; q++) {
-		struct deferred *d;
-
-		lk_lock(llock_of(n, q), LK_LLOCK);
-		d = take_deferred(n, q);
-		lk_unlock(llock_of(n, q));
-		answer_deferred(n, d, NULL, NULL, false);
-	}
-}
-
 /*
  * A prefetched page's share of a grant (or of a failed call): install it
- * unless something made it stale, answer what was deferred on it, clear
- * its fetch, wake whoever waits on it.
+ * unless an action refused it, clear its fetch, wake whoever waits on it.
  */
 static void finish_extra(struct pm_node *n, uint64_t q, bool granted,
 			 bool excl, bool zero, const uint8_t *data)
 {
-	struct pm_proto_rep g = {
-		.flags = (excl ? PM_RP_EXCL : 0) |
-			 (zero ? PM_RP_ZERO : PM_RP_DATA),
-	};
 	bool installed = false;
-	struct deferred *d;
 
 	lk_lock(llock_of(n, q), LK_LLOCK);
-	d = take_deferred(n, q);
-	if (granted && !d && !(n->lstate[q] & LF_REFUSE) &&
+	if (granted && !(n->lstate[q] & LF_REFUSE) &&
 	    !holder_install(n, q, excl ? LS_EXCL : LS_SHARED,
 			    zero ? NULL : data, zero)) {
 		installed = true;
@@ -211,14 +143,13 @@ static void finish_extra(struct pm_node *n, uint64_t q, bool granted,
 		ls_fetch_done(n, q);
 	}
 	lk_unlock(llock_of(n, q));
-	answer_deferred(n, d, &g, data, granted);
 	if (!installed)
 		uffd_wake(n, q, 1);
 }
 
 /*
  * The common case of a scan: the primary and every extra page granted
- * with data, nothing stale or deferred on any of them. Then the whole
+ * with data, no action refused on any of them. Then the whole
  * run goes in with one UFFDIO_COPY (its data is contiguous in buf).
  * Returns false, having changed nothing, when the run does not qualify.
  */
@@ -233,10 +164,6 @@ static bool install_run(struct pm_node *n, uint64_t page, int nextra,
 		return false;
 	for (i = 0; i <= nextra; i++)
 		lk_lock(llock_of(n, page + i), LK_LLOCK);
-	lk_lock(&n->dfr_lock, LK_DFR);
-	for (struct deferred *d = n->deferred; d && ok; d = d->next)
-		ok = d->page < page || d->page > page + nextra;
-	lk_unlock(&n->dfr_lock);
 	for (i = 0; i <= nextra && ok; i++)
 		ok = n->lstate[page + i] == LF_FETCHING;
 	if (ok)
@@ -257,7 +184,6 @@ bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
 		       const struct pm_proto_rep *rp, const uint8_t *buf)
 {
 	bool excl = rp->flags & PM_RP_EXCL, installed = false;
-	struct deferred *d;
 	uint8_t s;
 
 	if (!r && nextra && install_run(n, page, nextra, rp, buf)) {
@@ -266,16 +192,15 @@ bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
 	}
 
 	/*
-	 * Which grants are stale (the file header has the invariant): an
-	 * upgrade after home acted on the copy it upgrades; any grant that
-	 * deferred actions are about (they are answered from it below). A
-	 * full grant after an action on an old copy is newer than that
+	 * Which grants are stale (the file header has why): an upgrade
+	 * after home acted on the copy it upgrades; any grant an action
+	 * found in flight and answered "not held" for (LF_REFUSE). A full
+	 * grant after an action on an old, mapped copy is newer than that
 	 * action: keep it, or the directory would name us holder of nothing.
 	 */
 	lk_lock(llock_of(n, page), LK_LLOCK);
-	d = take_deferred(n, page);
 	s = n->lstate[page];
-	if (!r && !d && !(s & LF_REFUSE) &&
+	if (!r && !(s & LF_REFUSE) &&
 	    !((s & LF_ACTED) && !(rp->flags & (PM_RP_DATA | PM_RP_ZERO)))) {
 		bool data = rp->flags & PM_RP_DATA;
 		bool zero = rp->flags & PM_RP_ZERO;
@@ -293,11 +218,10 @@ bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
 	}
 	if (!installed)
 		ls_fetch_done(n, page);
-	pm_dbg("page %llu: grant flags %#x extra %#x r %d state %#x deferred %d -> %s",
+	pm_dbg("page %llu: grant flags %#x extra %#x r %d state %#x -> %s",
 	       (unsigned long long)page, rp->flags, rp->extra, r, s,
-	       d != NULL, installed ? "installed" : "dropped");
+	       installed ? "installed" : "dropped");
 	lk_unlock(llock_of(n, page));
-	answer_deferred(n, d, rp, buf, !r);
 
 	uint32_t off = (rp->flags & PM_RP_DATA) ? PM_PAGE_SIZE : 0;
 
@@ -336,27 +260,6 @@ bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 	return data;
 }
 
-/* An action about the grant in flight for page (llock held): answered
- * when the grant lands. False when it cannot be kept (no memory). */
-static bool defer_action(struct pm_node *n, int tidx,
-			 const struct pm_request *req,
-			 const struct pm_proto_req *rq)
-{
-	struct deferred *d = malloc(sizeof(*d));
-
-	if (!d)
-		return false;
-	*d = (struct deferred){
-		.page = rq->page, .from = rq->from, .op = rq->op, .tidx = tidx,
-		.conn_id = req->conn_id, .req_id = req->req_id,
-	};
-	lk_lock(&n->dfr_lock, LK_DFR);
-	d->next = n->deferred;
-	n->deferred = d;
-	lk_unlock(&n->dfr_lock);
-	return true;
-}
-
 void holder_remote_action(struct pm_node *n, int tidx,
 			  const struct pm_request *req,
 			  const struct pm_proto_req *rq)
@@ -387,14 +290,10 @@ void holder_remote_action(struct pm_node *n, int tidx,
 		if (!found)
 			rp.flags = PM_RP_NOT_HELD;
 	} else if ((s & LS_MASK) == LS_INVALID) {
-		if (s & LF_FETCHING) {
-			if (defer_action(n, tidx, req, rq)) {
-				lk_unlock(llock_of(n, page));
-				return;
-			}
-			/* Cannot defer: refuse the grant when it lands. */
+		/* About a grant that has not landed: refuse it when it
+		 * does (the file header has why this answers at once). */
+		if (s & LF_FETCHING)
 			ls_set(n, page, s | LF_REFUSE);
-		}
 		rp.flags = PM_RP_NOT_HELD;
 	} else {
 		data = holder_apply(n, page, rq->op, &rp, buf);
@@ -429,14 +328,4 @@ void holder_lease_lapsed(struct pm_node *n, int home)
 	pm_log(dropped ? PM_LOG_ERROR : PM_LOG_INFO,
 	       "no answer from home node %d for 3/4 of cluster.failure_timeout_ms: dropped %llu read-only copies of its pages, which it may let others write once it declares this node dead",
 	       home, (unsigned long long)dropped);
-}
-
-void holder_fini(struct pm_node *n)
-{
-	struct deferred *d;
-
-	while ((d = n->deferred)) {
-		n->deferred = d->next;
-		free(d);
-	}
 }

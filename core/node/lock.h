@@ -7,7 +7,7 @@
  *   1. dlock[]    a directory entry (home side); several only in ascending
  *                 page order, a run shorter than PM_NLOCKS / 2
  *   2. llock[]    a page's local state; the same rule for several
- *   3. dfr_lock   the deferred-action and evicting lists
+ *   3. evicting_lock  the list of pages being evicted
  *   4. bounce_lock  bounce slots (pager_move_out)
  *   5. fifo_lock  eviction rings (evict.c)
  *   6. ev_lock    the eviction thread's wake-up
@@ -33,7 +33,7 @@
 enum lk_rank {
 	LK_DLOCK = 1,
 	LK_LLOCK,
-	LK_DFR,
+	LK_EVICTING,
 	LK_BOUNCE,
 	LK_FIFO,
 	LK_EV,

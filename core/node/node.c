@@ -258,7 +258,7 @@ static struct pm_node *node_alloc(void)
 		pthread_mutex_init(&n->llock[i], NULL);
 		pthread_mutex_init(&n->dlock[i], NULL);
 	}
-	pthread_mutex_init(&n->dfr_lock, NULL);
+	pthread_mutex_init(&n->evicting_lock, NULL);
 	pthread_mutex_init(&n->wq_lock, NULL);
 	pthread_cond_init(&n->wq_cv, NULL);
 	pthread_mutex_init(&n->txn_lock, NULL);
@@ -304,7 +304,6 @@ void node_free(struct pm_node *n)
 		loader_close(&n->plugins[t]);
 	auth_close(n->auth);	/* after fini: no on_close follows */
 	n->auth = NULL;
-	holder_fini(n);
 	home_fini(n);
 	free(n->lstate);
 	if (n->region)

@@ -72,17 +72,6 @@ struct evicting {
 	uint8_t data[PM_PAGE_SIZE];
 };
 
-/* An action from home that arrived while our own fetch was in flight:
- * answered by the fault thread when the grant lands. */
-struct deferred {
-	struct deferred *next;
-	uint64_t page;
-	int from;		/* the home */
-	uint8_t op;
-	int tidx;
-	uint64_t conn_id, req_id;
-};
-
 struct peer {
 	int id;
 	int tidx;			/* plugin used to reach it, -1 none */
@@ -136,8 +125,7 @@ struct pm_node {
 					 * under llock; ls_set() changes it */
 	pthread_mutex_t llock[PM_NLOCKS];	/* lstate, by page */
 	pthread_mutex_t dlock[PM_NLOCKS];	/* dir entries, by page */
-	struct deferred *deferred;	/* under dfr_lock */
-	pthread_mutex_t dfr_lock;	/* deferred, evicting */
+	pthread_mutex_t evicting_lock;	/* evicting */
 
 	/* bounded local cache (evict.c) */
 	uint64_t limit_pages;		/* pager.local_limit, 0 = none */
@@ -160,7 +148,7 @@ struct pm_node {
 	pthread_mutex_t fifo_lock;
 	int ev_pidfd;			/* our own pidfd: process_madvise */
 	bool ev_pidfd_open;
-	struct evicting *evicting;	/* under dfr_lock */
+	struct evicting *evicting;	/* under evicting_lock */
 	pthread_mutex_t ev_lock;	/* ev_cv, ev_stop */
 	pthread_cond_t ev_cv;
 	pthread_t ev_thread;
@@ -485,8 +473,8 @@ void home_recall_ahead(struct pm_node *n, uint64_t page, int who);
 int holder_install(struct pm_node *n, uint64_t page, int ls_new,
 		   const void *data, bool zero);
 /* A grant (or a failed call, r) for a fetch of page and nextra pages
- * after it arrived: install what is not stale, answer deferred actions,
- * clear the fetches, wake. Returns whether page was installed. */
+ * after it arrived: install what no action refused, clear the fetches,
+ * wake. Returns whether page was installed. */
 bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
 		       const struct pm_proto_rep *rp, const uint8_t *buf);
 /* An INVAL, RECALL or DOWNGRADE from page's home. */
@@ -497,11 +485,6 @@ void holder_remote_action(struct pm_node *n, int tidx,
  * page's data must go back, buf. Returns whether buf is the payload. */
 bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 		  struct pm_proto_rep *rp, void *buf);
-void holder_fini(struct pm_node *n);
-/* A fetch of page (and nextra after it) is being asked again: the grant
- * of the abandoned try will never be installed, so actions deferred on it
- * are answered "not held" now (fault.c has why). */
-void holder_refuse_deferred(struct pm_node *n, uint64_t page, int nextra);
 void holder_evicting_add(struct pm_node *n, struct evicting *ev);
 /* Our lease on home's pages lapsed: drop every read-only copy of them
  * (once the home declares us dead, others may write them). */

@@ -70,8 +70,8 @@ enum {
 	LF_FETCHING = 0x10,	/* a request to home is in flight */
 	LF_ACTED = 0x20,	/* home acted on our old copy while we were
 				 * upgrading: an upgrade grant is out of date */
-	LF_REFUSE = 0x40,	/* an action about the grant in flight could
-				 * not be deferred: drop the grant */
+	LF_REFUSE = 0x40,	/* an action found the fetch in flight and
+				 * was answered "not held": drop the grant */
 	LF_EVICTING = 0x80,	/* dropped here, home not yet told (evict.c) */
 	LF_FETCH_FLAGS = LF_FETCHING | LF_ACTED | LF_REFUSE,
 };
