@@ -21,9 +21,12 @@
 
 /* Calls in flight on one outgoing connection; request ids carry the slot. */
 #define UT_MAX_SLOTS 512u
-/* Incoming connections one listener can serve at once: the size of its
- * table; transports.io_uring-tcp.max_conns may set fewer. */
-#define UT_MAX_SCONNS 1024u
+/* Incoming connections one listener can serve at once (the most, and the
+ * default, of transports.io_uring-tcp.max_conns), and the size of its
+ * table: a quarter more, for connections displaced at the bound whose
+ * slot is not free yet (their cancelled receive still in the ring). */
+#define UT_MAX_CONNS 1024u
+#define UT_MAX_SCONNS (UT_MAX_CONNS + UT_MAX_CONNS / 4)
 /* Defaults of handshake_timeout_ms and stall_timeout_ms (see ut_main.c). */
 #define UT_HANDSHAKE_TIMEOUT_MS 2000
 #define UT_STALL_TIMEOUT_MS 60000
@@ -129,6 +132,7 @@ struct ut_tctx {
 	uint32_t slive;			/* sconns not UT_SC_FREE */
 	bool at_bound;			/* refusing at max_conns */
 	uint64_t refused;		/* in this episode, for the log */
+	uint64_t displaced;		/* in this episode, for the log */
 	/* One of each per bound, [UT_DL_FIRST] and [UT_DL_STALL]: */
 	int64_t next_deadline[2];	/* earliest sconn deadline, or later */
 	bool timer_armed[2];		/* a ring timeout for it is pending */

@@ -295,7 +295,9 @@ static int ut_probe(const struct pm_host *host, char *why, size_t whylen)
 /*
  * Settings (transports.io_uring-tcp.KEY): listen ("HOST:PORT", default
  * 127.0.0.1:0); max_conns, most incoming connections served at once (1 ..
- * UT_MAX_SCONNS, default all), more are closed as they arrive;
+ * UT_MAX_CONNS, default all): at the bound a new one displaces the
+ * oldest that has sent no whole request yet (a peer sends its HELLO as
+ * soon as it has dialled), and only when none is left is it closed;
  * handshake_timeout_ms (default 2000), how long an incoming connection may
  * take to deliver its first whole request, however its bytes trickle in,
  * before it is dropped: without it a peer that connects and stays silent,
@@ -316,8 +318,8 @@ static int ut_init(const struct pm_host *host, struct pm_tctx **out)
 				  sizeof(host->cfg_int) ||
 	    !host->log || !host->cfg_string || !host->cfg_int)
 		return -EINVAL;
-	if (pm_net_cfg_range(host, "io_uring-tcp", "max_conns", UT_MAX_SCONNS,
-			     1, UT_MAX_SCONNS, &maxc) ||
+	if (pm_net_cfg_range(host, "io_uring-tcp", "max_conns", UT_MAX_CONNS,
+			     1, UT_MAX_CONNS, &maxc) ||
 	    pm_net_cfg_range(host, "io_uring-tcp", "handshake_timeout_ms",
 			     UT_HANDSHAKE_TIMEOUT_MS, 1, UT_MS_MAX, &hs) ||
 	    pm_net_cfg_range(host, "io_uring-tcp", "stall_timeout_ms",

@@ -302,9 +302,52 @@ static void ut_srv_progress(struct ut_tctx *t, struct ut_sconn *sc)
 }
 
 /*
- * Is the listener full (max_conns)? Then fd, just accepted, is closed at
- * once. Logs once per episode of refusals, so a flood of connections
- * cannot flood the log as well.
+ * At the bound, the oldest connection that has not sent a whole first
+ * request (the earliest first-request deadline) is closed to make room.
+ * Returns whether one was found.
+ */
+static bool ut_srv_displace(struct ut_tctx *t)
+{
+	uint32_t idx, old = UT_MAX_SCONNS;
+
+	for (idx = 0; idx < UT_MAX_SCONNS; idx++) {
+		struct ut_sconn *sc = &t->sconns[idx];
+
+		if (sc->state == UT_SC_OPEN && !sc->greeted && sc->deadline &&
+		    (old == UT_MAX_SCONNS ||
+		     sc->deadline < t->sconns[old].deadline))
+			old = idx;
+	}
+	if (old == UT_MAX_SCONNS)
+		return false;
+	t->sconns[old].deadline = 0;
+	t->sconns[old].discarded = true;	/* reset, not a FIN */
+	ut_srv_close(t, old);
+	return true;
+}
+
+/* Connections not being closed: what max_conns bounds. */
+static uint32_t ut_srv_open_count(struct ut_tctx *t)
+{
+	uint32_t open = 0;
+
+	for (uint32_t idx = 0; idx < UT_MAX_SCONNS; idx++) {
+		struct ut_sconn *sc = &t->sconns[idx];
+
+		pthread_mutex_lock(&sc->lock);
+		open += sc->state == UT_SC_OPEN;
+		pthread_mutex_unlock(&sc->lock);
+	}
+	return open;
+}
+
+/*
+ * Is the listener full (max_conns)? Then the new connection displaces
+ * one that never spoke, and takes one of the table's spare slots while
+ * the displaced one's is not free yet; when no connection can be
+ * displaced, or the spare slots are taken, fd, just accepted, is closed
+ * at once. Logs once per episode, so a flood of connections cannot flood
+ * the log as well.
  */
 static bool ut_srv_refuse(struct ut_tctx *t, int fd, const char *peer)
 {
@@ -313,18 +356,26 @@ static bool ut_srv_refuse(struct ut_tctx *t, int fd, const char *peer)
 	if (t->slive < t->max_conns) {
 		if (t->at_bound)
 			ut_log(t, PM_LOG_INFO,
-			       "accepting on %s again: %llu connections were refused at the bound of %u (transports.%s.max_conns)",
-			       t->endpoint, (unsigned long long)t->refused,
-			       t->max_conns, name);
+			       "accepting on %s again: at the bound of %u (transports.%s.max_conns), %llu connections were refused and %llu that had sent no request displaced",
+			       t->endpoint, t->max_conns, name,
+			       (unsigned long long)t->refused,
+			       (unsigned long long)t->displaced);
 		t->at_bound = false;
 		return false;
 	}
 	if (!t->at_bound) {
 		ut_log(t, PM_LOG_WARN,
-		       "connection from %s to %s refused: %u incoming connections are open, the bound set by transports.%s.max_conns; more are refused without a log line until one ends",
+		       "connection from %s to %s at the bound: %u incoming connections are open (transports.%s.max_conns); until one ends, new ones displace those that have sent no request, or are refused, without a log line each",
 		       peer, t->endpoint, t->slive, name);
 		t->at_bound = true;
 		t->refused = 0;
+		t->displaced = 0;
+	}
+	if (ut_srv_displace(t)) {
+		t->displaced++;
+		if (t->slive < UT_MAX_SCONNS &&
+		    ut_srv_open_count(t) < t->max_conns)
+			return false;
 	}
 	t->refused++;
 	close(fd);

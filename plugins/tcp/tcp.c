@@ -13,10 +13,14 @@
  *                   (port 0: the bound one).
  *   send_timeout_ms how long a reply may wait for room in the socket
  *                   before the connection is dropped (5000).
- *   max_conns       most incoming connections served at once (1024); one
- *                   more is closed as soon as it is accepted, so whoever
- *                   can reach the port cannot use up this node's threads
- *                   and descriptors. Peers need (nodes - 1) x
+ *   max_conns       most incoming connections served at once (1024), so
+ *                   whoever can reach the port cannot use up this node's
+ *                   threads and descriptors. At the bound a new
+ *                   connection displaces the oldest one that has not yet
+ *                   sent its first whole request (a peer sends its HELLO
+ *                   as soon as it has dialled, so a slot held silent is
+ *                   a flood's); only when none is left is it closed as
+ *                   soon as it is accepted. Peers need (nodes - 1) x
  *                   (1 + pager.threads).
  *   handshake_timeout_ms
  *                   how long an incoming connection may take to deliver
@@ -219,7 +223,12 @@ static void *tt_recv_thread(void *arg)
 
 	for (;;) {
 		while ((r = tt_rx_next(&sc->rx, &h, &body, &bad)) == 1) {
-			greeted = true;
+			if (!greeted) {
+				/* Not displaced at the bound from now on. */
+				pthread_mutex_lock(&t->lock);
+				sc->greeted = greeted = true;
+				pthread_mutex_unlock(&t->lock);
+			}
 			if (h.kind != PM_FRAME_REQ) {
 				bad = "kind (a reply to a listener)";
 				r = -EPROTO;
@@ -288,13 +297,37 @@ out:
 }
 
 /*
- * Is the listener full? Then fd (just accepted) is closed at once. Logs
- * once per episode of refusals, so a flood of connections cannot flood
- * the log as well. Called by the accept thread only.
+ * At the bound, the oldest connection that has not sent a whole first
+ * request gives its slot to the new one: it is shut down, and its thread
+ * ends and frees the slot at once (its count goes when it does). Returns
+ * whether one was found. t->lock held.
+ */
+static bool tt_displace_locked(struct pm_tctx *t)
+{
+	struct tt_sconn *sc, *old = NULL;
+
+	for (sc = t->sconns; sc; sc = sc->next)
+		if (!sc->greeted && !sc->closed && !sc->dropping &&
+		    (!old || sc->accepted_ns < old->accepted_ns))
+			old = sc;
+	if (!old)
+		return false;
+	__atomic_store_n(&old->dropping, true, __ATOMIC_RELEASE);
+	shutdown(old->fd, SHUT_RDWR);
+	return true;
+}
+
+/*
+ * Is the listener full? Then the new connection displaces one that never
+ * spoke, or, when every slot holds a peer past its first request, fd
+ * (just accepted) is closed at once. Logs once per episode, so a flood of
+ * connections cannot flood the log as well. Accept thread only.
  */
 static bool tt_refuse(struct pm_tctx *t, int fd)
 {
+	const char *name = t->host->name ? t->host->name : "tcp";
 	char peer[PM_NET_ADDRSTR_MAX];
+	bool displaced;
 	int live;
 
 	pthread_mutex_lock(&t->lock);
@@ -303,21 +336,28 @@ static bool tt_refuse(struct pm_tctx *t, int fd)
 	if (live < t->max_conns) {
 		if (t->at_bound)
 			tt_log(t, PM_LOG_INFO,
-			       "accepting on %s again: %llu connections were refused at the bound of %d (transports.%s.max_conns)",
-			       t->endpoint, (unsigned long long)t->refused,
-			       t->max_conns,
-			       t->host->name ? t->host->name : "tcp");
+			       "accepting on %s again: at the bound of %d (transports.%s.max_conns), %llu connections were refused and %llu that had sent no request displaced",
+			       t->endpoint, t->max_conns, name,
+			       (unsigned long long)t->refused,
+			       (unsigned long long)t->displaced);
 		t->at_bound = false;
 		return false;
 	}
 	if (!t->at_bound) {
 		pm_net_fd_name(fd, 0, peer, sizeof(peer));
 		tt_log(t, PM_LOG_WARN,
-		       "connection from %s to %s refused: %d incoming connections are open, the bound set by transports.%s.max_conns; more are refused without a log line until one ends",
-		       peer, t->endpoint, live,
-		       t->host->name ? t->host->name : "tcp");
+		       "connection from %s to %s at the bound: %d incoming connections are open (transports.%s.max_conns); until one ends, new ones displace those that have sent no request, or are refused, without a log line each",
+		       peer, t->endpoint, live, name);
 		t->at_bound = true;
 		t->refused = 0;
+		t->displaced = 0;
+	}
+	pthread_mutex_lock(&t->lock);
+	displaced = tt_displace_locked(t);
+	pthread_mutex_unlock(&t->lock);
+	if (displaced) {
+		t->displaced++;
+		return false;
 	}
 	t->refused++;
 	close(fd);

@@ -88,6 +88,7 @@ struct tt_sconn {
 	bool closed;			/* on_close is called or done */
 	bool finished;			/* the thread is done; join it */
 	bool dropping;			/* drop, fini: no more requests */
+	bool greeted;			/* its first whole request came */
 	struct tt_rx rx;		/* the receive thread's */
 };
 
@@ -115,6 +116,7 @@ struct pm_tctx {
 	/* the accept thread's: refusing at max_conns since the last accept */
 	bool at_bound;
 	uint64_t refused;		/* in this episode, for the log */
+	uint64_t displaced;		/* in this episode, for the log */
 	struct pm_tconn *conns;		/* outgoing, for fini() */
 };
 

@@ -241,6 +241,49 @@ void test_max_conns(void **state)
 	srv_free(s);
 }
 
+/*
+ * A flood of silent connections at the bound: a new one displaces the
+ * oldest that never sent a request (reset, never reaching the handler),
+ * so a real peer gets in at once; peers that did speak are never
+ * displaced, and one episode logs one warning and one line at its end.
+ */
+void test_max_conns_displace(void **state)
+{
+	unsigned seed = 12;
+	struct pm_tconn *c[2];
+	struct client *cl;
+	struct srv *s;
+	char name[PM_NET_ADDRSTR_MAX], last[512], b;
+	int fd[3], lines;
+
+	(void)state;
+	s = srv_new("127.0.0.1:0", "max_conns", 3);
+	cl = client_new();
+	c[0] = client_dial(cl, s->ep);
+	assert_int_equal(echo(c[0], 16, 4096, &seed), 0);
+	lines = srv_lines(s, last, sizeof(last));
+	/* two silent peers fill the bound; a third displaces the first */
+	fd[0] = raw_dial(s->ep);
+	fd[1] = raw_dial(s->ep);
+	fd[2] = raw_dial(s->ep);	/* accepted after them: in order */
+	expect_refused(fd[0], name, sizeof(name));
+	assert_int_equal(srv_lines(s, last, sizeof(last)), lines + 1);
+	print_message("  at the bound: %s\n", last);
+	assert_non_null(strstr(last, "displace"));
+	/* a real peer displaces the next silent one and is served */
+	c[1] = client_dial(cl, s->ep);
+	assert_int_equal(echo(c[1], 16, 4096, &seed), 0);
+	expect_refused(fd[1], name, sizeof(name));
+	assert_int_equal(echo(c[0], 16, 4096, &seed), 0);
+	/* the silent one left keeps its slot until its own deadline */
+	assert_int_equal(pm_net_read_all(fd[2], &b, 1, pm_now_ns() + SEC / 10),
+			 -ETIMEDOUT);
+	assert_int_equal(s->nconns, 2);
+	close(fd[2]);
+	client_free(cl);
+	srv_free(s);
+}
+
 /* --- fini while replies are being written -------------------------------- */
 
 #define FR_THREADS 8

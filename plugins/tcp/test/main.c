@@ -28,6 +28,7 @@ int main(void)
 		cmocka_unit_test(test_reply_races_drop),
 		cmocka_unit_test(test_many_connections),
 		cmocka_unit_test(test_max_conns),
+		cmocka_unit_test(test_max_conns_displace),
 		cmocka_unit_test(test_fini_waits_for_replies),
 		cmocka_unit_test(test_caller_reads_itself),
 		cmocka_unit_test(test_concurrent_large),

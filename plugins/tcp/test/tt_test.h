@@ -114,6 +114,7 @@ void test_slow_reader_dropped(void **state);
 void test_reply_races_drop(void **state);
 void test_many_connections(void **state);
 void test_max_conns(void **state);
+void test_max_conns_displace(void **state);
 void test_fini_waits_for_replies(void **state);
 
 /* callers.c: the calling side reads its own replies, large calls at once */
