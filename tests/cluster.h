@@ -39,6 +39,7 @@ struct cluster {
 	char extra[1024];		/* appended to every config */
 	char pager[256];		/* more keys of the pager group */
 	char cluster_keys[256];		/* more keys of the cluster group */
+	char tr_keys[256];		/* more keys of the transport's group */
 	const char *transport;		/* "tcp" (default) */
 	const char *node_transport[CL_MAX];	/* per node override */
 	char key_path[300];		/* cluster key (mode 0600), "" none */
@@ -129,11 +130,11 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 			"node = { id = %d; };\n"
 			"cluster = { name = \"test\"; nodes = %d; memory = \"%s\"; startup_timeout_ms = 20000; %s };\n"
 			"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
-			"  %s = { listen = \"%s:%d\"; }; };\n"
+			"  %s = { listen = \"%s:%d\"; %s }; };\n"
 			"%s",
 			i, c->n, memory, c->cluster_keys, tr, cl_build(), tr,
 			c->host[i],
-			c->coord[0] ? 0 : c->port[i],
+			c->coord[0] ? 0 : c->port[i], c->tr_keys,
 			c->coord[0] ? "coordinator = { " : "peers = (");
 		for (int j = 0, k = 0; j < c->n && !c->coord[0]; j++) {
 			if (j == i)

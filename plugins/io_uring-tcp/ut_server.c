@@ -354,13 +354,17 @@ static bool ut_srv_refuse(struct ut_tctx *t, int fd, const char *peer)
 	const char *name = t->host->name ? t->host->name : "io_uring-tcp";
 
 	if (t->slive < t->max_conns) {
-		if (t->at_bound)
+		/* The episode ends with a quarter of the slots free, so a
+		 * flood hovering at the bound logs one line, not many. */
+		if (t->at_bound &&
+		    t->slive <= t->max_conns - t->max_conns / 4 - 1)
 			ut_log(t, PM_LOG_INFO,
 			       "accepting on %s again: at the bound of %u (transports.%s.max_conns), %llu connections were refused and %llu that had sent no request displaced",
 			       t->endpoint, t->max_conns, name,
 			       (unsigned long long)t->refused,
 			       (unsigned long long)t->displaced);
-		t->at_bound = false;
+		if (t->slive <= t->max_conns - t->max_conns / 4 - 1)
+			t->at_bound = false;
 		return false;
 	}
 	if (!t->at_bound) {

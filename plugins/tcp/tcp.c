@@ -334,13 +334,16 @@ static bool tt_refuse(struct pm_tctx *t, int fd)
 	live = t->live;
 	pthread_mutex_unlock(&t->lock);
 	if (live < t->max_conns) {
-		if (t->at_bound)
+		/* The episode ends with a quarter of the slots free, so a
+		 * flood hovering at the bound logs one line, not many. */
+		if (t->at_bound && live <= t->max_conns - t->max_conns / 4 - 1)
 			tt_log(t, PM_LOG_INFO,
 			       "accepting on %s again: at the bound of %d (transports.%s.max_conns), %llu connections were refused and %llu that had sent no request displaced",
 			       t->endpoint, t->max_conns, name,
 			       (unsigned long long)t->refused,
 			       (unsigned long long)t->displaced);
-		t->at_bound = false;
+		if (live <= t->max_conns - t->max_conns / 4 - 1)
+			t->at_bound = false;
 		return false;
 	}
 	if (!t->at_bound) {
