@@ -9,6 +9,8 @@
  * packets they receive (nftables numgen). A restarted peer is reached
  * again through a fresh handshake.
  */
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -292,6 +294,134 @@ static void test_restart(void **state)
 	bad += cl_wait(&c, 20000);
 	cl_dump(&c, 0, "RESULT");
 	cl_dump(&c, 0, "re-authenticated");
+	for (int i = 0; i < 2; i++)
+		bad += c.status[i] != 0;
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
+}
+
+/*
+ * A flood of connections that never send a byte, to one port, each
+ * opened again as soon as the listener ends it: what a scanner or an
+ * attacker without the key does to a node that is restarting.
+ */
+#define FLOOD_CONNS 48
+
+struct flood {
+	pthread_t t;
+	int port;
+	bool stop;		/* atomic */
+	long opened;		/* connections the listener accepted or queued */
+	long ended;		/* ... and later ended */
+};
+
+static int flood_dial(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	struct pollfd p[FLOOD_CONNS];
+	char b[64];
+
+	for (int i = 0; i < FLOOD_CONNS; i++)
+		p[i] = (struct pollfd){ .fd = -1, .events = POLLIN };
+	while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
+		for (int i = 0; i < FLOOD_CONNS; i++) {
+			if (p[i].fd >= 0)
+				continue;
+			p[i].fd = flood_dial(f->port);
+			if (p[i].fd >= 0)
+				f->opened++;
+		}
+		/* 10 ms: a port that refuses (the node is down) is not
+		 * spun on; one that ends a connection gets it back soon. */
+		if (poll(p, FLOOD_CONNS, 10) <= 0)
+			continue;
+		for (int i = 0; i < FLOOD_CONNS; i++) {
+			if (p[i].fd < 0 || !p[i].revents ||
+			    recv(p[i].fd, b, sizeof(b), MSG_DONTWAIT) > 0)
+				continue;
+			close(p[i].fd);
+			p[i].fd = -1;
+			f->ended++;
+		}
+	}
+	for (int i = 0; i < FLOOD_CONNS; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	return NULL;
+}
+
+/*
+ * test_restart with the restarted node's port flooded from before it
+ * starts until the workload ends: with transports.tcp.max_conns 16 the
+ * flood holds more than every slot, and the node must still rejoin and
+ * serve, its peer's connections displacing silent ones; the flood is
+ * refused service (nothing of it reaches the node's handler).
+ */
+static void test_restart_flood(void **state)
+{
+	char prog[512], flag[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"restart", flag,
+			 NULL };
+	char log1[600], old1[620];
+	struct flood f = { 0 };
+	struct cluster c;
+	int st, bad = 0;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 2), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(flag, sizeof(flag), "%s/restarted", c.dir);
+	snprintf(c.tr_keys, sizeof(c.tr_keys), "max_conns = 16;");
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	if (!cl_log_has(&c, 0, "reader: first read ok", 30000))
+		bad++;
+	kill(c.pid[1], SIGKILL);
+	waitpid(c.pid[1], &st, 0);
+	c.pid[1] = -1;
+	cl_path(&c, 1, "log", log1, sizeof(log1));
+	snprintf(old1, sizeof(old1), "%s.first", log1);
+	rename(log1, old1);
+	f.port = c.port[1];
+	assert_int_equal(pthread_create(&f.t, NULL, flood_main, &f), 0);
+	assert_int_equal(cl_spawn(&c, 1, argv), 0);
+	if (!bad && !cl_log_has(&c, 1, " up: region", 30000))
+		bad++;
+	close(open(flag, O_WRONLY | O_CREAT, 0600));
+	if (!bad && !cl_log_has(&c, 0, "RESULT", 30000))
+		bad++;
+	/* The flood filled the bound while the node came up and served. */
+	if (!bad && !cl_log_has(&c, 1, "at the bound", 0))
+		bad++;
+	__atomic_store_n(&f.stop, true, __ATOMIC_RELAXED);
+	pthread_join(f.t, NULL);
+	printf("  flood: %ld connections to node 1, %ld of them ended by it\n",
+	       f.opened, f.ended);
+	if (f.opened <= 16)
+		bad++;
+	for (int i = 0; i < 2; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	bad += cl_wait(&c, 20000);
+	cl_dump(&c, 0, "RESULT");
+	cl_dump(&c, 1, "at the bound");
 	for (int i = 0; i < 2; i++)
 		bad += c.status[i] != 0;
 	if (bad)
@@ -713,6 +843,12 @@ static void test_packet_loss_10(void **state)
 	packet_loss(10);
 }
 
+static void test_packet_loss_20(void **state)
+{
+	(void)state;
+	packet_loss(20);
+}
+
 
 int main(void)
 {
@@ -720,12 +856,14 @@ int main(void)
 		cmocka_unit_test(test_sigkill),
 		cmocka_unit_test(test_sigstop),
 		cmocka_unit_test(test_restart),
+		cmocka_unit_test(test_restart_flood),
 		cmocka_unit_test(test_stop_queued),
 		cmocka_unit_test(test_pause_short),
 		cmocka_unit_test(test_pause_long),
 		cmocka_unit_test(test_duplicate_id),
 		cmocka_unit_test(test_partition),
 		cmocka_unit_test(test_packet_loss_10),
+		cmocka_unit_test(test_packet_loss_20),
 	};
 
 	/* PM_TEST_FILTER=test_stop_queued (a glob) runs only the matches. */
