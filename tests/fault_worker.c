@@ -9,9 +9,11 @@
  *   fault_worker CONFIG GONE_FILE TIMEOUT_MS
  *   fault_worker CONFIG restart FLAG_FILE
  *
- * The second form is for a peer restart: node 0 reads a page homed on node
- * 1, waits for FLAG_FILE (the test restarted node 1 meanwhile), and reads
- * another: its connections must be re-authenticated, not fail.
+ * The second form is for a peer restart: node 0 writes a page homed on
+ * node 1 and reads another, waits for FLAG_FILE (the test restarted node 1
+ * meanwhile), and touches them again and a third: its connections must be
+ * re-authenticated, and each page must be lost (SIGBUS), since node 1's
+ * memory died with its first run.
  *
  *   fault_worker CONFIG queue FLAG_FILE
  *
@@ -202,22 +204,39 @@ static int survivor(int me, int nodes, const char *gone_file, int timeout_ms)
 	return ok ? 0 : 1;
 }
 
-/* Node 0 of the restart test; the others only serve. */
+/*
+ * Node 0 of the restart test; the others only serve. Node 0 holds a page
+ * homed on node 1 exclusively (written) and one read-only; once node 1 is
+ * a new incarnation, its memory is gone: each of them, and a page never
+ * touched, must end in SIGBUS (lost), never in the old copy or in zeros.
+ */
 static int restart_reader(int me, const char *flag)
 {
-	int64_t end = now_ms() + WAIT_MS, ms;
+	volatile uint8_t *wr = mem + (per_home + 5) * PAGE;
+	int64_t end = now_ms() + WAIT_MS, ms[3];
 	uint8_t val = 0;
+	bool ok = true;
 
 	if (me != 0)
 		return 0;
-	ms = probe_sigbus(mem + (per_home + 5) * PAGE, &val);
-	printf("reader: first read %s\n", ms < 0 ? "ok" : "SIGBUS");
+	*wr = 0x5a;
+	ms[0] = probe_sigbus(mem + (per_home + 7) * PAGE, &val);
+	printf("reader: first read %s\n", ms[0] < 0 ? "ok" : "SIGBUS");
+	fflush(stdout);
 	while (!gone(flag) && now_ms() < end)
 		poll(NULL, 0, 10);
-	ms = probe_sigbus(mem + (per_home + 6) * PAGE, &val);
-	printf("RESULT %s: read a page of the restarted node%s\n",
-	       ms < 0 ? "ok" : "FAIL", ms < 0 ? "" : ": SIGBUS");
-	return ms < 0 ? 0 : 1;
+	ms[0] = probe_sigbus(wr, &val);
+	ms[1] = probe_sigbus(mem + (per_home + 7) * PAGE, &val);
+	ms[2] = probe_sigbus(mem + (per_home + 6) * PAGE, &val);
+	for (int i = 0; i < 3; i++) {
+		printf("reader: %s page of the restarted node: %s\n",
+		       i == 0 ? "written" : i == 1 ? "read-only" : "untouched",
+		       ms[i] < 0 ? "read (its data should be lost)" : "SIGBUS");
+		ok &= ms[i] >= 0;
+	}
+	printf("RESULT %s: the restarted node's pages are lost, not stale or zero\n",
+	       ok ? "ok" : "FAIL");
+	return ok ? 0 : 1;
 }
 
 #define QUEUE_PAGES 4

@@ -13,19 +13,27 @@
 #include "log.h"
 #include "node.h"
 
-/* A node that restarted lost its memory: forget what it held. Only once
- * it proved the key, so no stranger can make us forget a node. */
-static void note_incarnation(struct pm_node *n, const struct pm_request *req,
-			     int from, uint64_t incarnation)
+/*
+ * A node that restarted lost its memory: forget what it held, and drop
+ * what we hold of its pages, before our answer lets it serve them
+ * (DESIGN.md, "A home that comes back"). Only once it proved the key, so
+ * no stranger can make us forget a node. Returns the incarnation we knew
+ * before this one, 0 if none: the answer carries it.
+ */
+static uint64_t note_incarnation(struct pm_node *n,
+				 const struct pm_request *req, int from,
+				 uint64_t incarnation)
 {
 	uint64_t inc = __atomic_exchange_n(&n->peer_inc[from], incarnation,
 					   __ATOMIC_RELAXED);
 
 	__atomic_store_n(&n->claim_ns[from], 0, __ATOMIC_RELAXED);
-	if (inc && inc != incarnation) {
-		pm_warn("node %u restarted (peer %s)", from, req->peer);
-		home_forget_node(n, from);
-	}
+	if (!inc || inc == incarnation)
+		return 0;
+	pm_warn("node %u restarted (peer %s)", from, req->peer);
+	holder_home_restarted(n, from);
+	home_forget_node(n, from);
+	return inc;
 }
 
 static void drop_conn(struct pm_node *n, int tidx, uint64_t conn_id);
@@ -158,7 +166,7 @@ static void hello_request(struct pm_node *n, int tidx,
 			   sizeof(proof));
 		return;
 	}
-	note_incarnation(n, req, rq->from, rq->page);
+	rp.page = note_incarnation(n, req, rq->from, rq->page);
 	pm_dbg("peer %s is node %u", req->peer, rq->from);
 	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
 }
@@ -194,7 +202,7 @@ static void auth_request(struct pm_node *n, int tidx,
 	}
 	if (identity_refused(n, tidx, req, rq))
 		return;
-	note_incarnation(n, req, rq->from, rq->page);
+	rp.page = note_incarnation(n, req, rq->from, rq->page);
 	pm_dbg("peer %s authenticated as node %u", req->peer, rq->from);
 	node_reply(n, rq->from, tidx, req->conn_id, req->req_id, 0, &rp, NULL, 0);
 }

@@ -336,7 +336,8 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		 * lost a race with its re-authentication; it settles. */
 		if (r == -EACCES && ++refused < FAULT_MAX_REFUSED)
 			continue;
-		if (!node_conn_error(r) && r != -EACCES &&
+		/* -EAGAIN: the home is starting (node.c: serving). */
+		if (!node_conn_error(r) && r != -EACCES && r != -EAGAIN &&
 		    ++errors >= FAULT_MAX_ERRORS)
 			break;
 		if (tries == 0)

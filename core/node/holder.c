@@ -305,26 +305,56 @@ void holder_remote_action(struct pm_node *n, int tidx,
 		   data ? buf : NULL, data ? PM_PAGE_SIZE : 0);
 }
 
-void holder_lease_lapsed(struct pm_node *n, int home)
+/*
+ * Drop this node's copies of home's pages: read-only ones (all == false),
+ * or every copy. Pages with a fetch or an eviction in flight are settled
+ * by their own call. Counts what went into *shared and *excl.
+ */
+static void drop_copies_of(struct pm_node *n, int home, bool all,
+			   uint64_t *shared, uint64_t *excl)
 {
-	uint64_t first = (uint64_t)home * n->per_home, dropped = 0;
+	uint64_t first = (uint64_t)home * n->per_home;
 	uint64_t end = first + n->per_home < n->npages ? first + n->per_home
 						       : n->npages;
 
+	*shared = *excl = 0;
 	for (uint64_t page = first; page < end; page++) {
+		uint8_t s;
+
 		lk_lock(llock_of(n, page), LK_LLOCK);
-		/* Only plain read-only copies: an exclusive one is nobody
-		 * else's to write (the home marks it lost if it gives up on
-		 * us), and one in flight is settled by its own call. */
-		if (n->lstate[page] == LS_SHARED) {
-			uffd_drop(n, page, false, NULL);
+		s = n->lstate[page];
+		if (s == LS_SHARED || (all && s == LS_EXCL)) {
+			uffd_drop(n, page, s == LS_EXCL, NULL);
 			ls_set(n, page, LS_INVALID);
-			dropped++;
+			(*(s == LS_EXCL ? excl : shared))++;
 		}
 		lk_unlock(llock_of(n, page));
 	}
-	if (dropped)
+	if (*shared + *excl)
 		uffd_wake(n, first, end - first);
+}
+
+void holder_home_restarted(struct pm_node *n, int home)
+{
+	uint64_t shared, excl;
+
+	drop_copies_of(n, home, true, &shared, &excl);
+	if (excl)
+		pm_err("node %d restarted: dropped %llu read-only and %llu exclusive copies of its pages; the exclusive ones' data is lost (it has no home to go back to)",
+		       home, (unsigned long long)shared,
+		       (unsigned long long)excl);
+	else
+		pm_info("node %d restarted: dropped %llu read-only copies of its pages",
+			home, (unsigned long long)shared);
+}
+
+void holder_lease_lapsed(struct pm_node *n, int home)
+{
+	uint64_t dropped, excl;
+
+	/* Only plain read-only copies: an exclusive one is nobody else's
+	 * to write (the home marks it lost if it gives up on us). */
+	drop_copies_of(n, home, false, &dropped, &excl);
 	pm_log(dropped ? PM_LOG_ERROR : PM_LOG_INFO,
 	       "no answer from home node %d for 3/4 of cluster.failure_timeout_ms: dropped %llu read-only copies of its pages, which it may let others write once it declares this node dead",
 	       home, (unsigned long long)dropped);

@@ -120,6 +120,15 @@ void home_request(struct pm_node *n, int tidx, const struct pm_request *req,
 			   NULL, 0);
 		return;
 	}
+	if (rq->op != PM_OP_EVICT &&
+	    !__atomic_load_n(&n->serving, __ATOMIC_ACQUIRE)) {
+		/* Still starting: it may yet learn its store is lost. */
+		struct pm_proto_rep rp = { .op = rq->op, .page = rq->page };
+
+		node_reply(n, rq->from, tidx, req->conn_id, req->req_id,
+			   -EAGAIN, &rp, NULL, 0);
+		return;
+	}
 	e = dir_of(n, rq->page);
 	lk_lock(dlock_of(n, rq->page), LK_DLOCK);
 	if (!e->busy && !needs_remote(n, e, &local)) {
@@ -611,6 +620,24 @@ void home_forget_node(struct pm_node *n, int who)
 	if (lost)
 		pm_err("node %d's copies forgotten: %llu page(s) it held exclusively are lost (faults on them get SIGBUS)",
 		       who, (unsigned long long)lost);
+}
+
+void home_lose_all(struct pm_node *n, int who, uint64_t earlier)
+{
+	uint64_t lost = 0;
+
+	for (uint64_t i = 0; i < n->home_count; i++) {
+		uint64_t page = n->home_first + i;
+
+		lk_lock(dlock_of(n, page), LK_DLOCK);
+		if (!n->dir[i].busy && !n->dir[i].lost) {
+			dir_lose(n, page);
+			lost++;
+		}
+		lk_unlock(dlock_of(n, page));
+	}
+	pm_err("this node rejoined a running cluster (node %d knew its earlier incarnation %#llx): the %llu pages homed here were lost with that run's memory; faults on them get SIGBUS",
+	       who, (unsigned long long)earlier, (unsigned long long)lost);
 }
 
 bool home_evict_own(struct pm_node *n, uint64_t page)

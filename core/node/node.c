@@ -273,6 +273,7 @@ static struct pm_node *node_alloc(void)
 	pthread_cond_init(&n->det_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	n->uffd = n->stop_efd = -1;
+	n->rejoin_by = -1;
 	return n;
 }
 
@@ -429,6 +430,13 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	}
 	if (node_connect_peers(n, err, errlen, code))
 		goto out_free;
+	/* Every peer answered our handshake, each having dropped what it
+	 * held of an earlier run of ours: now serve, from a store that is
+	 * empty, or marked lost when this is such a run's successor. */
+	if (__atomic_load_n(&n->rejoin_by, __ATOMIC_ACQUIRE) >= 0)
+		home_lose_all(n, n->rejoin_by,
+			      __atomic_load_n(&n->rejoin_inc, __ATOMIC_ACQUIRE));
+	__atomic_store_n(&n->serving, true, __ATOMIC_RELEASE);
 	r = pm_node_barrier(n, n->cfg.startup_timeout_ms);
 	if (r) {
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code,

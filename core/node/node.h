@@ -184,6 +184,11 @@ struct pm_node {
 	int64_t heard_ns[CFG_MAX_NODES];	/* last reply or request from
 						 * it (pm_now_ns) */
 	bool closing;			/* node_free has begun */
+	bool serving;			/* atomic: home requests are served
+					 * (after start-up's handshakes) */
+	int rejoin_by;			/* atomic: a peer that knew an earlier
+					 * incarnation of this node, or -1 */
+	uint64_t rejoin_inc;		/* ... and that incarnation */
 	uint64_t fenced_inc[CFG_MAX_NODES];	/* incarnation declared dead:
 						 * refused (dispatch.c) */
 	bool fenced_told[CFG_MAX_NODES];	/* its refusal was logged */
@@ -456,6 +461,9 @@ int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
 /* Node `who` restarted (new incarnation) or was declared dead: pages it
  * held exclusively are lost, its shared copies leave the directory. */
 void home_forget_node(struct pm_node *n, int who);
+/* This node rejoined a running cluster (`who` knew an earlier incarnation
+ * of it): every page homed here is lost with that run's memory. */
+void home_lose_all(struct pm_node *n, int who, uint64_t earlier);
 /* Eviction of the home's own copy of page into its store; false when the
  * entry is busy or the copy is not a plain one. */
 bool home_evict_own(struct pm_node *n, uint64_t page);
@@ -489,6 +497,9 @@ void holder_evicting_add(struct pm_node *n, struct evicting *ev);
 /* Our lease on home's pages lapsed: drop every read-only copy of them
  * (once the home declares us dead, others may write them). */
 void holder_lease_lapsed(struct pm_node *n, int home);
+/* Home restarted (a new incarnation): drop every copy of its pages, before
+ * it may serve them again (DESIGN.md, "A home that comes back"). */
+void holder_home_restarted(struct pm_node *n, int home);
 void holder_evicting_remove(struct pm_node *n, struct evicting *ev);
 
 /* ---- evict.c: the bounded cache ----------------------------------------- */

@@ -351,6 +351,26 @@ static int hello(struct pm_node *n, int peer, struct pm_tconn *c, char *why,
 }
 
 /*
+ * The handshake's answer names the incarnation of this node the peer knew
+ * before (0: none): then this node restarted into a running cluster, and
+ * start-up marks its pages lost before it serves (DESIGN.md).
+ */
+static void note_rejoin(struct pm_node *n, int peer, uint64_t earlier)
+{
+	int none = -1;
+
+	if (!earlier || earlier == n->incarnation)
+		return;
+	if (!__atomic_compare_exchange_n(&n->rejoin_by, &none, peer, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return;
+	__atomic_store_n(&n->rejoin_inc, earlier, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&n->serving, __ATOMIC_ACQUIRE))
+		pm_warn("node %d knew an earlier incarnation of this node only now: it dropped its copies of this node's pages late",
+			peer);
+}
+
+/*
  * Our side of the proof: check the server's MAC over both nonces, then
  * send ours (AUTH). Without a key on both sides there is nothing to do.
  */
@@ -375,8 +395,10 @@ static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
 	int ret;
 
 	if (!(rp->flags & PM_RP_AUTH)) {
-		if (!auth_has_key(n->auth))
+		if (!auth_has_key(n->auth)) {
+			note_rejoin(n, peer, rp->page);
 			return 0;
+		}
 		snprintf(why, whylen, "the peer at %s did not prove the cluster key: it runs without security.key_file",
 			 ep);
 		return -EPROTO;
@@ -409,6 +431,8 @@ static int hello_auth(struct pm_node *n, int peer, struct pm_tconn *c,
 	}
 	if (ret)
 		snprintf(why, whylen, "handshake: AUTH: %s", strerror(-ret));
+	else if (r.msg_len == sizeof(ar))
+		note_rejoin(n, peer, ar.page);
 	return ret;
 }
 
