@@ -411,7 +411,7 @@ static void ut_srv_accept(struct ut_tctx *t, int fd)
 		return;
 	}
 	t->scursor = idx + 1;
-	pm_net_nodelay(fd);
+	pm_net_rpc_tune(fd);
 	if (t->sfixed &&
 	    io_uring_register_files_update(&t->sring, idx, &fd, 1) != 1) {
 		ut_log(t, PM_LOG_WARN,

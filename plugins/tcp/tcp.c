@@ -389,7 +389,7 @@ static int tt_accept_one(struct pm_tctx *t)
 	r = tt_rx_init(&sc->rx);
 	if (r)
 		goto err_free;
-	pm_net_nodelay(fd);
+	pm_net_rpc_tune(fd);
 	pm_net_fd_name(fd, 0, sc->peer, sizeof(sc->peer));
 	sc->accepted_ns = pm_now_ns();
 	sc->t = t;
