@@ -654,6 +654,7 @@ static int run_workload(struct cluster *c, const char *workload,
 	char prog[512];
 	char *argv[] = { prog, (char *)"{cfg}", (char *)workload,
 			 (char *)iters, NULL };
+	int64_t t0 = now_ms_test();
 	int late, bad = 0;
 
 	snprintf(prog, sizeof(prog), "%s/tests/coh_worker", cl_build());
@@ -661,6 +662,8 @@ static int run_workload(struct cluster *c, const char *workload,
 	for (int i = 0; i < c->n; i++)
 		assert_int_equal(cl_spawn(c, i, argv), 0);
 	late = cl_wait(c, 120000);
+	printf("  %s %s: %.1f s\n", workload, iters,
+	       (double)(now_ms_test() - t0) / 1000);
 	for (int i = 0; i < c->n; i++) {
 		if (c->status[i] != 0) {
 			printf("  %s: node %d exited %d; its log:\n", workload,
@@ -798,8 +801,14 @@ static void test_partition(void **state)
  * timeouts: retransmits make calls slow, never a death. The workloads,
  * one of them handing its pages over on every turn, must finish exact.
  */
-static void packet_loss(int pct)
+/*
+ * The coherence workloads with pct% of TCP packets dropped, each its
+ * usual length divided by div (every hand-off under 20% loss waits out a
+ * retransmission or more: ~0.25 s a fault).
+ */
+static void packet_loss(int pct, int div)
 {
+	char it[4][16];
 	struct cluster c;
 	char out[4096] = "", hub[16];
 	long long dropped = -1;
@@ -823,10 +832,14 @@ static void packet_loss(int pct)
 		cl_cleanup(&c);
 		fail_msg("could not create the namespaces and nftables rules");
 	}
-	bad += run_workload(&c, "counter", "300");
-	bad += run_workload(&c, "bank", "150");
-	bad += run_workload(&c, "random", "150");
-	bad += run_workload(&c, "turns", "40");
+	snprintf(it[0], sizeof(it[0]), "%d", 300 / div);
+	snprintf(it[1], sizeof(it[1]), "%d", 150 / div);
+	snprintf(it[2], sizeof(it[2]), "%d", 150 / div);
+	snprintf(it[3], sizeof(it[3]), "%d", 40 / div);
+	bad += run_workload(&c, "counter", it[0]);
+	bad += run_workload(&c, "bank", it[1]);
+	bad += run_workload(&c, "random", it[2]);
+	bad += run_workload(&c, "turns", it[3]);
 	/* The drops happened: nftables counts what the rule matched. */
 	snprintf(out, sizeof(out), "ip netns exec %s nft list ruleset",
 		 c.netns[0]);
@@ -851,13 +864,13 @@ static void packet_loss(int pct)
 static void test_packet_loss_10(void **state)
 {
 	(void)state;
-	packet_loss(10);
+	packet_loss(10, 3);
 }
 
 static void test_packet_loss_20(void **state)
 {
 	(void)state;
-	packet_loss(20);
+	packet_loss(20, 8);
 }
 
 

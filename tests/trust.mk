@@ -28,4 +28,4 @@ TEST_BINS += $(B)/tests/fault_worker $(B)/tests/fault_test
 TESTS += test-fault
 test-fault: $(B)/tests/fault_test $(B)/tests/fault_worker \
 		$(B)/tests/coh_worker plugins
-	$(RUN) 400 $(B)/tests/fault_test
+	$(RUN) 600 $(B)/tests/fault_test
