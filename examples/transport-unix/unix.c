@@ -234,6 +234,8 @@ static void *ux_in_main(void *arg)
 		ux_log(t, PM_LOG_WARN, "%s: %s; dropping the connection", peer,
 		       n == -EBADMSG ? "malformed record" : strerror((int)-n));
 	free(buf);
+	/* the peer sees the end now; the fd is closed once joined */
+	shutdown(in->fd, SHUT_RDWR);
 	pthread_mutex_lock(&t->mu);
 	in->closed = true;
 	pthread_mutex_unlock(&t->mu);
