@@ -5,6 +5,7 @@
  * statuses carried back, and replies or drops for connections unknown.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,7 +110,7 @@ void test_reply_msg_too_big(void **state)
 	rand_fill(&rng, qmsg, sizeof(qmsg));
 	qmsg[0] = 'Q';
 	memset(rmsg, POISON, sizeof(rmsg));
-	r = ops->call(f->c, &req, &rep, ms_from_now(CALL_MS));
+	r = tcall(f->c, &req, &rep, ms_from_now(CALL_MS));
 	if (r != -EMSGSIZE)
 		fail_msg("200-byte reply msg into msg_cap 100: %d (%s), want -EMSGSIZE",
 			 r, strerror(-r));
@@ -137,6 +138,66 @@ void test_remote_status(void **state)
 	}
 	assert_echo(f->c, &rng, 12, 100);
 	assert_int_equal(f->s->reply_errs, 0);
+	/* outside the range: reply() refuses it and sends nothing (the
+	 * server then answers -EINVAL itself) */
+	for (i = 0; i < 3; i++) {
+		static const int bad[] = { 1, -(int)PM_STATUS_MAX - 1, 4242 };
+
+		r = cmd_call(f->c, CMD_BADSTATUS, bad[i], NULL,
+			     ms_from_now(CALL_MS));
+		if (r != -EINVAL)
+			fail_msg("reply(status %d): the caller got %d (%s); reply() must refuse a status outside 0, -%u..-1 with -EINVAL",
+				 bad[i], r, strerror(-r), PM_STATUS_MAX);
+	}
+	assert_echo(f->c, &rng, 12, 100);
+	fix_down(f);
+}
+
+/*
+ * Each request reaches on_request exactly once, in the order sent, never
+ * concurrently with another of its connection (srv_check_clean). A plugin
+ * that delivers a request twice makes the core run a fetch or an
+ * invalidation twice; fini delivers everything before it returns, so the
+ * counts are final after srv_stop.
+ */
+void test_exactly_once(void **state)
+{
+	struct pm_msg rep = { 0 };
+	uint8_t rmsg[PM_MSG_MAX];
+	struct fix *f;
+	int i, r, dups = 0, lost = 0, first = -1;
+
+	(void)state;
+	REQUIRE_USABLE();
+	f = fix_up();
+	for (i = 0; i < ONCE_N; i++) {
+		rep.msg = rmsg;
+		rep.msg_cap = sizeof(rmsg);
+		r = cmd_call(f->c, CMD_ONCE, i, &rep, ms_from_now(CALL_MS));
+		if (r)
+			fail_msg("call %d: %s", i, strerror(-r));
+	}
+	ops->disconnect(f->c);
+	f->c = NULL;
+	srv_check_clean(f->s);
+	srv_stop(f->s);
+	for (i = 0; i < ONCE_N; i++) {
+		if (f->s->once[i] > 1 && first < 0)
+			first = i;
+		dups += f->s->once[i] > 1;
+		lost += !f->s->once[i];
+	}
+	print_message("  %d requests: %d delivered more than once, %d never, %" PRIu64 " out of order\n",
+		      ONCE_N, dups, lost, f->s->once_disorder);
+	if (dups)
+		fail_msg("%d of %d requests reached on_request more than once (request %d: %u times): at most once is the rule",
+			 dups, ONCE_N, first, f->s->once[first]);
+	if (lost)
+		fail_msg("%d requests answered but never seen by on_request",
+			 lost);
+	if (f->s->once_disorder)
+		fail_msg("%" PRIu64 " requests of one connection reached on_request after a request sent later",
+			 f->s->once_disorder);
 	fix_down(f);
 }
 

@@ -12,6 +12,51 @@
 #include "conformance.h"
 #include "log.h"
 
+static pthread_mutex_t late_mu = PTHREAD_MUTEX_INITIALIZER;
+static int late_n;
+static double late_max_ms;
+static int late_r;
+
+int tcall(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
+	  int64_t deadline)
+{
+	int r = ops->call(c, req, rep, deadline);
+	double over = (double)(pm_now_ns() - deadline) / 1e6;
+
+	if (over > PM_CALL_LATE_MS) {
+		pthread_mutex_lock(&late_mu);
+		if (!late_n++ || over > late_max_ms) {
+			late_max_ms = over;
+			late_r = r;
+		}
+		pthread_mutex_unlock(&late_mu);
+	}
+	return r;
+}
+
+void late_reset(void)
+{
+	pthread_mutex_lock(&late_mu);
+	late_n = 0;
+	late_max_ms = 0;
+	pthread_mutex_unlock(&late_mu);
+}
+
+bool late_report(char *why, size_t len)
+{
+	bool late;
+
+	pthread_mutex_lock(&late_mu);
+	late = late_n > 0;
+	if (late)
+		snprintf(why, len, "%d call(s) returned more than PM_CALL_LATE_MS (%d ms) after their deadline, the latest %.0f ms after it (returning %d): the core counts such a peer dead",
+			 late_n, PM_CALL_LATE_MS, late_max_ms, late_r);
+	late_n = 0;	/* reported once */
+	late_max_ms = 0;
+	pthread_mutex_unlock(&late_mu);
+	return late;
+}
+
 int64_t ms_from_now(int ms)
 {
 	return pm_now_ns() + (int64_t)ms * 1000000;
