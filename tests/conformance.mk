@@ -10,6 +10,9 @@ $(B)/tests/conformance: $(CONFORMANCE_SRCS) tests/conformance/conformance.h \
 		$(CONFORMANCE_SRCS) $(LIB_A) $(LDFLAGS) $(CORE_LIBS) -lcmocka
 
 TEST_BINS += $(B)/tests/conformance
+# Shipped: `make` builds it, `make install` installs it as
+# pagemesh-conformance, for writers of transports out of tree.
+all: $(B)/tests/conformance
 
 # PLUGIN_SOS is complete here: the Makefile includes tests/*.mk after the
 # plugin rules.

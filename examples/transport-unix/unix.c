@@ -10,6 +10,11 @@
  * connection (so on_request runs in order, one at a time, per connection)
  * and one receive thread per outgoing connection, which hands each reply
  * to the call waiting for its id.
+ *
+ * Broken builds for the suite's own test (tests/kit.mk), each of which
+ * pagemesh-conformance must fail: -DUX_BROKEN_TWICE hands each request to
+ * on_request twice, -DUX_BROKEN_LATE returns a timed-out call 1 s after
+ * its deadline, -DUX_NO_ANY_LISTEN has no any_listen op.
  */
 #define _GNU_SOURCE	/* accept4, pthread_mutex_clocklock */
 #include <errno.h>
@@ -806,7 +811,9 @@ static const struct pm_transport_ops ux_ops = {
 	.call = ux_call,
 	.reply = ux_reply,
 	.drop = ux_drop,
+#ifndef UX_NO_ANY_LISTEN	/* a build for the suite's own test */
 	.any_listen = ux_any_listen,
+#endif
 	.is_local = ux_is_local,
 	.test_corrupt = ux_test_corrupt,
 };
