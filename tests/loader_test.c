@@ -169,7 +169,7 @@ static void test_extended_table_loads(void **state)
 {
 	struct pm_plugin *p = calloc(1, sizeof(*p));
 	const char *s = NULL;
-	char log[4096];
+	char log[4096], want[128];
 	int64_t v;
 	int r;
 
@@ -184,7 +184,10 @@ static void test_extended_table_loads(void **state)
 	assert_true(p->ops->size > sizeof(struct pm_transport_ops));
 	assert_int_equal(p->ops->abi_minor, PM_TRANSPORT_ABI_MINOR + 1);
 	assert_contains(log, "transport extended: ");
-	assert_contains(log, "/extended.so: loaded (extended 1.1.0, ABI 1.1)");
+	/* a minor newer than the core's, whatever the core's is */
+	snprintf(want, sizeof(want), "/extended.so: loaded (extended 1.1.0, ABI 1.%d)",
+		 PM_TRANSPORT_ABI_MINOR + 1);
+	assert_contains(log, want);
 	assert_int_equal(count_lines(log, "transport extended:"), 1);
 
 	/* host table as the plugin sees it */
@@ -245,7 +248,7 @@ static void test_open_all_falls_through(void **state)
 {
 	struct pm_plugin *pl = calloc(CFG_MAX_TRANSPORTS, sizeof(*pl));
 	struct cfg *c = calloc(1, sizeof(*c));
-	char err[512], log[8192];
+	char err[512], log[8192], want[128];
 	int i, n;
 
 	(void)state;
@@ -269,7 +272,9 @@ static void test_open_all_falls_through(void **state)
 	assert_contains(log, "transport bad_abi: ");
 	assert_contains(log, "rejected: ABI major 2, core speaks 1; trying next transport");
 	assert_contains(log, "probe failed: no frobnicator device; trying next transport");
-	assert_contains(log, "loaded (extended 1.1.0, ABI 1.1): greeting=hello");
+	snprintf(want, sizeof(want), "loaded (extended 1.1.0, ABI 1.%d): greeting=hello",
+		 PM_TRANSPORT_ABI_MINOR + 1);
+	assert_contains(log, want);
 	for (i = 0; i < c->n_transports; i++)
 		loader_close(&pl[i]);
 	cfg_free(c);
