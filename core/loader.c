@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "cli.h"
 #include "loader.h"
+#include "auth.h"
 #include "log.h"
 
 /* Decision appended to a rejection when another transport follows. */
@@ -705,6 +706,25 @@ int loader_check_keys(struct pm_plugin *p, char *err, size_t errlen)
 	return r;
 }
 
+bool loader_addr_is_local(const struct pm_plugin *p, const char *addr)
+{
+	const struct pm_transport_ops *ops = p ? p->ops : NULL;
+	int r;
+
+	if (ops && PM_OPS_HAS(ops, is_local)) {
+		r = ops->is_local(addr);
+		if (r == 0 || r == 1)
+			return r;
+		if (r > 1)
+			pm_warn("transport %s: %s: is_local(\"%s\") returned %d, not 0, 1 or -errno: taken as not host-local",
+				p->name, p->path, addr, r);
+		return false;
+	}
+	if (ops && (ops->caps & PM_CAP_HOST_LOCAL))
+		return true;
+	return auth_addr_is_loopback(addr);
+}
+
 void loader_caps_str(uint64_t caps, char *buf, size_t len)
 {
 	static const struct {
@@ -716,6 +736,7 @@ void loader_caps_str(uint64_t caps, char *buf, size_t len)
 		{ PM_CAP_RDMA, "rdma" },
 		{ PM_CAP_ONESIDED, "onesided" },
 		{ PM_CAP_BATCH, "batch" },
+		{ PM_CAP_HOST_LOCAL, "host-local" },
 	};
 	size_t i, used = 0;
 

@@ -84,6 +84,14 @@ int loader_set_string(struct pm_plugin *p, const char *key, const char *val);
  */
 int loader_check_keys(struct pm_plugin *p, char *err, size_t errlen);
 
+/*
+ * Is addr (a listen string or an endpoint of p's transport) reachable only
+ * from this host? The plugin's answer (is_local, ABI 1.1; then
+ * PM_CAP_HOST_LOCAL); for a plugin without either, or not loaded, addr
+ * read as HOST:PORT on loopback.
+ */
+bool loader_addr_is_local(const struct pm_plugin *p, const char *addr);
+
 /* Names of the PM_CAP_* bits in caps, comma-separated ("-" for none). */
 void loader_caps_str(uint64_t caps, char *buf, size_t len);
 

@@ -38,3 +38,15 @@ conformance-unix: $(B)/tests/conformance $(KIT_DIR)/unix.so
 
 test-kit: $(B)/tests/kit_test $(B)/tests/conformance $(KIT_SOS)
 	$(RUN) 600 $(B)/tests/kit_test
+
+# Three nodes over the example transport, keyless (host-local endpoints).
+$(B)/tests/kit_cluster_test: tests/kit_cluster_test.c tests/cluster.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/kit_cluster_test.c $(LDFLAGS) -lcmocka
+
+TEST_BINS += $(B)/tests/kit_cluster_test
+TESTS += test-kit-cluster
+test-kit-cluster: $(B)/tests/kit_cluster_test $(B)/tests/coh_worker \
+		$(KIT_DIR)/unix.so
+	$(RUN) 300 $(B)/tests/kit_cluster_test
