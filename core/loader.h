@@ -54,6 +54,14 @@ struct pm_plugin {
 int loader_open(struct pm_plugin *p, const char *dir, const char *name,
 		const struct cfg *cfg, int node_id);
 
+/*
+ * Where NAME.so is: the first of transports.dir's folders ("A:B:C",
+ * searched in order, the built-in folder last) that holds it. 0 and path;
+ * -ENOENT, path naming it in the first folder.
+ */
+int loader_find(const struct cfg *cfg, const char *name, char *path,
+		size_t len);
+
 /* Open by explicit file path (conformance suite, tests). */
 int loader_open_path(struct pm_plugin *p, const char *path, const char *name,
 		     const struct cfg *cfg, int node_id);

@@ -201,8 +201,7 @@ static bool transport_known(const struct cfg *c, const char *name)
 			       sizeof(known_transports[0]); i++)
 		if (!strcmp(name, known_transports[i]))
 			return true;
-	snprintf(path, sizeof(path), "%s/%s.so", c->transport_dir, name);
-	return access(path, F_OK) == 0;
+	return loader_find(c, name, path, sizeof(path)) == 0;
 }
 
 static int check_transports(const struct cfg *c, char *err, size_t errlen,
@@ -213,12 +212,12 @@ static int check_transports(const struct cfg *c, char *err, size_t errlen,
 	for (int i = 0; i < c->n_transports; i++)
 		if (!transport_known(c, c->transports[i]))
 			return node_fail(err, errlen, PM_EXIT_CONFIG, code,
-				    "%s:%u: transports.order: unknown transport '%s' (known: rdma, io_uring-tcp, tcp, or a plugin file %s/%s.so)",
+				    "%s:%u: transports.order: unknown transport '%s' (known: rdma, io_uring-tcp, tcp, or a plugin file %s.so in a folder of transports.dir %s)",
 				    c->path,
 				    order ? config_setting_source_line(order)
 					  : 0,
-				    c->transports[i], c->transport_dir,
-				    c->transports[i]);
+				    c->transports[i], c->transports[i],
+				    c->transport_dir);
 	return 0;
 }
 

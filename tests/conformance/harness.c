@@ -151,18 +151,27 @@ void eb_note(struct errbox *e, const char *fmt, ...)
 	pthread_mutex_unlock(&e->mu);
 }
 
+static void ih_vlog(void *ctx, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void ih_log(void *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void ih_log(void *ctx, int level, const char *fmt, ...)
 {
-	struct ihost *ih = ctx;
-	char msg[900];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ih_vlog(ctx, level, fmt, ap);
 	va_end(ap);
+}
+
+static void ih_vlog(void *ctx, int level, const char *fmt, va_list ap)
+{
+	struct ihost *ih = ctx;
+	char msg[900];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (level <= PM_LOG_WARN) {
 		pthread_mutex_lock(&ih->mu);
 		snprintf(ih->lines[ih->nlines++ % IH_LINES],
@@ -254,6 +263,7 @@ void ih_setup(struct ihost *ih, const char *listen, const char *label)
 	ih->host.name = plug.name;
 	ih->host.page_size = PM_PAGE_SIZE;
 	ih->host.log = ih_log;
+	ih->host.vlog = ih_vlog;
 	ih->host.cfg_string = ih_cfg_string;
 	ih->host.cfg_int = ih_cfg_int;
 }
