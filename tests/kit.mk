@@ -36,8 +36,15 @@ TESTS += conformance-unix test-kit
 conformance-unix: $(B)/tests/conformance $(KIT_DIR)/unix.so
 	$(RUN) 120 $(B)/tests/conformance $(KIT_DIR)/unix.so
 
-test-kit: $(B)/tests/kit_test $(B)/tests/conformance $(KIT_SOS)
-	$(RUN) 600 $(B)/tests/kit_test
+# A staged install (DESTDIR) for kit_test's out-of-tree build.
+KIT_ROOT := $(abspath $(B)/kit-install)
+test-kit: $(B)/tests/kit_test $(B)/tests/conformance $(KIT_SOS) all \
+		$(B)/pagemesh.pc
+	@rm -rf $(KIT_ROOT)
+	@$(MAKE) --no-print-directory install DESTDIR=$(KIT_ROOT) PREFIX=/usr \
+		>/dev/null
+	PM_KIT_ROOT=$(KIT_ROOT) $(RUN) 600 $(B)/tests/kit_test; \
+		r=$$?; rm -rf $(KIT_ROOT); exit $$r
 
 # Three nodes over the example transport, keyless (host-local endpoints).
 $(B)/tests/kit_cluster_test: tests/kit_cluster_test.c tests/cluster.h

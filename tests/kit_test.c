@@ -6,6 +6,7 @@
  * its per-case bound work.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,18 +27,15 @@ struct run {
 	char *out;		/* stdout and stderr */
 };
 
-/* Run `env pagemesh-conformance args` under a hard timeout. */
-static struct run conf(const char *env, const char *args)
+/* Run the shell command cmd; its exit status and output. */
+static struct run run_cmd(const char *cmd)
 {
 	struct run r = { .rc = -1 };
-	char cmd[1024];
 	size_t cap = 1 << 16, n = 0;
 	int64_t t0 = pm_now_ns();
 	FILE *p;
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "%s timeout -k 5 240 %s/tests/conformance %s 2>&1",
-		 env, bdir, args);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	r.out = malloc(cap);
@@ -61,6 +59,16 @@ static struct run conf(const char *env, const char *args)
 	if (WIFEXITED(st))
 		r.rc = WEXITSTATUS(st);
 	return r;
+}
+
+/* Run `env pagemesh-conformance args` under a hard timeout. */
+static struct run conf(const char *env, const char *args)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "%s timeout -k 5 240 %s/tests/conformance %s 2>&1",
+		 env, bdir, args);
+	return run_cmd(cmd);
 }
 
 static void expect(const struct run *r, const char *needle)
@@ -213,6 +221,75 @@ static void test_options(void **state)
 	free(r.out);
 }
 
+/*
+ * A transport written out of tree, as a third party would: the example's
+ * source alone, built with the README's own command line against the
+ * installed headers (pkg-config), checked by the installed
+ * pagemesh-conformance. PM_KIT_ROOT is a staged `make install DESTDIR=`.
+ */
+static void test_installed_tree(void **state)
+{
+	const char *root = getenv("PM_KIT_ROOT");
+	char line[512], cc[2048] = "", dir[] = "/tmp/pm-kit-XXXXXX";
+	char cmd[4096], env[1024];
+	bool in = false;
+	struct run r;
+	FILE *f;
+
+	(void)state;
+	if (!root || !*root) {
+		print_message("SKIP: PM_KIT_ROOT unset: no staged install (make test-kit stages one)\n");
+		skip();
+	}
+	/* the README's build line, continuation lines joined */
+	f = fopen("README.md", "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+
+		if (!in && strncmp(line, "cc -std=gnu11", 13))
+			continue;
+		in = true;
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\\'))
+			line[--n] = '\0';
+		strncat(cc, line, sizeof(cc) - strlen(cc) - 1);
+		if (strstr(line, "unix.c"))
+			break;
+	}
+	fclose(f);
+	if (!strstr(cc, "-o unix.so unix.c"))
+		fail_msg("README.md has no build line 'cc -std=gnu11 ... -o unix.so unix.c'");
+	print_message("  README: %s\n", cc);
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(env, sizeof(env),
+		 "PKG_CONFIG_PATH=%s/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=%s",
+		 root, root);
+	snprintf(cmd, sizeof(cmd),
+		 "cp examples/transport-unix/unix.c %s/ && cd %s && %s sh -c '%s' 2>&1",
+		 dir, dir, env, cc);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		print_message("  cc: %s", line);
+	if (pclose(f)) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		assert_int_equal(system(cmd), 0);
+		fail_msg("the README's build line failed against %s", root);
+	}
+	/* the installed suite, not the build tree's */
+	snprintf(cmd, sizeof(cmd),
+		 "timeout -k 5 240 %s/usr/bin/pagemesh-conformance %s/unix.so 2>&1",
+		 root, dir);
+	r = run_cmd(cmd);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	expect_rc(&r, 0);
+	expect(&r, "RESULT: PASS");
+	expect(&r, "[       OK ] test_corrupt_input");
+	free(r.out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_late_fails),
 		cmocka_unit_test(test_case_bound),
 		cmocka_unit_test(test_no_listen),
+		cmocka_unit_test(test_installed_tree),
 	};
 
 	bdir = getenv("PM_BUILD");
