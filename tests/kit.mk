@@ -6,8 +6,10 @@
 # not in PLUGIN_SOS, not installed and in no transports.order.
 KIT_DIR := $(B)/examples/transport-unix
 KIT_SRC := examples/transport-unix/unix.c
+# `make asan` sanitizes the example too.
 KIT_CC = $(CC) -std=gnu11 -Wall -Wextra -Werror -shared -fPIC \
-	-fvisibility=hidden -O2 -pthread -Iinclude
+	-fvisibility=hidden -O2 -pthread -Iinclude \
+	$(filter -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
 KIT_SOS := $(KIT_DIR)/unix.so $(KIT_DIR)/unix_twice.so \
 	$(KIT_DIR)/unix_late.so $(KIT_DIR)/unix_nolisten.so
 
@@ -38,13 +40,14 @@ conformance-unix: $(B)/tests/conformance $(KIT_DIR)/unix.so
 
 # A staged install (DESTDIR) for kit_test's out-of-tree build.
 KIT_ROOT := $(abspath $(B)/kit-install)
-test-kit: $(B)/tests/kit_test $(B)/tests/conformance $(KIT_SOS) all \
-		$(B)/pagemesh.pc
-	@rm -rf $(KIT_ROOT)
+# pagemesh.pc is made once per PREFIX: removed before and after, so
+# neither this install nor a later one gets a .pc of another prefix.
+test-kit: $(B)/tests/kit_test $(B)/tests/conformance $(KIT_SOS) all
+	@rm -rf $(KIT_ROOT) $(B)/pagemesh.pc
 	@$(MAKE) --no-print-directory install DESTDIR=$(KIT_ROOT) PREFIX=/usr \
 		>/dev/null
 	PM_KIT_ROOT=$(KIT_ROOT) $(RUN) 600 $(B)/tests/kit_test; \
-		r=$$?; rm -rf $(KIT_ROOT); exit $$r
+		r=$$?; rm -rf $(KIT_ROOT) $(B)/pagemesh.pc; exit $$r
 
 # Three nodes over the example transport, keyless (host-local endpoints).
 $(B)/tests/kit_cluster_test: tests/kit_cluster_test.c tests/cluster.h

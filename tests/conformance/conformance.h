@@ -56,12 +56,15 @@ void case_unchecked(const char *fmt, ...)
 
 /* --- time, random data, threads (harness.c) ---------------------------- */
 
-/* ops->call, timed: a return more than PM_CALL_LATE_MS after the deadline
- * is noted, and fails the case it ran in (late_report at teardown). */
+/* ops->call, timed and checked: a return more than PM_CALL_LATE_MS after
+ * the deadline, a positive return or reply lengths past the buffers are
+ * noted, and fail the case they ran in (fix_down, or late_report at
+ * teardown). */
 int tcall(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
 	  int64_t deadline);
 void late_reset(void);
-/* true, with why, if a call of this case returned late */
+/* true, with why, if a call of this case returned late or broke the
+ * return contract; then forgets it (reported once) */
 bool late_report(char *why, size_t len);
 
 int64_t ms_from_now(int ms);

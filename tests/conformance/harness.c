@@ -16,6 +16,8 @@ static pthread_mutex_t late_mu = PTHREAD_MUTEX_INITIALIZER;
 static int late_n;
 static double late_max_ms;
 static int late_r;
+static int bad_n;		/* calls breaking the return contract */
+static char bad_first[160];
 
 int tcall(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
 	  int64_t deadline)
@@ -23,6 +25,17 @@ int tcall(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
 	int r = ops->call(c, req, rep, deadline);
 	double over = (double)(pm_now_ns() - deadline) / 1e6;
 
+	/* what the core refuses as a plugin bug (core/node/peer.c) */
+	if (r > 0 || (!r && (rep->msg_len > rep->msg_cap ||
+			     rep->payload_len > rep->payload_cap))) {
+		pthread_mutex_lock(&late_mu);
+		if (!bad_n++)
+			snprintf(bad_first, sizeof(bad_first),
+				 "call returned %d with a reply of %u+%u bytes for buffers of %u+%u",
+				 r, rep->msg_len, rep->payload_len,
+				 rep->msg_cap, rep->payload_cap);
+		pthread_mutex_unlock(&late_mu);
+	}
 	if (over > PM_CALL_LATE_MS) {
 		pthread_mutex_lock(&late_mu);
 		if (!late_n++ || over > late_max_ms) {
@@ -39,6 +52,7 @@ void late_reset(void)
 	pthread_mutex_lock(&late_mu);
 	late_n = 0;
 	late_max_ms = 0;
+	bad_n = 0;
 	pthread_mutex_unlock(&late_mu);
 }
 
@@ -47,12 +61,16 @@ bool late_report(char *why, size_t len)
 	bool late;
 
 	pthread_mutex_lock(&late_mu);
-	late = late_n > 0;
-	if (late)
+	late = late_n > 0 || bad_n > 0;
+	if (bad_n)
+		snprintf(why, len, "%d call(s) broke the return contract (0 or -errno, lengths within the buffers), the first: %s",
+			 bad_n, bad_first);
+	else if (late)
 		snprintf(why, len, "%d call(s) returned more than PM_CALL_LATE_MS (%d ms) after their deadline, the latest %.0f ms after it (returning %d): the core counts such a peer dead",
 			 late_n, PM_CALL_LATE_MS, late_max_ms, late_r);
 	late_n = 0;	/* reported once */
 	late_max_ms = 0;
+	bad_n = 0;
 	pthread_mutex_unlock(&late_mu);
 	return late;
 }
