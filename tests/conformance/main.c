@@ -126,6 +126,7 @@ static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cv;
 static uint64_t wd_gen;		/* which case is armed; 0 none */
 static int64_t wd_deadline;
+static int64_t case_t0;
 
 static void print_skips(void)
 {
@@ -221,6 +222,7 @@ static int case_setup(void **state)
 {
 	cur = *state;
 	late_reset();
+	case_t0 = pm_now_ns();
 	pthread_mutex_lock(&wd_mu);
 	wd_gen++;
 	wd_deadline = pm_now_ns() + (int64_t)case_limit_s * 1000000000;
@@ -239,6 +241,11 @@ static int case_teardown(void **state)
 	pthread_cond_broadcast(&wd_cv);
 	pthread_mutex_unlock(&wd_mu);
 	finished++;
+	/* say so when a case comes near its bound */
+	if (pm_now_ns() - case_t0 > (int64_t)case_limit_s * 1000000000 / 3)
+		print_message("  slow: %.1f s of the %d s bound\n",
+			      (double)(pm_now_ns() - case_t0) / 1e9,
+			      case_limit_s);
 	if (late_report(why, sizeof(why))) {
 		print_error("%s: %s\n", cur->name, why);
 		return -1;
