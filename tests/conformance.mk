@@ -11,8 +11,13 @@ $(B)/tests/conformance: $(CONFORMANCE_SRCS) tests/conformance/conformance.h \
 
 TEST_BINS += $(B)/tests/conformance
 # Shipped: `make` builds it, `make install` installs it as
-# pagemesh-conformance, for writers of transports out of tree.
+# pagemesh-conformance, for writers of transports out of tree. It needs
+# cmocka; without it `make` says so and builds the rest.
+ifeq ($(shell pkg-config --exists cmocka && echo y),y)
 all: $(B)/tests/conformance
+else
+$(info notice: pagemesh-conformance not built: pkg-config cannot find cmocka (run `make deps`))
+endif
 
 # PLUGIN_SOS is complete here: the Makefile includes tests/*.mk after the
 # plugin rules.
