@@ -301,6 +301,7 @@ void test_reconnect(void **state);
 void test_drop(void **state);
 void test_on_close_once(void **state);
 void test_drop_in_handler(void **state);
+void test_no_resend(void **state);
 
 /* corrupt.c: malformed requests in the plugin's own framing */
 void test_corrupt_input(void **state);

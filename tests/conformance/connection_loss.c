@@ -174,3 +174,51 @@ void test_drop_in_handler(void **state)
 	assert_echo(f->c, &rng, 10, 100);
 	fix_down(f);
 }
+
+/*
+ * At most once: a request the peer has seen (held by its handler) is not
+ * sent again when its connection breaks. The call fails (-ECONNRESET or
+ * -EPIPE) instead of being resent on a redialled connection, where the
+ * core would run it twice.
+ */
+void test_no_resend(void **state)
+{
+	uint64_t rng = seed ^ 24;
+	struct caller *cl;
+	struct fix *f;
+	uint64_t conn;
+	int held;
+
+	(void)state;
+	REQUIRE_USABLE();
+	f = fix_up();
+	cl = callers_start(f->c, CMD_HOLD, 1, 10000);
+	if (!srv_wait(f->s, p_held, 1, 5000))
+		fail_msg("the held request never reached the server");
+	pthread_mutex_lock(&f->s->mu);
+	conn = f->s->held[0].conn;
+	pthread_mutex_unlock(&f->s->mu);
+	assert_int_equal(ops->drop(f->s->t, conn), 0);
+	if (join_ms(cl->th, 9000)) {
+		pthread_mutex_lock(&f->s->mu);
+		held = f->s->nheld;
+		pthread_mutex_unlock(&f->s->mu);
+		fail_msg("call still blocked 9 s after its connection was dropped (the server saw the request %d time(s))",
+			 held);
+	}
+	pthread_mutex_lock(&f->s->mu);
+	held = f->s->nheld;
+	pthread_mutex_unlock(&f->s->mu);
+	print_message("  call whose connection was dropped -> %d (%s); the server saw the request %d time(s)\n",
+		      cl->r, strerror(-cl->r), held);
+	if (held != 1)
+		fail_msg("a request the peer had seen was sent again after its connection broke (%d deliveries): at most once is the rule",
+			 held);
+	if (cl->r != -ECONNRESET && cl->r != -EPIPE)
+		fail_msg("a call in flight on a broken connection returned %d (%s), want -ECONNRESET or -EPIPE",
+			 cl->r, strerror(-cl->r));
+	/* the connection redials for the next call */
+	assert_echo(f->c, &rng, 10, 10);
+	fix_down(f);
+	free(cl);
+}
