@@ -48,9 +48,10 @@
  *     and a request run twice (a page fetch, an invalidation) corrupts its
  *     bookkeeping.
  *   - Late completions. call() returns no later than PM_CALL_LATE_MS after
- *     its deadline, whatever the network does. The core gives a home's
- *     actions half of pager.timeout_ms (500 ms by default) and counts a
- *     call that overran as a dead peer.
+ *     its deadline, whatever the network does. The core's deadlines are
+ *     tight (a home's actions get a fraction of pager.timeout_ms, 0.5 s
+ *     at timeout_ms 1000), and a call that overran one counts as a dead
+ *     peer.
  *   - Per-connection order. on_request runs on one plugin thread at a time
  *     for one incoming connection, in the order the requests arrived on
  *     it; it may run concurrently for different connections.
@@ -79,6 +80,11 @@
  *     own size; the core calls an op appended after 1.0 only when
  *     PM_OPS_HAS(ops, field) says the plugin's table is long enough and the
  *     pointer is not NULL.
+ *   - The host table grows the same way: a plugin uses a member appended
+ *     after 1.0 (vlog) only when PM_HOST_HAS(host, field), so a 1.1 plugin
+ *     still runs under a 1.0 core.
+ *   - 1.1 appended: pm_host.vlog, the ops any_listen, is_local and
+ *     test_corrupt, PM_CAP_HOST_LOCAL. All optional.
  */
 #ifndef PAGEMESH_TRANSPORT_H
 #define PAGEMESH_TRANSPORT_H
