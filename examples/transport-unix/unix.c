@@ -180,7 +180,7 @@ static int ux_is_local(const char *addr)
 	return ux_parse(addr, &sa, &l) ? -EINVAL : 1;
 }
 
-/* --- instance --------------------------------------------------------------- */
+/* --- instance ------------------------------------------------------------ */
 
 static int ux_probe(const struct pm_host *host, char *why, size_t whylen)
 {
@@ -449,6 +449,28 @@ static void ux_fail_calls(struct pm_tconn *c, int r)
 	pthread_cond_broadcast(&c->cv);
 }
 
+/* Reply h (its bytes at b) into the buffers of the call waiting for it. */
+static void ux_deliver(struct ux_call *k, const struct ux_hdr *h,
+		       const uint8_t *b)
+{
+	struct pm_msg *rep = k->rep;
+
+	k->done = true;
+	k->r = h->status;
+	if (h->status)
+		return;
+	if (h->msg_len > rep->msg_cap || h->payload_len > rep->payload_cap) {
+		k->r = -EMSGSIZE;
+		return;
+	}
+	if (h->msg_len)
+		memcpy(rep->msg, b, h->msg_len);
+	if (h->payload_len)
+		memcpy(rep->payload, b + h->msg_len, h->payload_len);
+	rep->msg_len = h->msg_len;
+	rep->payload_len = h->payload_len;
+}
+
 static void *ux_out_main(void *arg)
 {
 	struct pm_tconn *c = arg;
@@ -469,20 +491,7 @@ static void *ux_out_main(void *arg)
 			;
 		if (k) {	/* else its caller gave up: discard */
 			*pp = k->next;
-			k->done = true;
-			k->r = h.status;
-			if (!h.status && (h.msg_len > k->rep->msg_cap ||
-					  h.payload_len > k->rep->payload_cap)) {
-				k->r = -EMSGSIZE;
-			} else if (!h.status) {
-				memcpy(k->rep->msg, buf + sizeof(h), h.msg_len);
-				if (h.payload_len)
-					memcpy(k->rep->payload,
-					       buf + sizeof(h) + h.msg_len,
-					       h.payload_len);
-				k->rep->msg_len = h.msg_len;
-				k->rep->payload_len = h.payload_len;
-			}
+			ux_deliver(k, &h, buf + sizeof(h));
 			pthread_cond_broadcast(&c->cv);
 		}
 		pthread_mutex_unlock(&c->mu);

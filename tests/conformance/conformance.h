@@ -193,7 +193,7 @@ struct srv {
 	uint8_t once[ONCE_N];		/* CMD_ONCE deliveries per token */
 	int once_last;			/* the latest CMD_ONCE token */
 	uint64_t once_disorder;		/* a token after a later one */
-	int drop_r;			/* drop() inside on_request (CMD_DROP) */
+	int drop_r;			/* drop() in on_request (CMD_DROP) */
 	uint64_t reply_errs;
 	int first_reply_err;
 	struct held *held;
