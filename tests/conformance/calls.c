@@ -153,30 +153,79 @@ void test_remote_status(void **state)
 	fix_down(f);
 }
 
+struct once_worker {
+	pthread_t th;
+	struct pm_tconn *c;
+	int first, n, err;
+};
+
+static void *once_main(void *a)
+{
+	struct once_worker *w = a;
+	uint8_t rmsg[PM_MSG_MAX];
+	struct pm_msg rep;
+	int i, r;
+
+	for (i = 0; i < w->n && !w->err; i++) {
+		rep = (struct pm_msg){ .msg = rmsg, .msg_cap = sizeof(rmsg) };
+		r = cmd_call(w->c, CMD_ONCE, w->first + i, &rep,
+			     ms_from_now(CALL_MS));
+		if (r)
+			w->err = r;
+	}
+	return NULL;
+}
+
+#define ONCE_WORKERS 8
+
 /*
- * Each request reaches on_request exactly once, in the order sent, never
- * concurrently with another of its connection (srv_check_clean). A plugin
- * that delivers a request twice makes the core run a fetch or an
- * invalidation twice; fini delivers everything before it returns, so the
- * counts are final after srv_stop.
+ * Each request reaches on_request exactly once: ONCE_SEQ calls one after
+ * another (also in the order sent), then the rest from ONCE_WORKERS
+ * threads on two connections at once. Never concurrently with another
+ * of its connection (srv_check_clean). A plugin that delivers a request
+ * twice makes the core run a fetch or an invalidation twice; fini
+ * delivers everything before it returns, so the counts are final after
+ * srv_stop.
  */
 void test_exactly_once(void **state)
 {
+	struct once_worker *w;
 	struct pm_msg rep = { 0 };
 	uint8_t rmsg[PM_MSG_MAX];
+	struct pm_tconn *c2;
 	struct fix *f;
 	int i, r, dups = 0, lost = 0, first = -1;
+	const int per = (ONCE_N - ONCE_SEQ) / ONCE_WORKERS;
 
 	(void)state;
 	REQUIRE_USABLE();
+	w = calloc(ONCE_WORKERS, sizeof(*w));	/* heap: see fix_up */
+	assert_non_null(w);
 	f = fix_up();
-	for (i = 0; i < ONCE_N; i++) {
+	for (i = 0; i < ONCE_SEQ; i++) {
 		rep.msg = rmsg;
 		rep.msg_cap = sizeof(rmsg);
 		r = cmd_call(f->c, CMD_ONCE, i, &rep, ms_from_now(CALL_MS));
 		if (r)
 			fail_msg("call %d: %s", i, strerror(-r));
 	}
+	r = ops->connect(f->ct, f->s->ep, ms_from_now(5000), &c2);
+	if (r)
+		fail_msg("connect %s: %s", f->s->ep, strerror(-r));
+	for (i = 0; i < ONCE_WORKERS; i++) {
+		w[i].c = i % 2 ? c2 : f->c;
+		w[i].first = ONCE_SEQ + i * per;
+		w[i].n = per;
+		assert_int_equal(pthread_create(&w[i].th, NULL, once_main,
+						&w[i]), 0);
+	}
+	for (i = 0; i < ONCE_WORKERS; i++) {
+		if (join_ms(w[i].th, 20000))
+			fail_msg("worker %d still calling after 20 s", i);
+		if (w[i].err)
+			fail_msg("worker %d: %s", i, strerror(-w[i].err));
+	}
+	ops->disconnect(c2);
 	ops->disconnect(f->c);
 	f->c = NULL;
 	srv_check_clean(f->s);
@@ -187,8 +236,9 @@ void test_exactly_once(void **state)
 		dups += f->s->once[i] > 1;
 		lost += !f->s->once[i];
 	}
-	print_message("  %d requests: %d delivered more than once, %d never, %" PRIu64 " out of order\n",
-		      ONCE_N, dups, lost, f->s->once_disorder);
+	print_message("  %d requests (%d in sequence, %d from %d threads): %d delivered more than once, %d never, %" PRIu64 " out of order\n",
+		      ONCE_N, ONCE_SEQ, ONCE_N - ONCE_SEQ, ONCE_WORKERS, dups,
+		      lost, f->s->once_disorder);
 	if (dups)
 		fail_msg("%d of %d requests reached on_request more than once (request %d: %u times): at most once is the rule",
 			 dups, ONCE_N, first, f->s->once[first]);
@@ -199,6 +249,7 @@ void test_exactly_once(void **state)
 		fail_msg("%" PRIu64 " requests of one connection reached on_request after a request sent later",
 			 f->s->once_disorder);
 	fix_down(f);
+	free(w);
 }
 
 void test_reply_unknown_conn(void **state)

@@ -171,7 +171,10 @@ struct conn_rec {
 	int active;			/* on_request calls running now */
 };
 
-#define ONCE_N 256	/* tokens of test_exactly_once */
+/* Tokens of test_exactly_once: ONCE_SEQ sent one after another on one
+ * connection (their order is checked), the rest by several threads. */
+#define ONCE_SEQ 256
+#define ONCE_N 512
 
 struct srv {
 	struct ihost ih;

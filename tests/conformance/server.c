@@ -164,9 +164,11 @@ static void srv_handle(struct srv *s, const struct pm_request *rq)
 		if (c.arg >= 0 && c.arg < ONCE_N) {
 			if (s->once[c.arg] < 255)
 				s->once[c.arg]++;
-			if (c.arg < s->once_last)
-				s->once_disorder++;
-			s->once_last = c.arg;
+			if (c.arg < ONCE_SEQ) {
+				if (c.arg < s->once_last)
+					s->once_disorder++;
+				s->once_last = c.arg;
+			}
 		}
 		pthread_mutex_unlock(&s->mu);
 		r = reply_echo(s, rq->conn_id, rq->req_id, rq->msg,
