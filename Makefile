@@ -197,6 +197,7 @@ install: all $(B)/pagemesh.pc
 		$(DESTDIR)$(INCLUDEDIR)/pagemesh $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pagemesh
+	[ ! -x $(B)/tests/conformance ] || install -m 755 $(B)/tests/conformance $(DESTDIR)$(BINDIR)/pagemesh-conformance
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libpagemesh.a
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libpagemesh.so.$(VERSION)
 	ln -sf libpagemesh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpagemesh.so.0

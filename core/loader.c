@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "cli.h"
 #include "loader.h"
+#include "auth.h"
 #include "log.h"
 
 /* Decision appended to a rejection when another transport follows. */
@@ -24,25 +25,34 @@
 
 /* --- host services lent to a plugin (ctx is its struct pm_plugin) --- */
 
+static void host_vlog(void *ctx, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void host_vlog(void *ctx, int level, const char *fmt, va_list ap)
+{
+	const struct pm_plugin *p = ctx;
+	const struct pm_logger *old;
+	char msg[900];
+
+	/* A plugin's own threads log as the node that loaded it. */
+	old = pm_log_use(p->log ? p->log : pm_log_current());
+	if (pm_log_on(level)) {
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		pm_log(level, "transport %s: %s", p->name, msg);
+	}
+	pm_log_use(old);
+}
+
 static void host_log(void *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void host_log(void *ctx, int level, const char *fmt, ...)
 {
-	const struct pm_plugin *p = ctx;
-	const struct pm_logger *old;
-	char msg[900];
 	va_list ap;
 
-	/* A plugin's own threads log as the node that loaded it. */
-	old = pm_log_use(p->log ? p->log : pm_log_current());
-	if (pm_log_on(level)) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-		pm_log(level, "transport %s: %s", p->name, msg);
-	}
-	pm_log_use(old);
+	va_start(ap, fmt);
+	host_vlog(ctx, level, fmt, ap);
+	va_end(ap);
 }
 
 /* Remember that the plugin asked for key (see loader_check_keys). */
@@ -575,6 +585,7 @@ static int open_one(struct pm_plugin *p, const char *path, const char *name,
 	p->host.page_size = PM_PAGE_SIZE;
 	p->host.node_id = node_id < 0 ? 0 : (uint32_t)node_id;
 	p->host.log = host_log;
+	p->host.vlog = host_vlog;
 	p->host.cfg_string = host_cfg_string;
 	p->host.cfg_int = host_cfg_int;
 
@@ -635,16 +646,79 @@ int loader_open(struct pm_plugin *p, const char *dir, const char *name,
 	return open_in_dir(p, dir, name, cfg, node_id, NEXT_MSG);
 }
 
+/* The folder of the built-in transports: transports.dir's default. */
+static const char *builtin_dir(void)
+{
+	const struct cfg_key *k = cfg_key_find("transports.dir");
+
+	return k && k->def_str ? k->def_str : "build/plugins";
+}
+
+/*
+ * Folder i of the search list of dirs ("A:B:C", then the built-in folder
+ * unless listed): 0 and dir set, -ENOENT past the last.
+ */
+static int dir_at(const char *dirs, int i, char *dir, size_t len)
+{
+	const char *p = dirs, *e, *b = builtin_dir();
+	bool has_builtin = false;
+	int k = 0;
+
+	for (;;) {
+		size_t n;
+
+		e = strchrnul(p, ':');
+		n = (size_t)(e - p);
+		if (n) {
+			if (n == strlen(b) && !strncmp(p, b, n))
+				has_builtin = true;
+			if (k++ == i) {
+				snprintf(dir, len, "%.*s", (int)n, p);
+				return 0;
+			}
+		}
+		if (!*e)
+			break;
+		p = e + 1;
+	}
+	if (has_builtin || k != i)
+		return -ENOENT;
+	snprintf(dir, len, "%s", b);
+	return 0;
+}
+
+int loader_find(const struct cfg *cfg, const char *name, char *path,
+		size_t len)
+{
+	char dir[PATH_MAX];
+	int i;
+
+	path[0] = '\0';
+	for (i = 0; !dir_at(cfg->transport_dir, i, dir, sizeof(dir)); i++) {
+		char p[PATH_MAX + CFG_NAME_MAX + 8];
+
+		snprintf(p, sizeof(p), "%s/%s.so", dir, name);
+		if (!i || !access(p, F_OK))
+			snprintf(path, len, "%s", p);
+		if (!access(p, F_OK))
+			return 0;
+	}
+	return -ENOENT;
+}
+
 int loader_open_all(const struct cfg *cfg, struct pm_plugin *plugins)
 {
+	char path[PATH_MAX];
 	int i, n = 0;
 
 	for (i = 0; i < cfg->n_transports && i < CFG_MAX_TRANSPORTS; i++) {
 		const char *next = i + 1 < cfg->n_transports ?
 			NEXT_MSG : "no transport left to try";
 
-		if (!open_in_dir(&plugins[i], cfg->transport_dir,
-				 cfg->transports[i], cfg, cfg->node_id, next))
+		/* not found anywhere: the first folder's path says so */
+		loader_find(cfg, cfg->transports[i], path, sizeof(path));
+		if (!open_one(&plugins[i], path, cfg->transports[i], cfg,
+			      cfg->node_id, next))
 			n++;
 	}
 	return n;
@@ -705,6 +779,25 @@ int loader_check_keys(struct pm_plugin *p, char *err, size_t errlen)
 	return r;
 }
 
+bool loader_addr_is_local(const struct pm_plugin *p, const char *addr)
+{
+	const struct pm_transport_ops *ops = p ? p->ops : NULL;
+	int r;
+
+	if (ops && PM_OPS_HAS(ops, is_local)) {
+		r = ops->is_local(addr);
+		if (r == 0 || r == 1)
+			return r;
+		if (r > 1)
+			pm_warn("transport %s: %s: is_local(\"%s\") returned %d, not 0, 1 or -errno: taken as not host-local",
+				p->name, p->path, addr, r);
+		return false;
+	}
+	if (ops && (ops->caps & PM_CAP_HOST_LOCAL))
+		return true;
+	return auth_addr_is_loopback(addr);
+}
+
 void loader_caps_str(uint64_t caps, char *buf, size_t len)
 {
 	static const struct {
@@ -716,6 +809,7 @@ void loader_caps_str(uint64_t caps, char *buf, size_t len)
 		{ PM_CAP_RDMA, "rdma" },
 		{ PM_CAP_ONESIDED, "onesided" },
 		{ PM_CAP_BATCH, "batch" },
+		{ PM_CAP_HOST_LOCAL, "host-local" },
 	};
 	size_t i, used = 0;
 
@@ -838,8 +932,8 @@ int cmd_list_transports(int argc, char **argv)
 		goto out_cfg;
 	}
 	n = loader_open_all(c, plugins);
-	printf("transports of %s (from %s), in order of preference:\n",
-	       path, c->transport_dir);
+	printf("transports of %s (from %s, then %s), in order of preference:\n",
+	       path, c->transport_dir, builtin_dir());
 	loader_print(plugins, c->n_transports, stdout);
 	if (n)
 		printf("%d of %d transports usable\n", n, c->n_transports);

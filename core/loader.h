@@ -54,6 +54,14 @@ struct pm_plugin {
 int loader_open(struct pm_plugin *p, const char *dir, const char *name,
 		const struct cfg *cfg, int node_id);
 
+/*
+ * Where NAME.so is: the first of transports.dir's folders ("A:B:C",
+ * searched in order, the built-in folder last) that holds it. 0 and path;
+ * -ENOENT, path naming it in the first folder.
+ */
+int loader_find(const struct cfg *cfg, const char *name, char *path,
+		size_t len);
+
 /* Open by explicit file path (conformance suite, tests). */
 int loader_open_path(struct pm_plugin *p, const char *path, const char *name,
 		     const struct cfg *cfg, int node_id);
@@ -83,6 +91,14 @@ int loader_set_string(struct pm_plugin *p, const char *key, const char *val);
  * "FILE:LINE: unknown key 'transports.NAME.KEY' ..." in err.
  */
 int loader_check_keys(struct pm_plugin *p, char *err, size_t errlen);
+
+/*
+ * Is addr (a listen string or an endpoint of p's transport) reachable only
+ * from this host? The plugin's answer (is_local, ABI 1.1; then
+ * PM_CAP_HOST_LOCAL); for a plugin without either, or not loaded, addr
+ * read as HOST:PORT on loopback.
+ */
+bool loader_addr_is_local(const struct pm_plugin *p, const char *addr);
 
 /* Names of the PM_CAP_* bits in caps, comma-separated ("-" for none). */
 void loader_caps_str(uint64_t caps, char *buf, size_t len);

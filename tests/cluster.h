@@ -47,6 +47,10 @@ struct cluster {
 	char coord[512];		/* coordinator group body: nodes then
 					 * list no peers and listen on port 0 */
 	const char *node_key[CL_MAX];	/* per node key file override */
+	char addr[CL_MAX][128];		/* listen string and endpoint of a
+					 * transport that is not HOST:PORT
+					 * (AF_UNIX "@name"); "" HOST:PORT */
+	char tdir[300];			/* transports.dir, "" the built-ins */
 };
 
 static inline const char *cl_build(void)
@@ -126,23 +130,38 @@ static inline int cl_write_configs(struct cluster *c, const char *memory)
 		f = fopen(path, "w");
 		if (!f)
 			return -errno;
+		char listen[160], dir[320];
+
+		if (c->addr[i][0])
+			snprintf(listen, sizeof(listen), "%s", c->addr[i]);
+		else
+			snprintf(listen, sizeof(listen), "%s:%d", c->host[i],
+				 c->coord[0] ? 0 : c->port[i]);
+		if (c->tdir[0])
+			snprintf(dir, sizeof(dir), "%s", c->tdir);
+		else
+			snprintf(dir, sizeof(dir), "%s/plugins", cl_build());
 		fprintf(f,
 			"node = { id = %d; };\n"
 			"cluster = { name = \"test\"; nodes = %d; memory = \"%s\"; startup_timeout_ms = 20000; %s };\n"
-			"transports = { order = [ \"%s\" ]; dir = \"%s/plugins\";\n"
-			"  %s = { listen = \"%s:%d\"; %s }; };\n"
+			"transports = { order = [ \"%s\" ]; dir = \"%s\";\n"
+			"  %s = { listen = \"%s\"; %s }; };\n"
 			"%s",
-			i, c->n, memory, c->cluster_keys, tr, cl_build(), tr,
-			c->host[i],
-			c->coord[0] ? 0 : c->port[i], c->tr_keys,
+			i, c->n, memory, c->cluster_keys, tr, dir, tr, listen,
+			c->tr_keys,
 			c->coord[0] ? "coordinator = { " : "peers = (");
 		for (int j = 0, k = 0; j < c->n && !c->coord[0]; j++) {
 			if (j == i)
 				continue;
 			/* Same wire format: a peer's endpoint is reachable
 			 * by this node's transport whatever it runs. */
-			fprintf(f, "%s\n  { id = %d; %s = \"%s:%d\"; }",
-				k++ ? "," : "", j, tr, c->host[j], c->port[j]);
+			if (c->addr[j][0])
+				fprintf(f, "%s\n  { id = %d; %s = \"%s\"; }",
+					k++ ? "," : "", j, tr, c->addr[j]);
+			else
+				fprintf(f, "%s\n  { id = %d; %s = \"%s:%d\"; }",
+					k++ ? "," : "", j, tr, c->host[j],
+					c->port[j]);
 		}
 		if (c->coord[0])
 			fprintf(f, "%s };", c->coord);

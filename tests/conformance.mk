@@ -10,13 +10,31 @@ $(B)/tests/conformance: $(CONFORMANCE_SRCS) tests/conformance/conformance.h \
 		$(CONFORMANCE_SRCS) $(LIB_A) $(LDFLAGS) $(CORE_LIBS) -lcmocka
 
 TEST_BINS += $(B)/tests/conformance
+# Shipped: `make` builds it, `make install` installs it as
+# pagemesh-conformance, for writers of transports out of tree. It needs
+# cmocka; without it `make` says so and builds the rest.
+ifeq ($(shell pkg-config --exists cmocka && echo y),y)
+all: $(B)/tests/conformance
+else
+$(info notice: pagemesh-conformance not built: pkg-config cannot find cmocka (run `make deps`))
+endif
+
+# Per-transport exclude list (fabtests-style): cases a built-in transport
+# is known to fail, each with the reason; the run lists them as ABI rules
+# NOT CHECKED. Fix the transport, then drop the entry.
+#   io_uring-tcp resends a call in flight after its connection breaks,
+#   even when the peer had read it (ut_client.c, ut_break/ut_call: every
+#   queued slot is resent once); the core may then run it twice.
+CONFORMANCE_SKIP_io_uring-tcp := test_no_resend
 
 # PLUGIN_SOS is complete here: the Makefile includes tests/*.mk after the
 # plugin rules.
 define conformance_rule
 TESTS += conformance-$(1)
 conformance-$(1): $(B)/tests/conformance $(B)/plugins/$(1).so
-	$$(RUN) 120 $(B)/tests/conformance $(B)/plugins/$(1).so
+	$$(RUN) 120 $(B)/tests/conformance \
+		$$(if $$(CONFORMANCE_SKIP_$(1)),--skip $$(CONFORMANCE_SKIP_$(1))) \
+		$(B)/plugins/$(1).so
 endef
 $(foreach so,$(PLUGIN_SOS),\
 	$(eval $(call conformance_rule,$(basename $(notdir $(so))))))

@@ -50,22 +50,23 @@ static int check_keyless(struct pm_node *n, bool peers, char *err,
 	for (int t = 0; t < c->n_transports && !peers; t++) {
 		if (cfg_transport_string(c, c->transports[t], "listen", &addr))
 			continue;
-		if (!auth_addr_is_loopback(addr))
+		if (!loader_addr_is_local(&n->plugins[t], addr))
 			return node_fail(err, errlen, PM_EXIT_CONFIG, code,
-				    "%s: transports.%s.listen is %s, not loopback: a cluster key is required (security = { key_file = \"...\"; })",
+				    "%s: transports.%s.listen is %s, not host-local: a cluster key is required (security = { key_file = \"...\"; })",
 				    c->path, c->transports[t], addr);
 	}
 	for (int k = 0; k < c->n_peers && peers; k++)
 		for (int t = 0; t < c->n_transports; t++) {
 			addr = c->peers[k].endpoint[t];
-			if (addr[0] && !auth_addr_is_loopback(addr))
+			if (addr[0] &&
+			    !loader_addr_is_local(&n->plugins[t], addr))
 				return node_fail(err, errlen, PM_EXIT_CONFIG, code,
-					    "%s: node %d's %s endpoint is %s, not loopback: a cluster key is required (security = { key_file = \"...\"; })",
+					    "%s: node %d's %s endpoint is %s, not host-local: a cluster key is required (security = { key_file = \"...\"; })",
 					    c->path, c->peers[k].id,
 					    c->transports[t], addr);
 		}
 	if (peers)
-		pm_warn("no security.key_file: peers are not authenticated (allowed: every address is loopback)");
+		pm_warn("no security.key_file: peers are not authenticated (allowed: every address is host-local)");
 	return 0;
 }
 
@@ -200,8 +201,7 @@ static bool transport_known(const struct cfg *c, const char *name)
 			       sizeof(known_transports[0]); i++)
 		if (!strcmp(name, known_transports[i]))
 			return true;
-	snprintf(path, sizeof(path), "%s/%s.so", c->transport_dir, name);
-	return access(path, F_OK) == 0;
+	return loader_find(c, name, path, sizeof(path)) == 0;
 }
 
 static int check_transports(const struct cfg *c, char *err, size_t errlen,
@@ -212,12 +212,12 @@ static int check_transports(const struct cfg *c, char *err, size_t errlen,
 	for (int i = 0; i < c->n_transports; i++)
 		if (!transport_known(c, c->transports[i]))
 			return node_fail(err, errlen, PM_EXIT_CONFIG, code,
-				    "%s:%u: transports.order: unknown transport '%s' (known: rdma, io_uring-tcp, tcp, or a plugin file %s/%s.so)",
+				    "%s:%u: transports.order: unknown transport '%s' (known: rdma, io_uring-tcp, tcp, or a plugin file %s.so in a folder of transports.dir %s)",
 				    c->path,
 				    order ? config_setting_source_line(order)
 					  : 0,
-				    c->transports[i], c->transport_dir,
-				    c->transports[i]);
+				    c->transports[i], c->transports[i],
+				    c->transport_dir);
 	return 0;
 }
 
@@ -333,7 +333,7 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	    check_peers(&n->cfg, err, errlen, code))
 		goto out_free;
 	r = auth_open(&n->cfg, &n->auth, err, errlen);
-	if (r || check_keyless(n, false, err, errlen, code)) {
+	if (r) {
 		if (code)
 			*code = PM_EXIT_CONFIG;
 		goto out_free;
@@ -370,6 +370,10 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	n->nplugins = n->cfg.n_transports;
 	for (int t = 0; t < n->nplugins; t++)
 		n->plugins[t].log = &n->log;
+	/* Whether a listen address is host-local is each plugin's answer:
+	 * asked once they are loaded, before any of them listens. */
+	if (check_keyless(n, false, err, errlen, code))
+		goto out_free;
 	for (int t = 0; t < n->nplugins; t++) {
 		struct pm_plugin *p = &n->plugins[t];
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pagemesh transport plugin ABI, version 1.
+ * pagemesh transport plugin ABI, version 1.1 (1.0 plugins keep loading).
  *
  * This is the only header a transport plugin needs. A plugin is a shared
  * object that exports exactly one symbol, PM_TRANSPORT_ENTRY_NAME
@@ -33,6 +33,45 @@
  *   - Every length or id read from the network is checked before use; a
  *     peer that sends a malformed frame is disconnected and logged, and the
  *     listener keeps serving every other peer.
+ *   - Return values are exactly 0 or -errno: the core treats a positive
+ *     return, or a reply whose lengths exceed the buffers it gave, as a
+ *     broken plugin (an error, logged with the plugin's name).
+ *
+ * Rules the core relies on (the conformance suite checks each; its --help
+ * names the case that checks which)
+ *   - At most once. A request is handed to on_request at most once, and
+ *     call() never resends a request the peer may have seen: after a
+ *     connection loss a call in flight fails (-ECONNRESET or -EPIPE); only
+ *     a request the peer provably never received (not yet written, or
+ *     refused before any byte of it left) may go out again on a redialled
+ *     connection. The core answers an in-flight -ECONNRESET as a dead peer,
+ *     and a request run twice (a page fetch, an invalidation) corrupts its
+ *     bookkeeping.
+ *   - Late completions. call() returns no later than PM_CALL_LATE_MS after
+ *     its deadline, whatever the network does. The core's deadlines are
+ *     tight (a home's actions get a fraction of pager.timeout_ms, 0.5 s
+ *     at timeout_ms 1000), and a call that overran one counts as a dead
+ *     peer.
+ *   - Per-connection order. on_request runs on one plugin thread at a time
+ *     for one incoming connection, in the order the requests arrived on
+ *     it; it may run concurrently for different connections.
+ *   - Re-entrancy. on_close never runs inside drop(): drop only starts the
+ *     close, and on_close follows from a plugin thread. drop() and reply()
+ *     may be called from inside on_request (also for its own connection).
+ *     No op may be called from inside on_close other than reply() (which
+ *     returns -ENOTCONN for that connection).
+ *   - endpoint() before listen() fails, -ENOTCONN (some 1.0 plugins say
+ *     -EINVAL), and writes nothing: the core publishes no endpoint then.
+ *   - Status range. reply() carries status 0 or a negative errno in
+ *     [-4095, -1]; call() returns it unchanged. Any other status is -EINVAL
+ *     from reply() and nothing is sent.
+ *   - fini() frees every outgoing connection not yet disconnected (the core
+ *     never calls disconnect() on them after fini), and delivers on_close
+ *     for every incoming connection still open before it returns.
+ *   - The listen string of the config means an address to bind; the
+ *     string of any_listen() (below) means "any free address", on which
+ *     many instances may listen at once. An endpoint() string is accepted
+ *     back as a listen string (a restarted node listens where it was).
  *
  * Versioning (the SQLite VFS / rdma-core way)
  *   - The major version is pasted into the entry symbol's name, so a plugin
@@ -41,6 +80,11 @@
  *     own size; the core calls an op appended after 1.0 only when
  *     PM_OPS_HAS(ops, field) says the plugin's table is long enough and the
  *     pointer is not NULL.
+ *   - The host table grows the same way: a plugin uses a member appended
+ *     after 1.0 (vlog) only when PM_HOST_HAS(host, field), so a 1.1 plugin
+ *     still runs under a 1.0 core.
+ *   - 1.1 appended: pm_host.vlog, the ops any_listen, is_local and
+ *     test_corrupt, PM_CAP_HOST_LOCAL. All optional.
  */
 #ifndef PAGEMESH_TRANSPORT_H
 #define PAGEMESH_TRANSPORT_H
@@ -55,7 +99,7 @@ extern "C" {
 #endif
 
 #define PM_TRANSPORT_ABI_MAJOR 1
-#define PM_TRANSPORT_ABI_MINOR 0
+#define PM_TRANSPORT_ABI_MINOR 1
 
 /* The one symbol a plugin exports: const struct pm_transport_ops *fn(void). */
 #define PM_TRANSPORT_ENTRY pagemesh_transport_v1
@@ -72,6 +116,10 @@ extern "C" {
 #define PM_PAYLOAD_MAX (16u * PM_PAGE_SIZE)
 /* Largest endpoint string, including the terminating NUL. */
 #define PM_ENDPOINT_MAX 256u
+/* How late after its deadline call() may return (see "Late completions"). */
+#define PM_CALL_LATE_MS 200
+/* The range of a reply's status: 0 or -PM_STATUS_MAX..-1. */
+#define PM_STATUS_MAX 4095
 
 /* Log levels for pm_host.log. */
 enum pm_log_level {
@@ -87,6 +135,9 @@ enum pm_log_level {
 #define PM_CAP_RDMA (1u << 2)      /* runs over RDMA verbs */
 #define PM_CAP_ONESIDED (1u << 3)  /* can read remote pages one-sided */
 #define PM_CAP_BATCH (1u << 4)     /* submits many calls per system call */
+/* 1.1: every endpoint is on this host (AF_UNIX, shared memory): the core
+ * may run such a cluster without a key, as it does for loopback. */
+#define PM_CAP_HOST_LOCAL (1u << 5)
 
 /*
  * Current CLOCK_MONOTONIC time in nanoseconds: the clock of deadlines.
@@ -130,7 +181,19 @@ struct pm_host {
 	 */
 	int (*cfg_string)(void *ctx, const char *key, const char **out);
 	int (*cfg_int)(void *ctx, const char *key, int64_t *out);
+
+	/* --- appended in 1.1: check PM_HOST_HAS(host, field) first --- */
+
+	/* log with a va_list, for a plugin's own printf-like wrappers. */
+	void (*vlog)(void *ctx, int level, const char *fmt, va_list ap)
+		__attribute__((format(printf, 3, 0)));
 };
+
+/* Does the core's host table have the member `field` (set)? A 1.0 core
+ * hands a shorter table. */
+#define PM_HOST_HAS(host, field)                                           \
+	((host)->size >= offsetof(struct pm_host, field) +                 \
+			sizeof((host)->field) && (host)->field != NULL)
 
 /* One message: a core header of up to PM_MSG_MAX bytes and an optional
  * payload of up to PM_PAYLOAD_MAX bytes. */
@@ -219,7 +282,8 @@ struct pm_transport_ops {
 
 	/*
 	 * The string a peer passes to connect() to reach this listener, e.g.
-	 * "127.0.0.1:7701". Valid after listen(). -ENOSPC if len is too small.
+	 * "127.0.0.1:7701". Valid after listen(). -ENOSPC if len is too small,
+	 * -ENOTCONN before listen().
 	 */
 	int (*endpoint)(struct pm_tctx *t, char *buf, size_t len);
 
@@ -259,7 +323,8 @@ struct pm_transport_ops {
 
 	/*
 	 * Answer request req_id received on incoming connection conn_id.
-	 * status 0 or a negative errno that the caller's call() returns.
+	 * status 0 or a negative errno (-PM_STATUS_MAX..-1) that the caller's
+	 * call() returns; another value is -EINVAL and nothing is sent.
 	 * Any thread, inside or outside on_request; exactly once per request.
 	 * Does not wait for the peer beyond the socket's send buffer.
 	 * -ENOTCONN if the connection has gone (the reply is dropped).
@@ -274,6 +339,47 @@ struct pm_transport_ops {
 	int (*drop)(struct pm_tctx *t, uint64_t conn_id);
 
 	/* --- ops appended after 1.0 go below; check PM_OPS_HAS first --- */
+
+	/* --- 1.1 --- */
+
+	/*
+	 * Write the listen string meaning "any free address" of this
+	 * transport ("127.0.0.1:0" for TCP on loopback, "@" for an abstract
+	 * AF_UNIX name chosen by the kernel): the conformance suite starts
+	 * many instances on it at once. 0, or -ENOSPC if len is too small.
+	 * No instance needed; no side effects.
+	 */
+	int (*any_listen)(char *buf, size_t len);
+
+	/*
+	 * Is addr (a listen string or an endpoint of this transport) reachable
+	 * only from this host? 1 yes, 0 no, -EINVAL if it cannot parse it.
+	 * The core lets a cluster run without a key when every address is
+	 * host-local. Without this op the core asks PM_CAP_HOST_LOCAL, then
+	 * falls back to reading addr as HOST:PORT on loopback.
+	 */
+	int (*is_local)(const char *addr);
+
+	/*
+	 * Test only (the conformance suite calls it; the core never does):
+	 * send on c's connection one request malformed the way `how` says
+	 * (enum pm_corrupt), in the plugin's own framing, instead of a good
+	 * one. 0 once sent; -EOPNOTSUPP for a kind the framing cannot
+	 * express. The listener must treat it as any malformed frame: drop
+	 * that connection (one log line), hand the core nothing of it, and
+	 * keep serving the others. The next call() on c redials.
+	 */
+	int (*test_corrupt)(struct pm_tconn *c, int how, int64_t deadline_ns);
+};
+
+/* Kinds of malformed request for test_corrupt. */
+enum pm_corrupt {
+	PM_CORRUPT_GARBAGE = 1,	/* bytes that are no frame at all */
+	PM_CORRUPT_BAD_HEADER,	/* a frame header the framing never makes */
+	PM_CORRUPT_BAD_LENGTH,	/* lengths that disagree with what arrived */
+	PM_CORRUPT_HUGE,	/* lengths past PM_MSG_MAX / PM_PAYLOAD_MAX */
+	PM_CORRUPT_TRUNCATED,	/* part of a frame, then the end */
+	PM_CORRUPT_KINDS = PM_CORRUPT_TRUNCATED
 };
 
 /* Is the op `field` inside the plugin's table and set? */

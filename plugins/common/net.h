@@ -27,6 +27,13 @@
 
 #include <pagemesh/transport.h>
 
+/* The ABI 1.1 any_listen op of a stream transport: any free port on the
+ * IPv4 loopback. */
+static inline int pm_net_any_listen(char *buf, size_t len)
+{
+	return snprintf(buf, len, "127.0.0.1:0") >= (int)len ? -ENOSPC : 0;
+}
+
 /* Setting key of a plugin (its name when the host gives none): *v, def
  * when unset; -EINVAL (logged) outside lo..hi. */
 static inline int pm_net_cfg_range(const struct pm_host *host,

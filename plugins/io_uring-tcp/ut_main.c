@@ -386,6 +386,7 @@ static const struct pm_transport_ops ut_ops = {
 	.call = ut_call,
 	.reply = ut_reply,
 	.drop = ut_drop,
+	.any_listen = pm_net_any_listen,
 };
 
 PM_TRANSPORT_EXPORT const struct pm_transport_ops *PM_TRANSPORT_ENTRY(void)

@@ -727,6 +727,7 @@ static const struct pm_transport_ops tt_ops = {
 	.call = tt_call,
 	.reply = tt_reply,
 	.drop = tt_drop,
+	.any_listen = pm_net_any_listen,
 };
 
 PM_TRANSPORT_EXPORT const struct pm_transport_ops *PM_TRANSPORT_ENTRY(void)

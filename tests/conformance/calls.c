@@ -5,6 +5,7 @@
  * statuses carried back, and replies or drops for connections unknown.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,7 +110,7 @@ void test_reply_msg_too_big(void **state)
 	rand_fill(&rng, qmsg, sizeof(qmsg));
 	qmsg[0] = 'Q';
 	memset(rmsg, POISON, sizeof(rmsg));
-	r = ops->call(f->c, &req, &rep, ms_from_now(CALL_MS));
+	r = tcall(f->c, &req, &rep, ms_from_now(CALL_MS));
 	if (r != -EMSGSIZE)
 		fail_msg("200-byte reply msg into msg_cap 100: %d (%s), want -EMSGSIZE",
 			 r, strerror(-r));
@@ -137,7 +138,118 @@ void test_remote_status(void **state)
 	}
 	assert_echo(f->c, &rng, 12, 100);
 	assert_int_equal(f->s->reply_errs, 0);
+	/* outside the range: reply() refuses it and sends nothing (the
+	 * server then answers -EINVAL itself) */
+	for (i = 0; i < 3; i++) {
+		static const int bad[] = { 1, -(int)PM_STATUS_MAX - 1, 4242 };
+
+		r = cmd_call(f->c, CMD_BADSTATUS, bad[i], NULL,
+			     ms_from_now(CALL_MS));
+		if (r != -EINVAL)
+			fail_msg("reply(status %d): the caller got %d (%s); reply() must refuse a status outside 0, -%u..-1 with -EINVAL",
+				 bad[i], r, strerror(-r), PM_STATUS_MAX);
+	}
+	assert_echo(f->c, &rng, 12, 100);
 	fix_down(f);
+}
+
+struct once_worker {
+	pthread_t th;
+	struct pm_tconn *c;
+	int first, n, err;
+};
+
+static void *once_main(void *a)
+{
+	struct once_worker *w = a;
+	uint8_t rmsg[PM_MSG_MAX];
+	struct pm_msg rep;
+	int i, r;
+
+	for (i = 0; i < w->n && !w->err; i++) {
+		rep = (struct pm_msg){ .msg = rmsg, .msg_cap = sizeof(rmsg) };
+		r = cmd_call(w->c, CMD_ONCE, w->first + i, &rep,
+			     ms_from_now(CALL_MS));
+		if (r)
+			w->err = r;
+	}
+	return NULL;
+}
+
+#define ONCE_WORKERS 8
+
+/*
+ * Each request reaches on_request exactly once: ONCE_SEQ calls one after
+ * another (also in the order sent), then the rest from ONCE_WORKERS
+ * threads on two connections at once. Never concurrently with another
+ * of its connection (srv_check_clean). A plugin that delivers a request
+ * twice makes the core run a fetch or an invalidation twice; fini
+ * delivers everything before it returns, so the counts are final after
+ * srv_stop.
+ */
+void test_exactly_once(void **state)
+{
+	struct once_worker *w;
+	struct pm_msg rep = { 0 };
+	uint8_t rmsg[PM_MSG_MAX];
+	struct pm_tconn *c2;
+	struct fix *f;
+	int i, r, dups = 0, lost = 0, first = -1;
+	const int per = (ONCE_N - ONCE_SEQ) / ONCE_WORKERS;
+
+	(void)state;
+	REQUIRE_USABLE();
+	w = calloc(ONCE_WORKERS, sizeof(*w));	/* heap: see fix_up */
+	assert_non_null(w);
+	f = fix_up();
+	for (i = 0; i < ONCE_SEQ; i++) {
+		rep.msg = rmsg;
+		rep.msg_cap = sizeof(rmsg);
+		r = cmd_call(f->c, CMD_ONCE, i, &rep, ms_from_now(CALL_MS));
+		if (r)
+			fail_msg("call %d: %s", i, strerror(-r));
+	}
+	r = ops->connect(f->ct, f->s->ep, ms_from_now(5000), &c2);
+	if (r)
+		fail_msg("connect %s: %s", f->s->ep, strerror(-r));
+	for (i = 0; i < ONCE_WORKERS; i++) {
+		w[i].c = i % 2 ? c2 : f->c;
+		w[i].first = ONCE_SEQ + i * per;
+		w[i].n = per;
+		assert_int_equal(pthread_create(&w[i].th, NULL, once_main,
+						&w[i]), 0);
+	}
+	for (i = 0; i < ONCE_WORKERS; i++) {
+		if (join_ms(w[i].th, 20000))
+			fail_msg("worker %d still calling after 20 s", i);
+		if (w[i].err)
+			fail_msg("worker %d: %s", i, strerror(-w[i].err));
+	}
+	ops->disconnect(c2);
+	ops->disconnect(f->c);
+	f->c = NULL;
+	srv_check_clean(f->s);
+	srv_stop(f->s);
+	for (i = 0; i < ONCE_N; i++) {
+		if (f->s->once[i] > 1 && first < 0)
+			first = i;
+		dups += f->s->once[i] > 1;
+		lost += !f->s->once[i];
+	}
+	print_message("  %d requests (%d in sequence, %d from %d threads): %d delivered more than once, %d never, %" PRIu64 " out of order\n",
+		      ONCE_N, ONCE_SEQ, ONCE_N - ONCE_SEQ, ONCE_WORKERS, dups,
+		      lost, f->s->once_disorder);
+	if (dups)
+		fail_msg("%d of %d requests reached on_request more than once (request %d: %u times): at most once is the rule",
+			 dups, ONCE_N, first, f->s->once[first]);
+	if (lost)
+		fail_msg("%d requests answered but never seen by on_request",
+			 lost);
+	if (f->s->once_disorder)
+		fail_msg("%" PRIu64 " requests of one connection reached on_request after a request sent later",
+			 f->s->once_disorder);
+	fix_down(f);
+	free(w);
 }
 
 void test_reply_unknown_conn(void **state)

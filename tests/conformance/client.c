@@ -36,6 +36,10 @@ struct fix *fix_up(void)
 
 void fix_down(struct fix *f)
 {
+	char why[256];
+
+	if (late_report(why, sizeof(why)))
+		fail_msg("%s", why);
 	if (f->c)
 		ops->disconnect(f->c);
 	f->c = NULL;
@@ -56,7 +60,7 @@ int cmd_call(struct pm_tconn *c, uint32_t cmd, int32_t arg,
 	struct pm_msg none = { 0 };
 
 	memcpy(m.magic, CMD_MAGIC, 4);
-	return ops->call(c, &req, rep ? rep : &none, deadline);
+	return tcall(c, &req, rep ? rep : &none, deadline);
 }
 
 bool guard_ok(const uint8_t *b, size_t n)
@@ -124,7 +128,7 @@ int echo_once(struct pm_tconn *c, uint64_t *rng, uint32_t cmd,
 	rep.payload = rpay;
 	rep.payload_cap = pcap;
 
-	r = ops->call(c, &req, &rep, deadline);
+	r = tcall(c, &req, &rep, deadline);
 	if (r) {
 		snprintf(err, errlen, "call(msg %u, payload %u): %s", mlen,
 			 plen, strerror(-r));

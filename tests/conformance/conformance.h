@@ -31,19 +31,41 @@ extern struct pm_plugin plug;
 extern const struct pm_transport_ops *ops;
 extern bool usable;
 extern char listen_addr[PM_ENDPOINT_MAX];
+extern const char *listen_from;
 extern bool frame_checks;
 extern uint64_t seed;
 
+/*
+ * Skip the running case with a line saying why; the summary lists it, as
+ * an ABI rule NOT CHECKED when unchecked, else as not applicable.
+ */
+void case_skip(bool unchecked, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+/* Record, without skipping, a rule the running case could not check. */
+void case_unchecked(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
 #define REQUIRE_USABLE()                                                   \
 	do {                                                               \
-		if (!usable) {                                             \
-			print_message("SKIP: %s: %s\n", plug.path,         \
-				      plug.why[0] ? plug.why : "not loaded"); \
-			skip();                                            \
-		}                                                          \
+		if (!usable)                                               \
+			case_skip(true, "%s: %s", plug.path,               \
+				  plug.why[0] ? plug.why : "not loaded");   \
+		if (!listen_addr[0])                                       \
+			case_skip(true, "no listen address (see test_any_listen)"); \
 	} while (0)
 
 /* --- time, random data, threads (harness.c) ---------------------------- */
+
+/* ops->call, timed and checked: a return more than PM_CALL_LATE_MS after
+ * the deadline, a positive return or reply lengths past the buffers are
+ * noted, and fail the case they ran in (fix_down, or late_report at
+ * teardown). */
+int tcall(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
+	  int64_t deadline);
+void late_reset(void);
+/* true, with why, if a call of this case returned late or broke the
+ * return contract; then forgets it (reported once) */
+bool late_report(char *why, size_t len);
 
 int64_t ms_from_now(int ms);
 double ms_since(int64_t t0);
@@ -114,6 +136,9 @@ enum {
 	CMD_STATUS = 2,	/* reply at once with status arg, no data */
 	CMD_BIG = 3,	/* reply at once with a payload of arg bytes */
 	CMD_DEFER = 4,	/* keep; a replier thread echoes, shuffled */
+	CMD_ONCE = 5,	/* count delivery of token arg, reply at once */
+	CMD_DROP = 6,	/* drop() this connection from inside on_request */
+	CMD_BADSTATUS = 7, /* reply with status arg: reply() must refuse it */
 };
 
 #define CMD_MAGIC "PMCF"
@@ -143,7 +168,13 @@ struct conn_rec {
 	uint64_t id;
 	uint32_t requests;
 	uint32_t closes;
+	int active;			/* on_request calls running now */
 };
+
+/* Tokens of test_exactly_once: ONCE_SEQ sent one after another on one
+ * connection (their order is checked), the rest by several threads. */
+#define ONCE_SEQ 256
+#define ONCE_N 512
 
 struct srv {
 	struct ihost ih;
@@ -160,6 +191,12 @@ struct srv {
 	uint64_t late_callbacks;	/* any callback after fini returned */
 	uint64_t req_after_close;	/* on_request after on_close */
 	uint64_t bad_requests;		/* bad lengths or pointers */
+	uint64_t overlaps;		/* on_request concurrent on one conn */
+	uint64_t close_in_drop;		/* on_close ran inside drop() */
+	uint8_t once[ONCE_N];		/* CMD_ONCE deliveries per token */
+	int once_last;			/* the latest CMD_ONCE token */
+	uint64_t once_disorder;		/* a token after a later one */
+	int drop_r;			/* drop() in on_request (CMD_DROP) */
 	uint64_t reply_errs;
 	int first_reply_err;
 	struct held *held;
@@ -239,6 +276,7 @@ void callers_expect_shutdown(struct caller *cl, int n, const char *after);
 /* lifecycle.c: loading, probe, init/fini, listen, endpoint, teardown */
 void test_load(void **state);
 void test_probe(void **state);
+void test_any_listen(void **state);
 void test_init_fini_repeat(void **state);
 void test_listen_endpoint(void **state);
 void test_disconnect_inflight(void **state);
@@ -250,6 +288,7 @@ void test_reply_too_big(void **state);
 void test_reply_msg_too_big(void **state);
 void test_remote_status(void **state);
 void test_reply_unknown_conn(void **state);
+void test_exactly_once(void **state);
 
 /* concurrency.c: many threads and connections, out-of-order replies */
 void test_concurrent_calls(void **state);
@@ -264,6 +303,11 @@ void test_peer_gone_mid_call(void **state);
 void test_reconnect(void **state);
 void test_drop(void **state);
 void test_on_close_once(void **state);
+void test_drop_in_handler(void **state);
+void test_no_resend(void **state);
+
+/* corrupt.c: malformed requests in the plugin's own framing */
+void test_corrupt_input(void **state);
 
 /* malformed_frames.c: raw sockets against a stream listener */
 void test_raw_valid_frame(void **state);

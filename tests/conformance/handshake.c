@@ -63,14 +63,6 @@ static struct hsfix *hs_up(int maxc, bool stall)
 	if (r)
 		fail_msg("server init/listen/endpoint on %s: %s", listen_addr,
 			 strerror(-r));
-	if (!is_stream(hf->s->ep, hf->host, sizeof(hf->host), hf->port,
-		       sizeof(hf->port))) {
-		print_message("SKIP: endpoint '%s' is not the HOST:PORT of a TCP listener: raw-socket cases apply to stream transports only\n",
-			      hf->s->ep);
-		srv_free(hf->s);
-		free(hf);
-		skip();
-	}
 	if (!ih_asked(&hf->s->ih, "handshake_timeout_ms"))
 		missing = "handshake_timeout_ms";
 	else if (maxc && !ih_asked(&hf->s->ih, "max_conns"))
@@ -78,11 +70,20 @@ static struct hsfix *hs_up(int maxc, bool stall)
 	else if (stall && !ih_asked(&hf->s->ih, "stall_timeout_ms"))
 		missing = "stall_timeout_ms";
 	if (missing) {
-		print_message("SKIP: %s has no %s setting: it cannot be told how long an incoming connection may take\n",
-			      plug.name, missing);
 		srv_free(hf->s);
 		free(hf);
-		skip();
+		case_skip(true, "%s has no %s setting: it cannot be told how long an incoming connection may take",
+			  plug.name, missing);
+	}
+	if (!is_stream(hf->s->ep, hf->host, sizeof(hf->host), hf->port,
+		       sizeof(hf->port))) {
+		char ep[PM_ENDPOINT_MAX];
+
+		snprintf(ep, sizeof(ep), "%s", hf->s->ep);
+		srv_free(hf->s);
+		free(hf);
+		case_skip(true, "endpoint '%s' is not the HOST:PORT of a TCP listener: the raw peers of this case cannot reach it",
+			  ep);
 	}
 	return hf;
 }
@@ -273,9 +274,8 @@ void test_handshake_slowloris(void **state)
 	(void)state;
 	hf = hs_up(0, true);
 	if (!frame_checks) {
-		print_message("SKIP: PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h\n");
 		hs_down(hf);
-		skip();
+		case_skip(true, "PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h");
 	}
 	pm_frame_encode(&h, PM_FRAME_REQ, 1, 0, PM_MSG_MAX, 0);
 	memset(b, 'z', sizeof(b));
@@ -343,9 +343,8 @@ void test_handshake_stall_after_request(void **state)
 	(void)state;
 	hf = hs_up(0, false);
 	if (!frame_checks) {
-		print_message("SKIP: PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h\n");
 		hs_down(hf);
-		skip();
+		case_skip(true, "PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h");
 	}
 	fd = hs_dial(hf);
 	hf->raw--;		/* it carries requests: not a raw one */

@@ -12,6 +12,69 @@
 #include "conformance.h"
 #include "log.h"
 
+static pthread_mutex_t late_mu = PTHREAD_MUTEX_INITIALIZER;
+static int late_n;
+static double late_max_ms;
+static int late_r;
+static int bad_n;		/* calls breaking the return contract */
+static char bad_first[160];
+
+int tcall(struct pm_tconn *c, const struct pm_msg *req, struct pm_msg *rep,
+	  int64_t deadline)
+{
+	int r = ops->call(c, req, rep, deadline);
+	double over = (double)(pm_now_ns() - deadline) / 1e6;
+
+	/* what the core refuses as a plugin bug (core/node/peer.c) */
+	if (r > 0 || (!r && (rep->msg_len > rep->msg_cap ||
+			     rep->payload_len > rep->payload_cap))) {
+		pthread_mutex_lock(&late_mu);
+		if (!bad_n++)
+			snprintf(bad_first, sizeof(bad_first),
+				 "call returned %d with a reply of %u+%u bytes for buffers of %u+%u",
+				 r, rep->msg_len, rep->payload_len,
+				 rep->msg_cap, rep->payload_cap);
+		pthread_mutex_unlock(&late_mu);
+	}
+	if (over > PM_CALL_LATE_MS) {
+		pthread_mutex_lock(&late_mu);
+		if (!late_n++ || over > late_max_ms) {
+			late_max_ms = over;
+			late_r = r;
+		}
+		pthread_mutex_unlock(&late_mu);
+	}
+	return r;
+}
+
+void late_reset(void)
+{
+	pthread_mutex_lock(&late_mu);
+	late_n = 0;
+	late_max_ms = 0;
+	bad_n = 0;
+	pthread_mutex_unlock(&late_mu);
+}
+
+bool late_report(char *why, size_t len)
+{
+	bool late;
+
+	pthread_mutex_lock(&late_mu);
+	late = late_n > 0 || bad_n > 0;
+	if (bad_n)
+		snprintf(why, len, "%d call(s) broke the return contract (0 or -errno, lengths within the buffers), the first: %s",
+			 bad_n, bad_first);
+	else if (late)
+		snprintf(why, len, "%d call(s) returned more than PM_CALL_LATE_MS (%d ms) after their deadline, the latest %.0f ms after it (returning %d): the core counts such a peer dead",
+			 late_n, PM_CALL_LATE_MS, late_max_ms, late_r);
+	late_n = 0;	/* reported once */
+	late_max_ms = 0;
+	bad_n = 0;
+	pthread_mutex_unlock(&late_mu);
+	return late;
+}
+
 int64_t ms_from_now(int ms)
 {
 	return pm_now_ns() + (int64_t)ms * 1000000;
@@ -106,18 +169,27 @@ void eb_note(struct errbox *e, const char *fmt, ...)
 	pthread_mutex_unlock(&e->mu);
 }
 
+static void ih_vlog(void *ctx, int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void ih_log(void *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void ih_log(void *ctx, int level, const char *fmt, ...)
 {
-	struct ihost *ih = ctx;
-	char msg[900];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ih_vlog(ctx, level, fmt, ap);
 	va_end(ap);
+}
+
+static void ih_vlog(void *ctx, int level, const char *fmt, va_list ap)
+{
+	struct ihost *ih = ctx;
+	char msg[900];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (level <= PM_LOG_WARN) {
 		pthread_mutex_lock(&ih->mu);
 		snprintf(ih->lines[ih->nlines++ % IH_LINES],
@@ -209,6 +281,7 @@ void ih_setup(struct ihost *ih, const char *listen, const char *label)
 	ih->host.name = plug.name;
 	ih->host.page_size = PM_PAGE_SIZE;
 	ih->host.log = ih_log;
+	ih->host.vlog = ih_vlog;
 	ih->host.cfg_string = ih_cfg_string;
 	ih->host.cfg_int = ih_cfg_int;
 }

@@ -45,7 +45,9 @@ void test_probe(void **state)
 	int i;
 
 	(void)state;
-	REQUIRE_USABLE();
+	if (!usable)
+		case_skip(true, "%s: %s", plug.path,
+			  plug.why[0] ? plug.why : "not loaded");
 	/* cheap and without side effects: same answer every time */
 	for (i = 0; i < 3; i++) {
 		memset(why, 'X', sizeof(why));
@@ -58,6 +60,60 @@ void test_probe(void **state)
 	small[0] = '\0';
 	assert_int_equal(ops->probe(&plug.host, small, 4), 0);
 	assert_true(guard_ok((uint8_t *)small + 4, sizeof(small) - 4));
+}
+
+/*
+ * The listen string: any_listen's answer (or --listen) is "any free
+ * address", on which two instances listen at once, and an endpoint is
+ * accepted back as a listen string.
+ */
+void test_any_listen(void **state)
+{
+	char buf[PM_ENDPOINT_MAX], ep1[PM_ENDPOINT_MAX];
+	struct srv *a, *b;
+	int r;
+
+	(void)state;
+	if (!usable)
+		case_skip(true, "%s: %s", plug.path,
+			  plug.why[0] ? plug.why : "not loaded");
+	if (!listen_addr[0])
+		fail_msg("%s has no any_listen op (ABI 1.1) and no --listen ADDR was given: the suite cannot know this transport's \"any free address\"",
+			 plug.name);
+	if (PM_OPS_HAS(ops, any_listen)) {
+		r = ops->any_listen(buf, 1);
+		if (r != -ENOSPC && !(r == 0 && !buf[0]))
+			fail_msg("any_listen into 1 byte: %d, want -ENOSPC", r);
+		assert_int_equal(ops->any_listen(buf, sizeof(buf)), 0);
+		print_message("  any_listen: \"%s\"%s\n", buf,
+			      strcmp(buf, listen_addr) ? " (--listen overrides it)" : "");
+	} else {
+		case_unchecked("%s has no any_listen op (ABI 1.1): using %s from %s",
+			       plug.name, listen_addr, listen_from);
+	}
+	a = srv_alloc();
+	b = srv_alloc();
+	r = srv_start(a, listen_addr, "a");
+	if (r)
+		fail_msg("init/listen on %s: %s", listen_addr, strerror(-r));
+	r = srv_start(b, listen_addr, "b");
+	if (r)
+		fail_msg("a second instance on %s beside the first: %s (the listen string must mean any free address)",
+			 listen_addr, strerror(-r));
+	print_message("  two instances on %s: %s and %s\n", listen_addr,
+		      a->ep, b->ep);
+	if (!strcmp(a->ep, b->ep))
+		fail_msg("two instances publish one endpoint %s", a->ep);
+	snprintf(ep1, sizeof(ep1), "%s", a->ep);
+	srv_free(a);
+	a = srv_alloc();
+	r = srv_start(a, ep1, "a again");
+	if (r)
+		fail_msg("listen on the endpoint %s of a stopped instance: %s (an endpoint must be accepted back as a listen string)",
+			 ep1, strerror(-r));
+	assert_string_equal(a->ep, ep1);
+	srv_free(a);
+	srv_free(b);
 }
 
 void test_init_fini_repeat(void **state)
@@ -110,6 +166,22 @@ void test_listen_endpoint(void **state)
 	assert_int_equal(ops->endpoint(f->s->t, buf, n), -ENOSPC);
 	assert_int_equal(ops->endpoint(f->s->t, buf, n + 1), 0);
 	assert_string_equal(buf, f->s->ep);
+	/* before listen(): an error, and nothing written */
+	{
+		struct pm_tctx *t = NULL;
+		struct ihost ih;
+
+		ih_setup(&ih, listen_addr, "unlistened");
+		assert_int_equal(ops->init(&ih.host, &t), 0);
+		memset(buf, POISON, sizeof(buf));
+		r = ops->endpoint(t, buf, sizeof(buf));
+		ops->fini(t);
+		if (r >= 0)
+			fail_msg("endpoint() before listen() returned %d, want -ENOTCONN",
+				 r);
+		if (!guard_ok((uint8_t *)buf, sizeof(buf)))
+			fail_msg("endpoint() before listen() wrote into the buffer");
+	}
 
 	/* an endpoint string it cannot parse */
 	r = ops->connect(f->ct, "::this is not an endpoint::", ms_from_now(2000),

@@ -142,20 +142,26 @@ static struct rawfix *raw_up(bool needs_frame)
 	struct rawfix *rf;
 
 	REQUIRE_USABLE();
-	if (needs_frame && !frame_checks) {
-		print_message("SKIP: PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h\n");
-		skip();
-	}
+	if (needs_frame && !frame_checks)
+		case_skip(!PM_OPS_HAS(ops, test_corrupt),
+			  "PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h%s",
+			  PM_OPS_HAS(ops, test_corrupt) ?
+			  " (its own framing: test_corrupt_input)" : "");
 	rf = calloc(1, sizeof(*rf));	/* heap: see fix_up */
 	assert_non_null(rf);
 	rf->f = fix_up();
 	if (!is_stream(rf->f->s->ep, rf->host, sizeof(rf->host),
 			    rf->port, sizeof(rf->port))) {
-		print_message("SKIP: endpoint '%s' is not the HOST:PORT of a TCP listener: raw-socket cases apply to stream transports only\n",
-			      rf->f->s->ep);
+		char ep[PM_ENDPOINT_MAX];
+
+		snprintf(ep, sizeof(ep), "%s", rf->f->s->ep);
 		fix_down(rf->f);
 		free(rf);
-		skip();
+		case_skip(!PM_OPS_HAS(ops, test_corrupt),
+			  "endpoint '%s' is no TCP listener speaking plugins/common/frame.h; %s",
+			  ep, PM_OPS_HAS(ops, test_corrupt) ?
+			  "its own framing is checked by test_corrupt_input" :
+			  "and the plugin has no test_corrupt op (ABI 1.1)");
 	}
 	assert_echo(rf->f->c, &rng, 16, 16);
 	rf->good_conns = 1;

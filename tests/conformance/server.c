@@ -65,9 +65,32 @@ int reply_echo(struct srv *s, uint64_t conn, uint64_t req,
 	return r;
 }
 
+/* Set around a drop() made inside on_request: on_close must not come. */
+static __thread bool in_drop;
+
+static void srv_handle(struct srv *s, const struct pm_request *rq);
+
+/* Every request: note whether on_request already runs for its connection
+ * (the ABI: one at a time per connection), then handle it. */
 static void srv_on_request(void *arg, const struct pm_request *rq)
 {
 	struct srv *s = arg;
+	struct conn_rec *cr;
+
+	pthread_mutex_lock(&s->mu);
+	cr = conn_get(s, rq->conn_id);
+	if (cr && cr->active++)
+		s->overlaps++;
+	pthread_mutex_unlock(&s->mu);
+	srv_handle(s, rq);
+	pthread_mutex_lock(&s->mu);
+	if (cr)
+		cr->active--;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void srv_handle(struct srv *s, const struct pm_request *rq)
+{
 	struct conn_rec *cr;
 	struct cmd c = { .cmd = CMD_ECHO };
 	struct pm_msg rep = { 0 };
@@ -136,6 +159,43 @@ static void srv_on_request(void *arg, const struct pm_request *rq)
 	pthread_mutex_unlock(&s->mu);
 
 	switch (c.cmd) {
+	case CMD_ONCE:
+		pthread_mutex_lock(&s->mu);
+		if (c.arg >= 0 && c.arg < ONCE_N) {
+			if (s->once[c.arg] < 255)
+				s->once[c.arg]++;
+			if (c.arg < ONCE_SEQ) {
+				if (c.arg < s->once_last)
+					s->once_disorder++;
+				s->once_last = c.arg;
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+		r = reply_echo(s, rq->conn_id, rq->req_id, rq->msg,
+			       rq->msg_len, rq->payload, rq->payload_len);
+		break;
+	case CMD_DROP:
+		in_drop = true;
+		r = ops->drop(s->t, rq->conn_id);
+		in_drop = false;
+		pthread_mutex_lock(&s->mu);
+		if (s->drop_r == 1)	/* the first drop() is the one */
+			s->drop_r = r;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		/* the connection is going: whatever reply() says is fine */
+		ops->reply(s->t, rq->conn_id, rq->req_id, -ECONNABORTED, &rep);
+		r = 0;
+		break;
+	case CMD_BADSTATUS:
+		r = ops->reply(s->t, rq->conn_id, rq->req_id, c.arg, &rep);
+		if (r == -EINVAL)	/* refused, nothing sent: say so */
+			r = ops->reply(s->t, rq->conn_id, rq->req_id,
+				       -EINVAL, &rep);
+		else if (r)
+			r = ops->reply(s->t, rq->conn_id, rq->req_id,
+				       -EPROTO, &rep);
+		break;
 	case CMD_STATUS:
 		r = ops->reply(s->t, rq->conn_id, rq->req_id, c.arg, &rep);
 		break;
@@ -174,6 +234,8 @@ static void srv_on_close(void *arg, uint64_t conn_id)
 	pthread_mutex_lock(&s->mu);
 	if (s->finished)
 		s->late_callbacks++;
+	if (in_drop)
+		s->close_in_drop++;
 	cr = conn_get(s, conn_id);
 	if (cr && ++cr->closes > 1)
 		s->dup_closes++;
@@ -345,16 +407,20 @@ void srv_check_clean(struct srv *s)
 {
 	pthread_mutex_lock(&s->mu);
 	if (s->dup_closes || s->late_callbacks || s->req_after_close ||
-	    s->bad_requests || s->conn_overflow) {
+	    s->bad_requests || s->conn_overflow || s->overlaps ||
+	    s->close_in_drop) {
 		uint64_t d = s->dup_closes, l = s->late_callbacks;
 		uint64_t a = s->req_after_close, b = s->bad_requests;
+		uint64_t o = s->overlaps, i = s->close_in_drop;
 
 		pthread_mutex_unlock(&s->mu);
 		fail_msg("server callbacks broke the contract: %" PRIu64
 			 " duplicate on_close, %" PRIu64
 			 " callbacks after fini, %" PRIu64
 			 " on_request after on_close, %" PRIu64
-			 " requests with bad lengths/pointers", d, l, a, b);
+			 " requests with bad lengths/pointers, %" PRIu64
+			 " on_request concurrent with another for its connection, %"
+			 PRIu64 " on_close inside drop()", d, l, a, b, o, i);
 	}
 	pthread_mutex_unlock(&s->mu);
 }
