@@ -22,10 +22,7 @@ endif
 # Per-transport exclude list (fabtests-style): cases a built-in transport
 # is known to fail, each with the reason; the run lists them as ABI rules
 # NOT CHECKED. Fix the transport, then drop the entry.
-#   io_uring-tcp resends a call in flight after its connection breaks,
-#   even when the peer had read it (ut_client.c, ut_break/ut_call: every
-#   queued slot is resent once); the core may then run it twice.
-CONFORMANCE_SKIP_io_uring-tcp := test_no_resend
+# (None today: io_uring-tcp's resend after a break was fixed.)
 
 # PLUGIN_SOS is complete here: the Makefile includes tests/*.mk after the
 # plugin rules.

@@ -34,7 +34,9 @@ struct ut_slot {
 	int state;
 	int status;		/* result when DONE */
 	bool queued;		/* its frame is in the send queue or sent */
-	bool broke;		/* failed because the connection broke */
+	uint64_t qseq;		/* ... as the conn's qseq'th frame queued */
+	bool broke;		/* failed because the connection broke
+				 * before its frame left: send it again */
 	void *msg;
 	uint32_t msg_cap, msg_len;
 	void *pay;
@@ -67,6 +69,9 @@ struct ut_conn {
 	bool driving;
 	bool drive_capped;		/* driver wakes in BATCH_WAIT */
 	unsigned nqueued;		/* calls with frame queued/sent */
+	uint64_t appended;		/* frames queued, ever */
+	uint64_t flown;			/* ... the first this many of which
+					 * were handed to the socket */
 	bool shutdown;
 	unsigned callers;
 	unsigned slot_waiters;
@@ -271,6 +276,12 @@ static void ut_teardown(struct ut_conn *c)
 	c->cur = UT_NIL;
 }
 
+/*
+ * The connection broke: every call on it ends. One whose frame never left
+ * the send queue is sent again on a redial (ut_call); one whose frame
+ * was handed to the socket may have reached the peer, and a request must
+ * never run twice (transport.h), so it fails with err.
+ */
 static void ut_break(struct ut_conn *c, int err)
 {
 	uint32_t i;
@@ -280,10 +291,29 @@ static void ut_break(struct ut_conn *c, int err)
 		struct ut_slot *s = &c->slots[i];
 
 		if (s->state == UT_S_WAIT && s->queued) {
-			s->broke = true;
+			s->broke = s->qseq > c->flown;
 			ut_slot_done(c, i, err);
 		}
 	}
+}
+
+/* Has the peer closed its end (a FIN, or a reset, is waiting)? */
+static bool ut_peer_closed(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Hand the queued frames to the socket, if none are in flight: from here
+ * on they may reach the peer (ut_break). */
+static bool ut_send_begin(struct ut_conn *c)
+{
+	if (!ut_sendq_start(&c->sq))
+		return false;
+	c->flown = c->appended;
+	return true;
 }
 
 /* Socket, ring and receive buffers for a fresh connection. Runs with the
@@ -543,7 +573,7 @@ static void ut_start_send(struct ut_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!c->up || !ut_sendq_start(&c->sq))
+	if (!c->up || !ut_send_begin(c))
 		return;
 	sqe = io_uring_get_sqe(&c->ring);
 	if (!sqe) {
@@ -599,7 +629,7 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 			c->owner_calls = 1;
 		}
 	}
-	if (ut_sendq_start(&c->sq)) {
+	if (ut_send_begin(c)) {
 		sqe = io_uring_get_sqe(&c->ring);
 		if (sqe) {
 			ut_sendq_prep(&c->sq, sqe, ut_rfd(c), c->fixed,
@@ -840,8 +870,8 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 
 	for (;;) {
 		if (s->state == UT_S_DONE) {
-			/* The connection broke under the call: redial and
-			 * send it again, once. */
+			/* The connection broke before the frame left:
+			 * redial and send it again, once. */
 			if (s->broke && !redialed && !c->shutdown) {
 				s->state = UT_S_WAIT;
 				s->queued = false;
@@ -860,6 +890,12 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 			break;
 		}
 		if (!s->queued) {
+			/* A peer that closed while we were idle (its FIN is
+			 * here): redial before sending, not after, since a
+			 * frame that left cannot be sent again. */
+			if (c->up && !c->driving && !c->nqueued &&
+			    ut_peer_closed(c->fd))
+				ut_break(c, -ECONNRESET);
 			if (!c->up) {
 				if (c->driving)
 					goto sleep;
@@ -888,6 +924,7 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 			if (r)
 				break;
 			s->queued = true;
+			s->qseq = ++c->appended;
 			c->nqueued++;
 		}
 		if (!c->driving) {
