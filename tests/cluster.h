@@ -292,6 +292,24 @@ static inline void cl_dump(const struct cluster *c, int i, const char *grep)
 	fclose(f);
 }
 
+/* Lines of node i's log containing what, or -1 if there is no log. */
+static inline int cl_log_count(const struct cluster *c, int i,
+			       const char *what)
+{
+	char path[512], line[1024];
+	int n = 0;
+	FILE *f;
+
+	cl_path(c, i, "log", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
 /* Wait (bounded) until node i's log has a line containing what: the log
  * is a file another process appends to, so it is polled. */
 static inline bool cl_log_has(const struct cluster *c, int i,

@@ -22,23 +22,6 @@
  * pages with a "... required: ..." line. */
 #define N_ALL 7
 
-/* Lines of node i's log containing what. */
-static int log_count(const struct cluster *c, int i, const char *what)
-{
-	char path[512], line[1024];
-	int n = 0;
-	FILE *f;
-
-	cl_path(c, i, "log", path, sizeof(path));
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
-}
-
 static void run_cluster(struct cluster *c, const char *workload,
 			const char *iters, const char *threads, int timeout_ms)
 {
@@ -62,9 +45,9 @@ static void run_cluster(struct cluster *c, const char *workload,
 			cl_dump(c, i, ": ");	/* result and stats lines */
 			/* A worker that stopped checking its transfers
 			 * would pass without proving anything. */
-			if (log_count(c, i, " required: ") != want) {
+			if (cl_log_count(c, i, " required: ") != want) {
 				printf("  node %d: %d transfer checks in its log, expected %d\n",
-				       i, log_count(c, i, " required: "),
+				       i, cl_log_count(c, i, " required: "),
 				       want);
 				bad++;
 			}
@@ -284,9 +267,9 @@ static void test_bad_arguments(void **state)
 		assert_int_equal(c.status[0], 2);
 		/* It says what the workloads are. */
 		if (i < 2) {
-			assert_int_equal(log_count(&c, 0, "unknown workload"),
+			assert_int_equal(cl_log_count(&c, 0, "unknown workload"),
 					 1);
-			assert_int_equal(log_count(&c, 0,
+			assert_int_equal(cl_log_count(&c, 0,
 						   "workloads: stripes counter "),
 					 1);
 		}

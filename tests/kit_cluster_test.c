@@ -16,22 +16,6 @@
 
 #include "cluster.h"
 
-static int log_count(const struct cluster *c, int i, const char *what)
-{
-	char path[512], line[1024];
-	int n = 0;
-	FILE *f;
-
-	cl_path(c, i, "log", path, sizeof(path));
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
-}
-
 /* Three keyless nodes on abstract AF_UNIX names, running workload. */
 static void unix_cluster(const char *workload, const char *iters)
 {
@@ -56,8 +40,8 @@ static void unix_cluster(const char *workload, const char *iters)
 		assert_int_equal(cl_spawn(&c, i, argv), 0);
 	late = cl_wait(&c, 120000);
 	for (int i = 0; i < c.n; i++) {
-		if (c.status[i] || log_count(&c, i, " required: ") != 1 ||
-		    log_count(&c, i, "peers are not authenticated") != 1) {
+		if (c.status[i] || cl_log_count(&c, i, " required: ") != 1 ||
+		    cl_log_count(&c, i, "peers are not authenticated") != 1) {
 			printf("  node %d exited %d; its log:\n", i,
 			       c.status[i]);
 			cl_dump(&c, i, NULL);
