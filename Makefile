@@ -60,6 +60,7 @@ CORE_HDRS := $(wildcard $(addsuffix /*.h,$(CORE_DIRS)) include/pagemesh/*.h)
 
 LIB_A := $(B)/libpagemesh.a
 LIB_SO := $(B)/libpagemesh.so
+LIB_SONAME := libpagemesh.so.0
 BIN := $(B)/pagemesh
 
 TESTS :=
@@ -68,10 +69,23 @@ BENCHES :=
 BENCH_BINS :=
 PLUGIN_SOS :=
 
-.PHONY: all deps test check tests demo bench asan install abi-check clean \
-	fuzz help
+.PHONY: all deps test check tests demo bench asan install uninstall \
+	abi-check clean fuzz help FORCE
 
-all: $(BIN) $(LIB_A) $(LIB_SO) plugins
+all: $(BIN) $(LIB_A) $(LIB_SO) $(B)/$(LIB_SONAME) plugins
+
+# The folders compiled in (core/plugin_dir.c): PLUGINDIR, and the build
+# folder, whose own plugins/ code running from it uses instead. Rewritten
+# only when they change, so `make install PREFIX=...` rebuilds just what
+# embeds them.
+$(B)/core/paths.h: FORCE
+	@mkdir -p $(@D)
+	@printf '#define PM_PLUGINDIR "%s"\n#define PM_BUILD_DIR "%s"\n' \
+		'$(PLUGINDIR)' '$(abspath $(B))' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(B)/core/plugin_dir.o: $(B)/core/paths.h
+$(B)/core/plugin_dir.o: override CFLAGS += -I$(B)/core
 
 $(B)/core/%.o: core/%.c $(CORE_HDRS)
 	@mkdir -p $(@D)
@@ -84,8 +98,12 @@ $(LIB_A): $(CORE_OBJS)
 
 $(LIB_SO): $(CORE_OBJS)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,libpagemesh.so.0 -o $@ $^ \
+	$(Q)$(CC) $(CFLAGS) -shared -Wl,-soname,$(LIB_SONAME) -o $@ $^ \
 		$(LDFLAGS) $(CORE_LIBS)
+
+# What a program linked with -lpagemesh asks the dynamic linker for.
+$(B)/$(LIB_SONAME): $(LIB_SO)
+	$(Q)ln -sf $(notdir $(LIB_SO)) $@
 
 $(BIN): core/main.c $(LIB_A) $(CORE_HDRS)
 	$(if $(Q),@echo "  LD      $@")
@@ -105,9 +123,10 @@ $(B)/plugins/$(1).so: $$(wildcard plugins/$(1)/*.c plugins/$(1)/*.h) \
 	@mkdir -p $$(@D)
 	$$(if $$(Q),@echo "  PLUGIN  $$@")
 	$$(Q)$$(CC) $$(CFLAGS) -fvisibility=hidden -Iplugins/common \
-		$$(shell pkg-config --cflags $$(PKGS_$(1))) -shared -o $$@ \
-		$$(wildcard plugins/$(1)/*.c) $$(LDFLAGS) \
-		$$(shell pkg-config --libs $$(PKGS_$(1))) $$(LIBS_$(1))
+		$$(if $$(PKGS_$(1)),$$(shell pkg-config --cflags $$(PKGS_$(1)))) \
+		-shared -o $$@ $$(wildcard plugins/$(1)/*.c) $$(LDFLAGS) \
+		$$(if $$(PKGS_$(1)),$$(shell pkg-config --libs $$(PKGS_$(1)))) \
+		$$(LIBS_$(1))
 else
 $$(info notice: transport plugin '$(1)' not built: pkg-config cannot find $$(PKGS_$(1)) (run `make deps`))
 endif
@@ -184,26 +203,62 @@ abi-check: $(PLUGIN_SOS)
 		fi; \
 	done; exit $$fail
 
-$(B)/pagemesh.pc: Makefile
+# --- install, uninstall -----------------------------------------------------
+# Programs installed into BINDIR besides pagemesh; fragments append to it
+# (the conformance suite adds pagemesh-conformance).
+INSTALL_BINS :=
+# The .pc follows PREFIX (paths.h changes with it). Libs.private is what
+# `pkg-config --static` adds for libpagemesh.a: the core's libraries
+# themselves, linked as shared objects that bring their own dependencies
+# (their static closure, Requires.private, needs -dev packages Debian
+# ships without .a files).
+$(B)/pagemesh.pc: $(B)/core/paths.h Makefile
 	@mkdir -p $(@D)
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
 		'includedir=$(INCLUDEDIR)' 'plugindir=$(PLUGINDIR)' '' \
 		'Name: pagemesh' 'Description: pooled RAM over userfaultfd' \
 		'Version: $(VERSION)' 'Libs: -L$${libdir} -lpagemesh' \
+		'Libs.private: $(strip $(CORE_LIBS))' \
 		'Cflags: -I$${includedir}' > $@
 
-install: all $(B)/pagemesh.pc
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
-		$(DESTDIR)$(INCLUDEDIR)/pagemesh $(DESTDIR)$(PLUGINDIR) \
-		$(DESTDIR)$(PKGCONFIGDIR)
-	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pagemesh
+# Without DESTDIR the files are live: refresh the dynamic linker's cache so
+# that libpagemesh.so.0 is found (needs root; said so otherwise).
+LDCONFIG = @if [ "$$(id -u)" = 0 ]; then echo ldconfig; ldconfig; else \
+	echo "note: not root, ldconfig not run"; fi
+
+INSTALL_DIRS := $(BINDIR) $(LIBDIR) $(INCLUDEDIR)/pagemesh $(PLUGINDIR) \
+	$(PKGCONFIGDIR)
+
+install: all $(B)/pagemesh.pc $(INSTALL_BINS)
+	install -d $(addprefix $(DESTDIR),$(INSTALL_DIRS))
+	install -m 755 $(BIN) $(INSTALL_BINS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libpagemesh.a
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libpagemesh.so.$(VERSION)
-	ln -sf libpagemesh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpagemesh.so.0
-	ln -sf libpagemesh.so.0 $(DESTDIR)$(LIBDIR)/libpagemesh.so
+	ln -sf libpagemesh.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libpagemesh.so
 	install -m 644 include/pagemesh/*.h $(DESTDIR)$(INCLUDEDIR)/pagemesh/
 	$(if $(PLUGIN_SOS),install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/)
 	install -m 644 $(B)/pagemesh.pc $(DESTDIR)$(PKGCONFIGDIR)/pagemesh.pc
+	$(if $(DESTDIR),,$(LDCONFIG))
+
+# Removes what install puts there (every plugin of the tree, built or not),
+# pagemesh's own folders, and the standard ones when that leaves them empty.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pagemesh \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(INSTALL_BINS))) \
+		$(addprefix $(DESTDIR)$(LIBDIR)/,libpagemesh.a libpagemesh.so \
+			$(LIB_SONAME) libpagemesh.so.$(VERSION)) \
+		$(addprefix $(DESTDIR)$(INCLUDEDIR)/pagemesh/,$(notdir \
+			$(wildcard include/pagemesh/*.h))) \
+		$(addprefix $(DESTDIR)$(PLUGINDIR)/,$(addsuffix .so,$(PLUGINS))) \
+		$(DESTDIR)$(PKGCONFIGDIR)/pagemesh.pc
+	@for d in $(DESTDIR)$(INCLUDEDIR)/pagemesh $(DESTDIR)$(PLUGINDIR) \
+		$(DESTDIR)$(LIBDIR)/pagemesh $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCLUDEDIR); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+	done
+	$(if $(DESTDIR),,$(LDCONFIG))
 
 clean:
 	rm -rf build build-asan
@@ -214,6 +269,7 @@ help:
 	@echo "make demo       run a 3-node cluster doing real work"
 	@echo "make bench      benchmarks with same-run baselines"
 	@echo "make asan       build and test with ASan+UBSan and PM_DEBUG (build-asan/)"
-	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=... (PLUGINDIR=$(PLUGINDIR))"
+	@echo "make uninstall  remove what make install put there"
 	@echo "make abi-check  each plugin exports only its entry symbol"
 	@echo "make deps       apt-get install missing build/test packages"

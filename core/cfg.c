@@ -10,6 +10,7 @@
 
 #include "cfg.h"
 #include "cfg_priv.h"
+#include "plugin_dir.h"
 
 /* Line to blame for what is not in the file at all: its last one. */
 static unsigned int last_line(const char *path)
@@ -406,6 +407,9 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 		r = fill_fields(c, err, errlen);
 	if (r)
 		return r;
+	if (!c->transport_dir[0])
+		snprintf(c->transport_dir, sizeof(c->transport_dir), "%s",
+			 pm_plugin_dir_default());
 	if (c->node_id >= c->cluster_nodes)
 		return cfg_fail_key(c, "node.id", err, errlen,
 				    "node.id: %d is out of range [0, %d] (cluster.nodes = %d)",

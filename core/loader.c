@@ -778,7 +778,7 @@ static void list_usage(FILE *out)
 "usage: pagemesh --list-transports -c FILE\n"
 "\n"
 "Loads every transport named in the config's transports.order from\n"
-"transports.dir (default build/plugins), checks it against the transport\n"
+"transports.dir (default: PLUGINDIR, see --version), checks it against the\n"
 "ABI and probes it, then prints for each: file, name, version, ABI,\n"
 "capabilities and the probe result (ok, or why it cannot be used). The\n"
 "first usable transport is marked; nodes prefer it.\n"

@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "cli.h"
 #include "log.h"
+#include "plugin_dir.h"
 
 /* Weak so that a build without a module still links and says so. */
 #pragma weak cmd_node
@@ -77,8 +78,9 @@ int main(int argc, char **argv)
 		return PM_EXIT_OK;
 	}
 	if (!strcmp(argv[i], "--version")) {
-		printf("pagemesh %s (transport ABI %d.%d)\n", PM_VERSION,
-		       PM_TRANSPORT_ABI_MAJOR, PM_TRANSPORT_ABI_MINOR);
+		printf("pagemesh %s (transport ABI %d.%d)\nplugins: %s\n",
+		       PM_VERSION, PM_TRANSPORT_ABI_MAJOR,
+		       PM_TRANSPORT_ABI_MINOR, pm_plugin_dir_default());
 		return PM_EXIT_OK;
 	}
 	for (k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
