@@ -73,10 +73,13 @@ int auth_open(const struct cfg *c, struct auth **out, char *err,
 			     strerror(-r));
 		goto out_free;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	/* /proc and /sys files pass S_ISREG but have no size. */
+	if (!S_ISREG(st.st_mode) || !st.st_size) {
 		r = cfg_fail_key(c, "security.key_file", err, errlen,
-				 "security.key_file %s: not a regular file",
-				 c->key_file);
+				 "security.key_file %s: %s", c->key_file,
+				 S_ISREG(st.st_mode) ?
+				 "empty, or not a file on disk (/proc, /sys)" :
+				 "not a regular file");
 		goto out_free;
 	}
 	/* The key opens every page of the cluster: only its owner reads it. */

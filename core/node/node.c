@@ -13,12 +13,14 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "cli.h"
 #include "coord.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
@@ -221,6 +223,44 @@ static int check_transports(const struct cfg *c, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * What the config can be held to before anything starts: metrics.listen's
+ * form (its bind is a runtime matter), and a warning when what this node
+ * must hold exceeds the machine's RAM: its home share of the region, plus
+ * its local_limit or, without one, the whole region.
+ */
+static int check_settings(const struct cfg *c, char *err, size_t errlen,
+			  int *code)
+{
+	uint64_t pages = c->memory / PM_PAGE_SIZE, share, need;
+	struct sockaddr_storage ss;
+	struct sysinfo si;
+	socklen_t sl;
+	char why[256];
+
+	if (c->metrics_listen[0] &&
+	    http_parse_listen(c->metrics_listen, &ss, &sl, why, sizeof(why))) {
+		if (code)
+			*code = PM_EXIT_CONFIG;
+		return cfg_fail_key(c, "metrics.listen", err, errlen,
+				    "metrics.listen: %s", why);
+	}
+	share = (pages + c->cluster_nodes - 1) / c->cluster_nodes *
+		PM_PAGE_SIZE;
+	need = share + (c->local_limit ? c->local_limit : c->memory);
+	if (!sysinfo(&si) && need / si.mem_unit > si.totalram)
+		pm_warn("%s: this node may have to hold %llu MiB (its home share of cluster.memory, %llu MiB, plus %s, %llu MiB), more than this machine's %llu MiB of RAM",
+			c->path, (unsigned long long)(need >> 20),
+			(unsigned long long)(share >> 20),
+			c->local_limit ? "pager.local_limit" :
+			"the whole region, as pager.local_limit is not set",
+			(unsigned long long)((c->local_limit ? c->local_limit :
+					      c->memory) >> 20),
+			(unsigned long long)((uint64_t)si.totalram *
+					     si.mem_unit >> 20));
+	return 0;
+}
+
 static int setup_region(struct pm_node *n)
 {
 	n->len = n->cfg.memory;
@@ -328,8 +368,11 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			*code = PM_EXIT_CONFIG;
 		goto out_free;
 	}
+	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d",
+		 n->cfg.node_id);
 	if (check_transports(&n->cfg, err, errlen, code) ||
-	    check_peers(&n->cfg, err, errlen, code))
+	    check_peers(&n->cfg, err, errlen, code) ||
+	    check_settings(&n->cfg, err, errlen, code))
 		goto out_free;
 	r = auth_open(&n->cfg, &n->auth, err, errlen);
 	if (r || check_keyless(n, false, err, errlen, code)) {
@@ -346,7 +389,6 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	n->failure_ms = n->cfg.failure_timeout_ms;
 	n->nthreads = n->cfg.pager_threads;
 	n->prefetch = n->cfg.prefetch;
-	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d", n->id);
 
 	/* Forked before the region and the node's threads exist. */
 	r = fence_start(n);
@@ -375,6 +417,8 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 		if (!p->usable)
 			continue;
 		r = p->ops->init(&p->host, &p->ctx);
+		if (r == -EINVAL)
+			goto refused;
 		if (r) {
 			pm_warn("transport %s: init: %s; not used", p->name,
 				strerror(-r));
@@ -389,6 +433,8 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			.arg = &n->lctx[t],
 		};
 		r = p->ops->listen(p->ctx, &lst);
+		if (r == -EINVAL)
+			goto refused;
 		if (!r)
 			r = p->ops->endpoint(p->ctx, buf, sizeof(buf));
 		if (r) {
@@ -403,8 +449,19 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 				*code = PM_EXIT_CONFIG;
 			goto out_free;
 		}
-		pm_info("transport %s listening at %s", p->name, buf);
+		pm_dbg("transport %s: endpoint %s", p->name, buf);
 		usable++;
+		continue;
+refused:
+		/* A plugin says EINVAL of its settings: the config's fault;
+		 * its own line above says which setting. */
+		snprintf(buf, sizeof(buf), "transports.%s", p->name);
+		cfg_fail_key(&n->cfg, buf, err, errlen,
+			     "%s: the %s transport refuses its settings (see the error above)",
+			     buf, p->name);
+		if (code)
+			*code = PM_EXIT_CONFIG;
+		goto out_free;
 	}
 	if (!usable) {
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
@@ -451,7 +508,6 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 				*code = PM_EXIT_RUNTIME;
 			goto out_free;
 		}
-		pm_info("metrics at http://%s/metrics", n->cfg.metrics_listen);
 	}
 	pm_info("node %d of %d up: region %llu bytes, pages %llu..%llu homed here; incarnation %#llx",
 		n->id, n->nodes, (unsigned long long)n->len,
