@@ -138,7 +138,9 @@ plugins: $(PLUGIN_SOS)
 
 # --- tests, benchmarks -----------------------------------------------------
 # A test's run target uses $(RUN) SECONDS: a hard timeout so nothing hangs.
-RUN = PM_BUILD=$(B) timeout -k 10
+# Tests read the info lines of the programs they start (pagemesh alone
+# prints warnings and errors only).
+RUN = PM_BUILD=$(B) PM_LOG_LEVEL=$${PM_LOG_LEVEL:-info} timeout -k 10
 -include $(wildcard tests/*.mk tests/*/*.mk bench/*.mk)
 
 tests: all $(TEST_BINS)

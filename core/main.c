@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* pagemesh: the one binary. Dispatches to the subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cfg.h"
@@ -34,7 +35,9 @@ static void usage(FILE *out)
 "options:\n"
 "  --list-transports      show each configured transport: file, name,\n"
 "                         version, ABI, capabilities and probe result\n"
-"  -v, --verbose          more log output (repeat for debug)\n"
+"  -v, --verbose          info lines too; -vv: debug as well (default:\n"
+"                         warnings and errors, or PM_LOG_LEVEL: error,\n"
+"                         warn, info or debug)\n"
 "  -h, --help             this text\n"
 "  --version              print the version\n"
 "\n"
@@ -57,17 +60,25 @@ int main(int argc, char **argv)
 		{ "vm", cmd_vm },
 		{ "--list-transports", cmd_list_transports },
 	};
-	int i = 1;
+	int i = 1, verbose = PM_LOG_WARN;
 	size_t k;
 
-	pm_log_default.level = pm_log_level_from_env(PM_LOG_INFO);
-
+	/* Warnings and errors; -v adds info, -vv (or -v -v) debug. */
 	while (i < argc && (!strcmp(argv[i], "-v") ||
 			    !strcmp(argv[i], "--verbose") ||
 			    !strcmp(argv[i], "-vv"))) {
-		pm_log_default.level += strcmp(argv[i], "-vv") ? 1 : 2;
+		verbose += strcmp(argv[i], "-vv") ? 1 : 2;
 		i++;
 	}
+	pm_log_default.level = pm_log_level_from_env(PM_LOG_WARN);
+	if (verbose > PM_LOG_DEBUG)
+		verbose = PM_LOG_DEBUG;
+	if (pm_log_default.level < verbose)
+		pm_log_default.level = verbose;
+	/* Nodes read PM_LOG_LEVEL again (pm_node_start): the flags win. */
+	setenv("PM_LOG_LEVEL", (const char *[]){ "error", "warn", "info",
+		"debug" }[pm_log_default.level < 0 ? 0 : pm_log_default.level],
+	       1);
 	if (i >= argc) {
 		usage(stderr);
 		return PM_EXIT_USAGE;
