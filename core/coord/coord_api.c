@@ -236,9 +236,11 @@ static int req_node(struct MHD_Connection *conn,
 	char *end;
 	long id;
 
+	/* Digits only, one spelling per id: not "+1", " 1" or "01". */
 	errno = 0;
 	id = strtol(seg, &end, 10);
-	if (!*seg || *end || errno || id < 0 || id >= cl->nodes) {
+	if (!*seg || *end || errno || id < 0 || id >= cl->nodes ||
+	    seg[strspn(seg, "0123456789")] || (seg[0] == '0' && seg[1])) {
 		*ret = coord_send_error(conn, MHD_HTTP_NOT_FOUND, NULL,
 					"no node '%s' in cluster '%s' (ids are 0 to %d)",
 					seg, cl->name, cl->nodes - 1);
