@@ -94,8 +94,9 @@ static void httpd_log(void *cls, const char *fmt, va_list ap)
 	pm_dbg("httpd: %s", line);
 }
 
-/* Bound here, not by libmicrohttpd, so that a failure says why. The
- * socket, or -errno. */
+/* Bound here, not by libmicrohttpd, so that a failure says why; with its
+ * backlog (a short one drops a burst of connections). The socket, or
+ * -errno. */
 static int listen_fd(const struct sockaddr_storage *ss, socklen_t sslen)
 {
 	int fd, one = 1, r;
@@ -104,7 +105,8 @@ static int listen_fd(const struct sockaddr_storage *ss, socklen_t sslen)
 	if (fd < 0)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, (const struct sockaddr *)ss, sslen) || listen(fd, 64)) {
+	    bind(fd, (const struct sockaddr *)ss, sslen) ||
+	    listen(fd, SOMAXCONN)) {
 		r = -errno;
 		close(fd);
 		return r;
