@@ -250,6 +250,9 @@ int cmd_coordinator(int argc, char **argv)
 	pm_info("serving on %s, port %d, ttl %d ms, writes %s", listen,
 		coord_server_port(s), ttl_ms,
 		keylen ? "signed with the cluster key" : "open to anyone");
+	if (!keylen && !auth_addr_is_loopback(listen))
+		pm_warn("%s is not loopback and there is no --key-file: anyone who reaches it can register, replace and remove nodes",
+			listen);
 	if (sigwait(&set, &sig))
 		sig = SIGTERM;
 	pm_info("stopping on signal %d", sig);
