@@ -135,7 +135,7 @@ const struct cfg_key cfg_keys[] = {
 	/* "" is off / no key, as it was before the table. */
 	{ "metrics.listen", CFG_T_STRING, 0, 0, 0, .unset = "off",
 	  .form = "`HOST:PORT`", FIELD(metrics_listen),
-	  .doc = "address serving Prometheus text at `/metrics`" },
+	  .doc = "address serving Prometheus text at `/metrics` (latency as the histogram `pagemesh_fault_duration_seconds`), `/healthz` (200 while the process runs) and `/readyz` (200 once the node is up, 503 while it starts or stops)" },
 	{ "security.key_file", CFG_T_STRING, 0, 0, 0,
 	  .unset = "none (loopback-only clusters)", .form = "file name",
 	  FIELD(key_file),

@@ -261,6 +261,31 @@ static void test_refused_input(void **state)
 	assert_int_equal(r.status, 201);
 }
 
+/* The operational endpoints, unsigned like every read. */
+static void test_probes(void **state)
+{
+	struct tu_resp r;
+
+	(void)state;
+	req("GET", "/healthz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	req("GET", "/readyz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	req("POST", "/clusters", "{\"name\":\"probed\",\"nodes\":3,\"memory_mb\":4}", &r);
+	assert_true(r.status == 201 || r.status == 200);
+	req("POST", "/nodes/2/endpoint?cluster=probed",
+	    "{\"transport_type\":\"tcp\",\"tcp_addr\":\"127.0.0.1\",\"tcp_port\":9,\"incarnation\":\"b2\"}", &r);
+	assert_int_equal(r.status, 201);
+	req("GET", "/metrics", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strcasestr(r.headers, "Content-Type: text/plain"));
+	assert_non_null(strstr(r.body, "# TYPE pagemesh_coordinator_live_nodes gauge\n"));
+	assert_non_null(strstr(r.body, "pagemesh_coordinator_live_nodes{cluster=\"probed\"} 1\n"));
+	assert_non_null(strstr(r.body, "pagemesh_coordinator_cluster_nodes{cluster=\"probed\"} 3\n"));
+	req("POST", "/healthz", "{}", &r);
+	assert_int_equal(r.status, 405);
+}
+
 static void test_oversize(void **state)
 {
 	size_t n = COORD_BODY_MAX + 4096;
@@ -1529,6 +1554,7 @@ int main(void)
 		cmocka_unit_test(test_clusters),
 		cmocka_unit_test(test_malformed_json),
 		cmocka_unit_test(test_refused_input),
+		cmocka_unit_test(test_probes),
 		cmocka_unit_test(test_oversize),
 		cmocka_unit_test(test_method_not_allowed),
 		cmocka_unit_test(test_not_found),

@@ -617,8 +617,11 @@ enum MHD_Result coord_route(struct coord_server *s,
 {
 	char path[256], *seg[4], *save = NULL, *p;
 	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+	enum MHD_Result ret;
 	int n = 0;
 
+	if (coord_probe(s, conn, url, method, &ret))
+		return ret;
 	if (strlen(url) >= sizeof(path))
 		return coord_send_error(conn, MHD_HTTP_NOT_FOUND, NULL,
 					"no such resource (path too long)");

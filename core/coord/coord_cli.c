@@ -56,6 +56,7 @@ static void coordinator_usage(FILE *f)
 "  GET  /endpoints[?wait=V[&timeout_ms=T]]          {\"endpoints\":{...},\n"
 "       \"version\":N}; wait holds until version > V (at most %d ms;\n"
 "       %d unsigned waits at once)\n"
+"  GET  /healthz, /readyz (503 while stopping), /metrics (Prometheus text)\n"
 "Errors: 400 (malformed JSON names the offset), 401 (with a key: a write\n"
 "unsigned, or any request signed wrongly, stale or replayed), 404, 405\n"
 "(with Allow), 409 (cluster exists with another shape; node id live for\n"

@@ -398,6 +398,18 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			  strerror(-r));
 		goto out_free;
 	}
+	/* /healthz from here on; /metrics and /readyz once the node is up.
+	 * A bind that fails is a runtime error (the form was checked). */
+	if (n->cfg.metrics_listen[0]) {
+		n->metrics = metrics_start_ex(n->cfg.metrics_listen,
+					      stats_metrics_fill, n, false,
+					      buf, sizeof(buf));
+		if (!n->metrics) {
+			node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+				  "metrics.listen: %s", buf);
+			goto out_free;
+		}
+	}
 	r = setup_region(n);
 	if (r) {
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
@@ -499,16 +511,7 @@ refused:
 			  "starting the failure detector: %s", strerror(-r));
 		goto out_free;
 	}
-	if (n->cfg.metrics_listen[0]) {
-		n->metrics = metrics_start(n->cfg.metrics_listen,
-					   stats_metrics_fill,
-					   n, err, errlen);
-		if (!n->metrics) {
-			if (code)
-				*code = PM_EXIT_RUNTIME;
-			goto out_free;
-		}
-	}
+	metrics_set_ready(n->metrics, true);
 	pm_info("node %d of %d up: region %llu bytes, pages %llu..%llu homed here; incarnation %#llx",
 		n->id, n->nodes, (unsigned long long)n->len,
 		(unsigned long long)n->home_first,
@@ -595,6 +598,7 @@ void pm_node_stop(struct pm_node *n)
 	if (!n)
 		return;
 	old = pm_log_use(&n->log);
+	metrics_set_ready(n->metrics, false);
 	/* Nothing more to evict: the others are about to go. */
 	evict_stop(n);
 	/* Pages homed here stay served until every node is done. */
