@@ -17,6 +17,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PLUGINDIR ?= $(LIBDIR)/pagemesh/plugins
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 # Build folder: `make asan` uses build-asan so both can coexist.
@@ -46,11 +47,20 @@ endif
 # Debian packages `make deps` installs when missing.
 DEB_PKGS := pkg-config libconfig-dev libcjson-dev libcurl4-openssl-dev \
 	libcmocka-dev liburing-dev libibverbs-dev librdmacm-dev \
-	libmicrohttpd-dev libssl-dev etcd-server gnuplot-nox iproute2 \
+	libmicrohttpd-dev libssl-dev libsystemd-dev etcd-server gnuplot-nox \
+	iproute2 \
 	nftables curl clang libclang-rt-14-dev \
 	qemu-system-x86 busybox-static cpio kmod
 
 CORE_PKGS := libconfig libcjson libcurl libmicrohttpd libcrypto
+# Readiness notification for systemd (core/notify.c); without it the units'
+# Type=notify cannot work, so say so.
+ifeq ($(shell pkg-config --exists libsystemd && echo y),y)
+CORE_PKGS += libsystemd
+override CFLAGS += -DPM_HAVE_SYSTEMD
+else
+$(info notice: libsystemd not found (run `make deps`): no sd_notify readiness; etc/*.service need Type=simple)
+endif
 CORE_CFLAGS := $(shell pkg-config --cflags $(CORE_PKGS) 2>/dev/null)
 CORE_LIBS := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -ldl -lpthread
 
@@ -229,7 +239,8 @@ LDCONFIG = @if [ "$$(id -u)" = 0 ]; then echo ldconfig; ldconfig; else \
 	echo "note: not root, ldconfig not run"; fi
 
 INSTALL_DIRS := $(BINDIR) $(LIBDIR) $(INCLUDEDIR)/pagemesh $(PLUGINDIR) \
-	$(PKGCONFIGDIR)
+	$(PKGCONFIGDIR) $(SYSTEMDUNITDIR)
+UNITS := $(notdir $(wildcard etc/*.service))
 
 install: all $(B)/pagemesh.pc $(INSTALL_BINS)
 	install -d $(addprefix $(DESTDIR),$(INSTALL_DIRS))
@@ -241,6 +252,13 @@ install: all $(B)/pagemesh.pc $(INSTALL_BINS)
 	install -m 644 include/pagemesh/*.h $(DESTDIR)$(INCLUDEDIR)/pagemesh/
 	$(if $(PLUGIN_SOS),install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PLUGINDIR)/)
 	install -m 644 $(B)/pagemesh.pc $(DESTDIR)$(PKGCONFIGDIR)/pagemesh.pc
+	for u in $(UNITS); do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' etc/$$u > \
+			$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.tmp \
+			$(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
 	$(if $(DESTDIR),,$(LDCONFIG))
 
 # Removes what install puts there (every plugin of the tree, built or not),
@@ -253,9 +271,11 @@ uninstall:
 		$(addprefix $(DESTDIR)$(INCLUDEDIR)/pagemesh/,$(notdir \
 			$(wildcard include/pagemesh/*.h))) \
 		$(addprefix $(DESTDIR)$(PLUGINDIR)/,$(addsuffix .so,$(PLUGINS))) \
-		$(DESTDIR)$(PKGCONFIGDIR)/pagemesh.pc
+		$(DESTDIR)$(PKGCONFIGDIR)/pagemesh.pc \
+		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(UNITS))
 	@for d in $(DESTDIR)$(INCLUDEDIR)/pagemesh $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(LIBDIR)/pagemesh $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(dir $(DESTDIR)$(SYSTEMDUNITDIR)) \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCLUDEDIR); do \
 		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \

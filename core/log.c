@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +136,26 @@ static bool rl_pass(const struct pm_logger *l, const char *fmt,
 	return pass;
 }
 
+/* ---- journald ----------------------------------------------------------- */
+
+/* Is stderr systemd's journal (JOURNAL_STREAM is its "DEV:INODE")? Then
+ * lines carry a <N> syslog priority and no timestamp: the journal keeps
+ * its own. */
+static bool log_journal;
+static pthread_once_t log_journal_once = PTHREAD_ONCE_INIT;
+
+static void find_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	log_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+		      !fstat(STDERR_FILENO, &st) &&
+		      (unsigned long long)st.st_dev == dev &&
+		      (unsigned long long)st.st_ino == ino;
+}
+
 void pm_logv(int level, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
@@ -163,14 +184,23 @@ void pm_logv(int level, const char *fmt, va_list ap)
 		l->fn(l->arg, level, line);
 		return;
 	}
-	/* ISO 8601, UTC, milliseconds: sortable, and no wrap-around. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line),
-		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: %s: ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, l->prefix,
-		     names[level]);
+	pthread_once(&log_journal_once, find_journal);
+	if (log_journal) {
+		/* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+		static const int prio[] = { 3, 4, 6, 7 };
+
+		n = snprintf(line, sizeof(line), "<%d>%s: %s: ", prio[level],
+			     l->prefix, names[level]);
+	} else {
+		/* ISO 8601, UTC, milliseconds: sortable, no wrap-around. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line),
+			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: %s: ",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000000, l->prefix, names[level]);
+	}
 	if (n < 0)
 		return;
 	m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -51,6 +51,12 @@ check "pkg-config says the prefix" \
 	test "$(pkg-config --variable=prefix pagemesh)" = "$P"
 check "installed pagemesh finds its plugins without transports.dir" \
 	sh -c "cd '$T' && '$P/bin/pagemesh' --list-transports -c node.cfg | grep -q '$P/lib/pagemesh/plugins/tcp.so'"
+if command -v systemd-analyze >/dev/null 2>&1; then
+	check "installed units pass systemd-analyze verify" sh -c \
+		"cp '$P/lib/systemd/system/pagemesh-node@.service' '$T/pagemesh-node@x.service' && systemd-analyze verify '$T/pagemesh-node@x.service' '$P/lib/systemd/system/pagemesh-coordinator.service' && grep -q 'ExecStart=$P/bin/pagemesh ' '$T/pagemesh-node@x.service'"
+else
+	echo "SKIP installed units: systemd-analyze not found"
+fi
 check "README example, pkg-config, shared" sh -c \
 	"cc -o '$T/app-shared' '$T/app.c' \$(pkg-config --cflags --libs pagemesh)"
 check "  links the installed libpagemesh.so.0" sh -c \

@@ -14,6 +14,7 @@
 #include "coord.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 
 /* The table's entry of --ttl-ms and coordinator.ttl_ms, one range. */
 static const struct cfg_key *ttl_key(void)
@@ -254,8 +255,10 @@ int cmd_coordinator(int argc, char **argv)
 	if (!keylen && !auth_addr_is_loopback(listen))
 		pm_warn("%s is not loopback and there is no --key-file: anyone who reaches it can register, replace and remove nodes",
 			listen);
+	pm_notify("READY=1\nSTATUS=serving");
 	if (sigwait(&set, &sig))
 		sig = SIGTERM;
+	pm_notify("STOPPING=1");
 	pm_info("stopping on signal %d", sig);
 	coord_server_stop(s);
 	return PM_EXIT_OK;

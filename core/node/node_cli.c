@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "log.h"
 #include "node.h"
+#include "notify.h"
 
 /* The counters at exit, one "name value" pair each (counters.h). */
 static void print_stats_table(struct pm_node *n, FILE *out)
@@ -165,7 +166,15 @@ int cmd_node(int argc, char **argv)
 		return st.code;
 	}
 	pm_log_use(&n->log);
+	{
+		char state[128];
+
+		snprintf(state, sizeof(state),
+			 "READY=1\nSTATUS=node %d of %d up", n->id, n->nodes);
+		pm_notify(state);
+	}
 	sigwait(&set, &sig);
+	pm_notify("STOPPING=1");
 	pm_info("%s: stopping", strsignal(sig));
 	print_stats_table(n, stdout);
 	fflush(stdout);
