@@ -77,6 +77,38 @@ for i in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
 refused metrics-in-use 1 "cannot listen on 127.0.0.1:$(cat "$T/port"): Address already in use" \
 	"metrics = { listen = \"127.0.0.1:$(cat "$T/port")\"; };"
 
+# Two nodes that disagree on cluster.memory: the one whose handshake is
+# refused names its cluster line and exits 78 (the other may then time out).
+p1=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+p2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+for i in 0 1; do
+	{
+		echo "node = { id = $i; };"
+		echo "cluster = { name = \"cli\"; nodes = 2; memory = \"${i}M\"; startup_timeout_ms = 3000; };"
+		echo 'transports = { order = [ "tcp" ];'
+		[ $i = 0 ] && echo "  tcp = { listen = \"127.0.0.1:$p1\"; }; };" ||
+			echo "  tcp = { listen = \"127.0.0.1:$p2\"; }; };"
+		[ $i = 0 ] && echo "peers = ( { id = 1; tcp = \"127.0.0.1:$p2\"; } );" ||
+			echo "peers = ( { id = 0; tcp = \"127.0.0.1:$p1\"; } );"
+	} > "$T/geo$i.cfg"
+done
+sed -i 's/"0M"/"1M"/' "$T/geo0.cfg"
+sed -i 's/"1M"/"2M"/' "$T/geo1.cfg"
+(cd "$T" && timeout 20 "$PM" node -c geo0.cfg) > "$T/geo0.out" 2>&1 &
+g0=$!
+(cd "$T" && timeout 20 "$PM" node -c geo1.cfg) > "$T/geo1.out" 2>&1
+r1=$?
+wait $g0
+r0=$?
+cat "$T/geo0.out" "$T/geo1.out" > "$T/out"
+if { [ $r0 = 78 ] && grep -q "^pagemesh node: geo0.cfg:2: .*member of another cluster" "$T/geo0.out"; } ||
+   { [ $r1 = 78 ] && grep -q "^pagemesh node: geo1.cfg:2: .*member of another cluster" "$T/geo1.out"; }; then
+	ok "cluster.memory mismatch: exit 78 naming cluster's line ($r0, $r1)"
+else
+	echo "    (exits $r0 and $r1)" >> "$T/out"
+	bad "cluster.memory mismatch: exit 78 naming cluster's line"
+fi
+
 # A node of two whose peer never comes: it waits at start-up (30 s).
 cfg waiting 'peers = ( { id = 1; tcp = "127.0.0.1:1"; } );'
 sed -i 's/nodes = 1/nodes = 2/' "$T/waiting.cfg"
