@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Leveled logging (log.h): one write() per line to stderr, so lines of
  * concurrent threads and processes do not interleave, or a callback; the
- * same line repeated is rate-limited per format and logger. */
+ * same line repeated is rate-limited per logger. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,15 +53,16 @@ int pm_log_level_from_env(int fallback)
 /* ---- repeats --------------------------------------------------------- */
 
 /*
- * One format string is one kind of line (a call site, or a few that share
- * it). Per format and logger, at most burst lines pass in a window; the
- * rest are counted, and the first line that passes after the window says
- * how many were dropped. Debug lines, asked for, always pass.
+ * A line repeated is the same text from the same logger: lines that differ
+ * (another plugin rejected, another peer) all pass. Per text and logger,
+ * at most burst lines pass in a window; the rest are counted, and the
+ * first line that passes after the window says how many were dropped.
+ * Debug lines, asked for, always pass.
  */
 #define RL_SLOTS 128
 
 struct rl_slot {
-	const char *fmt;		/* NULL: free */
+	uint64_t text;			/* FNV-1a of the line; 0: free */
 	const struct pm_logger *l;
 	int64_t start_ms;		/* of the current window */
 	unsigned int count;		/* lines passed in it */
@@ -92,33 +93,38 @@ void pm_log_ratelimit(int burst, int window_ms, int64_t (*clock_ms)(void))
 	pthread_mutex_unlock(&rl_lock);
 }
 
-/* Does this line pass? *dropped: lines of its kind dropped before it. */
-static bool rl_pass(const struct pm_logger *l, const char *fmt,
+/* Does this line pass? *dropped: lines like it dropped before it. */
+static bool rl_pass(const struct pm_logger *l, const char *msg,
 		    unsigned long long *dropped)
 {
-	uintptr_t h = ((uintptr_t)fmt >> 3) ^ ((uintptr_t)l >> 4);
+	uint64_t t = 14695981039346656037ull;
 	struct rl_slot *s = NULL, *old = NULL;
+	uintptr_t h;
 	bool pass;
 	int64_t now;
 
 	*dropped = 0;
 	if (rl_burst <= 0)
 		return true;
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+		t = (t ^ *p) * 1099511628211ull;
+	t |= 1;		/* never 0, the free mark */
+	h = (uintptr_t)(t >> 7) ^ ((uintptr_t)l >> 4);
 	pthread_mutex_lock(&rl_lock);
 	now = rl_clock();
 	for (int i = 0; i < 8 && !s; i++) {
 		struct rl_slot *c = &rl_slots[(h + i) % RL_SLOTS];
 
-		if (c->fmt == fmt && c->l == l)
+		if (c->text == t && c->l == l)
 			s = c;
-		else if (!old || !c->fmt || (old->fmt &&
-					     c->start_ms < old->start_ms))
+		else if (!old || !c->text || (old->text &&
+					      c->start_ms < old->start_ms))
 			old = c;
 	}
 	if (!s) {
-		/* A new kind, or one forgotten: its count starts afresh. */
+		/* A new line, or one forgotten: its count starts afresh. */
 		s = old;
-		*s = (struct rl_slot){ .fmt = fmt, .l = l, .start_ms = now };
+		*s = (struct rl_slot){ .text = t, .l = l, .start_ms = now };
 	}
 	if (now - s->start_ms >= rl_window_ms) {
 		s->start_ms = now;
@@ -161,7 +167,7 @@ void pm_logv(int level, const char *fmt, va_list ap)
 	static const char *const names[] = { "error", "warn", "info", "debug" };
 	const struct pm_logger *l = pm_log_current();
 	unsigned long long dropped = 0;
-	char line[1024];
+	char msg[1024], line[1200];
 	struct timespec ts;
 	struct tm tm;
 	int n, m;
@@ -172,16 +178,16 @@ void pm_logv(int level, const char *fmt, va_list ap)
 		level = 0;
 	if (level > PM_LOG_DEBUG)
 		level = PM_LOG_DEBUG;
-	if (level < PM_LOG_DEBUG && !rl_pass(l, fmt, &dropped))
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (m < 0)
 		return;
+	if (level < PM_LOG_DEBUG && !rl_pass(l, msg, &dropped))
+		return;
+	if (dropped && m < (int)sizeof(msg))
+		snprintf(msg + m, sizeof(msg) - m,
+			 " (suppressed %llu similar lines)", dropped);
 	if (l->fn) {
-		n = vsnprintf(line, sizeof(line), fmt, ap);
-		if (n < 0)
-			return;
-		if (dropped && n < (int)sizeof(line))
-			snprintf(line + n, sizeof(line) - n,
-				 " (suppressed %llu similar lines)", dropped);
-		l->fn(l->arg, level, line);
+		l->fn(l->arg, level, msg);
 		return;
 	}
 	pthread_once(&log_journal_once, find_journal);
@@ -189,27 +195,20 @@ void pm_logv(int level, const char *fmt, va_list ap)
 		/* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 		static const int prio[] = { 3, 4, 6, 7 };
 
-		n = snprintf(line, sizeof(line), "<%d>%s: %s: ", prio[level],
-			     l->prefix, names[level]);
+		n = snprintf(line, sizeof(line), "<%d>%s: %s: %s", prio[level],
+			     l->prefix, names[level], msg);
 	} else {
 		/* ISO 8601, UTC, milliseconds: sortable, no wrap-around. */
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = snprintf(line, sizeof(line),
-			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: %s: ",
+			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: %s: %s",
 			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 			     tm.tm_hour, tm.tm_min, tm.tm_sec,
-			     ts.tv_nsec / 1000000, l->prefix, names[level]);
+			     ts.tv_nsec / 1000000, l->prefix, names[level], msg);
 	}
 	if (n < 0)
 		return;
-	m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	if (m < 0)
-		return;
-	n += m;
-	if (dropped && n < (int)sizeof(line))
-		n += snprintf(line + n, sizeof(line) - n,
-			      " (suppressed %llu similar lines)", dropped);
 	if (n > (int)sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';

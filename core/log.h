@@ -35,10 +35,10 @@ bool pm_log_on(int level);
 int pm_log_level_from_env(int fallback);
 
 /*
- * Repeats: per format string and logger, at most PM_LOG_BURST lines of
- * error, warn or info level per PM_LOG_WINDOW_MS; the first line of that
- * kind let through after others were dropped ends with "(suppressed N
- * similar lines)". Debug lines are not limited.
+ * Repeats: of one line (the same text from the same logger), at most
+ * PM_LOG_BURST of error, warn or info level per PM_LOG_WINDOW_MS; the first
+ * let through after others were dropped ends with "(suppressed N similar
+ * lines)". Lines that differ are not limited, nor debug lines.
  */
 #define PM_LOG_BURST 5
 #define PM_LOG_WINDOW_MS 10000
