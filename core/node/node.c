@@ -429,8 +429,11 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 		if (!p->usable)
 			continue;
 		r = p->ops->init(&p->host, &p->ctx);
-		if (r == -EINVAL)
+		if (r == -EINVAL) {
+			p->ctx = NULL;	/* as below: nothing to fini */
+			p->usable = false;
 			goto refused;
+		}
 		if (r) {
 			pm_warn("transport %s: init: %s; not used", p->name,
 				strerror(-r));
