@@ -533,6 +533,30 @@ static struct stats_row *stats_row(struct stats_table *t, const char *key)
 	return nr;
 }
 
+/* A sample's value as the table shows it: bytes humanised ("1.5 GiB",
+ * exact below 1 KiB), everything else as sent. */
+static void stats_value(const char *name, const char *val, char *out,
+			size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
+					     "PiB" };
+	char *end;
+	double v;
+	int u = -1;
+
+	v = strtod(val, &end);
+	if (!strstr(name, "bytes") || *end || end == val || v < 1024) {
+		snprintf(out, len, "%s", val);
+		return;
+	}
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v,
+		 units[u]);
+}
+
 /* One sample line "name{labels} value" into column col. */
 static int stats_line(struct stats_table *t, int col, char *line)
 {
@@ -560,7 +584,7 @@ static int stats_line(struct stats_table *t, int col, char *line)
 	r = stats_row(t, name);
 	if (!r)
 		return -ENOMEM;
-	snprintf(r->val[col], sizeof(r->val[col]), "%s", val);
+	stats_value(name, val, r->val[col], sizeof(r->val[col]));
 	return 0;
 }
 

@@ -568,6 +568,11 @@ static void test_stats_command(void **state)
 	assert_null(strstr(row, "\nfault p50 (last 1 s)  -"));
 	assert_non_null(strstr(out, "\nfault p99 (last 1 s)"));
 	assert_non_null(strstr(out, "\nfaults (last 1 s)"));
+	/* Bytes are humanised: the fake node has sent 45 KiB and more. */
+	row = strstr(out, "\nsent_bytes_total ");
+	assert_non_null(row);
+	assert_true(strstr(row, "iB\n") && strstr(row, "iB\n") <
+		    strchr(row + 1, '\n'));
 
 	/* -c: the node's config names the address. */
 	fd = mkstemp(cfgpath);
