@@ -48,8 +48,7 @@ endif
 DEB_PKGS := pkg-config libconfig-dev libcjson-dev libcurl4-openssl-dev \
 	libcmocka-dev liburing-dev libibverbs-dev librdmacm-dev \
 	libmicrohttpd-dev libssl-dev libsystemd-dev etcd-server gnuplot-nox \
-	iproute2 \
-	nftables curl clang libclang-rt-14-dev \
+	iproute2 nftables curl clang libclang-rt-14-dev \
 	qemu-system-x86 busybox-static cpio kmod
 
 CORE_PKGS := libconfig libcjson libcurl libmicrohttpd libcrypto
