@@ -1,5 +1,5 @@
 # Charts of the transport benchmark (bench/transport_bench.c output).
-# gnuplot -e "datadir='build/bench'; outdir='bench/results'" bench/plot-transport.gp
+# gnuplot -e "datadir='build/bench'; outdir='build/bench'" bench/plot-transport.gp
 load datadir.'/transport-names.gp'
 
 set terminal pngcairo size 900,540 font ",10" noenhanced

@@ -696,7 +696,7 @@ static void write_outputs(const char *outdir, FILE *out)
 	fclose(names);
 	fclose(csv);
 
-	/* The goal for io_uring-tcp, stated against tcp. */
+	/* The goal of io_uring-tcp, stated against tcp. */
 	{
 		struct tr *u = find("io_uring-tcp");
 		int l32 = 2;
@@ -707,7 +707,7 @@ static void write_outputs(const char *outdir, FILE *out)
 				    pct(tcp->lat, tcp->nlat, 0.5);
 
 			fprintf(out,
-				"\ngoal io_uring-tcp vs tcp: calls/s at 32 in flight x%.2f (goal >= 1.30: %s); p50 at 1 in flight x%.2f (goal <= 1.10: %s)\n",
+				"\nio_uring-tcp goal: at 32 calls in flight at least 1.30x tcp's calls/s: x%.2f, %s; at 1 in flight a p50 at most 1.10x tcp's: x%.2f, %s\n",
 				r32, r32 >= 1.3 ? "met" : "NOT met", r1,
 				r1 <= 1.1 ? "met" : "NOT met");
 		}

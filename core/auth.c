@@ -73,10 +73,13 @@ int auth_open(const struct cfg *c, struct auth **out, char *err,
 			     strerror(-r));
 		goto out_free;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	/* /proc and /sys files pass S_ISREG but have no size. */
+	if (!S_ISREG(st.st_mode) || !st.st_size) {
 		r = cfg_fail_key(c, "security.key_file", err, errlen,
-				 "security.key_file %s: not a regular file",
-				 c->key_file);
+				 "security.key_file %s: %s", c->key_file,
+				 S_ISREG(st.st_mode) ?
+				 "empty, or not a file on disk (/proc, /sys)" :
+				 "not a regular file");
 		goto out_free;
 	}
 	/* The key opens every page of the cluster: only its owner reads it. */
@@ -379,6 +382,7 @@ int64_t auth_wall_ms(void)
 int auth_load_key(const char *path, unsigned char *key, size_t *len,
 		  char *err, size_t errlen)
 {
+	struct stat st;
 	ssize_t n;
 	size_t got = 0;
 	int fd, r = 0;
@@ -387,6 +391,22 @@ int auth_load_key(const char *path, unsigned char *key, size_t *len,
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "key file %s: %s", path, strerror(-r));
+		return r;
+	}
+	/* The rules of auth_open, for every reader of a key (the
+	 * coordinator too): a file on disk that only its owner reads. */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !st.st_size ||
+	    (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		r = S_ISREG(st.st_mode) && st.st_size ? -EPERM : -EINVAL;
+		if (r == -EPERM)
+			snprintf(err, errlen,
+				 "key file %s has mode %04o: it must not be readable or writable by group or other (chmod 600 %s)",
+				 path, (unsigned)(st.st_mode & 07777), path);
+		else
+			snprintf(err, errlen,
+				 "key file %s: not a regular file on disk",
+				 path);
+		close(fd);
 		return r;
 	}
 	/* Read one byte past the limit to tell "too long" from "full". */

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cfg.h"
 #include "cfg_priv.h"
+#include "plugin_dir.h"
 
 /* Line to blame for what is not in the file at all: its last one. */
 static unsigned int last_line(const char *path)
@@ -374,10 +376,18 @@ static int load_coordinator(struct cfg *c, char *err, size_t errlen)
 
 int cfg_read(const char *path, struct cfg *c, char *err, size_t errlen)
 {
+	struct stat st;
+
 	memset(c, 0, sizeof(*c));
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	config_init(&c->lc);
 	c->loaded = true;
+	/* libconfig reads a folder as an empty file and fails with ENOENT. */
+	if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a config file (%s)", path,
+			 S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");
+		return -EINVAL;
+	}
 	if (!config_read_file(&c->lc, path)) {
 		if (config_error_type(&c->lc) == CONFIG_ERR_FILE_IO) {
 			snprintf(err, errlen, "%s: cannot read: %s", path,
@@ -406,6 +416,17 @@ int cfg_load(const char *path, struct cfg *c, char *err, size_t errlen)
 		r = fill_fields(c, err, errlen);
 	if (r)
 		return r;
+	if (!c->transport_dir[0])
+		snprintf(c->transport_dir, sizeof(c->transport_dir), "%s",
+			 pm_plugin_dir_default());
+	/* Eviction keeps a fault's run (1 + prefetch pages) twice, plus 2. */
+	if (c->local_limit &&
+	    c->local_limit / PM_PAGE_SIZE < 2 * (uint64_t)(c->prefetch + 1) + 2)
+		return cfg_fail_key(c, "pager.local_limit", err, errlen,
+				    "pager.local_limit: %llu pages is too small: pager.prefetch = %d needs at least %d",
+				    (unsigned long long)(c->local_limit /
+							 PM_PAGE_SIZE),
+				    c->prefetch, 2 * (c->prefetch + 1) + 2);
 	if (c->node_id >= c->cluster_nodes)
 		return cfg_fail_key(c, "node.id", err, errlen,
 				    "node.id: %d is out of range [0, %d] (cluster.nodes = %d)",

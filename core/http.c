@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -93,6 +94,26 @@ static void httpd_log(void *cls, const char *fmt, va_list ap)
 	pm_dbg("httpd: %s", line);
 }
 
+/* Bound here, not by libmicrohttpd, so that a failure says why; with its
+ * backlog (a short one drops a burst of connections). The socket, or
+ * -errno. */
+static int listen_fd(const struct sockaddr_storage *ss, socklen_t sslen)
+{
+	int fd, one = 1, r;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (const struct sockaddr *)ss, sslen) ||
+	    listen(fd, SOMAXCONN)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int http_start(const char *listen, void *handler, void *handler_cls,
 	       void *completed, void *completed_cls, int conn_limit,
 	       struct MHD_Daemon **out, int *port, char *err, size_t errlen)
@@ -115,13 +136,17 @@ int http_start_opts(const char *listen, void *handler, void *handler_cls,
 	socklen_t sslen, blen = sizeof(bound);
 	const union MHD_DaemonInfo *info;
 	struct MHD_Daemon *d;
-	int r;
+	int r, fd;
 
 	r = http_parse_listen(listen, &ss, &sslen, err, errlen);
 	if (r)
 		return r;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	fd = listen_fd(&ss, sslen);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", listen,
+			 strerror(-fd));
+		return fd;
+	}
 	/*
 	 * One thread per connection so that a long-polling request cannot
 	 * stall the others; the connection limits bound the threads (in all,
@@ -130,7 +155,7 @@ int http_start_opts(const char *listen, void *handler, void *handler_cls,
 	 */
 	d = MHD_start_daemon(flags, 0, NULL, NULL,
 			     (MHD_AccessHandlerCallback)handler, handler_cls,
-			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+			     MHD_OPTION_LISTEN_SOCKET, fd,
 			     MHD_OPTION_CONNECTION_LIMIT,
 			     (unsigned int)conn_limit,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -143,10 +168,9 @@ int http_start_opts(const char *listen, void *handler, void *handler_cls,
 			     MHD_OPTION_EXTERNAL_LOGGER, httpd_log, NULL,
 			     MHD_OPTION_END);
 	if (!d) {
-		snprintf(err, errlen,
-			 "cannot serve HTTP on %s (address in use or not local?)",
-			 listen);
-		return -EADDRNOTAVAIL;
+		close(fd);
+		snprintf(err, errlen, "cannot serve HTTP on %s", listen);
+		return -EIO;
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
 	if (!info || getsockname(info->listen_fd, (struct sockaddr *)&bound,

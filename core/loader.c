@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "cli.h"
 #include "loader.h"
+#include "plugin_dir.h"
 #include "auth.h"
 #include "log.h"
 
@@ -646,12 +647,11 @@ int loader_open(struct pm_plugin *p, const char *dir, const char *name,
 	return open_in_dir(p, dir, name, cfg, node_id, NEXT_MSG);
 }
 
-/* The folder of the built-in transports: transports.dir's default. */
+/* The folder of the built-in transports (plugin_dir.c): transports.dir's
+ * default, searched last. */
 static const char *builtin_dir(void)
 {
-	const struct cfg_key *k = cfg_key_find("transports.dir");
-
-	return k && k->def_str ? k->def_str : "build/plugins";
+	return pm_plugin_dir_default();
 }
 
 /*
@@ -872,7 +872,7 @@ static void list_usage(FILE *out)
 "usage: pagemesh --list-transports -c FILE\n"
 "\n"
 "Loads every transport named in the config's transports.order from\n"
-"transports.dir (default build/plugins), checks it against the transport\n"
+"transports.dir (default: PLUGINDIR, see --version), checks it against the\n"
 "ABI and probes it, then prints for each: file, name, version, ABI,\n"
 "capabilities and the probe result (ok, or why it cannot be used). The\n"
 "first usable transport is marked; nodes prefer it.\n"

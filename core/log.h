@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <pagemesh/transport.h>	/* enum pm_log_default.level */
 
@@ -32,6 +33,18 @@ const struct pm_logger *pm_log_current(void);
 bool pm_log_on(int level);
 /* PM_LOG_LEVEL's value (error, warn, info, debug or 0-3), or fallback. */
 int pm_log_level_from_env(int fallback);
+
+/*
+ * Repeats: of one line (the same text from the same logger), at most
+ * PM_LOG_BURST of error, warn or info level per PM_LOG_WINDOW_MS; the first
+ * let through after others were dropped ends with "(suppressed N similar
+ * lines)". Lines that differ are not limited, nor debug lines.
+ */
+#define PM_LOG_BURST 5
+#define PM_LOG_WINDOW_MS 10000
+/* Other limits (burst 0: none) and clock (NULL: CLOCK_MONOTONIC), for
+ * tests; forgets what was counted. */
+void pm_log_ratelimit(int burst, int window_ms, int64_t (*clock_ms)(void));
 
 void pm_logv(int level, const char *fmt, va_list ap);
 void pm_log(int level, const char *fmt, ...)

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* pagemesh: the one binary. Dispatches to the subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cfg.h"
 #include "cli.h"
 #include "log.h"
+#include "plugin_dir.h"
 
 /* Weak so that a build without a module still links and says so. */
 #pragma weak cmd_node
@@ -33,7 +35,9 @@ static void usage(FILE *out)
 "options:\n"
 "  --list-transports      show each configured transport: file, name,\n"
 "                         version, ABI, capabilities and probe result\n"
-"  -v, --verbose          more log output (repeat for debug)\n"
+"  -v, --verbose          info lines too; -vv: debug as well (default:\n"
+"                         warnings and errors, or PM_LOG_LEVEL: error,\n"
+"                         warn, info or debug)\n"
 "  -h, --help             this text\n"
 "  --version              print the version\n"
 "\n"
@@ -56,17 +60,25 @@ int main(int argc, char **argv)
 		{ "vm", cmd_vm },
 		{ "--list-transports", cmd_list_transports },
 	};
-	int i = 1;
+	int i = 1, verbose = PM_LOG_WARN;
 	size_t k;
 
-	pm_log_default.level = pm_log_level_from_env(PM_LOG_INFO);
-
+	/* Warnings and errors; -v adds info, -vv (or -v -v) debug. */
 	while (i < argc && (!strcmp(argv[i], "-v") ||
 			    !strcmp(argv[i], "--verbose") ||
 			    !strcmp(argv[i], "-vv"))) {
-		pm_log_default.level += strcmp(argv[i], "-vv") ? 1 : 2;
+		verbose += strcmp(argv[i], "-vv") ? 1 : 2;
 		i++;
 	}
+	pm_log_default.level = pm_log_level_from_env(PM_LOG_WARN);
+	if (verbose > PM_LOG_DEBUG)
+		verbose = PM_LOG_DEBUG;
+	if (pm_log_default.level < verbose)
+		pm_log_default.level = verbose;
+	/* Nodes read PM_LOG_LEVEL again (pm_node_start): the flags win. */
+	setenv("PM_LOG_LEVEL", (const char *[]){ "error", "warn", "info",
+		"debug" }[pm_log_default.level < 0 ? 0 : pm_log_default.level],
+	       1);
 	if (i >= argc) {
 		usage(stderr);
 		return PM_EXIT_USAGE;
@@ -77,8 +89,9 @@ int main(int argc, char **argv)
 		return PM_EXIT_OK;
 	}
 	if (!strcmp(argv[i], "--version")) {
-		printf("pagemesh %s (transport ABI %d.%d)\n", PM_VERSION,
-		       PM_TRANSPORT_ABI_MAJOR, PM_TRANSPORT_ABI_MINOR);
+		printf("pagemesh %s (transport ABI %d.%d)\nplugins: %s\n",
+		       PM_VERSION, PM_TRANSPORT_ABI_MAJOR,
+		       PM_TRANSPORT_ABI_MINOR, pm_plugin_dir_default());
 		return PM_EXIT_OK;
 	}
 	for (k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {

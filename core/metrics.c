@@ -3,10 +3,12 @@
  * metrics.listen) and `pagemesh stats`, which prints them as a table. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -27,6 +29,7 @@ struct metrics {
 	int port;
 	metrics_fill_fn fill;
 	void *arg;
+	bool ready;		/* atomic: fill may be called, /readyz is 200 */
 };
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -111,13 +114,6 @@ static void gauge(struct sb *b, const char *name, const char *help,
 	sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void seconds_gauge(struct sb *b, const char *name, const char *help,
-			  uint64_t ns)
-{
-	family(b, name, "gauge", help);
-	sb_printf(b, "%s %.9f\n", name, ns / 1e9);
-}
-
 static void render_hist(struct sb *b, const struct pm_stats *st,
 			const struct metrics_extra *x)
 {
@@ -186,10 +182,8 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 	if (x->region_bytes)
 		gauge(&b, "pagemesh_region_bytes",
 		      "Size of the shared region.", x->region_bytes);
-	seconds_gauge(&b, "pagemesh_fault_p50_seconds",
-		      "Median fault service time.", st->fault_p50_ns);
-	seconds_gauge(&b, "pagemesh_fault_p99_seconds",
-		      "99th percentile fault service time.", st->fault_p99_ns);
+	/* Latency is the histogram: quantiles over any window are the
+	 * scraper's (histogram_quantile), or `pagemesh stats`'. */
 	render_hist(&b, st, x);
 
 	if (x->n_transports > 0) {
@@ -335,12 +329,23 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (strcmp(url, "/metrics"))
+	if (strcmp(url, "/metrics") && strcmp(url, "/healthz") &&
+	    strcmp(url, "/readyz"))
 		return plain(conn, MHD_HTTP_NOT_FOUND,
-			     "not found: metrics are at /metrics\n", NULL);
+			     "not found: metrics are at /metrics (also /healthz, /readyz)\n",
+			     NULL);
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return plain(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 			     "use GET\n", "GET, HEAD");
+	/* The process answers: healthy, whatever the node is doing. */
+	if (!strcmp(url, "/healthz"))
+		return plain(conn, MHD_HTTP_OK, "ok\n", NULL);
+	if (!__atomic_load_n(&m->ready, __ATOMIC_ACQUIRE))
+		return plain(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+			     "not ready: the node is starting or stopping\n",
+			     NULL);
+	if (!strcmp(url, "/readyz"))
+		return plain(conn, MHD_HTTP_OK, "ready\n", NULL);
 
 	st = calloc(1, sizeof(*st));
 	x = calloc(1, sizeof(*x));
@@ -376,6 +381,19 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn,
 struct metrics *metrics_start(const char *listen, metrics_fill_fn fill,
 			      void *arg, char *err, size_t errlen)
 {
+	return metrics_start_ex(listen, fill, arg, true, err, errlen);
+}
+
+void metrics_set_ready(struct metrics *m, bool ready)
+{
+	if (m)
+		__atomic_store_n(&m->ready, ready, __ATOMIC_RELEASE);
+}
+
+struct metrics *metrics_start_ex(const char *listen, metrics_fill_fn fill,
+				 void *arg, bool ready, char *err,
+				 size_t errlen)
+{
 	struct metrics *m;
 
 	if (!fill) {
@@ -389,12 +407,14 @@ struct metrics *metrics_start(const char *listen, metrics_fill_fn fill,
 	}
 	m->fill = fill;
 	m->arg = arg;
+	m->ready = ready;
 	if (http_start(listen, (void *)metrics_handler, m, NULL, NULL, 16,
 		       &m->d, &m->port, err, errlen)) {
 		free(m);
 		return NULL;
 	}
-	pm_info("metrics on http://%s/metrics (port %d)", listen, m->port);
+	pm_info("metrics on http://%s/metrics, /healthz, /readyz (port %d)",
+		listen, m->port);
 	return m;
 }
 
@@ -414,6 +434,7 @@ void metrics_stop(struct metrics *m)
 /* ---- `pagemesh stats` ---------------------------------------------------- */
 
 #define STATS_MAX_NODES 16
+#define STATS_INTERVAL 2
 #define STATS_BODY_MAX (4 << 20)
 
 struct stats_body {
@@ -512,6 +533,30 @@ static struct stats_row *stats_row(struct stats_table *t, const char *key)
 	return nr;
 }
 
+/* A sample's value as the table shows it: bytes humanised ("1.5 GiB",
+ * exact below 1 KiB), everything else as sent. */
+static void stats_value(const char *name, const char *val, char *out,
+			size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
+					     "PiB" };
+	char *end;
+	double v;
+	int u = -1;
+
+	v = strtod(val, &end);
+	if (!strstr(name, "bytes") || *end || end == val || v < 1024) {
+		snprintf(out, len, "%s", val);
+		return;
+	}
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v,
+		 units[u]);
+}
+
 /* One sample line "name{labels} value" into column col. */
 static int stats_line(struct stats_table *t, int col, char *line)
 {
@@ -539,8 +584,86 @@ static int stats_line(struct stats_table *t, int col, char *line)
 	r = stats_row(t, name);
 	if (!r)
 		return -ENOMEM;
-	snprintf(r->val[col], sizeof(r->val[col]), "%s", val);
+	stats_value(name, val, r->val[col], sizeof(r->val[col]));
 	return 0;
+}
+
+/* ---- windowed latency ---------------------------------------------------- */
+
+#define STATS_MAX_BUCKETS 128
+
+/* The fault histogram of one scrape: bucket bounds (s) and counts. */
+struct stats_hist {
+	int n;
+	double le[STATS_MAX_BUCKETS];		/* +Inf: INFINITY */
+	double cum[STATS_MAX_BUCKETS];
+};
+
+static void stats_hist_read(const char *body, struct stats_hist *h)
+{
+	static const char key[] = "pagemesh_fault_duration_seconds_bucket{le=\"";
+	const char *p = body;
+
+	h->n = 0;
+	while (p && (p = strstr(p, key)) && h->n < STATS_MAX_BUCKETS) {
+		char *end;
+		double le, c;
+
+		p += sizeof(key) - 1;
+		le = !strncmp(p, "+Inf", 4) ? INFINITY : strtod(p, &end);
+		p = strchr(p, ' ');
+		if (!p)
+			break;
+		c = strtod(p + 1, &end);
+		h->le[h->n] = le;
+		h->cum[h->n++] = c;
+	}
+}
+
+/*
+ * Quantile q of what happened between scrapes a and b, as Prometheus'
+ * histogram_quantile() estimates it (linear within the bucket). NAN when
+ * nothing happened or the two disagree on the buckets.
+ */
+static double stats_quantile(const struct stats_hist *a,
+			     const struct stats_hist *b, double q)
+{
+	double total, rank, prev = 0, lo = 0;
+
+	if (!b->n || a->n != b->n)
+		return NAN;
+	total = b->cum[b->n - 1] - a->cum[a->n - 1];
+	if (total <= 0)
+		return NAN;
+	rank = q * total;
+	for (int i = 0; i < b->n; i++) {
+		double c = b->cum[i] - a->cum[i];
+
+		if (a->le[i] != b->le[i])
+			return NAN;
+		if (c >= rank) {
+			if (isinf(b->le[i]))
+				return lo;	/* past the last bound */
+			return lo + (b->le[i] - lo) * (c > prev ?
+				(rank - prev) / (c - prev) : 1);
+		}
+		prev = c;
+		lo = b->le[i];
+	}
+	return lo;
+}
+
+/* "41.3us", "2.10ms", "-" */
+static void stats_duration(double s, char *buf, size_t len)
+{
+	if (isnan(s))
+		snprintf(buf, len, "-");
+	else if (s < 1e-3)
+		snprintf(buf, len, "%.1fus", s * 1e6);
+	else if (s < 1)
+		snprintf(buf, len, "%.2fms", s * 1e3);
+	else
+		snprintf(buf, len, "%.2fs", s);
 }
 
 static void stats_usage(FILE *f)
@@ -549,13 +672,16 @@ static void stats_usage(FILE *f)
 "usage: pagemesh stats -c FILE | --node URL [--node URL ...]\n"
 "\n"
 "Fetches /metrics from each node and prints the counters as a table, one\n"
-"column per node.\n"
+"column per node, with the fault latency (p50, p99) of the faults that\n"
+"happened between two fetches INTERVAL seconds apart.\n"
 "\n"
 "  -c, --config FILE   a node config: its metrics.listen is the node\n"
 "  -n, --node URL      http://HOST:PORT (or HOST:PORT, or the full\n"
 "                      /metrics URL); repeat for more nodes (up to %d)\n"
+"  -i, --interval S    seconds between the two fetches, 1 to 3600\n"
+"                      (default %d; 0: fetch once, no latency rows)\n"
 "  -h, --help          this text\n",
-		STATS_MAX_NODES);
+		STATS_MAX_NODES, STATS_INTERVAL);
 }
 
 int cmd_stats(int argc, char **argv)
@@ -563,17 +689,30 @@ int cmd_stats(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "node", required_argument, NULL, 'n' },
+		{ "interval", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char nodes[STATS_MAX_NODES][300], err[PATH_MAX + 256];
 	struct stats_table t = { 0 };
-	int n = 0, opt, i, col, ret = PM_EXIT_OK;
+	int n = 0, opt, i, col, ret = PM_EXIT_OK, interval = STATS_INTERVAL;
+	struct stats_hist *h0 = NULL;
+	bool fetched[STATS_MAX_NODES] = { false };
+	char *end;
 	size_t w = 6;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:n:i:h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'i':
+			interval = (int)strtol(optarg, &end, 10);
+			if (!*optarg || *end || interval < 0 ||
+			    interval > 3600) {
+				fprintf(stderr, "pagemesh stats: --interval %s: not 0 to 3600 seconds\n",
+					optarg);
+				return PM_EXIT_USAGE;
+			}
+			break;
 		case 'c': {
 			struct cfg *c = calloc(1, sizeof(*c));
 			char host[256], *colon;
@@ -628,15 +767,63 @@ int cmd_stats(int argc, char **argv)
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return PM_EXIT_RUNTIME;
+	/* First fetch: where each node's histogram stands. */
+	h0 = calloc(n, sizeof(*h0));
+	if (!h0)
+		return PM_EXIT_RUNTIME;
+	for (col = 0; interval && col < n; col++) {
+		struct stats_body b = { 0 };
+
+		if (!stats_fetch(nodes[col], &b)) {
+			stats_hist_read(b.p, &h0[col]);
+			fetched[col] = true;
+		} else {
+			ret = PM_EXIT_RUNTIME;
+		}
+		free(b.p);
+	}
+	/* The window the latency rows cover; nothing to wait for without
+	 * a node that answered. */
+	for (col = 0; interval && col < n && !fetched[col]; col++)
+		;
+	if (interval && col < n)
+		sleep(interval);
 	for (col = 0; col < n; col++) {
 		struct stats_body b = { 0 };
 		char *line, *save = NULL;
 
 		snprintf(t.head[col], sizeof(t.head[col]), "%.63s", nodes[col]);
-		if (stats_fetch(nodes[col], &b)) {
+		if ((interval && !fetched[col]) || stats_fetch(nodes[col], &b)) {
 			ret = PM_EXIT_RUNTIME;
 			free(b.p);
 			continue;
+		}
+		if (interval) {
+			struct stats_hist h1;
+			char key[64];
+			struct stats_row *r;
+			const double qs[2] = { 0.5, 0.99 };
+
+			stats_hist_read(b.p, &h1);
+			for (int k = 0; k < 2; k++) {
+				snprintf(key, sizeof(key),
+					 "fault p%d (last %d s)",
+					 (int)(qs[k] * 100), interval);
+				r = stats_row(&t, key);
+				if (r)
+					stats_duration(stats_quantile(&h0[col],
+								      &h1,
+								      qs[k]),
+						       r->val[col],
+						       sizeof(r->val[col]));
+			}
+			snprintf(key, sizeof(key), "faults (last %d s)",
+				 interval);
+			r = stats_row(&t, key);
+			if (r && h1.n && h0[col].n == h1.n)
+				snprintf(r->val[col], sizeof(r->val[col]),
+					 "%.0f", h1.cum[h1.n - 1] -
+					 h0[col].cum[h1.n - 1]);
 		}
 		for (line = strtok_r(b.p, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save)) {
@@ -667,5 +854,6 @@ int cmd_stats(int argc, char **argv)
 		}
 	}
 	free(t.rows);
+	free(h0);
 	return ret;
 }

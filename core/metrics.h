@@ -70,11 +70,18 @@ typedef int (*metrics_fill_fn)(void *arg, struct pm_stats *st,
 			       struct metrics_extra *x);
 
 /*
- * Serve GET /metrics on listen ("HOST:PORT"; port 0 picks one). NULL on
- * failure with the reason in err.
+ * Serve GET /metrics, /healthz and /readyz on listen ("HOST:PORT"; port 0
+ * picks one). /healthz is 200 while the server runs; /metrics and /readyz
+ * are 503 until ready (fill is not called before). NULL on failure with
+ * the reason in err. metrics_start: ready at once.
  */
 struct metrics *metrics_start(const char *listen, metrics_fill_fn fill,
 			      void *arg, char *err, size_t errlen);
+struct metrics *metrics_start_ex(const char *listen, metrics_fill_fn fill,
+				 void *arg, bool ready, char *err,
+				 size_t errlen);
+/* From now on fill may be called (true), or no more (false: stopping). */
+void metrics_set_ready(struct metrics *m, bool ready);
 int metrics_port(const struct metrics *m);
 void metrics_stop(struct metrics *m);
 

@@ -28,10 +28,11 @@ test-metrics: $(B)/tests/metrics_test $(BIN)
 FUZZ_SECONDS ?= 60
 COORD_FUZZ_SRCS := tests/coord_fuzz.c core/coord/coord_server.c \
 	core/coord/coord_api.c core/coord/coord_json.c \
-	core/coord/coord_nonce.c \
+	core/coord/coord_nonce.c core/coord/coord_probe.c \
 	core/coord/coord_client.c core/coord/coord_http.c \
 	core/coord/coord_etcd.c core/http.c \
-	core/auth.c core/log.c core/cfg.c core/cfg_check.c core/cfg_keys.c
+	core/auth.c core/log.c core/cfg.c core/cfg_check.c core/cfg_keys.c \
+	core/plugin_dir.c
 
 $(B)/fuzz/coord_fuzz: $(COORD_FUZZ_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)

@@ -216,6 +216,76 @@ static void test_malformed_json(void **state)
 	assert_int_equal(r.status, 400);
 }
 
+/* Input that parses but must not be taken: a NUL inside a string (cJSON
+ * would end the name there), a key given twice, a node id in another
+ * spelling, an endpoint or address a shell or a log would misread. */
+static void test_refused_input(void **state)
+{
+	static const struct {
+		const char *path, *body;
+		int status;
+	} bad[] = {
+		{ "/clusters", "{\"name\":\"c\\u0000x\",\"nodes\":2,\"memory_mb\":4}", 400 },
+		{ "/clusters", "{\"name\":\"r1\",\"name\":\"r2\",\"nodes\":2,\"memory_mb\":4}", 400 },
+		{ "/nodes/+1/endpoint?cluster=refuse", "{\"transport_type\":\"tcp\",\"tcp_addr\":\"127.0.0.1\",\"tcp_port\":5}", 404 },
+		{ "/nodes/01/endpoint?cluster=refuse", "{\"transport_type\":\"tcp\",\"tcp_addr\":\"127.0.0.1\",\"tcp_port\":5}", 404 },
+		{ "/nodes/1/endpoint?cluster=refuse", "{\"transport_type\":\"tcp\",\"endpoint\":\"$(reboot)\"}", 400 },
+		{ "/nodes/1/endpoint?cluster=refuse", "{\"transport_type\":\"tcp\",\"tcp_addr\":\"a;b\",\"tcp_port\":5}", 400 },
+		{ "/nodes/1/endpoint?cluster=refuse", "{\"transport_type\":\"tcp\",\"tcp_addr\":\"127.0.0.1\",\"tcp_port\":5,\"x\":{\"k\":1,\"k\":2}}", 400 },
+	};
+	struct tu_resp r;
+	size_t i;
+
+	(void)state;
+	req("POST", "/clusters", "{\"name\":\"refuse\",\"nodes\":2,\"memory_mb\":4}", &r);
+	assert_int_equal(r.status, 201);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		req("POST", bad[i].path, bad[i].body, &r);
+		if (r.status != bad[i].status)
+			fail_msg("POST %s %s: %d %s, want %d", bad[i].path,
+				 bad[i].body, r.status, r.body, bad[i].status);
+	}
+	/* Nothing of it was taken. */
+	req("GET", "/clusters/c", NULL, &r);
+	assert_int_equal(r.status, 404);
+	req("GET", "/endpoints?cluster=refuse", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_null(strstr(r.body, "reboot"));
+	assert_null(strstr(r.body, "\"1\""));
+	/* What is allowed still is: a scoped IPv6 address, a socket path. */
+	req("POST", "/nodes/1/endpoint?cluster=refuse",
+	    "{\"transport_type\":\"tcp\",\"tcp_addr\":\"fe80::1%lo\",\"tcp_port\":5,\"incarnation\":\"a1\"}", &r);
+	assert_int_equal(r.status, 201);
+	req("POST", "/nodes/0/endpoint?cluster=refuse",
+	    "{\"transport_type\":\"unix\",\"endpoint\":\"/run/pagemesh/0.sock\",\"incarnation\":\"a0\"}", &r);
+	assert_int_equal(r.status, 201);
+}
+
+/* The operational endpoints, unsigned like every read. */
+static void test_probes(void **state)
+{
+	struct tu_resp r;
+
+	(void)state;
+	req("GET", "/healthz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	req("GET", "/readyz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	req("POST", "/clusters", "{\"name\":\"probed\",\"nodes\":3,\"memory_mb\":4}", &r);
+	assert_true(r.status == 201 || r.status == 200);
+	req("POST", "/nodes/2/endpoint?cluster=probed",
+	    "{\"transport_type\":\"tcp\",\"tcp_addr\":\"127.0.0.1\",\"tcp_port\":9,\"incarnation\":\"b2\"}", &r);
+	assert_int_equal(r.status, 201);
+	req("GET", "/metrics", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strcasestr(r.headers, "Content-Type: text/plain"));
+	assert_non_null(strstr(r.body, "# TYPE pagemesh_coordinator_live_nodes gauge\n"));
+	assert_non_null(strstr(r.body, "pagemesh_coordinator_live_nodes{cluster=\"probed\"} 1\n"));
+	assert_non_null(strstr(r.body, "pagemesh_coordinator_cluster_nodes{cluster=\"probed\"} 3\n"));
+	req("POST", "/healthz", "{}", &r);
+	assert_int_equal(r.status, 405);
+}
+
 static void test_oversize(void **state)
 {
 	size_t n = COORD_BODY_MAX + 4096;
@@ -1483,6 +1553,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clusters),
 		cmocka_unit_test(test_malformed_json),
+		cmocka_unit_test(test_refused_input),
+		cmocka_unit_test(test_probes),
 		cmocka_unit_test(test_oversize),
 		cmocka_unit_test(test_method_not_allowed),
 		cmocka_unit_test(test_not_found),

@@ -7,6 +7,8 @@
 # and checks both answers; exits non-zero when anything is wrong.
 set -uo pipefail
 B=${PM_BUILD:-build}
+# The coordinator's "listening on" line (its URL) is an info line.
+export PM_LOG_LEVEL=${PM_LOG_LEVEL:-info}
 NODES=3
 LIMIT=${PM_DEMO_LIMIT:-50000000}
 dir=$(mktemp -d /tmp/pm-demo-XXXXXX)

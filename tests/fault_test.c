@@ -556,11 +556,18 @@ static void test_stop_queued(void **state)
 	snprintf(c.pager, sizeof(c.pager), "timeout_ms = 60000;");
 	assert_int_equal(cl_write_configs(&c, "16M"), 0);
 	for (int i = 0; i < 4; i++) {
+		const char *lvl = getenv("PM_LOG_LEVEL");
+		char was[16];
+
+		snprintf(was, sizeof(was), "%s", lvl ? lvl : "");
 		if (i == 1)
 			setenv("PM_LOG_LEVEL", "debug", 1);
 		assert_int_equal(cl_spawn(&c, i, i == 1 ? node_argv : argv),
 				 0);
-		unsetenv("PM_LOG_LEVEL");
+		if (lvl)
+			setenv("PM_LOG_LEVEL", was, 1);
+		else
+			unsetenv("PM_LOG_LEVEL");
 	}
 	if (!cl_log_has(&c, 0, "holder: 4 pages written", 30000))
 		bad++;

@@ -19,7 +19,7 @@ FUZZ_SRCS_frame := tests/fuzz/frame_fuzz.c plugins/tcp/rx.c
 FUZZ_FLAGS_frame := -Iplugins/common -Iplugins/tcp
 FUZZ_SRCS_proto := tests/fuzz/proto_fuzz.c core/node/proto.c
 FUZZ_SRCS_cfg := tests/fuzz/cfg_fuzz.c core/cfg.c core/cfg_check.c \
-	core/cfg_keys.c core/log.c
+	core/cfg_keys.c core/log.c core/plugin_dir.c
 FUZZ_LIBS_cfg = $(shell pkg-config --libs libconfig)
 
 # One libFuzzer run: $(1) name, $(2) binary, $(3) seconds, $(4) extra flags.

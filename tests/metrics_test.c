@@ -287,8 +287,9 @@ static void test_values_and_types(void **state)
 			    (double)st.bytes_sent, 0);
 	assert_near(get(sc, "pagemesh_resident_bytes", NULL)->v,
 			    (double)st.resident_pages * 4096, 0);
-	assert_near(get(sc, "pagemesh_fault_p99_seconds", NULL)->v,
-			    st.fault_p99_ns / 1e9, 1e-12);
+	/* Latency is the histogram alone: no all-time quantile gauges. */
+	assert_null(family_type(sc, "pagemesh_fault_p50_seconds"));
+	assert_null(family_type(sc, "pagemesh_fault_p99_seconds"));
 	assert_near(get(sc, "pagemesh_transport_sent_bytes_total",
 				"{transport=\"tcp\"}")->v,
 			    (double)x.transports[0].bytes_sent, 0);
@@ -417,6 +418,49 @@ static void test_http_errors(void **state)
 	free(r);
 }
 
+/* /healthz answers at once; /metrics and /readyz wait for ready, and fill
+ * is not called before. */
+static void test_health_ready(void **state)
+{
+	struct tu_resp *r = malloc(sizeof(*r));
+	char err[256], u[160];
+	struct metrics *m;
+	int calls;
+
+	(void)state;
+	assert_non_null(r);
+	m = metrics_start_ex("127.0.0.1:0", fake_fill, NULL, false, err,
+			     sizeof(err));
+	assert_non_null(m);
+	pthread_mutex_lock(&fake.lock);
+	calls = fake.calls;
+	pthread_mutex_unlock(&fake.lock);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/healthz", metrics_port(m));
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 200);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/readyz", metrics_port(m));
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 503);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/metrics", metrics_port(m));
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 503);
+	pthread_mutex_lock(&fake.lock);
+	assert_int_equal(fake.calls, calls);
+	pthread_mutex_unlock(&fake.lock);
+	metrics_set_ready(m, true);
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 200);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/readyz", metrics_port(m));
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 200);
+	/* Stopping: not ready any more, still healthy. */
+	metrics_set_ready(m, false);
+	assert_int_equal(tu_http("GET", u, NULL, 0, 0, r), CURLE_OK);
+	assert_int_equal(r->status, 503);
+	metrics_stop(m);
+	free(r);
+}
+
 /* Listen addresses: IPv6 loopback works, nonsense is refused with why. */
 static void test_listen_addresses(void **state)
 {
@@ -490,7 +534,7 @@ static void test_stats_command(void **state)
 {
 	char *out = malloc(65536), node[128], cfgpath[] =
 		"/tmp/pm-metrics-cfg-XXXXXX";
-	char *args[4] = { "--node", node, NULL, NULL };
+	char *args[6] = { "-i", "1", "--node", node, NULL, NULL };
 	struct pm_stats before, after;
 	const char *row;
 	FILE *f;
@@ -517,6 +561,18 @@ static void test_stats_command(void **state)
 				"%llu", &v), 1);
 	assert_true(v > before.faults_remote && v <= after.faults_remote);
 	assert_null(strstr(out, "_bucket"));
+	/* Between the two fetches the fake node had faults in buckets up
+	 * to the last: p50 and p99 over that second are durations. */
+	row = strstr(out, "\nfault p50 (last 1 s)");
+	assert_non_null(row);
+	assert_null(strstr(row, "\nfault p50 (last 1 s)  -"));
+	assert_non_null(strstr(out, "\nfault p99 (last 1 s)"));
+	assert_non_null(strstr(out, "\nfaults (last 1 s)"));
+	/* Bytes are humanised: the fake node has sent 45 KiB and more. */
+	row = strstr(out, "\nsent_bytes_total ");
+	assert_non_null(row);
+	assert_true(strstr(row, "iB\n") && strstr(row, "iB\n") <
+		    strchr(row + 1, '\n'));
 
 	/* -c: the node's config names the address. */
 	fd = mkstemp(cfgpath);
@@ -530,18 +586,22 @@ static void test_stats_command(void **state)
 		"metrics = { listen = \"0.0.0.0:%d\"; };\n",
 		metrics_port(srv));
 	fclose(f);
-	args[0] = "-c";
-	args[1] = cfgpath;
+	args[0] = "-i";
+	args[1] = "0";
+	args[2] = "-c";
+	args[3] = cfgpath;
 	st = run_stats(args, out, 65536);
 	unlink(cfgpath);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 	assert_non_null(strstr(out, "\nfaults_total{kind=\"remote\"}"));
+	assert_null(strstr(out, "fault p50"));	/* -i 0: one fetch */
 
 	/* Nothing listening: runtime error; no node given: usage. */
 	snprintf(node, sizeof(node), "http://127.0.0.1:%d", tu_free_port());
 	args[0] = "--node";
 	args[1] = node;
+	args[2] = NULL;
 	st = run_stats(args, out, 65536);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 1);
@@ -559,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_counters_move),
 		cmocka_unit_test(test_http_errors),
+		cmocka_unit_test(test_health_ready),
 		cmocka_unit_test(test_stats_command),
 		cmocka_unit_test(test_listen_addresses),
 	};

@@ -236,9 +236,11 @@ static int req_node(struct MHD_Connection *conn,
 	char *end;
 	long id;
 
+	/* Digits only, one spelling per id: not "+1", " 1" or "01". */
 	errno = 0;
 	id = strtol(seg, &end, 10);
-	if (!*seg || *end || errno || id < 0 || id >= cl->nodes) {
+	if (!*seg || *end || errno || id < 0 || id >= cl->nodes ||
+	    seg[strspn(seg, "0123456789")] || (seg[0] == '0' && seg[1])) {
 		*ret = coord_send_error(conn, MHD_HTTP_NOT_FOUND, NULL,
 					"no node '%s' in cluster '%s' (ids are 0 to %d)",
 					seg, cl->name, cl->nodes - 1);
@@ -615,8 +617,11 @@ enum MHD_Result coord_route(struct coord_server *s,
 {
 	char path[256], *seg[4], *save = NULL, *p;
 	bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+	enum MHD_Result ret;
 	int n = 0;
 
+	if (coord_probe(s, conn, url, method, &ret))
+		return ret;
 	if (strlen(url) >= sizeof(path))
 		return coord_send_error(conn, MHD_HTTP_NOT_FOUND, NULL,
 					"no such resource (path too long)");

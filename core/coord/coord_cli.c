@@ -14,6 +14,7 @@
 #include "coord.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 
 /* The table's entry of --ttl-ms and coordinator.ttl_ms, one range. */
 static const struct cfg_key *ttl_key(void)
@@ -56,6 +57,7 @@ static void coordinator_usage(FILE *f)
 "  GET  /endpoints[?wait=V[&timeout_ms=T]]          {\"endpoints\":{...},\n"
 "       \"version\":N}; wait holds until version > V (at most %d ms;\n"
 "       %d unsigned waits at once)\n"
+"  GET  /healthz, /readyz (503 while stopping), /metrics (Prometheus text)\n"
 "Errors: 400 (malformed JSON names the offset), 401 (with a key: a write\n"
 "unsigned, or any request signed wrongly, stale or replayed), 404, 405\n"
 "(with Allow), 409 (cluster exists with another shape; node id live for\n"
@@ -250,8 +252,13 @@ int cmd_coordinator(int argc, char **argv)
 	pm_info("serving on %s, port %d, ttl %d ms, writes %s", listen,
 		coord_server_port(s), ttl_ms,
 		keylen ? "signed with the cluster key" : "open to anyone");
+	if (!keylen && !auth_addr_is_loopback(listen))
+		pm_warn("%s is not loopback and there is no --key-file: anyone who reaches it can register, replace and remove nodes",
+			listen);
+	pm_notify("READY=1\nSTATUS=serving");
 	if (sigwait(&set, &sig))
 		sig = SIGTERM;
+	pm_notify("STOPPING=1");
 	pm_info("stopping on signal %d", sig);
 	coord_server_stop(s);
 	return PM_EXIT_OK;

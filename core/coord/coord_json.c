@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -139,6 +140,43 @@ int coord_json_str(const cJSON *o, const char *key, size_t max,
 	return 0;
 }
 
+/* Does a JSON string of the body hold "\u0000"? cJSON would end the C
+ * string there ("c\u0000x" read as "c"). A backslash escapes it only when
+ * an odd number of them stand before the u. */
+static bool has_nul_escape(const char *p, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++) {
+		size_t k = 0;
+
+		if (p[i] != '\\' || strncasecmp(p + i + 1, "u0000", 5))
+			continue;
+		while (k < i && p[i - 1 - k] == '\\')
+			k++;
+		if (!(k & 1))
+			return true;
+	}
+	return false;
+}
+
+/* The first key that an object of o (or o) holds twice, or NULL: the last
+ * of two would win in some parsers and the first in cJSON. */
+static const char *dup_key(const cJSON *o)
+{
+	const cJSON *a, *b;
+	const char *d;
+
+	for (a = o ? o->child : NULL; a; a = a->next) {
+		if (cJSON_IsObject(o) && a->string)
+			for (b = a->next; b; b = b->next)
+				if (b->string && !strcmp(a->string, b->string))
+					return a->string;
+		if ((cJSON_IsObject(a) || cJSON_IsArray(a)) &&
+		    (d = dup_key(a)))
+			return d;
+	}
+	return NULL;
+}
+
 /*
  * Parse the request body as a JSON object. NULL after queueing a 400 that
  * names the offset where parsing stopped (cJSON_ParseWithLengthOpts reports
@@ -147,7 +185,7 @@ int coord_json_str(const cJSON *o, const char *key, size_t max,
 cJSON *coord_parse_body(struct MHD_Connection *conn, struct coord_req *rq,
 			enum MHD_Result *ret)
 {
-	const char *end = NULL;
+	const char *end = NULL, *d;
 	cJSON *o;
 
 	if (!rq->len) {
@@ -178,6 +216,19 @@ cJSON *coord_parse_body(struct MHD_Connection *conn, struct coord_req *rq,
 		cJSON_Delete(o);
 		*ret = coord_send_error(conn, MHD_HTTP_BAD_REQUEST, NULL,
 					"request body must be a JSON object");
+		return NULL;
+	}
+	if (has_nul_escape(rq->body, rq->len)) {
+		cJSON_Delete(o);
+		*ret = coord_send_error(conn, MHD_HTTP_BAD_REQUEST, NULL,
+					"a string holds \\u0000");
+		return NULL;
+	}
+	d = dup_key(o);
+	if (d) {
+		*ret = coord_send_error(conn, MHD_HTTP_BAD_REQUEST, NULL,
+					"key \"%.64s\" appears twice", d);
+		cJSON_Delete(o);
 		return NULL;
 	}
 	return o;
@@ -261,6 +312,10 @@ fail:
 	return NULL;
 }
 
+/* What a host name, an IPv4 or IPv6 address (with a %scope) is made of. */
+#define COORD_ADDR_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"0123456789._:-%"
+
 int coord_parse_ep(const cJSON *o, struct coord_ep *ep, char *why,
 		   size_t whylen)
 {
@@ -298,7 +353,7 @@ int coord_parse_ep(const cJSON *o, struct coord_ep *ep, char *why,
 		return -EINVAL;
 	}
 	if (addr) {
-		if (!*addr || strpbrk(addr, " /\"")) {
+		if (!*addr || addr[strspn(addr, COORD_ADDR_CHARS)]) {
 			snprintf(why, whylen, "bad \"tcp_addr\"");
 			return -EINVAL;
 		}
@@ -334,6 +389,12 @@ int coord_parse_ep(const cJSON *o, struct coord_ep *ep, char *why,
 	}
 
 	if (e && *e) {
+		/* Peers hand it to their plugin; logs and shells show it. */
+		if (e[strspn(e, COORD_ADDR_CHARS "[]/@+=,")]) {
+			snprintf(why, whylen,
+				 "\"endpoint\" may hold letters, digits and ._:-[]%%/@+=, only");
+			return -EINVAL;
+		}
 		snprintf(ep->endpoint, sizeof(ep->endpoint), "%s", e);
 	} else if (addr) {
 		/* What the tcp-family plugins publish: HOST:PORT. */

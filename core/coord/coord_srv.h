@@ -168,6 +168,11 @@ void coord_refused(struct coord_server *s, struct MHD_Connection *conn,
 void coord_bump(struct coord_server *s, struct coord_cluster *cl);
 
 /* Answer one complete request (body read, signature checked). */
+/* GET /healthz, /readyz and /metrics (coord_probe.c): true, with *ret,
+ * when url is one of them. Open to anyone, like every read. */
+bool coord_probe(struct coord_server *s, struct MHD_Connection *conn,
+		 const char *url, const char *method, enum MHD_Result *ret);
+
 enum MHD_Result coord_route(struct coord_server *s,
 			    struct MHD_Connection *conn, const char *url,
 			    const char *method, struct coord_req *rq);

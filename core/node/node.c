@@ -13,12 +13,14 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "cli.h"
 #include "coord.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
@@ -221,6 +223,44 @@ static int check_transports(const struct cfg *c, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * What the config can be held to before anything starts: metrics.listen's
+ * form (its bind is a runtime matter), and a warning when what this node
+ * must hold exceeds the machine's RAM: its home share of the region, plus
+ * its local_limit or, without one, the whole region.
+ */
+static int check_settings(const struct cfg *c, char *err, size_t errlen,
+			  int *code)
+{
+	uint64_t pages = c->memory / PM_PAGE_SIZE, share, need;
+	struct sockaddr_storage ss;
+	struct sysinfo si;
+	socklen_t sl;
+	char why[256];
+
+	if (c->metrics_listen[0] &&
+	    http_parse_listen(c->metrics_listen, &ss, &sl, why, sizeof(why))) {
+		if (code)
+			*code = PM_EXIT_CONFIG;
+		return cfg_fail_key(c, "metrics.listen", err, errlen,
+				    "metrics.listen: %s", why);
+	}
+	share = (pages + c->cluster_nodes - 1) / c->cluster_nodes *
+		PM_PAGE_SIZE;
+	need = share + (c->local_limit ? c->local_limit : c->memory);
+	if (!sysinfo(&si) && need / si.mem_unit > si.totalram)
+		pm_warn("%s: this node may have to hold %llu MiB (its home share of cluster.memory, %llu MiB, plus %s, %llu MiB), more than this machine's %llu MiB of RAM",
+			c->path, (unsigned long long)(need >> 20),
+			(unsigned long long)(share >> 20),
+			c->local_limit ? "pager.local_limit" :
+			"the whole region, as pager.local_limit is not set",
+			(unsigned long long)((c->local_limit ? c->local_limit :
+					      c->memory) >> 20),
+			(unsigned long long)((uint64_t)si.totalram *
+					     si.mem_unit >> 20));
+	return 0;
+}
+
 static int setup_region(struct pm_node *n)
 {
 	n->len = n->cfg.memory;
@@ -329,8 +369,11 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			*code = PM_EXIT_CONFIG;
 		goto out_free;
 	}
+	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d",
+		 n->cfg.node_id);
 	if (check_transports(&n->cfg, err, errlen, code) ||
-	    check_peers(&n->cfg, err, errlen, code))
+	    check_peers(&n->cfg, err, errlen, code) ||
+	    check_settings(&n->cfg, err, errlen, code))
 		goto out_free;
 	r = auth_open(&n->cfg, &n->auth, err, errlen);
 	if (r) {
@@ -347,7 +390,6 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 	n->failure_ms = n->cfg.failure_timeout_ms;
 	n->nthreads = n->cfg.pager_threads;
 	n->prefetch = n->cfg.prefetch;
-	snprintf(n->log.prefix, sizeof(n->log.prefix), "node %d", n->id);
 
 	/* Forked before the region and the node's threads exist. */
 	r = fence_start(n);
@@ -356,6 +398,18 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			  "starting the watchdog (cluster.fence): %s",
 			  strerror(-r));
 		goto out_free;
+	}
+	/* /healthz from here on; /metrics and /readyz once the node is up.
+	 * A bind that fails is a runtime error (the form was checked). */
+	if (n->cfg.metrics_listen[0]) {
+		n->metrics = metrics_start_ex(n->cfg.metrics_listen,
+					      stats_metrics_fill, n, false,
+					      buf, sizeof(buf));
+		if (!n->metrics) {
+			node_fail(err, errlen, PM_EXIT_RUNTIME, code,
+				  "metrics.listen: %s", buf);
+			goto out_free;
+		}
 	}
 	r = setup_region(n);
 	if (r) {
@@ -380,6 +434,11 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 		if (!p->usable)
 			continue;
 		r = p->ops->init(&p->host, &p->ctx);
+		if (r == -EINVAL) {
+			p->ctx = NULL;	/* as below: nothing to fini */
+			p->usable = false;
+			goto refused;
+		}
 		if (r) {
 			pm_warn("transport %s: init: %s; not used", p->name,
 				strerror(-r));
@@ -394,6 +453,8 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			.arg = &n->lctx[t],
 		};
 		r = p->ops->listen(p->ctx, &lst);
+		if (r == -EINVAL)
+			goto refused;
 		if (!r)
 			r = p->ops->endpoint(p->ctx, buf, sizeof(buf));
 		if (r) {
@@ -408,8 +469,19 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 				*code = PM_EXIT_CONFIG;
 			goto out_free;
 		}
-		pm_info("transport %s listening at %s", p->name, buf);
+		pm_dbg("transport %s: endpoint %s", p->name, buf);
 		usable++;
+		continue;
+refused:
+		/* A plugin says EINVAL of its settings: the config's fault;
+		 * its own line above says which setting. */
+		snprintf(buf, sizeof(buf), "transports.%s", p->name);
+		cfg_fail_key(&n->cfg, buf, err, errlen,
+			     "%s: the %s transport refuses its settings (see the error above)",
+			     buf, p->name);
+		if (code)
+			*code = PM_EXIT_CONFIG;
+		goto out_free;
 	}
 	if (!usable) {
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code,
@@ -454,17 +526,7 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 			  "starting the failure detector: %s", strerror(-r));
 		goto out_free;
 	}
-	if (n->cfg.metrics_listen[0]) {
-		n->metrics = metrics_start(n->cfg.metrics_listen,
-					   stats_metrics_fill,
-					   n, err, errlen);
-		if (!n->metrics) {
-			if (code)
-				*code = PM_EXIT_RUNTIME;
-			goto out_free;
-		}
-		pm_info("metrics at http://%s/metrics", n->cfg.metrics_listen);
-	}
+	metrics_set_ready(n->metrics, true);
 	pm_info("node %d of %d up: region %llu bytes, pages %llu..%llu homed here; incarnation %#llx",
 		n->id, n->nodes, (unsigned long long)n->len,
 		(unsigned long long)n->home_first,
@@ -551,6 +613,7 @@ void pm_node_stop(struct pm_node *n)
 	if (!n)
 		return;
 	old = pm_log_use(&n->log);
+	metrics_set_ready(n->metrics, false);
 	/* Nothing more to evict: the others are about to go. */
 	evict_stop(n);
 	/* Pages homed here stay served until every node is done. */

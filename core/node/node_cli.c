@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: MIT
 /* `pagemesh node`: run a node from a config file until SIGINT or SIGTERM. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
 #include "node.h"
+#include "notify.h"
 
 /* The counters at exit, one "name value" pair each (counters.h). */
 static void print_stats_table(struct pm_node *n, FILE *out)
@@ -37,8 +44,58 @@ static void node_usage(FILE *out)
 "  -c, --config FILE   node configuration (see etc/ and README)\n"
 "  -h, --help          this text\n"
 "\n"
+"SIGINT or SIGTERM during start-up ends the process at once (exit 0); the\n"
+"other nodes see it as a node that never came.\n"
+"\n"
 "exit codes: 0 stopped by a signal, 1 runtime error, 2 usage,\n"
 "78 configuration error\n");
+}
+
+/* Start-up runs on its own thread, so that a signal can end it: it may
+ * wait for the other nodes for cluster.startup_timeout_ms. */
+struct starter {
+	const char *config;
+	struct pm_node *n;
+	char err[1024];
+	int code;
+	int done[2];		/* a pipe: written once start-up returns */
+};
+
+static void *start_thread(void *arg)
+{
+	struct starter *st = arg;
+
+	st->n = pm_node_start_ex(st->config, st->err, sizeof(st->err),
+				 &st->code);
+	if (write(st->done[1], "", 1) < 0)
+		abort();	/* the main thread would wait forever */
+	return NULL;
+}
+
+/* Waits for start-up or a stop signal: the signal's number, or 0 once
+ * start-up returned (st->n says how); -1 if waiting itself failed. */
+static int wait_start(struct starter *st, int sfd)
+{
+	struct pollfd pf[2] = {
+		{ .fd = sfd, .events = POLLIN },
+		{ .fd = st->done[0], .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (pf[0].revents & POLLIN) {
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				return -1;
+			return (int)si.ssi_signo;
+		}
+		if (pf[1].revents)
+			return 0;
+	}
 }
 
 int cmd_node(int argc, char **argv)
@@ -48,11 +105,12 @@ int cmd_node(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct starter st = { .done = { -1, -1 } };
 	const char *config = NULL;
 	struct pm_node *n;
-	char err[1024];
+	pthread_t tid;
 	sigset_t set;
-	int c, sig, code;
+	int c, sig, sfd;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -77,13 +135,46 @@ int cmd_node(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	n = pm_node_start_ex(config, err, sizeof(err), &code);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0 || pipe2(st.done, O_CLOEXEC)) {
+		fprintf(stderr, "pagemesh node: %s\n", strerror(errno));
+		return PM_EXIT_RUNTIME;
+	}
+	st.config = config;
+	if ((errno = pthread_create(&tid, NULL, start_thread, &st))) {
+		fprintf(stderr, "pagemesh node: %s\n", strerror(errno));
+		return PM_EXIT_RUNTIME;
+	}
+	sig = wait_start(&st, sfd);
+	if (sig) {
+		/*
+		 * Start-up cannot be cut short from outside, and it owns no
+		 * state that outlives the process: leave now (the watchdog
+		 * follows its parent; a coordinator's entry expires).
+		 */
+		pm_info("%s during start-up: exiting",
+			sig > 0 ? strsignal(sig) : "error waiting for it");
+		_exit(sig > 0 ? PM_EXIT_OK : PM_EXIT_RUNTIME);
+	}
+	pthread_join(tid, NULL);
+	close(sfd);
+	close(st.done[0]);
+	close(st.done[1]);
+	n = st.n;
 	if (!n) {
-		fprintf(stderr, "pagemesh node: %s\n", err);
-		return code;
+		fprintf(stderr, "pagemesh node: %s\n", st.err);
+		return st.code;
 	}
 	pm_log_use(&n->log);
+	{
+		char state[128];
+
+		snprintf(state, sizeof(state),
+			 "READY=1\nSTATUS=node %d of %d up", n->id, n->nodes);
+		pm_notify(state);
+	}
 	sigwait(&set, &sig);
+	pm_notify("STOPPING=1");
 	pm_info("%s: stopping", strsignal(sig));
 	print_stats_table(n, stdout);
 	fflush(stdout);

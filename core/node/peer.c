@@ -520,6 +520,19 @@ int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 				r = hello(n, i, p->fconn[k], p->last_err,
 					  sizeof(p->last_err));
 			}
+			/* Another cluster's geometry, or a peers entry that
+			 * names the wrong node: the config's fault. */
+			if (r == -EPROTO &&
+			    (strstr(p->last_err, "of another cluster") ||
+			     strstr(p->last_err, ", not node "))) {
+				if (code)
+					*code = PM_EXIT_CONFIG;
+				return cfg_fail_key(&n->cfg,
+					strstr(p->last_err, "of another cluster") ?
+					"cluster" : "peers", err, errlen,
+					"node %d at %s (%s) %s", i,
+					p->endpoint, pl->name, p->last_err);
+			}
 			if (r == -EPROTO)
 				return node_fail(err, errlen, PM_EXIT_RUNTIME, code,
 					    "node %d at %s (%s) %s", i,

@@ -2,6 +2,8 @@
 # netdev), run inside the QEMU guest of tests/guest/run.sh.
 # Prints `RESULT <test> PASS|FAIL|SKIP <reason>` lines.
 B=$PM_ROOT/$PM_BUILD
+# The checks read info lines; pagemesh alone prints warnings and errors.
+export PM_LOG_LEVEL=${PM_LOG_LEVEL:-info}
 IP=10.77.0.1
 IP2=10.77.0.2
 LOGDIR=/tmp/rdma
@@ -145,8 +147,8 @@ EOF
 		result rdma-pager FAIL "not finished within $WD_PAGER s (where it was: above)"
 	elif [ $rc0 != 0 ] || [ $rc1 != 0 ]; then
 		result rdma-pager FAIL "coh_worker exit status $rc0 and $rc1"
-	elif ! grep -q "transport rdma listening" $LOGDIR/node0.log ||
-	     ! grep -q "transport rdma listening" $LOGDIR/node1.log; then
+	elif ! grep -q "transport rdma: listening on" $LOGDIR/node0.log ||
+	     ! grep -q "transport rdma: listening on" $LOGDIR/node1.log; then
 		result rdma-pager FAIL "the nodes did not say they listened on rdma"
 	else
 		result rdma-pager PASS "2 nodes, workloads exact over rdma"

@@ -8,6 +8,8 @@
 #   vmm-linux-2node     the Debian kernel booted by pagemesh vm on two nodes;
 #                       its /init fills and verifies FILL_MIB of guest RAM
 PM=$PM_ROOT/$PM_BUILD/pagemesh
+# As the tests outside the guest: info lines too.
+export PM_LOG_LEVEL=${PM_LOG_LEVEL:-info}
 PEER=$PM_ROOT/$PM_BUILD/tests/vmm_peer
 FILL=$PM_ROOT/$PM_BUILD/tests/vmm_fill
 PLUGINS=$PM_ROOT/$PM_BUILD/plugins
