@@ -779,7 +779,8 @@ static void test_partition(void **state)
 /*
  * The coherence workloads with pct% of TCP packets dropped, each its
  * usual length divided by div (every hand-off under 20% loss waits out a
- * retransmission or more: ~0.25 s a fault).
+ * retransmission or more: ~0.25 s a fault, and a bank transfer under
+ * 20% took 25 to 70 s for 18 iterations).
  */
 static void packet_loss(int pct, int div)
 {
@@ -845,7 +846,7 @@ static void test_packet_loss_10(void **state)
 static void test_packet_loss_20(void **state)
 {
 	(void)state;
-	packet_loss(20, 8);
+	packet_loss(20, 12);
 }
 
 

@@ -477,6 +477,42 @@ static void peer_disconnect(struct pm_node *n, struct peer *p)
 	p->conn = NULL;
 }
 
+/*
+ * Dial peer i on *slot and run the handshake; on failure the connection
+ * is closed and *slot stays NULL. One dial may wait up to 3 s: a lost SYN
+ * is sent again after 1 s, then 2 s more.
+ */
+static int dial_one(struct pm_node *n, int i, struct pm_tconn **slot)
+{
+	struct peer *p = &n->peers[i];
+	const struct pm_plugin *pl = &n->plugins[p->tidx];
+	int r;
+
+	r = pl->ops->connect(pl->ctx, p->endpoint,
+			     pm_now_ns() + 3000000000ll, slot);
+	if (r) {
+		*slot = NULL;
+		snprintf(p->last_err, sizeof(p->last_err), "%s",
+			 strerror(-r));
+		return r;
+	}
+	r = hello(n, i, *slot, p->last_err, sizeof(p->last_err));
+	if (r) {
+		pl->ops->disconnect(*slot);
+		*slot = NULL;
+	}
+	return r;
+}
+
+/* Is every connection to peer p up (main, and one per fault thread)? */
+static bool peer_connected(const struct pm_node *n, const struct peer *p)
+{
+	for (int k = 0; k < n->nthreads; k++)
+		if (!p->fconn[k])
+			return false;
+	return p->conn != NULL;
+}
+
 int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 		       int *code)
 {
@@ -488,38 +524,17 @@ int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 		left = 0;
 		for (int i = 0; i < n->nodes; i++) {
 			struct peer *p = &n->peers[i];
-			const struct pm_plugin *pl;
-			int r;
+			int r = 0;
 
-			if (i == n->id || p->conn)
+			if (i == n->id || peer_connected(n, p))
 				continue;
-			pl = &n->plugins[p->tidx];
-			r = pl->ops->connect(pl->ctx, p->endpoint,
-					     pm_now_ns() + 1000000000ll,
-					     &p->conn);
-			if (r) {
-				p->conn = NULL;
-				snprintf(p->last_err, sizeof(p->last_err),
-					 "%s", strerror(-r));
-				left++;
-				continue;
-			}
-			r = hello(n, i, p->conn, p->last_err,
-				  sizeof(p->last_err));
-			for (int k = 0; !r && k < n->nthreads; k++) {
-				r = pl->ops->connect(pl->ctx, p->endpoint,
-						     pm_now_ns() + 1000000000ll,
-						     &p->fconn[k]);
-				if (r) {
-					p->fconn[k] = NULL;
-					snprintf(p->last_err,
-						 sizeof(p->last_err), "%s",
-						 strerror(-r));
-					break;
-				}
-				r = hello(n, i, p->fconn[k], p->last_err,
-					  sizeof(p->last_err));
-			}
+			/* What got through stays: under loss, starting over
+			 * for each lost handshake would rarely finish. */
+			if (!p->conn)
+				r = dial_one(n, i, &p->conn);
+			for (int k = 0; !r && k < n->nthreads; k++)
+				if (!p->fconn[k])
+					r = dial_one(n, i, &p->fconn[k]);
 			/* Another cluster's geometry, or a peers entry that
 			 * names the wrong node: the config's fault. */
 			if (r == -EPROTO &&
@@ -531,20 +546,21 @@ int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 					strstr(p->last_err, "of another cluster") ?
 					"cluster" : "peers", err, errlen,
 					"node %d at %s (%s) %s", i,
-					p->endpoint, pl->name, p->last_err);
+					p->endpoint, n->plugins[p->tidx].name,
+					p->last_err);
 			}
 			if (r == -EPROTO)
 				return node_fail(err, errlen, PM_EXIT_RUNTIME, code,
 					    "node %d at %s (%s) %s", i,
-					    p->endpoint, pl->name,
+					    p->endpoint,
+					    n->plugins[p->tidx].name,
 					    p->last_err);
 			if (r) {
-				peer_disconnect(n, p);
 				left++;
 				continue;
 			}
 			pm_info("connected to node %d at %s (%s)", i,
-				p->endpoint, pl->name);
+				p->endpoint, n->plugins[p->tidx].name);
 		}
 		if (!left)
 			return 0;
@@ -557,7 +573,7 @@ int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 	size_t o = 0;
 
 	for (int i = 0; i < n->nodes && o < sizeof(msg) - 1; i++)
-		if (i != n->id && !n->peers[i].conn)
+		if (i != n->id && !peer_connected(n, &n->peers[i]))
 			o += snprintf(msg + o, sizeof(msg) - o,
 				      "%snode %d at %s (%s): %s",
 				      o ? "; " : "", i, n->peers[i].endpoint,
@@ -566,7 +582,7 @@ int node_connect_peers(struct pm_node *n, char *err, size_t errlen,
 	/* Refused all along as a second holder of our id: a config
 	 * mistake, not a network one. */
 	for (int i = 0; i < n->nodes; i++)
-		if (i != n->id && !n->peers[i].conn &&
+		if (i != n->id && !peer_connected(n, &n->peers[i]) &&
 		    strstr(n->peers[i].last_err, "held by a live node"))
 			return node_fail(err, errlen, PM_EXIT_CONFIG, code,
 					 "%s: node.id %d is already in use: node %d at %s %s",
