@@ -47,8 +47,14 @@ static int64_t interval_ns(const struct pm_node *n)
 	return ns < 25000000 ? 25000000 : ns;
 }
 
-/* A ping, bounded by deadline: the watcher checks again after it. */
-static void ping(struct pm_node *n, int peer, int64_t deadline)
+/*
+ * A ping, bounded by deadline: the watcher checks again after it. The
+ * k-th goes on connection k of the peer's (the main one, then one per
+ * fault thread, in turn): under heavy loss one TCP connection can stall
+ * for seconds in retransmission backoff, holding every ping queued
+ * behind it, while the others move; a live peer must not look silent.
+ */
+static void ping(struct pm_node *n, int peer, int64_t deadline, unsigned k)
 {
 	struct pm_proto_req rq = {
 		.op = PM_OP_PING, .from = (uint16_t)n->id,
@@ -56,7 +62,11 @@ static void ping(struct pm_node *n, int peer, int64_t deadline)
 	struct pm_proto_rep rp;
 	struct pm_msg m = { .msg = &rq, .msg_len = sizeof(rq) };
 	struct pm_msg r = { .msg = &rp, .msg_cap = sizeof(rp) };
-	struct pm_tconn *c = n->peers[peer].conn;
+	unsigned i = k % (1u + (unsigned)n->nthreads);
+	struct pm_tconn *c = i ? n->peers[peer].fconn[i - 1] : NULL;
+
+	if (!c)
+		c = n->peers[peer].conn;
 
 	if (c && !node_call_on(n, peer, c, &m, &r, deadline) &&
 	    r.msg_len == sizeof(rp)) {
@@ -104,6 +114,7 @@ static void *watch_peer(void *arg)
 	struct pm_node *n = wa->n;
 	int peer = wa->peer;
 	int64_t iv = interval_ns(n), limit = (int64_t)n->failure_ms * 1000000;
+	unsigned pings = 0;
 
 	free(wa);
 	pm_log_use(&n->log);
@@ -152,7 +163,7 @@ static void *watch_peer(void *arg)
 					     __ATOMIC_RELAXED) &&
 			    lease > now && lease < end)
 				end = lease;
-			ping(n, peer, end);
+			ping(n, peer, end, pings++);
 		}
 	}
 	return NULL;
