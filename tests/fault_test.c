@@ -844,7 +844,7 @@ static void test_packet_loss_10(void **state)
 }
 
 /*
- * Not in the default run: it passed 4 runs of 6 this week. The failures:
+ * Not in the default run: it passed 3 of its last 6 runs. The failures:
  * one TCP connection stalled past 12 s in retransmission backoff (its
  * recall's wait; the page was declared lost), or long enough that a live
  * node was declared dead. PM_TEST_LOSS20=1 runs it.
@@ -853,7 +853,7 @@ static void test_packet_loss_20(void **state)
 {
 	(void)state;
 	if (!getenv("PM_TEST_LOSS20")) {
-		printf("SKIP packet loss 20%%: not in the default run (it passes 4 runs in 6: a TCP connection can stall past the detector's and a recall's bounds); PM_TEST_LOSS20=1 runs it\n");
+		printf("SKIP packet loss 20%%: not in the default run (3 of its last 6 runs passed: a TCP connection can stall past the detector's and a recall's bounds); PM_TEST_LOSS20=1 runs it\n");
 		skip();
 	}
 	packet_loss(20, 12);
