@@ -4,12 +4,15 @@
 # README's C example built and run against the build tree and against the
 # install through pkg-config (shared and static), the installed binary
 # finding its plugins without transports.dir, and `make uninstall` leaving
-# the prefix empty. Env: PM_BUILD (the build folder), MAKE.
+# the prefix empty. Env: PM_BUILD (the build folder), MAKE, SAN (the
+# sanitizer flags of a `make asan` build, which the README's commands need
+# added to link a sanitized library; empty otherwise).
 set -u
 B=${PM_BUILD:-build}
 ROOT=$(pwd)
 ABS_B=$(cd "$B" && pwd)
 MAKE=${MAKE:-make}
+SAN=${SAN:-}
 T=$(mktemp -d /tmp/pm-install-XXXXXX)
 P=$T/prefix
 pass=0
@@ -36,7 +39,7 @@ grep -q pm_node_start "$T/app.c" || { echo "FAIL README has no C example"; exit 
 run_app() { (cd "$T" && "$@" node.cfg) | grep -q '^counter 1 '; }
 
 check "README example, build tree (-L$B, rpath)" \
-	cc -o "$T/app-tree" "$T/app.c" -Iinclude -L"$B" -lpagemesh \
+	cc $SAN -o "$T/app-tree" "$T/app.c" -Iinclude -L"$B" -lpagemesh \
 	-Wl,-rpath,"$ABS_B"
 check "  runs and finds $B/plugins" run_app "$T/app-tree"
 
@@ -58,12 +61,12 @@ else
 	echo "SKIP installed units: systemd-analyze not found"
 fi
 check "README example, pkg-config, shared" sh -c \
-	"cc -o '$T/app-shared' '$T/app.c' \$(pkg-config --cflags --libs pagemesh)"
+	"cc $SAN -o '$T/app-shared' '$T/app.c' \$(pkg-config --cflags --libs pagemesh)"
 check "  links the installed libpagemesh.so.0" sh -c \
 	"LD_LIBRARY_PATH='$P/lib' ldd '$T/app-shared' | grep -q '$P/lib/libpagemesh.so.0'"
 check "  runs" run_app env LD_LIBRARY_PATH="$P/lib" "$T/app-shared"
 check "README example, pkg-config --static" sh -c \
-	"cc -o '$T/app-static' '$T/app.c' \$(pkg-config --cflags pagemesh) -Wl,-Bstatic -lpagemesh -Wl,-Bdynamic -Wl,--as-needed \$(pkg-config --static --libs pagemesh)"
+	"cc $SAN -o '$T/app-static' '$T/app.c' \$(pkg-config --cflags pagemesh) -Wl,-Bstatic -lpagemesh -Wl,-Bdynamic -Wl,--as-needed \$(pkg-config --static --libs pagemesh)"
 check "  needs no libpagemesh.so" sh -c \
 	"test -x '$T/app-static' && ! readelf -d '$T/app-static' | grep -q libpagemesh"
 check "  runs and finds the installed plugins" run_app "$T/app-static"
