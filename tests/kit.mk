@@ -40,14 +40,14 @@ conformance-unix: $(B)/tests/conformance $(KIT_DIR)/unix.so
 
 # A staged install (DESTDIR) for kit_test's out-of-tree build.
 KIT_ROOT := $(abspath $(B)/kit-install)
-# pagemesh.pc is made once per PREFIX: removed before and after, so
-# neither this install nor a later one gets a .pc of another prefix.
+# With the tree's own PREFIX: another one would change core/paths.h and
+# relink the build tree under the tests running beside this one.
 test-kit: $(B)/tests/kit_test $(B)/tests/conformance $(KIT_SOS) all
-	@rm -rf $(KIT_ROOT) $(B)/pagemesh.pc
-	@$(MAKE) --no-print-directory install DESTDIR=$(KIT_ROOT) PREFIX=/usr \
+	@rm -rf $(KIT_ROOT)
+	@$(MAKE) --no-print-directory install DESTDIR=$(KIT_ROOT) \
 		>/dev/null
-	PM_KIT_ROOT=$(KIT_ROOT) $(RUN) 600 $(B)/tests/kit_test; \
-		r=$$?; rm -rf $(KIT_ROOT) $(B)/pagemesh.pc; exit $$r
+	PM_KIT_ROOT=$(KIT_ROOT) PM_KIT_PREFIX=$(PREFIX) $(RUN) 600 \
+		$(B)/tests/kit_test; r=$$?; rm -rf $(KIT_ROOT); exit $$r
 
 # Three nodes over the example transport, keyless (host-local endpoints).
 $(B)/tests/kit_cluster_test: tests/kit_cluster_test.c tests/cluster.h

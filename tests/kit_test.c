@@ -227,11 +227,12 @@ static void test_options(void **state)
  * A transport written out of tree, as a third party would: the example's
  * source alone, built with the README's own command line against the
  * installed headers (pkg-config), checked by the installed
- * pagemesh-conformance. PM_KIT_ROOT is a staged `make install DESTDIR=`.
+ * pagemesh-conformance. PM_KIT_ROOT is a staged `make install DESTDIR=`, PM_KIT_PREFIX its PREFIX.
  */
 static void test_installed_tree(void **state)
 {
 	const char *root = getenv("PM_KIT_ROOT");
+	const char *prefix = getenv("PM_KIT_PREFIX");
 	char line[512], cc[2048] = "", dir[] = "/tmp/pm-kit-XXXXXX";
 	char cmd[4096], env[1024];
 	bool in = false;
@@ -243,6 +244,8 @@ static void test_installed_tree(void **state)
 		print_message("SKIP: PM_KIT_ROOT unset: no staged install (make test-kit stages one)\n");
 		skip();
 	}
+	if (!prefix || !*prefix)
+		prefix = "/usr/local";
 	/* the README's build line, continuation lines joined */
 	f = fopen("README.md", "r");
 	assert_non_null(f);
@@ -265,8 +268,8 @@ static void test_installed_tree(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(env, sizeof(env),
-		 "PKG_CONFIG_PATH=%s/usr/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=%s",
-		 root, root);
+		 "PKG_CONFIG_PATH=%s%s/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=%s",
+		 root, prefix, root);
 	snprintf(cmd, sizeof(cmd),
 		 "cp examples/transport-unix/unix.c %s/ && cd %s && %s sh -c '%s' 2>&1",
 		 dir, dir, env, cc);
@@ -281,8 +284,8 @@ static void test_installed_tree(void **state)
 	}
 	/* the installed suite, not the build tree's */
 	snprintf(cmd, sizeof(cmd),
-		 "timeout -k 5 240 %s/usr/bin/pagemesh-conformance %s/unix.so 2>&1",
-		 root, dir);
+		 "timeout -k 5 240 %s%s/bin/pagemesh-conformance %s/unix.so 2>&1",
+		 root, prefix, dir);
 	r = run_cmd(cmd);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
