@@ -310,6 +310,7 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		.arg = (uint32_t)nextra, .page = page,
 	};
 	int home = page_home(n, page), errors = 0, tries = 0, refused = 0;
+	int pin = -1;	/* the fault connection every try goes on */
 	/* A try waits a quarter of the detector's timeout at most, so a
 	 * fault on a home declared dead meanwhile ends soon after. */
 	int wait_ms = n->failure_ms / 4 > 100 ? n->failure_ms / 4 : 100;
@@ -327,7 +328,8 @@ static void fault_remote(struct pm_node *n, uint64_t page, uint8_t op,
 		rp = (struct pm_proto_rep){ 0 };
 		plen = sizeof(buf);
 		r = node_call_ms(n, home, &rq, &rp, buf, &plen,
-				 wait_ms < n->timeout_ms ? wait_ms : n->timeout_ms);
+				 wait_ms < n->timeout_ms ? wait_ms : n->timeout_ms,
+				 &pin);
 		if (!r && (bad = grant_check(&rq, &rp, plen)))
 			r = -EPROTO;
 		if (!r || r == -EIO || node_closing(n))

@@ -186,6 +186,17 @@ bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
 	bool excl = rp->flags & PM_RP_EXCL, installed = false;
 	uint8_t s;
 
+	/*
+	 * A grant that lands after our lease from its home ran out may be
+	 * older than a write the home let happen since it declared us dead
+	 * (a reply held up by a partition): dropped, like a refused one.
+	 * Dropping an unwritten grant is always safe (DESIGN.md, rule 4).
+	 */
+	if (!r && !node_lease_held(n, page_home(n, page))) {
+		pm_warn("page %llu: grant from node %d landed after the lease on its pages ran out: dropped",
+			(unsigned long long)page, page_home(n, page));
+		r = -ETIMEDOUT;
+	}
 	if (!r && nextra && install_run(n, page, nextra, rp, buf)) {
 		uffd_wake(n, page, 1);	/* anyone waiting on the extras */
 		return true;
@@ -245,6 +256,16 @@ bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 
 	if (s & LF_FETCHING)
 		s |= LF_ACTED;	/* an upgrade in flight is out of date now */
+	/* Keeping a read-only copy needs a lease on its home's pages: past
+	 * ours, the data goes and so does the copy ("not held" with data). */
+	if (op == PM_OP_DOWNGRADE && !node_lease_held(n, page_home(n, page))) {
+		uffd_drop(n, page, ls == LS_EXCL, buf);
+		ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
+		uffd_wake(n, page, 1);
+		STAT_ADD(n, invalidations_received, 1);
+		rp->flags = PM_RP_DATA | PM_RP_NOT_HELD;
+		return true;
+	}
 	if (op == PM_OP_DOWNGRADE) {
 		uffd_protect(n, page, ls == LS_EXCL, buf);
 		ls_set(n, page, LS_SHARED | (s & ~LS_MASK));

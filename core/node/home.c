@@ -244,7 +244,8 @@ static bool needs_remote(struct pm_node *n, const struct dir_entry *e,
 	uint64_t others;
 
 	if (e->state == DIR_EXCL)
-		return e->owner != t->from && e->owner != n->id;
+		return e->owner != n->id &&
+		       (e->owner != t->from || t->op == PM_OP_READ);
 	if (e->state == DIR_SHARED && t->op == PM_OP_WRITE) {
 		others = e->sharers & ~(1ull << t->from) & ~(1ull << n->id);
 		return others != 0;
@@ -365,7 +366,16 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 	if (t->op == PM_OP_READ) {
 		uint64_t sharers = e->state == DIR_SHARED ? e->sharers : 0;
 
-		if (e->state == DIR_EXCL && e->owner != t->from) {
+		/*
+		 * A read from the node named owner is a retry after it
+		 * dropped its grant unwritten, or a try abandoned at its
+		 * deadline arriving after a later one's grant was installed
+		 * and written. Only that node knows which, so it is asked:
+		 * data, or "not held". (Granting the store as it stands
+		 * served the old value to every later reader.)
+		 */
+		if (e->state == DIR_EXCL &&
+		    (e->owner != t->from || t->from != n->id)) {
 			int owner = e->owner;
 			bool kept = act_on(n, t->page, owner, PM_OP_DOWNGRADE,
 					   t->from);
@@ -491,8 +501,11 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 		e->zero = 0;
 		e->store_behind = 0;
 	}
-	/* NOT_HELD with data: answered from a grant it then dropped. */
-	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD);
+	/* NOT_HELD with data: answered from a grant it then dropped, or
+	 * past its lease. An answer that came after the detector declared
+	 * the holder dead keeps no sharer: its copies are forgotten. */
+	return op == PM_OP_DOWNGRADE && !(rp.flags & PM_RP_NOT_HELD) &&
+	       !node_peer_dead(n, who);
 }
 
 static int txn_deliver(struct pm_node *n, struct txn *t, uint8_t gflags)

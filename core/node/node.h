@@ -365,16 +365,21 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
  * slow or lost answer is waited for (resend: the request can be sent
  * again, and is, after pager.timeout_ms) until it comes or the failure
  * detector declares the peer dead (-EHOSTDOWN at once from then on).
- * Without resend, one wait of 1.5 x cluster.failure_timeout_ms.
+ * Without resend, one wait of NODE_ONCE_WAIT_FT x
+ * cluster.failure_timeout_ms: an answer that comes after the detector
+ * declared the peer dead is still taken (the data of a recall is final).
  */
+#define NODE_ONCE_WAIT_FT 4
 int node_call_alive(struct pm_node *n, int peer,
 		    const struct pm_proto_req *rq, const void *rq_payload,
 		    uint32_t rq_len, struct pm_proto_rep *rp, void *payload,
 		    uint32_t *payload_len, bool resend);
-/* node_call waiting at most wait_ms. */
+/* node_call waiting at most wait_ms, on a fault thread's connection:
+ * *pin -1 picks a free one and sets it; a later call with it set goes
+ * on the same connection (a fault's tries, in order at the home). */
 int node_call_ms(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 		 struct pm_proto_rep *rp, void *payload, uint32_t *payload_len,
-		 int wait_ms);
+		 int wait_ms, int *pin);
 /* node_call with a request payload (EVICT's page). */
 int node_call_payload(struct pm_node *n, int peer,
 		      const struct pm_proto_req *rq, struct pm_proto_rep *rp,
@@ -398,6 +403,10 @@ void node_heard(struct pm_node *n, int peer);
 /* A call to peer sent at sent_ns was answered: our lease on its pages
  * runs 3/4 of cluster.failure_timeout_ms from then (DESIGN.md). */
 void node_lease_renew(struct pm_node *n, int peer, int64_t sent_ns);
+/* May this node map copies of home's pages now (its lease runs)? Checked
+ * under the page's lock before a copy is mapped read-only: the watcher
+ * marks a lease lapsed before it drops the copies it covered. */
+bool node_lease_held(struct pm_node *n, int home);
 /* Sleep a little before try number `tries` again (1 ms doubling to 64). */
 void node_backoff(int tries);
 static inline bool node_closing(struct pm_node *n)

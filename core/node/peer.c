@@ -51,10 +51,20 @@ void node_lease_renew(struct pm_node *n, int peer, int64_t sent_ns)
 					    false, __ATOMIC_RELAXED,
 					    __ATOMIC_RELAXED))
 		;
-	if (__atomic_exchange_n(&n->lease_lapsed[peer], false,
+	/* A late answer to a call sent long ago renews nothing. */
+	if (until > pm_now_ns() &&
+	    __atomic_exchange_n(&n->lease_lapsed[peer], false,
 				__ATOMIC_RELAXED))
 		pm_info("node %d answers again: its pages are fetched anew",
 			peer);
+}
+
+bool node_lease_held(struct pm_node *n, int home)
+{
+	return home == n->id ||
+	       (!__atomic_load_n(&n->lease_lapsed[home], __ATOMIC_RELAXED) &&
+		pm_now_ns() < __atomic_load_n(&n->lease_until[home],
+					      __ATOMIC_RELAXED));
 }
 
 void node_backoff(int tries)
@@ -75,7 +85,8 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 				 const struct pm_proto_req *rq,
 				 const void *rq_payload, uint32_t rq_len,
 				 struct pm_proto_rep *rp, void *payload,
-				 uint32_t *payload_len, int64_t wait_ms);
+				 uint32_t *payload_len, int64_t wait_ms,
+				 int *pin);
 
 /*
  * The one way a call leaves this node: the plugin's call on connection c
@@ -126,15 +137,15 @@ int node_call(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 	      struct pm_proto_rep *rp, void *payload, uint32_t *payload_len)
 {
 	return node_call_payload_rep(n, peer, rq, NULL, 0, rp, payload,
-				     payload_len, n->timeout_ms);
+				     payload_len, n->timeout_ms, NULL);
 }
 
 int node_call_ms(struct pm_node *n, int peer, const struct pm_proto_req *rq,
 		 struct pm_proto_rep *rp, void *payload, uint32_t *payload_len,
-		 int wait_ms)
+		 int wait_ms, int *pin)
 {
 	return node_call_payload_rep(n, peer, rq, NULL, 0, rp, payload,
-				     payload_len, wait_ms);
+				     payload_len, wait_ms, pin);
 }
 
 int node_call_payload(struct pm_node *n, int peer,
@@ -142,14 +153,15 @@ int node_call_payload(struct pm_node *n, int peer,
 		      const void *payload, uint32_t payload_len)
 {
 	return node_call_payload_rep(n, peer, rq, payload, payload_len, rp,
-				     NULL, NULL, n->timeout_ms);
+				     NULL, NULL, n->timeout_ms, NULL);
 }
 
 static int node_call_payload_rep(struct pm_node *n, int peer,
 				 const struct pm_proto_req *rq,
 				 const void *rq_payload, uint32_t rq_len,
 				 struct pm_proto_rep *rp, void *payload,
-				 uint32_t *payload_len, int64_t wait_ms)
+				 uint32_t *payload_len, int64_t wait_ms,
+				 int *pin)
 {
 	struct peer *p = &n->peers[peer];
 	struct pm_proto_req req = *rq;
@@ -176,12 +188,21 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 	 * into a cross-CPU TLB shootdown, and the requests of a sequential
 	 * reader meet a receive thread that is already running.
 	 */
+	/*
+	 * Every try of one fault goes on the connection of its first (*pin),
+	 * busy or not: the home then sees them in the order they were sent,
+	 * so an abandoned try never arrives after a later one was granted.
+	 */
+	if (pin && *pin >= 0 && *pin < n->nthreads && p->fconn[*pin])
+		c = p->fconn[*pin];
 	for (int k = 0; node_fault_thread && k < n->nthreads && !c; k++)
 		if (p->fconn[k] &&
 		    !__atomic_exchange_n(&p->fbusy[k], 1, __ATOMIC_ACQUIRE)) {
 			c = p->fconn[k];
 			slot = k;
 		}
+	if (pin && c)
+		*pin = c == p->conn ? -1 : (slot >= 0 ? slot : *pin);
 	if (!c)
 		c = p->conn;
 	int64_t deadline = pm_now_ns() + wait_ms * 1000000;
@@ -208,8 +229,17 @@ int node_call_alive(struct pm_node *n, int peer,
 		    uint32_t rq_len, struct pm_proto_rep *rp, void *payload,
 		    uint32_t *payload_len, bool resend)
 {
-	/* Long enough that a silent peer is declared dead first. */
-	int64_t wait_ms = resend ? n->timeout_ms : n->failure_ms * 3 / 2;
+	/*
+	 * A request that cannot be sent twice (a recall, a downgrade) has
+	 * its one answer waited for as long as the transport may still
+	 * deliver it. Under 20% loss one TCP connection of a live peer can
+	 * sit in retransmission backoff past 12 s while pings on its other
+	 * connections show the peer alive; giving up then loses the page.
+	 * A holder that died ends the wait sooner (its connection closes);
+	 * the bound ends it for one cut off for good.
+	 */
+	int64_t wait_ms = resend ? n->timeout_ms :
+				   (int64_t)n->failure_ms * NODE_ONCE_WAIT_FT;
 	uint32_t cap = payload_len ? *payload_len : 0;
 	int r;
 
@@ -219,7 +249,7 @@ int node_call_alive(struct pm_node *n, int peer,
 		if (payload_len)
 			*payload_len = cap;
 		r = node_call_payload_rep(n, peer, rq, rq_payload, rq_len, rp,
-					  payload, payload_len, wait_ms);
+					  payload, payload_len, wait_ms, NULL);
 		if (!r || !node_conn_error(r) || node_closing(n))
 			return r;
 		if (!resend)
