@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <time.h>
@@ -261,6 +262,43 @@ static int check_settings(const struct cfg *c, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * Open files: each transport may hold max_conns incoming connections, and
+ * each peer takes a connection per fault thread plus one, both ways. A
+ * soft limit below that (1024 is common) would let a flood of connections
+ * run the process out of descriptors before max_conns bounds it, and a
+ * restarted peer could then not be dialled. Raised up to the hard limit;
+ * past that, said once.
+ */
+static void fd_budget(struct pm_node *n)
+{
+	int64_t need = 64 + 2 * (int64_t)(n->nodes - 1) *
+				 (1 + n->cfg.pager_threads);
+	struct rlimit rl;
+
+	for (int t = 0; t < n->cfg.n_transports; t++) {
+		int64_t mc = 1024;
+
+		cfg_transport_int(&n->cfg, n->cfg.transports[t], "max_conns",
+				  &mc);
+		need += mc;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= (rlim_t)need)
+		return;
+	rlim_t want = rl.rlim_max < (rlim_t)need ? rl.rlim_max : (rlim_t)need;
+
+	if (want > rl.rlim_cur) {
+		rl.rlim_cur = want;
+		if (!setrlimit(RLIMIT_NOFILE, &rl))
+			pm_info("open files: soft limit raised to %llu (transports' max_conns and peers need %lld)",
+				(unsigned long long)want, (long long)need);
+	}
+	if (want < (rlim_t)need)
+		pm_warn("open files: the hard limit is %llu (ulimit -Hn, LimitNOFILE=), below the %lld that transports' max_conns and %d peers need: a flood of connections may exhaust descriptors before max_conns bounds it",
+			(unsigned long long)rl.rlim_max, (long long)need,
+			n->nodes - 1);
+}
+
 static int setup_region(struct pm_node *n)
 {
 	n->len = n->cfg.memory;
@@ -419,6 +457,7 @@ static struct pm_node *node_start(struct pm_node *n, const char *config_path,
 		goto out_free;
 	}
 
+	fd_budget(n);
 	/* Transports: every usable one listens; peers pick among them. */
 	loader_open_all(&n->cfg, n->plugins);
 	n->nplugins = n->cfg.n_transports;
