@@ -175,6 +175,25 @@ static void test_late_fails(void **state)
 	free(r.out);
 }
 
+/* Without its handshake bound the example lets silent peers hold every
+ * slot: the handshake cases, which run on it through test_raw_dial, fail. */
+static void test_silent_fails(void **state)
+{
+	char args[512];
+	struct run r;
+
+	(void)state;
+	snprintf(args, sizeof(args),
+		 "--only test_handshake_silent,test_call_sizes %s/examples/transport-unix/unix_silent.so",
+		 bdir);
+	r = conf("", args);
+	expect_rc(&r, 1);
+	expect(&r, "[  FAILED  ] test_handshake_silent");
+	expect(&r, "still open");
+	expect(&r, "[       OK ] test_call_sizes");
+	free(r.out);
+}
+
 /* A case past PM_CONFORMANCE_CASE_S ends the run, failed, on time. */
 static void test_case_bound(void **state)
 {
@@ -345,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_example_passes),
 		cmocka_unit_test(test_twice_fails),
 		cmocka_unit_test(test_late_fails),
+		cmocka_unit_test(test_silent_fails),
 		cmocka_unit_test(test_case_bound),
 		cmocka_unit_test(test_no_listen),
 		cmocka_unit_test(test_installed_tree),

@@ -29,7 +29,8 @@
  * Broken builds for the suite's own test (tests/kit.mk), each of which
  * pagemesh-conformance must fail: -DUX_BROKEN_TWICE hands each request to
  * on_request twice, -DUX_BROKEN_LATE returns a timed-out call 1 s after
- * its deadline, -DUX_NO_ANY_LISTEN has no any_listen op.
+ * its deadline, -DUX_NO_ANY_LISTEN has no any_listen op, -DUX_BROKEN_SILENT
+ * reads handshake_timeout_ms but lets a silent peer hold its slot.
  */
 #define _GNU_SOURCE	/* accept4, pthread_mutex_clocklock */
 #include <errno.h>
@@ -308,7 +309,11 @@ static void *ux_in_main(void *arg)
 	ssize_t n = 0;
 
 	/* the first request must come within handshake_timeout_ms */
+#ifdef UX_BROKEN_SILENT
+	while (0) {
+#else
 	while (buf) {
+#endif
 		struct pollfd p = { in->fd, POLLIN, 0 };
 		int64_t left = in->born + t->handshake_ns - pm_now_ns();
 		int r;
