@@ -11,7 +11,8 @@ KIT_CC = $(CC) -std=gnu11 -Wall -Wextra -Werror -shared -fPIC \
 	-fvisibility=hidden -O2 -pthread -Iinclude \
 	$(filter -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS))
 KIT_SOS := $(KIT_DIR)/unix.so $(KIT_DIR)/unix_twice.so \
-	$(KIT_DIR)/unix_late.so $(KIT_DIR)/unix_nolisten.so
+	$(KIT_DIR)/unix_late.so $(KIT_DIR)/unix_nolisten.so \
+	$(KIT_DIR)/unix_silent.so
 
 $(KIT_DIR)/unix.so: $(KIT_SRC) include/pagemesh/transport.h
 	@mkdir -p $(@D)
@@ -26,6 +27,9 @@ $(KIT_DIR)/unix_late.so: $(KIT_SRC) include/pagemesh/transport.h
 $(KIT_DIR)/unix_nolisten.so: $(KIT_SRC) include/pagemesh/transport.h
 	@mkdir -p $(@D)
 	$(Q)$(KIT_CC) -DUX_NO_ANY_LISTEN -Wno-unused-function -o $@ $<
+$(KIT_DIR)/unix_silent.so: $(KIT_SRC) include/pagemesh/transport.h
+	@mkdir -p $(@D)
+	$(Q)$(KIT_CC) -DUX_BROKEN_SILENT -o $@ $<
 
 $(B)/tests/kit_test: tests/kit_test.c include/pagemesh/transport.h
 	@mkdir -p $(@D)

@@ -79,6 +79,42 @@ static void expect(const struct run *r, const char *needle)
 	}
 }
 
+static void expect_rc(const struct run *r, int rc);
+
+static void expect_not(const struct run *r, const char *needle)
+{
+	if (strstr(r->out, needle)) {
+		print_error("%s\n", r->out);
+		fail_msg("output has \"%s\" (exit %d)", needle, r->rc);
+	}
+}
+
+/*
+ * The example's whole suite: every case that applies to it run and
+ * passed, none skipped and no rule unchecked; the frame.h cases not part
+ * of it, in one line; the handshake cases run through its test_raw_dial.
+ */
+static void expect_example_suite(const struct run *r)
+{
+	static const char *const ok[] = {
+		"[       OK ] test_corrupt_input",
+		"[       OK ] test_handshake_silent",
+		"[       OK ] test_handshake_slowloris",
+		"[       OK ] test_handshake_stall_after_request",
+		"[       OK ] test_handshake_frees_slots",
+	};
+
+	expect_rc(r, 0);
+	expect(r, "RESULT: PASS");
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		expect(r, ok[i]);
+	expect(r, "8 case(s) for frame.h transports not applicable to unix");
+	expect_not(r, "SKIPPED");
+	expect_not(r, "SKIP:");
+	expect_not(r, "NOT CHECKED");
+	expect_not(r, "[ RUN      ] test_raw_");
+}
+
 static void expect_rc(const struct run *r, int rc)
 {
 	if (r->rc != rc) {
@@ -97,11 +133,10 @@ static void test_example_passes(void **state)
 		 bdir);
 	r = conf("", args);
 	print_message("  example: exit %d after %.1f s\n", r.rc, r.secs);
-	expect_rc(&r, 0);
-	expect(&r, "RESULT: PASS");
 	expect(&r, "[  PASSED  ]");
-	/* its own framing is checked, not skipped as "not TCP" */
-	expect(&r, "[       OK ] test_corrupt_input");
+	/* its own framing is checked, not skipped as "not TCP"; so are its
+	 * silent and slow peers */
+	expect_example_suite(&r);
 	free(r.out);
 }
 
@@ -136,6 +171,25 @@ static void test_late_fails(void **state)
 	expect_rc(&r, 1);
 	expect(&r, "[  FAILED  ] test_call_timeout");
 	expect(&r, "PM_CALL_LATE_MS");
+	expect(&r, "[       OK ] test_call_sizes");
+	free(r.out);
+}
+
+/* Without its handshake bound the example lets silent peers hold every
+ * slot: the handshake cases, which run on it through test_raw_dial, fail. */
+static void test_silent_fails(void **state)
+{
+	char args[512];
+	struct run r;
+
+	(void)state;
+	snprintf(args, sizeof(args),
+		 "--only test_handshake_silent,test_call_sizes %s/examples/transport-unix/unix_silent.so",
+		 bdir);
+	r = conf("", args);
+	expect_rc(&r, 1);
+	expect(&r, "[  FAILED  ] test_handshake_silent");
+	expect(&r, "still open");
 	expect(&r, "[       OK ] test_call_sizes");
 	free(r.out);
 }
@@ -200,6 +254,16 @@ static void test_options(void **state)
 	r = conf("", "--list");
 	expect_rc(&r, 0);
 	expect(&r, "test_exactly_once\n");
+	expect(&r, "test_raw_garbage\n");
+	free(r.out);
+	/* with a plugin: its suite, and what is not part of it */
+	snprintf(args, sizeof(args), "--list %s/examples/transport-unix/unix.so",
+		 bdir);
+	r = conf("", args);
+	expect_rc(&r, 0);
+	expect(&r, "test_handshake_silent\n");
+	expect(&r, "# not applicable: test_raw_valid_frame,");
+	expect_not(&r, "test_raw_garbage\n");
 	free(r.out);
 	r = conf("", "--help");
 	expect_rc(&r, 0);
@@ -289,9 +353,7 @@ static void test_installed_tree(void **state)
 	r = run_cmd(cmd);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
-	expect_rc(&r, 0);
-	expect(&r, "RESULT: PASS");
-	expect(&r, "[       OK ] test_corrupt_input");
+	expect_example_suite(&r);
 	free(r.out);
 }
 
@@ -302,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_example_passes),
 		cmocka_unit_test(test_twice_fails),
 		cmocka_unit_test(test_late_fails),
+		cmocka_unit_test(test_silent_fails),
 		cmocka_unit_test(test_case_bound),
 		cmocka_unit_test(test_no_listen),
 		cmocka_unit_test(test_installed_tree),

@@ -11,10 +11,26 @@
  * and one receive thread per outgoing connection, which hands each reply
  * to the call waiting for its id.
  *
+ * Settings (transports.unix.KEY):
+ *   listen          "@name", "@" or a path (needed by listen()).
+ *   handshake_timeout_ms
+ *                   how long an incoming connection may take to send its
+ *                   first request before it is dropped (2000): a peer that
+ *                   connects and stays silent would hold a slot and a
+ *                   thread for ever. A node sends its first request (HELLO)
+ *                   as soon as it has dialled.
+ *   max_conns       most incoming connections served at once (1024). At
+ *                   the bound a new connection displaces the oldest one
+ *                   that has sent no request yet; only when none is left
+ *                   is the new one closed as it comes.
+ * Every socket this plugin dials is autobound to an abstract name, which
+ * the listener's log lines use for the peer.
+ *
  * Broken builds for the suite's own test (tests/kit.mk), each of which
  * pagemesh-conformance must fail: -DUX_BROKEN_TWICE hands each request to
  * on_request twice, -DUX_BROKEN_LATE returns a timed-out call 1 s after
- * its deadline, -DUX_NO_ANY_LISTEN has no any_listen op.
+ * its deadline, -DUX_NO_ANY_LISTEN has no any_listen op, -DUX_BROKEN_SILENT
+ * reads handshake_timeout_ms but lets a silent peer hold its slot.
  */
 #define _GNU_SOURCE	/* accept4, pthread_mutex_clocklock */
 #include <errno.h>
@@ -38,6 +54,13 @@
 #define UX_REC_MAX (sizeof(struct ux_hdr) + PM_MSG_MAX + PM_PAYLOAD_MAX)
 /* A reply or request that cannot be queued in this long is dropped. */
 #define UX_SEND_MS 1000
+/* Defaults and upper bounds of the settings. */
+#define UX_HANDSHAKE_MS 2000
+#define UX_MS_MAX 3600000
+#define UX_MAX_CONNS 1024
+#define UX_MAX_CONNS_MAX 65536
+/* A printable peer address: "@" and an abstract name, or a path. */
+#define UX_NAME_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) + 2)
 
 struct ux_hdr {
 	uint32_t magic;
@@ -57,6 +80,9 @@ struct ux_in {			/* an incoming connection */
 	int fd;
 	bool closed;		/* on_close is delivered or on its way */
 	bool dropping;
+	bool got_request;	/* past its first request: not displaced */
+	int64_t born;		/* accepted at, pm_now_ns() */
+	char peer[UX_NAME_MAX];
 	pthread_t th;
 	pthread_mutex_t wmu;	/* one reply written at a time */
 };
@@ -93,6 +119,9 @@ struct pm_tctx {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int lfd, efd;
 	bool listening;
+	int64_t handshake_ns;	/* handshake_timeout_ms */
+	int max_conns;
+	bool at_bound;		/* said so once; until below it again */
 	pthread_t accept_th;
 	pthread_mutex_t mu;	/* the lists below */
 	struct ux_in *ins;
@@ -101,6 +130,38 @@ struct pm_tctx {
 };
 
 #define ux_log(t, lvl, ...) (t)->host->log((t)->host->ctx, lvl, __VA_ARGS__)
+#define ux_name_of(t) ((t)->host->name ? (t)->host->name : "unix")
+
+/* The printable name of an AF_UNIX address: "@name" (abstract), a path,
+ * or "" when unnamed (a peer that did not bind). */
+static void ux_name(const struct sockaddr_un *sa, socklen_t len, char *buf,
+		    size_t blen)
+{
+	size_t n = len > offsetof(struct sockaddr_un, sun_path) ?
+		len - offsetof(struct sockaddr_un, sun_path) : 0;
+	size_t i, o = 0;
+
+	if (n && sa->sun_path[0]) {
+		snprintf(buf, blen, "%.*s", (int)n, sa->sun_path);
+		return;
+	}
+	for (i = 0; i < n && o + 1 < blen; i++) {
+		char ch = i ? sa->sun_path[i] : '@';
+
+		buf[o++] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+	}
+	buf[o] = '\0';
+}
+
+/* Bind fd to a fresh abstract name (Linux autobind): the peer's listener
+ * then has a name for it in its log lines. */
+static int ux_autobind(int fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	return bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) ? -errno :
+		0;
+}
 
 /* "@name" or a path -> sockaddr; "@" alone: autobind (len = family). */
 static int ux_parse(const char *s, struct sockaddr_un *sa, socklen_t *len)
@@ -197,13 +258,42 @@ static int ux_probe(const struct pm_host *host, char *why, size_t whylen)
 	return 0;
 }
 
+/* Setting key: *v, def when unset; -EINVAL (logged) outside lo..hi. */
+static int ux_setting(const struct pm_host *host, const char *key,
+		      int64_t def, int64_t lo, int64_t hi, int64_t *v)
+{
+	int r = host->cfg_int(host->ctx, key, v);
+
+	if (r == -ENOENT) {
+		*v = def;
+		return 0;
+	}
+	if (r || *v < lo || *v > hi) {
+		host->log(host->ctx, PM_LOG_ERROR,
+			  "transports.%s.%s must be an integer in %lld..%lld",
+			  host->name ? host->name : "unix", key,
+			  (long long)lo, (long long)hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int ux_init(const struct pm_host *host, struct pm_tctx **out)
 {
-	struct pm_tctx *t = calloc(1, sizeof(*t));
+	struct pm_tctx *t;
+	int64_t hs, maxc;
 
+	if (ux_setting(host, "handshake_timeout_ms", UX_HANDSHAKE_MS, 1,
+		       UX_MS_MAX, &hs) ||
+	    ux_setting(host, "max_conns", UX_MAX_CONNS, 1, UX_MAX_CONNS_MAX,
+		       &maxc))
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->host = host;
+	t->handshake_ns = hs * 1000000;
+	t->max_conns = (int)maxc;
 	t->lfd = t->efd = -1;
 	pthread_mutex_init(&t->mu, NULL);
 	*out = t;
@@ -215,14 +305,47 @@ static void *ux_in_main(void *arg)
 	struct ux_in *in = arg;
 	struct pm_tctx *t = in->t;
 	uint8_t *buf = malloc(UX_REC_MAX + 1);
-	char peer[32];
-	ssize_t n;
+	const char *peer = in->peer;
+	ssize_t n = 0;
 
-	snprintf(peer, sizeof(peer), "unix#%llu", (unsigned long long)in->id);
-	while (buf && (n = ux_recv(in->fd, buf, UX_REQ)) > 0) {
+	/* the first request must come within handshake_timeout_ms */
+#ifdef UX_BROKEN_SILENT
+	while (0) {
+#else
+	while (buf) {
+#endif
+		struct pollfd p = { in->fd, POLLIN, 0 };
+		int64_t left = in->born + t->handshake_ns - pm_now_ns();
+		int r;
+
+		if (left <= 0) {
+			ux_log(t, PM_LOG_WARN,
+			       "%s: no request within %lld ms of connecting (transports.%s.handshake_timeout_ms); dropping the connection",
+			       peer, (long long)(t->handshake_ns / 1000000),
+			       ux_name_of(t));
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		r = poll(&p, 1, (int)((left + 999999) / 1000000));
+		if (r > 0)
+			break;
+		if (r < 0 && errno != EINTR) {
+			n = -errno;
+			break;
+		}
+	}
+	/* n: 0 to go on (each request sets it back), else the end */
+	while (buf && !n && (n = ux_recv(in->fd, buf, UX_REQ)) > 0) {
 		struct ux_hdr h;
 		struct pm_request rq;
 
+		n = 0;
+		if (!in->got_request) {
+			pthread_mutex_lock(&t->mu);
+			in->got_request = true;
+			pthread_mutex_unlock(&t->mu);
+		}
 		memcpy(&h, buf, sizeof(h));
 		rq = (struct pm_request){
 			.conn_id = in->id, .req_id = h.id,
@@ -276,11 +399,46 @@ static void ux_reap(struct pm_tctx *t, bool all)
 	pthread_mutex_unlock(&t->mu);
 }
 
+/*
+ * Room for one more incoming connection from peer? At max_conns the
+ * oldest that has sent no request is displaced (the peer sees the end);
+ * false if every one has. Called with t->mu held.
+ */
+static bool ux_make_room(struct pm_tctx *t, const char *peer)
+{
+	struct ux_in *in, *silent = NULL;
+	int live = 0;
+
+	for (in = t->ins; in; in = in->next) {
+		if (in->closed || in->dropping)
+			continue;
+		live++;
+		if (!in->got_request)
+			silent = in;	/* the list is newest first */
+	}
+	if (live < t->max_conns) {
+		t->at_bound = false;
+		return true;
+	}
+	if (!t->at_bound)
+		ux_log(t, PM_LOG_WARN,
+		       "connection from %s at the bound: %d incoming connections are open (transports.%s.max_conns); until one ends, new ones displace those that have sent no request, or are refused, without a log line each",
+		       peer, live, ux_name_of(t));
+	t->at_bound = true;
+	if (!silent)
+		return false;
+	silent->dropping = true;
+	shutdown(silent->fd, SHUT_RDWR);
+	return true;
+}
+
 static void *ux_accept_main(void *arg)
 {
 	struct pm_tctx *t = arg;
 	struct pollfd p[2] = { { t->lfd, POLLIN, 0 }, { t->efd, POLLIN, 0 } };
+	struct sockaddr_un sa;
 	struct ux_in *in;
+	socklen_t salen;
 	int fd;
 
 	for (;;) {
@@ -290,7 +448,9 @@ static void *ux_accept_main(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
+		salen = sizeof(sa);
+		fd = accept4(t->lfd, (struct sockaddr *)&sa, &salen,
+			     SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
 		ux_reap(t, false);
@@ -299,15 +459,22 @@ static void *ux_accept_main(void *arg)
 			close(fd);
 			continue;
 		}
+		in->born = pm_now_ns();
 		set_sndtimeo(fd, UX_SEND_MS);
 		in->t = t;
 		in->fd = fd;
 		pthread_mutex_init(&in->wmu, NULL);
 		pthread_mutex_lock(&t->mu);
 		in->id = ++t->next_conn;
-		if (pthread_create(&in->th, NULL, ux_in_main, in)) {
+		ux_name(&sa, salen, in->peer, sizeof(in->peer));
+		if (!in->peer[0])
+			snprintf(in->peer, sizeof(in->peer), "unix#%llu",
+				 (unsigned long long)in->id);
+		if (!ux_make_room(t, in->peer) ||
+		    pthread_create(&in->th, NULL, ux_in_main, in)) {
 			pthread_mutex_unlock(&t->mu);
 			close(fd);
+			pthread_mutex_destroy(&in->wmu);
 			free(in);
 			continue;
 		}
@@ -534,6 +701,11 @@ static int ux_dial(struct pm_tconn *c, int64_t deadline)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	r = ux_autobind(fd);
+	if (r) {
+		close(fd);
+		return r;
+	}
 	/* bounds connect() on a full backlog, and every send */
 	set_sndtimeo(fd, left < UX_SEND_MS ? (int)left : UX_SEND_MS);
 	if (connect(fd, (struct sockaddr *)&sa, len)) {
@@ -747,6 +919,41 @@ static int ux_test_corrupt(struct pm_tconn *c, int how, int64_t deadline)
 	return r;
 }
 
+/*
+ * ABI 1.2, for the suite's silent and slow peers: a bare connection to ep,
+ * nothing sent, autobound like every socket this plugin dials (its name is
+ * what the listener logs for it).
+ */
+static int ux_test_raw_dial(struct pm_tctx *t, const char *ep,
+			    int64_t deadline, int *out)
+{
+	int64_t left = (deadline - pm_now_ns()) / 1000000;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int fd, r;
+
+	(void)t;
+	if (ux_parse(ep, &sa, &len) || len == sizeof(sa_family_t))
+		return -EINVAL;
+	if (left <= 0)
+		return -ETIMEDOUT;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = ux_autobind(fd);
+	set_sndtimeo(fd, left < UX_SEND_MS ? (int)left : UX_SEND_MS);
+	if (!r && connect(fd, (struct sockaddr *)&sa, len))
+		r = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT :
+			-errno;
+	if (r) {
+		close(fd);
+		return r;
+	}
+	set_sndtimeo(fd, UX_SEND_MS);
+	*out = fd;
+	return 0;
+}
+
 /* Shut c down: calls fail with -ESHUTDOWN; wait for them; free c. */
 static void ux_out_free(struct pm_tconn *c)
 {
@@ -825,6 +1032,7 @@ static const struct pm_transport_ops ux_ops = {
 #endif
 	.is_local = ux_is_local,
 	.test_corrupt = ux_test_corrupt,
+	.test_raw_dial = ux_test_raw_dial,
 };
 
 PM_TRANSPORT_EXPORT const struct pm_transport_ops *PM_TRANSPORT_ENTRY(void)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pagemesh transport plugin ABI, version 1.1 (1.0 plugins keep loading).
+ * pagemesh transport plugin ABI, version 1.2 (1.0 and 1.1 plugins keep
+ * loading).
  *
  * This is the only header a transport plugin needs. A plugin is a shared
  * object that exports exactly one symbol, PM_TRANSPORT_ENTRY_NAME
@@ -85,6 +86,9 @@
  *     still runs under a 1.0 core.
  *   - 1.1 appended: pm_host.vlog, the ops any_listen, is_local and
  *     test_corrupt, PM_CAP_HOST_LOCAL. All optional.
+ *   - 1.2 appended: the op test_raw_dial (a bare connection for the
+ *     conformance suite's silent and slow peers). Optional; the core never
+ *     calls it.
  */
 #ifndef PAGEMESH_TRANSPORT_H
 #define PAGEMESH_TRANSPORT_H
@@ -99,7 +103,7 @@ extern "C" {
 #endif
 
 #define PM_TRANSPORT_ABI_MAJOR 1
-#define PM_TRANSPORT_ABI_MINOR 1
+#define PM_TRANSPORT_ABI_MINOR 2
 
 /* The one symbol a plugin exports: const struct pm_transport_ops *fn(void). */
 #define PM_TRANSPORT_ENTRY pagemesh_transport_v1
@@ -370,6 +374,26 @@ struct pm_transport_ops {
 	 * keep serving the others. The next call() on c redials.
 	 */
 	int (*test_corrupt)(struct pm_tconn *c, int how, int64_t deadline_ns);
+
+	/* --- 1.2 --- */
+
+	/*
+	 * Test only (the conformance suite calls it; the core never does):
+	 * with any initialised instance t, open a connection to endpoint at
+	 * the socket level, as connect() would, but send nothing on it, and set *fd to it (blocking, close-
+	 * on-exec; the caller closes it). The suite plays with it a peer that
+	 * stays silent, trickles bytes or holds a slot, and checks that the
+	 * listener drops it within handshake_timeout_ms and keeps max_conns
+	 * for real peers (settings of the plugin, read with cfg_int, if it
+	 * has them). The listener's log line about such a peer must name it
+	 * by the descriptor's own address (getsockname: "127.0.0.1:40512",
+	 * "@0001f" for an autobound AF_UNIX name). 0, or -errno as connect():
+	 * -EINVAL for an endpoint it cannot parse, -ETIMEDOUT past
+	 * deadline_ns. Without this op the suite dials HOST:PORT endpoints
+	 * over TCP itself, and skips those cases for any other endpoint.
+	 */
+	int (*test_raw_dial)(struct pm_tctx *t, const char *endpoint,
+			     int64_t deadline_ns, int *fd);
 };
 
 /* Kinds of malformed request for test_corrupt. */

@@ -440,4 +440,33 @@ err:
 	return r;
 }
 
+/*
+ * The ABI 1.2 test_raw_dial op of a stream transport: a plain TCP
+ * connection to endpoint, blocking, nothing sent on it. The instance is not
+ * needed: the suite's raw peer is any client that can reach the port.
+ */
+static inline int pm_net_test_raw_dial(struct pm_tctx *t, const char *ep,
+				       int64_t deadline_ns, int *out_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char err[160];
+	int fd = -1, r;
+
+	(void)t;
+	r = pm_net_parse(ep, &ss, &sl, err, sizeof(err));
+	if (r < 0)
+		return r;
+	r = pm_net_dial((struct sockaddr *)&ss, sl, deadline_ns, -1, &fd);
+	if (r < 0)
+		return r;
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	*out_fd = fd;
+	return 0;
+}
+
 #endif /* PAGEMESH_PLUGIN_NET_H */

@@ -387,6 +387,7 @@ static const struct pm_transport_ops ut_ops = {
 	.reply = ut_reply,
 	.drop = ut_drop,
 	.any_listen = pm_net_any_listen,
+	.test_raw_dial = pm_net_test_raw_dial,
 };
 
 PM_TRANSPORT_EXPORT const struct pm_transport_ops *PM_TRANSPORT_ENTRY(void)

@@ -728,6 +728,7 @@ static const struct pm_transport_ops tt_ops = {
 	.reply = tt_reply,
 	.drop = tt_drop,
 	.any_listen = pm_net_any_listen,
+	.test_raw_dial = pm_net_test_raw_dial,
 };
 
 PM_TRANSPORT_EXPORT const struct pm_transport_ops *PM_TRANSPORT_ENTRY(void)

@@ -32,6 +32,9 @@ extern const struct pm_transport_ops *ops;
 extern bool usable;
 extern char listen_addr[PM_ENDPOINT_MAX];
 extern const char *listen_from;
+/* The plugin speaks plugins/common/frame.h on TCP (its listen string is
+ * HOST:PORT and PM_CONFORMANCE_FRAME is not "none"): the test_raw_* cases
+ * are part of its suite, and the handshake cases send frame.h bytes. */
 extern bool frame_checks;
 extern uint64_t seed;
 
@@ -127,6 +130,8 @@ int ih_count_lines(struct ihost *ih, const char *needle);
 
 bool is_stream(const char *ep, char *host, size_t hlen, char *port,
 	       size_t plen);
+/* A listen string of a TCP listener: HOST:PORT, port 0 allowed. */
+bool is_stream_listen(const char *addr);
 
 /* --- commands a request can carry -------------------------------------- */
 

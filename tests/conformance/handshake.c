@@ -8,6 +8,14 @@
  * last byte of a frame in progress: long by default, because a live
  * peer's frame stalls for seconds while TCP retransmits through loss, and
  * dropping it loses its requests in flight.
+ *
+ * The raw peers come from the plugin's test_raw_dial op (ABI 1.2), or, for
+ * a plugin without it whose endpoint is HOST:PORT, from a TCP dial of the
+ * suite's own. A plugin that speaks plugins/common/frame.h (frame_checks)
+ * gets valid frames cut short; any other gets bytes the suite cannot know
+ * to be a valid start in its framing, so it may drop them at once as
+ * malformed (a record transport, such as AF_UNIX SOCK_SEQPACKET, always
+ * does: a record arrives whole), but no later than the bound.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conformance.h"
@@ -35,14 +44,18 @@ struct hsfix {
 	struct srv *s;
 	char host[PM_ENDPOINT_MAX];
 	char port[16];
+	bool via_op;		/* raw peers from test_raw_dial */
 	int raw;		/* raw connections opened */
 };
 
+/* Room for a peer's printable name: an address or an AF_UNIX path. */
+#define HS_NAME_MAX 128
+
 /*
  * A server with handshake_timeout_ms = HS_MS (and max_conns = maxc, and
- * stall_timeout_ms = HS_MS, when asked), reachable by raw TCP. Skips, with
- * the reason, a transport whose endpoint is not a TCP listener or which
- * has no such setting.
+ * stall_timeout_ms = HS_MS, when asked), reachable by raw peers. Skips,
+ * with the reason, a transport that has no test_raw_dial op and no TCP
+ * endpoint, or has no such setting.
  */
 static struct hsfix *hs_up(int maxc, bool stall)
 {
@@ -63,6 +76,17 @@ static struct hsfix *hs_up(int maxc, bool stall)
 	if (r)
 		fail_msg("server init/listen/endpoint on %s: %s", listen_addr,
 			 strerror(-r));
+	hf->via_op = PM_OPS_HAS(ops, test_raw_dial);
+	if (!hf->via_op && !is_stream(hf->s->ep, hf->host, sizeof(hf->host),
+				      hf->port, sizeof(hf->port))) {
+		char ep[PM_ENDPOINT_MAX];
+
+		snprintf(ep, sizeof(ep), "%s", hf->s->ep);
+		srv_free(hf->s);
+		free(hf);
+		case_skip(true, "%s has no test_raw_dial op (ABI 1.2) and its endpoint '%s' is not the HOST:PORT of a TCP listener: the suite cannot open the bare connection of a silent or slow peer",
+			  plug.name, ep);
+	}
 	if (!ih_asked(&hf->s->ih, "handshake_timeout_ms"))
 		missing = "handshake_timeout_ms";
 	else if (maxc && !ih_asked(&hf->s->ih, "max_conns"))
@@ -74,16 +98,6 @@ static struct hsfix *hs_up(int maxc, bool stall)
 		free(hf);
 		case_skip(true, "%s has no %s setting: it cannot be told how long an incoming connection may take",
 			  plug.name, missing);
-	}
-	if (!is_stream(hf->s->ep, hf->host, sizeof(hf->host), hf->port,
-		       sizeof(hf->port))) {
-		char ep[PM_ENDPOINT_MAX];
-
-		snprintf(ep, sizeof(ep), "%s", hf->s->ep);
-		srv_free(hf->s);
-		free(hf);
-		case_skip(true, "endpoint '%s' is not the HOST:PORT of a TCP listener: the raw peers of this case cannot reach it",
-			  ep);
 	}
 	return hf;
 }
@@ -101,14 +115,29 @@ static void hs_down(struct hsfix *hf)
 	free(hf);
 }
 
-/* A blocking TCP connection to the listener, made within 5 s. */
+/* A blocking raw connection to the listener, made within 5 s: the
+ * plugin's test_raw_dial, else TCP. */
 static int hs_dial(struct hsfix *hf)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai;
 	struct pollfd pfd;
-	int fd, r, err = 0;
+	int fd = -1, r, err = 0;
 	socklen_t el = sizeof(err);
+
+	if (hf->via_op) {
+		r = ops->test_raw_dial(hf->s->t, hf->s->ep, ms_from_now(5000),
+				       &fd);
+		if (r)
+			fail_msg("test_raw_dial %s: %s", hf->s->ep,
+				 strerror(-r));
+		if (fd < 0)
+			fail_msg("test_raw_dial %s: 0 and no descriptor (%d)",
+				 hf->s->ep, fd);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		hf->raw++;
+		return fd;
+	}
 
 	r = getaddrinfo(hf->host, hf->port, &hints, &ai);
 	if (r)
@@ -178,10 +207,21 @@ static double hs_wait_dropped(int fd, int ms, const uint8_t *trickle,
 	}
 }
 
-/* The drop came after the deadline (HS_MS, of setting key), not before,
- * and not much after. */
-static void hs_expect_drop_time(const char *what, double ms, double from,
-				const char *key)
+/* Is fd a byte stream (else a record socket: SOCK_SEQPACKET, ...)? */
+static bool hs_is_bytes(int fd)
+{
+	int type = 0;
+	socklen_t l = sizeof(type);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) ||
+	       type == SOCK_STREAM;
+}
+
+/* The drop came after the deadline (HS_MS, of setting key), not before
+ * (unless early_ok: bytes the plugin may find malformed at once), and not
+ * much after. */
+static void hs_expect_drop(const char *what, double ms, double from,
+			   const char *key, bool early_ok)
 {
 	if (ms < 0)
 		fail_msg("%s: still open %d ms after connecting (%s %d)",
@@ -189,18 +229,55 @@ static void hs_expect_drop_time(const char *what, double ms, double from,
 	print_message("  %s: dropped %.0f ms after %s (%s %d)\n",
 		      what, ms + from, from ? "connecting" : "its last byte",
 		      key, HS_MS);
-	if (ms + from < HS_MS - 5)
+	if (!early_ok && ms + from < HS_MS - 5)
 		fail_msg("%s: dropped after %.0f ms, before %s (%d)",
 			 what, ms + from, key, HS_MS);
+}
+
+static void hs_expect_drop_time(const char *what, double ms, double from,
+				const char *key)
+{
+	hs_expect_drop(what, ms, from, key, false);
+}
+
+/* The printable address of our end of fd, as the listener names its peer:
+ * "HOST:PORT", or for AF_UNIX "@name" (abstract) or the path. */
+static void hs_fd_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+	socklen_t sl = sizeof(ss);
+	size_t n, i, o = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    ss.ss_family != AF_UNIX) {
+		pm_net_fd_name(fd, 1, buf, len);
+		return;
+	}
+	n = sl > offsetof(struct sockaddr_un, sun_path) ?
+		sl - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (n && su->sun_path[0]) {
+		snprintf(buf, len, "%.*s", (int)strnlen(su->sun_path, n),
+			 su->sun_path);
+		return;
+	}
+	for (i = 0; i < n && o + 1 < len; i++) {
+		char ch = i ? su->sun_path[i] : '@';
+
+		buf[o++] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+	}
+	buf[o] = '\0';
+	if (!o)		/* unnamed: nothing a log line could name */
+		snprintf(buf, len, "(an unnamed AF_UNIX socket)");
 }
 
 /* The one log line of a drop names the peer (our end of fd). */
 static void hs_expect_logged(struct hsfix *hf, int fd, const char *what)
 {
-	char name[PM_NET_ADDRSTR_MAX + 8];
+	char name[HS_NAME_MAX];
 	int n;
 
-	pm_net_fd_name(fd, 1, name, sizeof(name));
+	hs_fd_name(fd, name, sizeof(name));
 	n = ih_count_lines(&hf->s->ih, name);
 	if (n != 1)
 		fail_msg("%s: %d warning lines name the peer %s, expected one",
@@ -256,6 +333,49 @@ void test_handshake_silent(void **state)
 }
 
 /*
+ * Slowloris on a plugin that does not speak frame.h: 10 bytes and
+ * silence, and bytes trickled in, neither of which the suite can make a
+ * valid start in the plugin's framing. Each is dropped by the bound and
+ * logged once; at once is right too (malformed, or on a record transport
+ * a whole record of garbage).
+ */
+static void hs_slowloris_other(struct hsfix *hf)
+{
+	uint8_t b[64];
+	bool bytes;
+	int64_t t0;
+	double ms;
+	int fd;
+
+	memset(b, 'z', sizeof(b));
+	t0 = pm_now_ns();
+	fd = hs_dial(hf);
+	bytes = hs_is_bytes(fd);
+	hs_send(fd, b, 10);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
+	hs_expect_drop(bytes ? "10 bytes, then silence" :
+		       "a record of 10 bytes, then silence", ms,
+		       ms_since(t0) - ms, "handshake_timeout_ms", true);
+	hs_expect_logged(hf, fd, "10 bytes, then silence");
+	close(fd);
+
+	t0 = pm_now_ns();
+	fd = hs_dial(hf);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, b, sizeof(b), HS_MS / 4);
+	hs_expect_drop(bytes ? "one byte per 100 ms" :
+		       "a record of one byte per 100 ms", ms,
+		       ms_since(t0) - ms, "handshake_timeout_ms", true);
+	hs_expect_logged(hf, fd, "one byte per 100 ms");
+	close(fd);
+
+	if (bytes)
+		case_unchecked("a frame stalled part-way after a whole request (stall_timeout_ms): the suite makes one only in plugins/common/frame.h");
+	else
+		print_message("  records arrive whole: no frame of this transport can stall part-way\n");
+	hs_down(hf);
+}
+
+/*
  * Slowloris: part of a header and nothing more; a frame trickled in one
  * byte at a time faster than the bound (the bound is on the whole first
  * request, not on each byte); and, after a whole request, a frame that
@@ -272,10 +392,10 @@ void test_handshake_slowloris(void **state)
 	int fd;
 
 	(void)state;
-	hf = hs_up(0, true);
+	hf = hs_up(0, frame_checks);
 	if (!frame_checks) {
-		hs_down(hf);
-		case_skip(true, "PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h");
+		hs_slowloris_other(hf);
+		return;
 	}
 	pm_frame_encode(&h, PM_FRAME_REQ, 1, 0, PM_MSG_MAX, 0);
 	memset(b, 'z', sizeof(b));
@@ -321,6 +441,63 @@ void test_handshake_slowloris(void **state)
 }
 
 /*
+ * The same without frame.h: the suite cannot leave a frame of the
+ * plugin's part-way, so its own client is the peer past its first
+ * request. Idle past handshake_timeout_ms, it is not dropped; a silent
+ * peer that comes then is dropped on time (no timer of the first request
+ * is left to cover it); the client is served again on the same
+ * connection.
+ */
+static void hs_stall_other(struct hsfix *hf)
+{
+	uint64_t rng = seed ^ 23;
+	struct pm_tconn *c = NULL;
+	struct pm_tctx *ct = NULL;
+	struct ihost cih;
+	char err[512];
+	bool bytes;
+	int64_t t0;
+	double ms;
+	int fd, r;
+
+	ih_setup(&cih, listen_addr, "client");
+	assert_int_equal(ops->init(&cih.host, &ct), 0);
+	assert_int_equal(ops->connect(ct, hf->s->ep, ms_from_now(5000), &c), 0);
+	r = echo_once(c, &rng, CMD_ECHO, 16, 16, 0, ms_from_now(CALL_MS), err,
+		      sizeof(err));
+	if (r)
+		fail_msg("%s", err);
+	nanosleep(&(struct timespec){ .tv_nsec = (HS_MS + 100) * 1000000L },
+		  NULL);
+	t0 = pm_now_ns();
+	fd = hs_dial(hf);
+	bytes = hs_is_bytes(fd);
+	ms = hs_wait_dropped(fd, HS_MS + SLACK_MS, NULL, 0, 0);
+	hs_expect_drop_time("silent peer after a client's idle", ms,
+			    ms_since(t0) - ms, "handshake_timeout_ms");
+	hs_expect_logged(hf, fd, "silent peer after a client's idle");
+	close(fd);
+	r = echo_once(c, &rng, CMD_ECHO, 16, 16, 0, ms_from_now(CALL_MS), err,
+		      sizeof(err));
+	if (r)
+		fail_msg("client past its first request, idle %.0f ms: %s",
+			 ms_since(t0) + HS_MS + 100, err);
+	if (srv_locked_int(hf->s, count_conns, true, true))
+		fail_msg("the client's connection, past its first request, was dropped while idle (handshake_timeout_ms %d): the handshake bound was applied to a live peer",
+			 HS_MS);
+	assert_int_equal(srv_locked_int(hf->s, count_conns, true, false), 1);
+	print_message("  a client idle %d ms after its first request: kept, served again\n",
+		      HS_MS + 100);
+	if (bytes)
+		case_unchecked("a frame stalled part-way after a request is not dropped by handshake_timeout_ms: the suite makes one only in plugins/common/frame.h");
+	else
+		print_message("  records arrive whole: no frame of this transport can stall part-way\n");
+	ops->disconnect(c);
+	ops->fini(ct);
+	hs_down(hf);
+}
+
+/*
  * The loss case: with only handshake_timeout_ms small (stall_timeout_ms at
  * its default), a peer past its first request whose next frame stalls
  * part-way for twice that, as TCP retransmit backoff stalls one on a
@@ -332,7 +509,7 @@ void test_handshake_stall_after_request(void **state)
 {
 	uint8_t b[PM_FRAME_HDR_LEN + 16], in[PM_FRAME_HDR_LEN + 16];
 	struct timeval tv = { .tv_sec = 5 };
-	char name[PM_NET_ADDRSTR_MAX + 8];
+	char name[HS_NAME_MAX];
 	struct pm_frame_hdr h;
 	struct hsfix *hf;
 	const char *why;
@@ -343,8 +520,8 @@ void test_handshake_stall_after_request(void **state)
 	(void)state;
 	hf = hs_up(0, false);
 	if (!frame_checks) {
-		hs_down(hf);
-		case_skip(true, "PM_CONFORMANCE_FRAME=none: the plugin does not speak plugins/common/frame.h");
+		hs_stall_other(hf);
+		return;
 	}
 	fd = hs_dial(hf);
 	hf->raw--;		/* it carries requests: not a raw one */
@@ -396,7 +573,7 @@ void test_handshake_stall_after_request(void **state)
 		if ((in[PM_FRAME_HDR_LEN + i] ^ XOR) != b[PM_FRAME_HDR_LEN + i])
 			fail_msg("the answer after the stall does not echo the request (byte %d)",
 				 i);
-	pm_net_fd_name(fd, 1, name, sizeof(name));
+	hs_fd_name(fd, name, sizeof(name));
 	if (ih_count_lines(&hf->s->ih, name))
 		fail_msg("a warning names the peer %s, whose frame only stalled",
 			 name);

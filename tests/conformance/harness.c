@@ -288,9 +288,10 @@ void ih_setup(struct ihost *ih, const char *listen, const char *label)
 
 /* --- endpoints ----------------------------------------------------------- */
 
-/* "HOST:PORT" or "[V6]:PORT" -> host, port; false for anything else. */
+/* "HOST:PORT" or "[V6]:PORT" -> host, port (minport..65535); false for
+ * anything else. */
 static bool parse_hostport(const char *ep, char *host, size_t hlen,
-			   char *port, size_t plen)
+			   char *port, size_t plen, long minport)
 {
 	const char *colon = strrchr(ep, ':');
 	const char *h = ep;
@@ -311,7 +312,7 @@ static bool parse_hostport(const char *ep, char *host, size_t hlen,
 		return false;
 	errno = 0;
 	v = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || v < 1 || v > 65535)
+	if (errno || *end || end == colon + 1 || v < minport || v > 65535)
 		return false;
 	memcpy(host, h, n);
 	host[n] = '\0';
@@ -328,5 +329,13 @@ bool is_stream(const char *ep, char *host, size_t hlen, char *port,
 	       size_t plen)
 {
 	return !(ops->caps & PM_CAP_RDMA) &&
-	       parse_hostport(ep, host, hlen, port, plen);
+	       parse_hostport(ep, host, hlen, port, plen, 1);
+}
+
+bool is_stream_listen(const char *addr)
+{
+	char host[PM_ENDPOINT_MAX], port[16];
+
+	return !(ops->caps & PM_CAP_RDMA) &&
+	       parse_hostport(addr, host, sizeof(host), port, sizeof(port), 0);
 }

@@ -33,14 +33,22 @@ const char *listen_from = "";
 bool frame_checks = true;
 uint64_t seed;
 
+/* What a case needs of the plugin to be part of its suite at all. */
+enum {
+	NEEDS_FRAME = 1,	/* speaks plugins/common/frame.h on TCP */
+};
+
 struct case_def {
 	const char *name;
 	CMUnitTestFunction fn;
 	const char *checks;
 	const char *rule;
+	unsigned needs;
 };
 
-#define CASE(n, c, r) { #n, n, c, r }
+#define CASE(n, c, r) { #n, n, c, r, 0 }
+/* A case of the built-in stream framing, for frame.h transports only. */
+#define FRAME_CASE(n, c, r) { #n, n, c, r, NEEDS_FRAME }
 static const struct case_def cases[] = {
 	CASE(test_load, "the entry symbol returns one static table of ABI major 1, at least 1.0's size",
 	     "versioning: one entry symbol, size first, ops only appended"),
@@ -90,17 +98,17 @@ static const struct case_def cases[] = {
 	     "fini frees outgoing connections, wakes their calls"),
 	CASE(test_corrupt_input, "malformed requests in the plugin's own framing (test_corrupt): the connection is dropped, the core gets nothing of them, others are served",
 	     "malformed frames: disconnect, log, keep serving"),
-	CASE(test_raw_valid_frame, "a hand-made frame of plugins/common/frame.h on a raw socket is served",
+	FRAME_CASE(test_raw_valid_frame, "a hand-made frame of plugins/common/frame.h on a raw socket is served",
 	     "built-in stream framing"),
-	CASE(test_raw_garbage, "garbage on a raw socket: dropped, others served",
+	FRAME_CASE(test_raw_garbage, "garbage on a raw socket: dropped, others served",
 	     "malformed frames: disconnect, log, keep serving"),
-	CASE(test_raw_bad_magic, "a frame with a wrong magic: dropped", "malformed frames"),
-	CASE(test_raw_bad_lengths, "frames whose lengths lie: dropped", "every length checked before use"),
-	CASE(test_raw_bad_kind, "a frame of an unknown kind: dropped", "malformed frames"),
-	CASE(test_raw_huge_payload, "a frame claiming a huge payload: dropped without allocating it",
+	FRAME_CASE(test_raw_bad_magic, "a frame with a wrong magic: dropped", "malformed frames"),
+	FRAME_CASE(test_raw_bad_lengths, "frames whose lengths lie: dropped", "every length checked before use"),
+	FRAME_CASE(test_raw_bad_kind, "a frame of an unknown kind: dropped", "malformed frames"),
+	FRAME_CASE(test_raw_huge_payload, "a frame claiming a huge payload: dropped without allocating it",
 	     "every length checked before use"),
-	CASE(test_raw_truncated_stall, "a frame cut short and left: dropped once stalled", "malformed frames"),
-	CASE(test_raw_half_frame_close, "half a frame, then the end: dropped", "malformed frames"),
+	FRAME_CASE(test_raw_truncated_stall, "a frame cut short and left: dropped once stalled", "malformed frames"),
+	FRAME_CASE(test_raw_half_frame_close, "half a frame, then the end: dropped", "malformed frames"),
 	CASE(test_handshake_silent, "a peer that connects and says nothing is dropped after handshake_timeout_ms",
 	     "stream listeners: bounded handshakes"),
 	CASE(test_handshake_slowloris, "a first request trickled in is dropped after handshake_timeout_ms",
@@ -123,6 +131,10 @@ static struct {
 } skips[NCASES];
 static int nskips;
 static int finished;
+/* Why the frame.h cases are not part of this plugin's suite ("": they
+ * are), and how many of them were left out. */
+static char frame_na[240];
+static int frame_na_n;
 
 static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cv;
@@ -149,7 +161,41 @@ static void print_skips(void)
 		if (!skips[i].unchecked)
 			printf("conformance: not applicable: %s: %s\n",
 			       skips[i].name, skips[i].why);
+	if (frame_na_n)
+		printf("conformance: %d case(s) for frame.h transports not applicable to %s: %s\n",
+		       frame_na_n, plug.name, frame_na);
 	fflush(stdout);
+}
+
+/*
+ * Does the plugin speak plugins/common/frame.h on TCP? Decided before any
+ * case runs, from what the suite knows without an instance: the
+ * environment, PM_CAP_RDMA and the listen string. false, with why, when
+ * not. A plugin not loaded, or without a listen string, keeps the cases
+ * (they skip, saying why).
+ */
+static bool speaks_frame(char *why, size_t len)
+{
+	const char *own = ops && PM_OPS_HAS(ops, test_corrupt) ?
+		"; its own framing is checked by test_corrupt_input" :
+		"; the plugin has no test_corrupt op (ABI 1.1), see test_corrupt_input";
+
+	if (!frame_checks) {
+		snprintf(why, len, "PM_CONFORMANCE_FRAME=none%s", own);
+		return false;
+	}
+	if (!ops || !listen_addr[0])
+		return true;
+	if (ops->caps & PM_CAP_RDMA) {
+		snprintf(why, len, "an RDMA transport (PM_CAP_RDMA)%s", own);
+		return false;
+	}
+	if (!is_stream_listen(listen_addr)) {
+		snprintf(why, len, "listen string '%s' is no TCP HOST:PORT%s",
+			 listen_addr, own);
+		return false;
+	}
+	return true;
 }
 
 void case_skip(bool unchecked, const char *fmt, ...)
@@ -272,11 +318,16 @@ static void usage(FILE *out)
 		"                 Default: the plugin's any_listen op (ABI 1.1).\n"
 		"  --only LIST    run only these cases (comma-separated names)\n"
 		"  --skip LIST    run all but these\n"
-		"  --list         print the case names and exit\n\n"
+		"  --list         print the case names and exit; with PLUGIN.so, only\n"
+		"                 the cases of its suite, and a line '# not applicable'\n"
+		"                 naming those that are not and why\n\n"
 		"environment:\n"
 		"  PM_CONFORMANCE_LISTEN   as --listen (the option wins)\n"
-		"  PM_CONFORMANCE_FRAME    \"none\": skip the cases that speak\n"
-		"                          plugins/common/frame.h on raw sockets\n"
+		"  PM_CONFORMANCE_FRAME    \"none\": the plugin does not speak\n"
+		"                          plugins/common/frame.h although its listen\n"
+		"                          string is HOST:PORT: the test_raw_* cases are\n"
+		"                          not part of its suite (they never are for\n"
+		"                          other listen strings, or PM_CAP_RDMA)\n"
 		"  PM_CONFORMANCE_SEED     seed of the random data (printed every run)\n"
 		"  PM_CONFORMANCE_CASE_S   bound of one case in seconds (30); a case\n"
 		"                          past it ends the run as a failure\n\n"
@@ -337,7 +388,7 @@ int main(int argc, char **argv)
 	struct CMUnitTest tests[NCASES];
 	const char *env, *base, *only = NULL, *skipl = NULL, *lopt = NULL;
 	char name[CFG_NAME_MAX], group[CFG_NAME_MAX + 16];
-	bool sel[NCASES], wanted[NCASES];
+	bool sel[NCASES], wanted[NCASES], list = false;
 	pthread_condattr_t ca;
 	pthread_t wd;
 	int i, n, o, ntests = 0;
@@ -354,9 +405,8 @@ int main(int argc, char **argv)
 			skipl = optarg;
 			break;
 		case OPT_LIST:
-			for (i = 0; i < NCASES; i++)
-				printf("%s\n", cases[i].name);
-			return 0;
+			list = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -364,6 +414,11 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (list && optind == argc) {
+		for (i = 0; i < NCASES; i++)
+			printf("%s\n", cases[i].name);
+		return 0;
 	}
 	if (optind != argc - 1) {
 		usage(stderr);
@@ -414,6 +469,26 @@ int main(int argc, char **argv)
 	} else {
 		listen_addr[0] = '\0';
 	}
+	if (!speaks_frame(frame_na, sizeof(frame_na)))
+		frame_checks = false;
+	else
+		frame_na[0] = '\0';
+	if (list) {
+		for (i = 0, n = 0; i < NCASES; i++) {
+			if (frame_na[0] && (cases[i].needs & NEEDS_FRAME))
+				n++;
+			else
+				printf("%s\n", cases[i].name);
+		}
+		for (i = 0, o = 0; n && i < NCASES; i++)
+			if (cases[i].needs & NEEDS_FRAME)
+				printf("%s%s", o++ ? "," : "# not applicable: ",
+				       cases[i].name);
+		if (n)
+			printf(" (cases for frame.h transports: %s)\n",
+			       frame_na);
+		return 0;
+	}
 	printf("conformance: %s (%s), listen %s%s%s, seed 0x%" PRIx64 "\n",
 	       argv[optind], name, listen_addr[0] ? listen_addr : "(none)",
 	       listen_addr[0] ? " from " : "", listen_from, seed);
@@ -425,8 +500,15 @@ int main(int argc, char **argv)
 		       name);
 	fflush(stdout);
 
+	/* cases that are not part of this plugin's suite: not run, not
+	 * skipped; one line at the end says so */
+	for (i = 0; frame_na[0] && i < NCASES; i++)
+		if ((cases[i].needs & NEEDS_FRAME) && wanted[i]) {
+			sel[i] = wanted[i] = false;
+			frame_na_n++;
+		}
 	for (i = 0, n = 0; i < NCASES; i++)
-		if (!sel[i])
+		if (!sel[i] && !(frame_na[0] && (cases[i].needs & NEEDS_FRAME)))
 			printf("%s%s", n++ ? "," : "conformance: not run (--only/--skip): ",
 			       cases[i].name);
 	if (n)
