@@ -380,8 +380,9 @@ struct pm_transport_ops {
 	/*
 	 * Test only (the conformance suite calls it; the core never does):
 	 * with any initialised instance t, open a connection to endpoint at
-	 * the socket level, as connect() would, but send nothing on it, and set *fd to it (blocking, close-
-	 * on-exec; the caller closes it). The suite plays with it a peer that
+	 * the socket level, as connect() would, but send nothing on it, and
+	 * set *fd to it (blocking, close-on-exec; the caller closes it).
+	 * The suite plays with it a peer that
 	 * stays silent, trickles bytes or holds a slot, and checks that the
 	 * listener drops it within handshake_timeout_ms and keeps max_conns
 	 * for real peers (settings of the plugin, read with cfg_int, if it
