@@ -203,16 +203,17 @@ bool holder_land_grant(struct pm_node *n, uint64_t page, int nextra, int r,
 	}
 
 	/*
-	 * Which grants are stale (the file header has why): an upgrade
-	 * after home acted on the copy it upgrades; any grant an action
-	 * found in flight and answered "not held" for (LF_REFUSE). A full
-	 * grant after an action on an old, mapped copy is newer than that
-	 * action: keep it, or the directory would name us holder of nothing.
+	 * Which grants are stale (the file header has why): any grant an
+	 * action found in flight, whether it was answered "not held"
+	 * (LF_REFUSE) or took the read-only copy an upgrade was for
+	 * (LF_ACTED). Even a full grant then: it may have left the home
+	 * before the action did, an earlier try of ours having made us
+	 * owner already, and the action is about it. Dropped, it was never
+	 * written, so the home's store still has its data.
 	 */
 	lk_lock(llock_of(n, page), LK_LLOCK);
 	s = n->lstate[page];
-	if (!r && !(s & LF_REFUSE) &&
-	    !((s & LF_ACTED) && !(rp->flags & (PM_RP_DATA | PM_RP_ZERO)))) {
+	if (!r && !(s & (LF_REFUSE | LF_ACTED))) {
 		bool data = rp->flags & PM_RP_DATA;
 		bool zero = rp->flags & PM_RP_ZERO;
 

@@ -69,7 +69,7 @@ enum {
 	LF_WAITED = 0x08,	/* a fault found it LF_EVICTING: wake it */
 	LF_FETCHING = 0x10,	/* a request to home is in flight */
 	LF_ACTED = 0x20,	/* home acted on our old copy while we were
-				 * upgrading: an upgrade grant is out of date */
+				 * upgrading: the grant is out of date */
 	LF_REFUSE = 0x40,	/* an action found the fetch in flight and
 				 * was answered "not held": drop the grant */
 	LF_EVICTING = 0x80,	/* dropped here, home not yet told (evict.c) */
