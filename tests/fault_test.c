@@ -859,6 +859,54 @@ static void test_packet_loss_20(void **state)
 	packet_loss(20, 12);
 }
 
+/* Lines naming a death or a loss in node i's log, printed; 0 if none. */
+static int deaths_or_losses(const struct cluster *c, int i)
+{
+	int bad = 0;
+
+	bad += cl_log_count(c, i, "declared dead");
+	bad += cl_log_count(c, i, "data is lost");
+	bad += cl_log_count(c, i, "SIGBUS");
+	if (bad)
+		cl_dump(c, i, "error:");
+	return bad;
+}
+
+/*
+ * A slow peer is not a dead one. Over a transport that holds one request
+ * in 40 for 3 s (longer than a fault's try, shorter than the detector's
+ * timeout), stalling its connection as a TCP retransmission would, the
+ * workloads run with default timeouts: exact results, nobody declared
+ * dead, no page lost, and the stalls really happened.
+ */
+static void test_slow_replies(void **state)
+{
+	const char *loads[][2] = {
+		{ "counter", "60" }, { "bank", "30" }, { "turns", "6" },
+	};
+	struct cluster c;
+	int bad = 0, held = 0;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 3), 0);
+	c.transport = "slow";
+	snprintf(c.tdir, sizeof(c.tdir), "%s/tests/slow", cl_build());
+	snprintf(c.tr_keys, sizeof(c.tr_keys),
+		 "inner = \"%s/plugins/tcp.so\"; every = 40; delay_ms = 3000;",
+		 cl_build());
+	for (size_t w = 0; w < sizeof(loads) / sizeof(loads[0]); w++) {
+		bad += run_workload(&c, loads[w][0], loads[w][1]);
+		for (int i = 0; i < c.n; i++) {
+			bad += deaths_or_losses(&c, i);
+			held += cl_log_count(&c, i, "holding request");
+		}
+	}
+	cl_cleanup(&c);
+	printf("  %d request(s) held 3 s each\n", held);
+	assert_int_equal(bad, 0);
+	assert_true(held > 0);
+}
+
 
 int main(void)
 {
@@ -872,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_pause_long),
 		cmocka_unit_test(test_duplicate_id),
 		cmocka_unit_test(test_partition),
+		cmocka_unit_test(test_slow_replies),
 		cmocka_unit_test(test_packet_loss_10),
 		cmocka_unit_test(test_packet_loss_20),
 	};

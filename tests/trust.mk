@@ -24,8 +24,16 @@ $(B)/tests/fault_test: tests/fault_test.c tests/cluster.h
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ tests/fault_test.c $(LDFLAGS) -lcmocka
 
-TEST_BINS += $(B)/tests/fault_worker $(B)/tests/fault_test
+# A transport that holds one request in N for a while (fault_test's slow
+# peers), wrapping another plugin; built against the public header only.
+$(B)/tests/slow/slow.so: tests/slow_plugin.c include/pagemesh/transport.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  PLUGIN  $@")
+	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -shared -o $@ $< $(LDFLAGS) -ldl
+
+TEST_BINS += $(B)/tests/fault_worker $(B)/tests/fault_test \
+	$(B)/tests/slow/slow.so
 TESTS += test-fault
 test-fault: $(B)/tests/fault_test $(B)/tests/fault_worker \
-		$(B)/tests/coh_worker plugins
+		$(B)/tests/coh_worker $(B)/tests/slow/slow.so plugins
 	$(RUN) 600 $(B)/tests/fault_test
