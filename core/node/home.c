@@ -64,9 +64,11 @@ static void txn_append(struct txn **head, struct txn **tail, struct txn *t)
 }
 
 /* Queue t behind the entry's transaction (dlock held, entry busy). */
-static void dir_enqueue(struct dir_entry *e, struct txn *t)
+static void dir_enqueue(struct pm_node *n, struct dir_entry *e,
+			struct txn *t)
 {
 	txn_append(&e->qhead, &e->qtail, t);
+	__atomic_add_fetch(&n->dir_queued, 1, __ATOMIC_RELAXED);
 }
 
 /* The rest reads in the order a request travels: it arrives, runs
@@ -153,7 +155,7 @@ void home_request(struct pm_node *n, int tidx, const struct pm_request *req,
 		memcpy(t->data, local.data, PM_PAGE_SIZE);
 	}
 	if (e->busy) {
-		dir_enqueue(e, t);
+		dir_enqueue(n, e, t);
 		lk_unlock(dlock_of(n, rq->page));
 		return;
 	}
@@ -197,7 +199,7 @@ static void evict_list(struct pm_node *n, int tidx,
 
 			if (q) {
 				*q = t;
-				dir_enqueue(e, q);
+				dir_enqueue(n, e, q);
 			}
 		}
 		lk_unlock(dlock_of(n, t.page));
@@ -217,7 +219,7 @@ int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
 
 	lk_lock(dlock_of(n, page), LK_DLOCK);
 	if (e->busy) {
-		dir_enqueue(e, &t);
+		dir_enqueue(n, e, &t);
 		lk_unlock(dlock_of(n, page));
 		lk_lock(&n->txn_lock, LK_TXN);
 		while (!t.done)
@@ -313,6 +315,7 @@ static void txn_finish(struct pm_node *n, uint64_t page)
 		e->qhead = next->next;
 		if (!e->qhead)
 			e->qtail = NULL;
+		__atomic_sub_fetch(&n->dir_queued, 1, __ATOMIC_RELAXED);
 	} else {
 		e->busy = 0;
 	}
@@ -353,7 +356,7 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 			if (t->data) {
 				memcpy(store_of(n, t->page), t->data,
 				       PM_PAGE_SIZE);
-				e->zero = 0;
+				e->written = 1;
 				e->store_behind = 0;
 			}
 			dir_set(n, t->page, DIR_UNOWNED, 0, 0);
@@ -386,7 +389,7 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 		}
 		/* UNOWNED, or the owner itself lost its copy: only us. */
 		dir_set(n, t->page, DIR_SHARED, 0, sharers | me);
-		return e->zero ? PM_RP_ZERO : PM_RP_DATA;
+		return e->written ? PM_RP_DATA : PM_RP_ZERO;
 	}
 
 	had_copy = (t->flags & PM_RQ_HAS_COPY) && e->state == DIR_SHARED &&
@@ -403,7 +406,7 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 	dir_set(n, t->page, DIR_EXCL, (uint16_t)t->from, 0);
 	if (had_copy)
 		return PM_RP_EXCL;
-	return PM_RP_EXCL | (e->zero ? PM_RP_ZERO : PM_RP_DATA);
+	return PM_RP_EXCL | (e->written ? PM_RP_DATA : PM_RP_ZERO);
 }
 
 /*
@@ -444,7 +447,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 			STAT_ADD(n, invalidations_received, 1);
 			e->bounce = (uint8_t)(1 + (slot - n->bounce) /
 						      PM_PAGE_SIZE);
-			e->zero = 0;
+			e->written = 1;
 			e->store_behind = 0;
 			if (op == PM_OP_RECALL)
 				home_recall_ahead(n, page, reader);
@@ -454,7 +457,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 						PM_OP_RECALL : op,
 					&rp, st)) {
 			/* Dropping the copy the store was behind: keep it. */
-			e->zero = 0;
+			e->written = 1;
 			e->store_behind = 0;
 		}
 		lk_unlock(llock_of(n, page));
@@ -498,7 +501,7 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 		}
 		memcpy(st, buf, PM_PAGE_SIZE);
 		STAT_ADD(n, pages_received, 1);
-		e->zero = 0;
+		e->written = 1;
 		e->store_behind = 0;
 	}
 	/* NOT_HELD with data: answered from a grant it then dropped, or
@@ -675,7 +678,7 @@ bool home_evict_own(struct pm_node *n, uint64_t page)
 		uffd_wake(n, page, 1);
 		ls_set(n, page, LS_INVALID);
 		if (excl || e->store_behind)
-			e->zero = 0;
+			e->written = 1;
 		e->store_behind = 0;
 		if (excl) {
 			dir_set(n, page, DIR_UNOWNED, 0, 0);
@@ -730,8 +733,6 @@ int home_init(struct pm_node *n)
 	else
 		madvise(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE,
 			MADV_NOHUGEPAGE);
-	for (uint64_t i = 0; i < n->home_count; i++)
-		n->dir[i].zero = 1;
 	if (!slen)
 		return 0;
 	/* Untouched store pages cost nothing until data arrives. */
@@ -756,7 +757,10 @@ void home_fini(struct pm_node *n)
 	if (n->bounce)
 		munmap(n->bounce, PM_BOUNCE_PAGES * PM_PAGE_SIZE);
 	n->bounce = NULL;
-	for (uint64_t i = 0; n->dir && i < n->home_count; i++) {
+	/* Only when some entry has a queue: reading every entry would
+	 * touch the whole table (100 s for a 1 TiB region). */
+	for (uint64_t i = 0; n->dir && n->dir_queued && i < n->home_count;
+	     i++) {
 		struct txn *t = n->dir[i].qhead;
 
 		while (t) {

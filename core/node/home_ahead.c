@@ -106,14 +106,14 @@ void home_downgrade_own(struct pm_node *n, uint64_t page, int who)
 
 		ls_set(n, q, LS_SHARED);
 		dir_set(n, q, DIR_SHARED, 0, 1ull << n->id);
-		x->zero = 0;
+		x->written = 1;
 		x->store_behind = 1;
 		lk_unlock(llock_of(n, q));
 		lk_unlock(dlock_of(n, q));
 	}
 	STAT_ADD(n, downgrades_ahead, end - page - 1);
 out:
-	e->zero = 0;
+	e->written = 1;
 	e->store_behind = 1;
 }
 
@@ -162,7 +162,7 @@ void home_recall_ahead(struct pm_node *n, uint64_t page, int who)
 		struct dir_entry *x = dir_of(n, q);
 
 		ls_set(n, q, LS_INVALID);
-		x->zero = 0;
+		x->written = 1;
 		x->store_behind = 0;
 		dir_set(n, q, DIR_UNOWNED, 0, 0);
 	}

@@ -121,6 +121,7 @@ struct pm_node {
 	uint64_t home_first, home_count;	/* pages homed here */
 	uint8_t *store;			/* home copies of homed pages */
 	struct dir_entry *dir;		/* one per homed page */
+	uint64_t dir_queued;		/* txns waiting in entries' queues */
 	uint8_t *lstate;		/* one per region page (state.h),
 					 * under llock; ls_set() changes it */
 	pthread_mutex_t llock[PM_NLOCKS];	/* lstate, by page */

@@ -83,7 +83,9 @@ struct txn;
 
 struct dir_entry {
 	uint8_t state;		/* DIR_* */
-	uint8_t zero;		/* the store is zeros: never written back */
+	uint8_t written;	/* the store holds data (0: zeros, never
+				 * written back; all-zero bytes are an unused
+				 * entry, so the table needs no set-up) */
 	uint8_t busy;		/* a transaction owns the entry */
 	uint8_t lost;		/* its only copy died with its holder */
 	uint8_t store_behind;	/* the current data is a holder's copy (the
