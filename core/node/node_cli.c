@@ -65,8 +65,8 @@ static void *start_thread(void *arg)
 {
 	struct starter *st = arg;
 
-	st->n = pm_node_start_ex(st->config, st->err, sizeof(st->err),
-				 &st->code);
+	st->n = node_start_server(st->config, st->err, sizeof(st->err),
+				  &st->code);
 	if (write(st->done[1], "", 1) < 0)
 		abort();	/* the main thread would wait forever */
 	return NULL;
