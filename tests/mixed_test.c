@@ -198,11 +198,88 @@ static void test_two_programs_one_server(void **state)
 	run_mixed(3, 2, delay, min_stop, "");
 }
 
+/*
+ * Node 2, a `pagemesh node`, stopped and started again while the program
+ * on node 0 runs (past four barriers): the new process joins at once (its
+ * start-up barrier is no stale generation), empty, and the program's
+ * stop still does not wait for either server.
+ */
+static void test_server_restarts(void **state)
+{
+	char prog[512], pm[512], log2[600], old2[620];
+	char *node_argv[] = { pm, (char *)"node", (char *)"-c",
+			      (char *)"{cfg}", NULL };
+	char *argv[] = { prog, (char *)"{cfg}", (char *)"0", (char *)"1",
+			 (char *)"8000", NULL };
+	struct cluster c;
+	long ms;
+	int bad = 0;
+
+	(void)state;
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/mixed_worker", cl_build());
+	snprintf(pm, sizeof(pm), "%s/pagemesh", cl_build());
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 1; i < 3; i++)
+		assert_int_equal(cl_spawn(&c, i, node_argv), 0);
+	assert_int_equal(cl_spawn(&c, 0, argv), 0);
+	if (!cl_log_has(&c, 0, ": wrote ", STARTUP_MS + 10000)) {
+		printf("  the program did not finish its rounds\n");
+		bad++;
+	}
+	if (!bad) {
+		kill(c.pid[2], SIGTERM);
+		if (wait_range(&c, 2, 3, 10000) || c.status[2] != 0) {
+			printf("  node 2 did not stop on SIGTERM (exit %d)\n",
+			       c.status[2]);
+			bad++;
+		}
+	}
+	if (!bad) {
+		cl_path(&c, 2, "log", log2, sizeof(log2));
+		snprintf(old2, sizeof(old2), "%s.first", log2);
+		rename(log2, old2);
+		assert_int_equal(cl_spawn(&c, 2, node_argv), 0);
+		/* Well before the program's 8 s before its stop are over. */
+		if (!cl_log_has(&c, 2, " up: region", 6000)) {
+			printf("  node 2 did not come up again within 6 s\n");
+			bad++;
+		} else if (!cl_log_has(&c, 2, "rejoined a running cluster", 0)) {
+			printf("  node 2 came up without saying it rejoined\n");
+			bad++;
+		}
+	}
+	if (wait_range(&c, 0, 1, 30000) || c.status[0] != 0) {
+		printf("  the program: exit %d\n", c.status[0]);
+		bad++;
+	}
+	ms = log_num(&c, 0, "stop took ");
+	cl_dump(&c, 0, "RESULT");
+	if (!bad && (ms < 0 || ms >= STOP_BOUND_MS)) {
+		printf("  pm_node_stop() took %ld ms, expected under %d\n", ms,
+		       STOP_BOUND_MS);
+		bad++;
+	}
+	for (int i = 1; i < 3; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	if (wait_range(&c, 1, 3, 10000))
+		bad++;
+	for (int i = 1; i < 3 && !bad; i++)
+		bad += c.status[i] != 0;
+	cl_wait(&c, 0);
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_program_two_servers),
 		cmocka_unit_test(test_two_programs_one_server),
+		cmocka_unit_test(test_server_restarts),
 	};
 
 	cl_block_sigchld();
