@@ -148,7 +148,7 @@ const struct pm_counter_def pm_counter_defs[PM_NCOUNTERS] = {
 char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		     size_t *len)
 {
-	char e1[128], e2[128];
+	char e1[128], e2[128], e3[520];
 	struct sb b = { 0 };
 	size_t k;
 	int i;
@@ -231,6 +231,13 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		int n = x->n_peers < METRICS_MAX_PEERS ? x->n_peers
 						       : METRICS_MAX_PEERS;
 
+		family(&b, "pagemesh_peer_info", "gauge",
+		       "Always 1; the labels say how this peer is reached.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_peer_info{peer=\"%d\",transport=\"%s\",endpoint=\"%s\"} 1\n",
+				  x->peers[i].node_id,
+				  esc(x->peers[i].transport, e1, sizeof(e1)),
+				  esc(x->peers[i].endpoint, e3, sizeof(e3)));
 		family(&b, "pagemesh_peer_up", "gauge",
 		       "1 if the peer is connected and answering.");
 		for (i = 0; i < n; i++)
