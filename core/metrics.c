@@ -532,7 +532,7 @@ struct stats_table {
 	int n, cap;
 	char head[STATS_MAX_NODES][64];
 	struct stats_peers *peers;	/* [STATS_MAX_NODES] */
-	char pcol[STATS_PEER_COLS][32];	/* the counters' columns */
+	char pcol[STATS_PEER_COLS][64];	/* the counters' columns */
 	int npcol;
 };
 

@@ -91,7 +91,7 @@ static void dump_all(const struct cluster *c)
 static void run_mixed(int nodes, int napi, const int *delay,
 		      const int *min_stop, const char *pager)
 {
-	char prog[512], pm[512], idx[CL_MAX][8], cnt[8], dl[CL_MAX][16];
+	char prog[512], pm[512], idx[CL_MAX][16], cnt[16], dl[CL_MAX][16];
 	char *node_argv[] = { pm, (char *)"node", (char *)"-c",
 			      (char *)"{cfg}", NULL };
 	struct cluster c;
