@@ -148,7 +148,7 @@ const struct pm_counter_def pm_counter_defs[PM_NCOUNTERS] = {
 char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		     size_t *len)
 {
-	char e1[128], e2[128];
+	char e1[128], e2[128], e3[520];
 	struct sb b = { 0 };
 	size_t k;
 	int i;
@@ -231,6 +231,13 @@ char *metrics_render(const struct pm_stats *st, const struct metrics_extra *x,
 		int n = x->n_peers < METRICS_MAX_PEERS ? x->n_peers
 						       : METRICS_MAX_PEERS;
 
+		family(&b, "pagemesh_peer_info", "gauge",
+		       "Always 1; the labels say how this peer is reached.");
+		for (i = 0; i < n; i++)
+			sb_printf(&b, "pagemesh_peer_info{peer=\"%d\",transport=\"%s\",endpoint=\"%s\"} 1\n",
+				  x->peers[i].node_id,
+				  esc(x->peers[i].transport, e1, sizeof(e1)),
+				  esc(x->peers[i].endpoint, e3, sizeof(e3)));
 		family(&b, "pagemesh_peer_up", "gauge",
 		       "1 if the peer is connected and answering.");
 		for (i = 0; i < n; i++)
@@ -504,10 +511,29 @@ struct stats_row {
 	char val[STATS_MAX_NODES][32];
 };
 
+/* The peer_* families of one node, one row per peer: they become its
+ * own table (node, up, transport, endpoint, then the counters). */
+#define STATS_PEER_COLS 8
+
+struct stats_peer {
+	int id;
+	char transport[CFG_NAME_MAX];
+	char endpoint[256];
+	char val[STATS_PEER_COLS][32];
+};
+
+struct stats_peers {
+	int n;
+	struct stats_peer p[METRICS_MAX_PEERS];
+};
+
 struct stats_table {
 	struct stats_row *rows;
 	int n, cap;
 	char head[STATS_MAX_NODES][64];
+	struct stats_peers *peers;	/* [STATS_MAX_NODES] */
+	char pcol[STATS_PEER_COLS][64];	/* the counters' columns */
+	int npcol;
 };
 
 static struct stats_row *stats_row(struct stats_table *t, const char *key)
@@ -557,6 +583,90 @@ static void stats_value(const char *name, const char *val, char *out,
 		 units[u]);
 }
 
+/* Label key's value in "name{a=\"x\",b=\"y\"}" into out: 0, or -ENOENT. */
+static int stats_label(const char *name, const char *key, char *out,
+		       size_t len)
+{
+	char want[40];
+	const char *p = strchr(name, '{');
+	size_t o = 0;
+
+	snprintf(want, sizeof(want), "%s=\"", key);
+	while (p && (p = strstr(p, want)) && p[-1] != '{' && p[-1] != ',')
+		p++;
+	if (!p)
+		return -ENOENT;
+	for (p += strlen(want); *p && *p != '"' && o + 1 < len; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* A peer_* sample ("peer_sent_bytes_total{peer=\"1\",...}", the
+ * prefix gone) into column col's peer table. */
+static void stats_peer_line(struct stats_table *t, int col,
+			    const char *name, const char *val)
+{
+	struct stats_peers *ps = &t->peers[col];
+	struct stats_peer *pp = NULL;
+	char id[16], fam[64], *end;
+	size_t fl = strcspn(name, "{");
+	long v;
+	int c;
+
+	if (stats_label(name, "peer", id, sizeof(id)))
+		return;
+	v = strtol(id, &end, 10);
+	if (*end || end == id || v < 0 || v >= CFG_MAX_NODES)
+		return;
+	for (int i = 0; i < ps->n && !pp; i++)
+		if (ps->p[i].id == v)
+			pp = &ps->p[i];
+	if (!pp) {
+		if (ps->n == METRICS_MAX_PEERS)
+			return;
+		pp = &ps->p[ps->n++];
+		memset(pp, 0, sizeof(*pp));
+		pp->id = (int)v;
+	}
+	if (!pp->transport[0])
+		stats_label(name, "transport", pp->transport,
+			    sizeof(pp->transport));
+	if (!pp->endpoint[0])
+		stats_label(name, "endpoint", pp->endpoint,
+			    sizeof(pp->endpoint));
+	/* The column: "up", "sent", "received", ... */
+	snprintf(fam, sizeof(fam), "%.*s", (int)(fl > 5 ? fl - 5 : 0),
+		 name + 5);
+	if (!strcmp(fam, "info"))
+		return;
+	fl = strlen(fam);
+	if (fl > 6 && !strcmp(fam + fl - 6, "_total"))
+		fam[fl -= 6] = '\0';
+	if (fl > 6 && !strcmp(fam + fl - 6, "_bytes"))
+		fam[fl -= 6] = '\0';
+	for (c = 0; c < t->npcol && strcmp(t->pcol[c], fam); c++)
+		;
+	if (c == t->npcol) {
+		if (c == STATS_PEER_COLS)
+			return;
+		snprintf(t->pcol[t->npcol++], sizeof(t->pcol[0]), "%s", fam);
+	}
+	if (!strcmp(fam, "up")) {
+		snprintf(pp->val[c], sizeof(pp->val[c]), "%s",
+			 strcmp(val, "0") ? "yes" : "no");
+		return;
+	}
+	stats_value(name, val, pp->val[c], sizeof(pp->val[c]));
+	/* The header says "sent", not "sent_bytes": a unit on each. */
+	if (strstr(name, "_bytes") && !strchr(pp->val[c], ' ') &&
+	    strlen(pp->val[c]) + 3 <= sizeof(pp->val[c]))
+		strcat(pp->val[c], " B");
+}
+
 /* One sample line "name{labels} value" into column col. */
 static int stats_line(struct stats_table *t, int col, char *line)
 {
@@ -581,11 +691,90 @@ static int stats_line(struct stats_table *t, int col, char *line)
 				 lab + 6);
 		return 0;
 	}
+	if (!strncmp(name, "peer_", 5) && strchr(name, '{')) {
+		stats_peer_line(t, col, name, val);
+		return 0;
+	}
 	r = stats_row(t, name);
 	if (!r)
 		return -ENOMEM;
 	stats_value(name, val, r->val[col], sizeof(r->val[col]));
 	return 0;
+}
+
+/*
+ * Column col's peers as a table: a header, then one row per peer; text
+ * left-aligned, counters right-aligned, two spaces between columns, each
+ * as wide as its widest cell.
+ */
+static void stats_print_peers(const struct stats_table *t, int col,
+			      const char *url)
+{
+	const struct stats_peers *ps = &t->peers[col];
+	int nc, w[4 + STATS_PEER_COLS];
+	const char *head[4 + STATS_PEER_COLS] = { "node", "up", "transport",
+						  "endpoint" };
+	char id[16];
+	int up = -1;
+
+	if (!ps->n)
+		return;
+	/* "up" is a counter family too; it goes second, with the labels. */
+	for (int c = 0; c < t->npcol; c++)
+		if (!strcmp(t->pcol[c], "up"))
+			up = c;
+	for (int c = 0, k = 4; c < t->npcol; c++)
+		if (c != up)
+			head[k++] = t->pcol[c];
+	nc = 4 + t->npcol - (up >= 0);	/* without "up": a column of "-" */
+	for (int c = 0; c < nc; c++)
+		w[c] = (int)strlen(head[c]);
+	for (int i = 0; i < ps->n; i++) {
+		const struct stats_peer *pp = &ps->p[i];
+		int l;
+
+		l = snprintf(id, sizeof(id), "%d", pp->id);
+		if (l > w[0])
+			w[0] = l;
+		if (up >= 0 && (l = (int)strlen(pp->val[up])) > w[1])
+			w[1] = l;
+		if ((l = (int)strlen(pp->transport)) > w[2])
+			w[2] = l;
+		if ((l = (int)strlen(pp->endpoint)) > w[3])
+			w[3] = l;
+		for (int c = 0, k = 4; c < t->npcol; c++) {
+			if (c == up)
+				continue;
+			if ((l = (int)strlen(pp->val[c])) > w[k])
+				w[k] = l;
+			k++;
+		}
+	}
+	if (strncmp(t->head[col], "node ", 5))
+		printf("\npeers of %s:\n", url);
+	else
+		printf("\npeers of %s (%s):\n", t->head[col], url);
+	for (int c = 0; c < nc; c++)
+		printf(c < 4 ? "%s%-*s" : "%s%*s", c ? "  " : "",
+		       c == nc - 1 && c < 4 ? 0 : w[c], head[c]);
+	printf("\n");
+	for (int i = 0; i < ps->n; i++) {
+		const struct stats_peer *pp = &ps->p[i];
+		const char *cell[4 + STATS_PEER_COLS];
+
+		snprintf(id, sizeof(id), "%d", pp->id);
+		cell[0] = id;
+		cell[1] = up >= 0 && pp->val[up][0] ? pp->val[up] : "-";
+		cell[2] = pp->transport[0] ? pp->transport : "-";
+		cell[3] = pp->endpoint[0] ? pp->endpoint : "-";
+		for (int c = 0, k = 4; c < t->npcol; c++)
+			if (c != up)
+				cell[k++] = pp->val[c][0] ? pp->val[c] : "-";
+		for (int c = 0; c < nc; c++)
+			printf(c < 4 ? "%s%-*s" : "%s%*s", c ? "  " : "",
+			       c == nc - 1 && c < 4 ? 0 : w[c], cell[c]);
+		printf("\n");
+	}
 }
 
 /* ---- windowed latency ---------------------------------------------------- */
@@ -673,7 +862,9 @@ static void stats_usage(FILE *f)
 "\n"
 "Fetches /metrics from each node and prints the counters as a table, one\n"
 "column per node, with the fault latency (p50, p99) of the faults that\n"
-"happened between two fetches INTERVAL seconds apart.\n"
+"happened between two fetches INTERVAL seconds apart; then each node's\n"
+"peers as a table of their own: node, up, transport, endpoint, and the\n"
+"bytes sent to and received from each.\n"
 "\n"
 "  -c, --config FILE   a node config: its metrics.listen is the node\n"
 "  -n, --node URL      http://HOST:PORT (or HOST:PORT, or the full\n"
@@ -698,6 +889,7 @@ int cmd_stats(int argc, char **argv)
 	int n = 0, opt, i, col, ret = PM_EXIT_OK, interval = STATS_INTERVAL;
 	struct stats_hist *h0 = NULL;
 	bool fetched[STATS_MAX_NODES] = { false };
+	int cw[STATS_MAX_NODES];
 	char *end;
 	size_t w = 6;
 
@@ -769,8 +961,12 @@ int cmd_stats(int argc, char **argv)
 		return PM_EXIT_RUNTIME;
 	/* First fetch: where each node's histogram stands. */
 	h0 = calloc(n, sizeof(*h0));
-	if (!h0)
+	t.peers = calloc(n, sizeof(*t.peers));
+	if (!h0 || !t.peers) {
+		free(h0);
+		free(t.peers);
 		return PM_EXIT_RUNTIME;
+	}
 	for (col = 0; interval && col < n; col++) {
 		struct stats_body b = { 0 };
 
@@ -840,19 +1036,32 @@ int cmd_stats(int argc, char **argv)
 	for (i = 0; i < t.n; i++)
 		if (strlen(t.rows[i].key) > w)
 			w = strlen(t.rows[i].key);
+	/* Each node's column as wide as its widest cell, 18 at least. */
+	for (col = 0; col < n; col++) {
+		cw[col] = 18;
+		if ((int)strlen(t.head[col]) > cw[col])
+			cw[col] = (int)strlen(t.head[col]);
+		for (i = 0; i < t.n; i++)
+			if ((int)strlen(t.rows[i].val[col]) > cw[col])
+				cw[col] = (int)strlen(t.rows[i].val[col]);
+	}
 	if (t.n) {
 		printf("%-*s", (int)w, "metric");
 		for (col = 0; col < n; col++)
-			printf("  %18s", t.head[col]);
+			printf("  %*s", cw[col], t.head[col]);
 		printf("\n");
 		for (i = 0; i < t.n; i++) {
 			printf("%-*s", (int)w, t.rows[i].key);
 			for (col = 0; col < n; col++)
-				printf("  %18s", t.rows[i].val[col][0] ?
+				printf("  %*s", cw[col],
+				       t.rows[i].val[col][0] ?
 				       t.rows[i].val[col] : "-");
 			printf("\n");
 		}
 	}
+	for (col = 0; col < n; col++)
+		stats_print_peers(&t, col, nodes[col]);
+	free(t.peers);
 	free(t.rows);
 	free(h0);
 	return ret;

@@ -29,6 +29,8 @@ struct metrics_transport {
 struct metrics_peer {
 	int node_id;
 	char transport[CFG_NAME_MAX];	/* "" if not connected yet */
+	char endpoint[256];		/* its address on that transport
+					 * (PM_ENDPOINT_MAX), "" unknown */
 	bool up;			/* connected and answering */
 	uint64_t bytes_sent;
 	uint64_t bytes_received;

@@ -458,6 +458,44 @@ static void test_garbage_after_auth(void **state)
 	close(fd);
 	assert_true(cl_log_has(&cl, 0, "bad field 'page'", WAIT_MS));
 
+	/* BARRIER's flags: SERVER_ONLY alone, and with generation 0 only. */
+	for (int k = 0; k < 2; k++) {
+		struct pm_proto_req br = {
+			.op = PM_OP_BARRIER, .from = 1,
+			.flags = k ? PM_RQ_SERVER_ONLY : PM_RQ_SERVER_ONLY | 0x01,
+			.arg = k ? 1 : 0,
+		};
+
+		memset(nc, 0x47 + k, sizeof(nc));
+		fd = raw_connect(cl.port[0]);
+		assert_int_equal(handshake(fd, key, keylen, nc, NULL, NULL,
+					   NULL, NULL, &server_ok), 0);
+		raw_send(fd, buf, frame(buf, 4, &br, NULL, 0));
+		e = raw_reply(fd, &r);
+		if (!e)
+			assert_int_equal(r.status, -EPROTO);
+		assert_closed(fd);
+		close(fd);
+		assert_true(cl_log_has(&cl, 0, k ? "bad field 'arg'" :
+					       "bad field 'flags'", WAIT_MS));
+	}
+
+	/* A server-only node's start-up barrier after the cluster formed
+	 * (node 1 started again): it passes at once. */
+	{
+		struct pm_proto_req br = { .op = PM_OP_BARRIER, .from = 1,
+					   .flags = PM_RQ_SERVER_ONLY };
+
+		memset(nc, 0x49, sizeof(nc));
+		fd = raw_connect(cl.port[0]);
+		assert_int_equal(handshake(fd, key, keylen, nc, NULL, NULL,
+					   NULL, NULL, &server_ok), 0);
+		raw_send(fd, buf, frame(buf, 4, &br, NULL, 0));
+		assert_int_equal(raw_reply(fd, &r), 0);
+		assert_int_equal(r.status, 0);
+		close(fd);
+	}
+
 	/* An honest request, then bytes that are no frame at all. */
 	memset(nc, 0x46, sizeof(nc));
 	fd = raw_connect(cl.port[0]);

@@ -2,8 +2,9 @@
 # `pagemesh node` as an operator meets it: each configuration error exits
 # 78 naming FILE:LINE, a bind that fails is a runtime error (1) that says
 # why, SIGINT and SIGTERM end start-up within a second (exit 0), and -v /
-# -vv / PM_LOG_LEVEL set what is logged. Real processes on loopback; a
-# node waiting at start-up is waited for by its own log line, not a sleep.
+# -vv / PM_LOG_LEVEL set what is logged, and `pagemesh stats` shows each
+# node's peers as an aligned table. Real processes on loopback; a node
+# waiting at start-up is waited for by its own log line, not a sleep.
 # Env: PM_BUILD (the build folder).
 set -u
 B=${PM_BUILD:-build}
@@ -174,6 +175,93 @@ check_levels "warn info debug " -vv
 check_levels "warn info debug " -v -v
 PM_LOG_LEVEL=debug check_levels "warn info debug "
 PM_LOG_LEVEL=info check_levels "warn info debug " -vv
+
+# `pagemesh stats`: three nodes (ports from an embedded coordinator, so
+# none is guessed) and each node's peers as an aligned table of their own.
+"$PM" coordinator --listen 127.0.0.1:0 > "$T/coord.out" 2>&1 &
+cpid=$!
+pids="$pids $cpid"
+curl_url=
+for i in $(seq 200); do
+	curl_url=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$T/coord.out")
+	[ -n "$curl_url" ] && break
+	sleep 0.05
+done
+spids=
+for i in 0 1 2; do
+	{
+		echo "node = { id = $i; };"
+		echo 'cluster = { name = "cli-stats"; nodes = 3; memory = "1M"; };'
+		echo 'transports = { order = [ "tcp" ];'
+		echo '  tcp = { listen = "127.0.0.1:0"; }; };'
+		echo "coordinator = { url = \"$curl_url\"; };"
+		echo 'metrics = { listen = "127.0.0.1:0"; };'
+	} > "$T/stats$i.cfg"
+	(cd "$T" && exec "$PM" -v node -c "stats$i.cfg") > "$T/stats$i.out" 2>&1 &
+	spids="$spids $!"
+	pids="$pids $!"
+done
+up=0
+for i in $(seq 400); do
+	up=$(cat "$T"/stats[012].out | grep -c " of 3 up: region")
+	[ "$up" = 3 ] && break
+	sleep 0.05
+done
+port0=$(sed -n 's/.*metrics on .*(port \([0-9]*\)).*/\1/p' "$T/stats0.out")
+port1=$(sed -n 's/.*metrics on .*(port \([0-9]*\)).*/\1/p' "$T/stats1.out")
+if [ "$up" != 3 ] || [ -z "$port0" ] || [ -z "$port1" ]; then
+	cat "$T"/coord.out "$T"/stats[012].out > "$T/out"
+	bad "stats: a cluster of 3 with metrics did not come up"
+else
+	timeout 20 "$PM" stats -i 0 --node "127.0.0.1:$port0" \
+		--node "127.0.0.1:$port1" > "$T/out" 2>&1
+	rc=$?
+	# check_peers TITLE PEER-A PEER-B: the section under TITLE is a header
+	# and one row per peer, every line as long as the header, each text
+	# column starting (counters ending) where its header does.
+	check_peers() {
+		awk -v title="$1" -v a="$2" -v b="$3" '
+		$0 == title { on = 1; next }
+		on == 1 { hdr = $0; on = 2
+			n = 0; s = hdr
+			while (match(s, /[^ ]+/)) {
+				n++; st[n] = RSTART + off; en[n] = RSTART + RLENGTH - 1 + off
+				name[n] = substr(s, RSTART, RLENGTH)
+				off += RSTART + RLENGTH - 1; s = substr(s, RSTART + RLENGTH)
+			}
+			next }
+		on == 2 && $0 == "" { on = 3 }
+		on == 2 { rows++
+			if (length($0) != length(hdr)) { print "length: " $0; err++ }
+			for (k = 1; k <= n; k++) {
+				if (k <= 4) { p = st[k]; c = substr($0, p, 1); q = p > 1 ? substr($0, p - 1, 1) : "" }
+				else { p = en[k]; c = substr($0, p, 1); q = substr($0, p + 1, 1) }
+				if (c == " " || (q != "" && q != " ")) { print "column " name[k] ": " $0; err++ }
+			}
+			if ($1 != a && $1 != b) { print "peer: " $0; err++ }
+			if ($2 != "yes" || $3 != "tcp" || $4 !~ /^127\.0\.0\.1:[0-9]+$/) { print "cells: " $0; err++ }
+			if ($0 !~ / B$| [KMG]iB$/) { print "bytes: " $0; err++ }
+		}
+		END {
+			if (hdr !~ /^node  up   transport  endpoint +sent  received$/) { print "header: " hdr; err++ }
+			if (rows != 2) { print "rows: " rows; err++ }
+			exit err ? 1 : 0
+		}' "$T/out"
+	}
+	if [ $rc = 0 ] &&
+	   check_peers "peers of node 0 (127.0.0.1:$port0):" 1 2 >> "$T/out" &&
+	   check_peers "peers of node 1 (127.0.0.1:$port1):" 0 2 >> "$T/out" &&
+	   ! grep -q '^peer_[a-z_]*{' "$T/out"; then
+		ok "stats: each node's peers in an aligned table"
+	else
+		echo "    (exit $rc)" >> "$T/out"
+		bad "stats: each node's peers in an aligned table"
+	fi
+fi
+for p in $spids; do kill -TERM "$p" 2>/dev/null; done
+for p in $spids; do wait "$p" 2>/dev/null; done
+kill -TERM "$cpid" 2>/dev/null
+wait "$cpid" 2>/dev/null
 
 echo "cli_test: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -53,3 +53,23 @@ TESTS += test-coord-cluster
 test-coord-cluster: $(B)/tests/coord_cluster_test $(B)/tests/coh_worker $(BIN) \
 		plugins
 	$(RUN) 600 $(B)/tests/coord_cluster_test
+
+# `pagemesh node` and API programs in one cluster: mixed_worker is an API
+# program (public header only); mixed_test runs it beside `pagemesh node`
+# processes and times its pm_node_stop().
+$(B)/tests/mixed_worker: tests/mixed_worker.c $(LIB_A) \
+		include/pagemesh/pagemesh.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/mixed_worker.c $(LIB_A) $(LDFLAGS) \
+		$(CORE_LIBS)
+
+$(B)/tests/mixed_test: tests/mixed_test.c tests/cluster.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ tests/mixed_test.c $(LDFLAGS) -lcmocka
+
+TEST_BINS += $(B)/tests/mixed_worker $(B)/tests/mixed_test
+TESTS += test-mixed
+test-mixed: $(B)/tests/mixed_test $(B)/tests/mixed_worker $(BIN) plugins
+	$(RUN) 300 $(B)/tests/mixed_test

@@ -70,11 +70,15 @@ static int fake_fill(void *arg, struct pm_stats *st, struct metrics_extra *x)
 	snprintf(x->transports[1].name, sizeof(x->transports[1].name),
 		 "io_uring-tcp");
 	x->transports[1].bytes_sent = 7;
-	x->n_peers = 1;
+	x->n_peers = 2;
 	x->peers[0].node_id = 1;
 	x->peers[0].up = true;
 	snprintf(x->peers[0].transport, sizeof(x->peers[0].transport), "tcp");
+	snprintf(x->peers[0].endpoint, sizeof(x->peers[0].endpoint),
+		 "10.0.0.2:7701");
 	x->peers[0].bytes_sent = 500ull * k;
+	/* Not connected yet: no transport, no endpoint. */
+	x->peers[1].node_id = 3;
 	x->n_msgs = 2;
 	snprintf(x->msgs[0].type, sizeof(x->msgs[0].type), "read");
 	x->msgs[0].sent = 4ull * k;
@@ -301,6 +305,11 @@ static void test_values_and_types(void **state)
 			    (double)x.peers[0].bytes_sent, 0);
 	assert_near(get(sc, "pagemesh_peer_up",
 				"{peer=\"1\",transport=\"tcp\"}")->v, 1, 0);
+	assert_near(get(sc, "pagemesh_peer_up",
+				"{peer=\"3\",transport=\"\"}")->v, 0, 0);
+	assert_near(get(sc, "pagemesh_peer_info",
+			"{peer=\"1\",transport=\"tcp\",endpoint=\"10.0.0.2:7701\"}")->v,
+		    1, 0);
 	assert_near(get(sc, "pagemesh_coherence_sent_messages_total",
 				"{type=\"read\"}")->v,
 			    (double)x.msgs[0].sent, 0);
@@ -573,6 +582,20 @@ static void test_stats_command(void **state)
 	assert_non_null(row);
 	assert_true(strstr(row, "iB\n") && strstr(row, "iB\n") <
 		    strchr(row + 1, '\n'));
+	/* The peers: a table of their own, not rows of the one above. */
+	assert_null(strstr(out, "\npeer_up{"));
+	row = strstr(out, "\npeers of node 2 (");
+	assert_non_null(row);
+	row = strchr(row + 1, '\n');
+	assert_non_null(row);
+	assert_int_equal(strncmp(row, "\nnode  up   transport  endpoint       ",
+				 38), 0);
+	row = strchr(row + 1, '\n');
+	assert_int_equal(strncmp(row, "\n1     yes  tcp        10.0.0.2:7701  ",
+				 38), 0);
+	row = strchr(row + 1, '\n');
+	assert_int_equal(strncmp(row, "\n3     no   -          -              ",
+				 38), 0);
 
 	/* -c: the node's config names the address. */
 	fd = mkstemp(cfgpath);

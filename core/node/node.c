@@ -580,9 +580,10 @@ out_free:
 	return NULL;
 }
 
-struct pm_node *pm_node_start_opts(const char *config_path,
-				   const struct pm_node_options *opts,
-				   char *err, size_t errlen, int *code)
+static struct pm_node *start_opts(const char *config_path,
+				  const struct pm_node_options *opts,
+				  bool server_only, char *err, size_t errlen,
+				  int *code)
 {
 	const struct pm_logger *old;
 	struct pm_node *n;
@@ -601,6 +602,7 @@ struct pm_node *pm_node_start_opts(const char *config_path,
 		node_fail(err, errlen, PM_EXIT_RUNTIME, code, "out of memory");
 		return NULL;
 	}
+	n->server_only = server_only;
 	/* Without options, as the process logs (the CLI's -v). */
 	n->log = pm_log_default;
 	n->log.level = pm_log_level_from_env(pm_log_default.level);
@@ -614,6 +616,19 @@ struct pm_node *pm_node_start_opts(const char *config_path,
 	n = node_start(n, config_path, err, errlen, code);
 	pm_log_use(old);
 	return n;
+}
+
+struct pm_node *pm_node_start_opts(const char *config_path,
+				   const struct pm_node_options *opts,
+				   char *err, size_t errlen, int *code)
+{
+	return start_opts(config_path, opts, false, err, errlen, code);
+}
+
+struct pm_node *node_start_server(const char *config_path, char *err,
+				  size_t errlen, int *code)
+{
+	return start_opts(config_path, NULL, true, err, errlen, code);
 }
 
 struct pm_node *pm_node_start_ex(const char *config_path, char *err,
@@ -655,7 +670,8 @@ void pm_node_stop(struct pm_node *n)
 	metrics_set_ready(n->metrics, false);
 	/* Nothing more to evict: the others are about to go. */
 	evict_stop(n);
-	/* Pages homed here stay served until every node is done. */
+	/* Pages homed here stay served until every API program is done
+	 * (a node run by `pagemesh node` counts as arrived: barrier.c). */
 	if (pm_node_barrier(n, n->cfg.startup_timeout_ms))
 		pm_warn("stopping without the other nodes' agreement");
 	/* From here peers closing is the cluster stopping, not failing. */

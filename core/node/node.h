@@ -224,8 +224,12 @@ struct pm_node {
 	uint32_t bar_gen;		/* my next barrier generation */
 	uint32_t bar_serve_gen;		/* node 0: generation being gathered */
 	uint32_t bar_done_gen;		/* node 0: last completed generation */
-	int bar_count;			/* node 0: arrived in bar_serve_gen */
-	bool bar_arrived[CFG_MAX_NODES];
+	bool bar_arrived[CFG_MAX_NODES];	/* node 0: in bar_serve_gen */
+	bool bar_server[CFG_MAX_NODES];	/* node 0: only serves (`pagemesh
+					 * node`): counts as arrived at
+					 * every generation after its first */
+	bool server_only;		/* this node is run by `pagemesh node`:
+					 * no barrier after start-up's */
 	struct {
 		int tidx;
 		uint64_t conn_id, req_id;
@@ -355,6 +359,12 @@ static inline void dir_lose(struct pm_node *n, uint64_t page)
 int node_fail(char *err, size_t errlen, int code, int *codep,
 	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void node_free(struct pm_node *n);
+/* pm_node_start_ex for `pagemesh node`: a node that only serves. Its
+ * start-up barrier tells node 0 so (PM_RQ_SERVER_ONLY), and the barriers
+ * of the API programs beside it, pm_node_stop's too, count it as arrived
+ * from then on. */
+struct pm_node *node_start_server(const char *config_path, char *err,
+				  size_t errlen, int *code);
 
 /* ---- peer.c: outgoing calls, replies, peers' health --------------------- */
 /* Set in fault threads: their calls take a fault connection (node_call). */

@@ -40,6 +40,10 @@ static void node_usage(FILE *out)
 "Run a node of the cluster described by FILE until SIGINT or SIGTERM: it\n"
 "serves the pages it is home for and contributes its memory. Start-up waits\n"
 "(cluster.startup_timeout_ms, default 30000) until every node is connected.\n"
+"After start-up it counts as arrived at every barrier of the programs that\n"
+"use the API beside it: their pm_node_barrier() and pm_node_stop() do not\n"
+"wait for it. A signal stops it at once; the pages homed on it are then\n"
+"lost to the programs still running (SIGBUS).\n"
 "\n"
 "  -c, --config FILE   node configuration (see etc/ and README)\n"
 "  -h, --help          this text\n"
@@ -65,8 +69,8 @@ static void *start_thread(void *arg)
 {
 	struct starter *st = arg;
 
-	st->n = pm_node_start_ex(st->config, st->err, sizeof(st->err),
-				 &st->code);
+	st->n = node_start_server(st->config, st->err, sizeof(st->err),
+				  &st->code);
 	if (write(st->done[1], "", 1) < 0)
 		abort();	/* the main thread would wait forever */
 	return NULL;

@@ -35,6 +35,13 @@ int proto_check_req(const void *msg, uint32_t len, uint32_t payload_len,
 		*bad = "payload_len";
 	else if (rq.op == PM_OP_AUTH && payload_len != AUTH_MAC_LEN)
 		*bad = "payload_len";
+	else if (rq.op == PM_OP_BARRIER && (rq.flags & ~PM_RQ_SERVER_ONLY))
+		*bad = "flags";
+	else if (rq.op != PM_OP_BARRIER && (rq.flags & PM_RQ_SERVER_ONLY))
+		*bad = "flags";
+	else if (rq.op == PM_OP_BARRIER && (rq.flags & PM_RQ_SERVER_ONLY) &&
+		 rq.arg)
+		*bad = "arg";
 	else if (rq.op == PM_OP_EVICT && rq.page >= npages)
 		*bad = "page";
 	else if (rq.op == PM_OP_EVICT && (rq.flags & PM_RQ_CLEAN_LIST) &&

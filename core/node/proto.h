@@ -26,6 +26,10 @@ enum pm_op {
 #define PM_RQ_CLEAN_LIST 0x04	/* EVICT: payload lists `arg` pages whose
 				 * read-only copies I dropped (u64 each) */
 #define PM_EVICT_LIST_MAX 256
+#define PM_RQ_SERVER_ONLY 0x08	/* BARRIER (generation 0 only): I only
+				 * serve (`pagemesh node`) and call no
+				 * barrier again: count me arrived at
+				 * every later generation */
 
 /* Reply flags. */
 #define PM_RP_DATA 0x01		/* payload carries the page */

@@ -110,9 +110,12 @@ int stats_metrics_fill(void *arg, struct pm_stats *st,
 		mp->node_id = i;
 		/* Connected, and not declared dead since. */
 		mp->up = n->peers[i].conn != NULL && !node_peer_dead(n, i);
-		if (n->peers[i].tidx >= 0)
+		if (n->peers[i].tidx >= 0) {
 			snprintf(mp->transport, sizeof(mp->transport), "%s",
 				 n->plugins[n->peers[i].tidx].name);
+			snprintf(mp->endpoint, sizeof(mp->endpoint), "%s",
+				 n->peers[i].endpoint);
+		}
 		mp->bytes_sent = LOAD(peer[i].bytes_sent);
 		mp->bytes_received = LOAD(peer[i].bytes_received);
 	}

@@ -113,7 +113,9 @@ int pm_node_count(const struct pm_node *n);
 /*
  * Wait until every node of the cluster has reached the same barrier
  * (barriers are counted per node, so each node must call it the same
- * number of times). 0, or -ETIMEDOUT / -errno.
+ * number of times). A node run by `pagemesh node` only serves and counts
+ * as arrived at every barrier after start-up: the barrier gathers the
+ * programs that use this API. 0, or -ETIMEDOUT / -errno.
  */
 int pm_node_barrier(struct pm_node *n, int timeout_ms);
 
@@ -124,9 +126,10 @@ int pm_node_stats(struct pm_node *n, struct pm_stats *out);
 uint64_t pm_hist_bound_ns(int i);
 
 /*
- * Leave the cluster: waits for the other nodes to stop too (so pages this
- * node is home for stay served while others still use them, up to
- * cluster.startup_timeout_ms), then unmaps the region and frees n.
+ * Leave the cluster: waits for the other API programs to call it too (so
+ * pages this node is home for stay served while others still use them, up
+ * to cluster.startup_timeout_ms; nodes run by `pagemesh node` are not
+ * waited for, and go on serving), then unmaps the region and frees n.
  */
 void pm_node_stop(struct pm_node *n);
 

@@ -47,6 +47,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	if (rq.op == PM_OP_AUTH && plen != AUTH_MAC_LEN)
 		__builtin_trap();
+	/* barrier.c: SERVER_ONLY is a start-up barrier's, and BARRIER's
+	 * only flag. */
+	if ((rq.flags & PM_RQ_SERVER_ONLY) &&
+	    (rq.op != PM_OP_BARRIER || rq.arg))
+		__builtin_trap();
+	if (rq.op == PM_OP_BARRIER && (rq.flags & ~PM_RQ_SERVER_ONLY))
+		__builtin_trap();
 	if (plen > PM_PAYLOAD_MAX)
 		__builtin_trap();
 	return 0;
