@@ -48,6 +48,7 @@ struct cfg {
 	int pager_threads;			/* pager.threads (2) */
 	uint64_t local_limit;			/* pager.local_limit (0=all) */
 	int prefetch;				/* pager.prefetch (0) */
+	int migratory;				/* pager.migratory (1) */
 	char evict_policy[8];			/* pager.policy ("2q") */
 	int timeout_ms;				/* pager.timeout_ms (5000) */
 	int startup_timeout_ms;			/* cluster.startup_timeout_ms */

@@ -125,6 +125,8 @@ const struct cfg_key cfg_keys[] = {
 	  .doc = "deadline of one request of a fault to its home; one that runs out is sent again while the home lives" },
 	{ "pager.prefetch", CFG_T_INT, 0, 0, 15, .def = 0, FIELD(prefetch),
 	  .doc = "on a sequential fault, also fetch up to this many next pages" },
+	{ "pager.migratory", CFG_T_INT, 0, 0, 1, .def = 1, FIELD(migratory),
+	  .doc = "1: a page that one node after another reads and then writes (a lock, a counter) is granted exclusive on a read, one fault per hand-off, until a holder gives it back unwritten; 0: reads always share" },
 	{ "pager.local_limit", CFG_T_SIZE, CFG_K_PAGES, 0, SIZE_MAX_BYTES,
 	  .def = 0, .unset = "unbounded", FIELD(local_limit),
 	  .doc = "most of the region kept mapped here; the rest is evicted to its home" },

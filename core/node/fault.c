@@ -278,8 +278,9 @@ static const char *grant_check(const struct pm_proto_req *rq,
 		return "extra pages not asked for";
 	if (plen != want)
 		return "a payload that does not match its flags";
-	if (rq->op == PM_OP_READ && (excl || !(data || zero)))
-		return "a read grant without its page, or exclusive";
+	/* Exclusive is allowed: a migratory page (home.c). */
+	if (rq->op == PM_OP_READ && !(data || zero))
+		return "a read grant without its page";
 	if (rq->op == PM_OP_WRITE && !excl)
 		return "a write grant that is not exclusive";
 	if (rq->op == PM_OP_WRITE && !(rq->flags & PM_RQ_HAS_COPY) &&

@@ -239,6 +239,22 @@ int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
 	return r;
 }
 
+/*
+ * Migratory sharing: a page that one node after another reads and then at
+ * once writes (a lock, a counter, a queue's head) costs a read fault, a
+ * write-protect fault and an upgrade per hand-off. Once the directory has
+ * seen its sole reader upgrade, a remote read of it is granted exclusive:
+ * one fault and one round trip. A holder that gives such a copy back
+ * unwritten (its data equals the store's) ends it: readers that never
+ * write share again. Not for prefetched pages (one grant has one mode).
+ */
+static bool read_excl(const struct pm_node *n, const struct dir_entry *e,
+		      const struct txn *t)
+{
+	return t->op == PM_OP_READ && e->migratory && n->cfg.migratory &&
+	       !t->extra && !t->nextra;
+}
+
 /* Does t need actions by other nodes over the network? (dlock held) */
 static bool needs_remote(struct pm_node *n, const struct dir_entry *e,
 			 const struct txn *t)
@@ -247,8 +263,10 @@ static bool needs_remote(struct pm_node *n, const struct dir_entry *e,
 
 	if (e->state == DIR_EXCL)
 		return e->owner != n->id &&
-		       (e->owner != t->from || t->op == PM_OP_READ);
-	if (e->state == DIR_SHARED && t->op == PM_OP_WRITE) {
+		       (e->owner != t->from ||
+			(t->op == PM_OP_READ && !read_excl(n, e, t)));
+	if (e->state == DIR_SHARED &&
+	    (t->op == PM_OP_WRITE || read_excl(n, e, t))) {
 		others = e->sharers & ~(1ull << t->from) & ~(1ull << n->id);
 		return others != 0;
 	}
@@ -366,7 +384,7 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 		return 0;
 	}
 
-	if (t->op == PM_OP_READ) {
+	if (t->op == PM_OP_READ && !read_excl(n, e, t)) {
 		uint64_t sharers = e->state == DIR_SHARED ? e->sharers : 0;
 
 		/*
@@ -394,6 +412,9 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 
 	had_copy = (t->flags & PM_RQ_HAS_COPY) && e->state == DIR_SHARED &&
 		   (e->sharers & me);
+	/* Its sole reader upgrades: the next reader will write too. */
+	if (had_copy && !(e->sharers & ~(me | (1ull << n->id))))
+		e->migratory = 1;
 	if (e->state == DIR_SHARED) {
 		for (int i = 0; i < n->nodes; i++)
 			if (i != t->from && (e->sharers & (1ull << i)))
@@ -499,6 +520,11 @@ static bool act_on(struct pm_node *n, uint64_t page, int who, uint8_t op,
 			       (unsigned long long)page, who, plen);
 			return false;
 		}
+		/* Given back as it was granted: whoever read it did not
+		 * write it, so the page is not migratory (any more). */
+		if (e->migratory && op != PM_OP_INVAL && e->written &&
+		    !e->store_behind && !e->bounce && !memcmp(st, buf, PM_PAGE_SIZE))
+			e->migratory = 0;
 		memcpy(st, buf, PM_PAGE_SIZE);
 		STAT_ADD(n, pages_received, 1);
 		e->written = 1;
@@ -590,6 +616,7 @@ static void grant_extras(struct pm_node *n, const struct txn *t,
 	for (int i = 0; i < t->nextra; i++) {
 		struct txn x = {
 			.page = t->page + 1 + i, .from = t->from, .op = t->op,
+			.extra = true,
 		};
 		struct dir_entry *e = dir_of(n, x.page);
 		uint8_t g;

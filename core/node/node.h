@@ -54,6 +54,7 @@ struct txn {
 	uint8_t nextra;		/* prefetch: pages after `page` wanted too */
 	uint8_t *data;		/* EVICT of an exclusive copy: its page */
 	bool noreply;		/* part of a clean-eviction list */
+	bool extra;		/* a prefetched page of another's request */
 	bool local;
 	/* remote */
 	int tidx;

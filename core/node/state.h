@@ -87,7 +87,9 @@ struct dir_entry {
 				 * written back; all-zero bytes are an unused
 				 * entry, so the table needs no set-up) */
 	uint8_t busy;		/* a transaction owns the entry */
-	uint8_t lost;		/* its only copy died with its holder */
+	uint8_t lost : 1;	/* its only copy died with its holder */
+	uint8_t migratory : 1;	/* read then written by one node after
+				 * another: a remote read gets it exclusive */
 	uint8_t store_behind;	/* the current data is a holder's copy (the
 				 * home's own mapped one, or the owner's) */
 	uint8_t bounce;		/* 1 + slot: the data is in that bounce slot
