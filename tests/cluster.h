@@ -26,7 +26,7 @@
 
 #include "free_port.h"
 
-#define CL_MAX 8
+#define CL_MAX 16
 
 struct cluster {
 	int n;

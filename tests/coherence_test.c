@@ -106,6 +106,27 @@ static void loopback_wl(const char *workload)
 	fail_msg("no count for workload %s", workload);
 }
 
+/*
+ * 16 nodes on loopback (4 MiB homed on each): the counter and the bank
+ * with every node taking part, so each page is handed among 16. A node
+ * holds (16 - 1) x (1 + pager.threads) connections each way.
+ */
+static void test_sixteen(void **state)
+{
+	static const char *const wl[][2] = {
+		{ "counter", "320" }, { "bank", "160" }, { "turns", "20" },
+	};
+	struct cluster c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(wl) / sizeof(wl[0]); i++) {
+		assert_int_equal(cl_init(&c, 16), 0);
+		snprintf(c.pager, sizeof(c.pager), "timeout_ms = 20000;");
+		run_cluster(&c, wl[i][0], wl[i][1], "1", 240000);
+		cl_cleanup(&c);
+	}
+}
+
 static void test_stripes(void **state)
 {
 	(void)state;
@@ -330,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_cache_fifo),
 		cmocka_unit_test(test_cache_clock),
 		cmocka_unit_test(test_mixed_transports),
+		cmocka_unit_test(test_sixteen),
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_netns),
 	};
