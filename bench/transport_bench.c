@@ -216,7 +216,7 @@ static void *base_accept(void *arg)
 		/* Blocking I/O: the plainest possible request/response. */
 		fl = fcntl(fd, F_GETFL);
 		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-		pm_net_nodelay(fd);
+		pm_net_rpc_tune(fd);
 		if (pthread_create(&th, &a, base_conn, (void *)(intptr_t)fd))
 			close(fd);
 	}
