@@ -15,6 +15,7 @@
  * plugin (ut_release_recv).
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,26 @@ struct ut_conn {
 	uint32_t nfree;
 	uint32_t freelist[UT_MAX_SLOTS];
 	struct ut_slot slots[UT_MAX_SLOTS];
+
+	/* System calls the calling threads made for calls, counted for the
+	 * debug line of disconnect (the bench reads it): io_uring_enter, and
+	 * the others on the socket (poll, send). Relaxed atomics. */
+	uint64_t n_calls, n_enter, n_other;
 };
+
+static void ut_count(uint64_t *n)
+{
+	__atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+}
+
+/* Every io_uring_enter of the calling side goes through here. */
+static int ut_enter(struct ut_conn *c, unsigned to_submit, unsigned min_complete,
+		    unsigned flags, void *arg, size_t argsz)
+{
+	ut_count(&c->n_enter);
+	return io_uring_enter2(c->ring.ring_fd, to_submit, min_complete, flags,
+			       (sigset_t *)arg, argsz);
+}
 
 static void ut_ts_from_ns(struct timespec *ts, int64_t ns)
 {
@@ -252,7 +272,7 @@ static void ut_submit_now(struct ut_conn *c)
 	unsigned n = ut_flush_sq(&c->ring);
 
 	if (n)
-		io_uring_enter(c->ring.ring_fd, n, 0, 0, NULL);
+		ut_enter(c, n, 0, 0, NULL, _NSIG / 8);
 }
 
 /* Close socket and ring; every call on them fails. Lock held, and either
@@ -298,9 +318,11 @@ static void ut_break(struct ut_conn *c, int err)
 }
 
 /* Has the peer closed its end (a FIN, or a reset, is waiting)? */
-static bool ut_peer_closed(int fd)
+static bool ut_peer_closed(struct ut_conn *c)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+
+	ut_count(&c->n_other);
 
 	return poll(&p, 1, 0) == 1 &&
 	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
@@ -653,9 +675,8 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 	memset(&arg, 0, sizeof(arg));
 	arg.ts = (uint64_t)(uintptr_t)&ts;
 	pthread_mutex_unlock(&c->lock);
-	r = io_uring_enter2(c->ring.ring_fd, n, want,
-			    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-			    (sigset_t *)&arg, sizeof(arg));
+	r = ut_enter(c, n, want, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+		     &arg, sizeof(arg));
 	pthread_mutex_lock(&c->lock);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN &&
 	    r != -EBUSY)
@@ -716,6 +737,7 @@ static void ut_follower_send(struct ut_conn *c)
 			return;
 		}
 	}
+	ut_count(&c->n_other);
 	n = send(c->fd, c->sq.fill, c->sq.fill_len,
 		 MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n > 0) {
@@ -765,16 +787,15 @@ static void ut_release_recv(struct ut_conn *c)
 		if (c->driving) {
 			/* Also submits what the driver flushed but has not
 			 * entered with yet (a cancel of its own, say). */
-			io_uring_enter(c->ring.ring_fd, n, 0, 0, NULL);
+			ut_enter(c, n, 0, 0, NULL, _NSIG / 8);
 			break;
 		}
 		c->driving = true;
 		memset(&arg, 0, sizeof(arg));
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 		pthread_mutex_unlock(&c->lock);
-		io_uring_enter2(c->ring.ring_fd, n, 1,
-				IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-				(sigset_t *)&arg, sizeof(arg));
+		ut_enter(c, n, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+			 &arg, sizeof(arg));
 		pthread_mutex_lock(&c->lock);
 		ut_reap(c);
 		/* As at the end of a drive: a resubmitted short send and
@@ -852,6 +873,7 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 		pthread_mutex_unlock(&c->lock);
 		return -ESHUTDOWN;
 	}
+	ut_count(&c->n_calls);
 	c->callers++;
 	r = ut_slot_get(c, deadline_ns, &i);
 	if (r)
@@ -894,7 +916,7 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 			 * here): redial before sending, not after, since a
 			 * frame that left cannot be sent again. */
 			if (c->up && !c->driving && !c->nqueued &&
-			    ut_peer_closed(c->fd))
+			    ut_peer_closed(c))
 				ut_break(c, -ECONNRESET);
 			if (!c->up) {
 				if (c->driving)
@@ -1069,6 +1091,11 @@ static void ut_conn_destroy(struct ut_conn *c)
 	}
 	ut_teardown(c);
 	pthread_mutex_unlock(&c->lock);
+	/* The bench's "io_uring_enter per call" row parses this line. */
+	ut_log(c->t, PM_LOG_DEBUG,
+	       "disconnect %s: %" PRIu64 " calls, %" PRIu64
+	       " io_uring_enter, %" PRIu64 " other system calls (poll, send)",
+	       c->ep, c->n_calls, c->n_enter, c->n_other);
 	for (i = 0; i < UT_MAX_SLOTS; i++)
 		pthread_cond_destroy(&c->slots[i].cv);
 	pthread_cond_destroy(&c->idle_cv);
