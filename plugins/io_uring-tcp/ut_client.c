@@ -741,6 +741,10 @@ static void ut_follower_send(struct ut_conn *c)
 	n = send(c->fd, c->sq.fill, c->sq.fill_len,
 		 MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n > 0) {
+		/* Every frame queued may have reached the peer now (the
+		 * rest of a partial one follows through the ring): none of
+		 * them may be sent again after a break (ut_break). */
+		c->flown = c->appended;
 		memmove(c->sq.fill, c->sq.fill + n, c->sq.fill_len - n);
 		c->sq.fill_len -= (uint32_t)n;
 	}
