@@ -12,7 +12,10 @@
  * done it hands the ring to one of them. The multishot receive runs its
  * task work on the thread that armed it, which is why the driver (not a
  * helper thread) arms it, and why that thread ends it before it leaves the
- * plugin (ut_release_recv).
+ * plugin while replies for others may still come (ut_release_recv). On an
+ * idle connection it stays armed (ut_keep_recv): then only the peer's FIN
+ * completes it, which the next call reads from the CQ instead of asking
+ * the socket, and a call at one in flight is one io_uring_enter.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -66,6 +69,8 @@ struct ut_conn {
 	pid_t recv_owner;		/* thread whose task work feeds it */
 	int64_t owner_seen_ns;		/* the owner last left a call */
 	unsigned owner_calls;		/* the owner's calls under way */
+	bool recv_parked;		/* its owner left it armed on an idle
+					 * connection (ut_keep_recv) */
 
 	bool driving;
 	bool drive_capped;		/* driver wakes in BATCH_WAIT */
@@ -73,6 +78,8 @@ struct ut_conn {
 	uint64_t appended;		/* frames queued, ever */
 	uint64_t flown;			/* ... the first this many of which
 					 * were handed to the socket */
+	uint64_t wire_base;		/* appended when the socket was new */
+	uint64_t replies;		/* reply frames read on this socket */
 	bool shutdown;
 	unsigned callers;
 	unsigned slot_waiters;
@@ -291,9 +298,13 @@ static void ut_teardown(struct ut_conn *c)
 	c->up = false;
 	c->recv_armed = false;
 	c->recv_cancelling = false;
+	c->recv_parked = false;
 	ut_sendq_free(&c->sq);
 	memset(&c->p, 0, sizeof(c->p));
 	c->cur = UT_NIL;
+	/* Nothing sent before this point is answered on the next socket. */
+	c->wire_base = c->appended;
+	c->replies = 0;
 }
 
 /*
@@ -497,6 +508,7 @@ static int ut_feed(struct ut_conn *c, const unsigned char *d, uint32_t len)
 				s->pay_len = p->hdr.payload_len;
 				ut_slot_done(c, c->cur, p->hdr.status);
 			}
+			c->replies++;
 			c->cur = UT_NIL;
 			p->stage = UT_P_HDR;
 			p->hdr_got = 0;
@@ -625,7 +637,8 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 	c->driving = true;
 	if (c->recv_armed && !c->recv_cancelling &&
 	    c->recv_owner != ut_gettid() && !c->owner_calls &&
-	    pm_now_ns() - c->owner_seen_ns > UT_OWNER_STALE_NS) {
+	    (c->recv_parked ||
+	     pm_now_ns() - c->owner_seen_ns > UT_OWNER_STALE_NS)) {
 		/* Take the receive over; re-armed once its last CQE is in,
 		 * so no two receives ever race for the stream. */
 		sqe = io_uring_get_sqe(&c->ring);
@@ -633,6 +646,7 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 			io_uring_prep_cancel64(sqe, UT_UD(UT_UD_RECV, 0), 0);
 			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_CANCEL, 0));
 			c->recv_cancelling = true;
+			c->recv_parked = false;
 		}
 	}
 	if (!c->recv_armed) {
@@ -646,6 +660,7 @@ static void ut_drive(struct ut_conn *c, struct ut_slot *me,
 			sqe->buf_group = c->br.bgid;
 			io_uring_sqe_set_data64(sqe, UT_UD(UT_UD_RECV, 0));
 			c->recv_armed = true;
+			c->recv_parked = false;
 			/* The driver is inside its one call. */
 			c->recv_owner = ut_gettid();
 			c->owner_calls = 1;
@@ -813,6 +828,61 @@ static void ut_release_recv(struct ut_conn *c)
 	}
 }
 
+/* Requests on this socket whose replies have not been read yet. */
+static uint64_t ut_outstanding(const struct ut_conn *c)
+{
+	uint64_t sent = c->flown > c->wire_base ? c->flown - c->wire_base : 0;
+
+	return c->replies < sent ? sent - c->replies : 0;
+}
+
+/*
+ * The owner leaves its last call: may it leave the receive armed? Yes
+ * when nothing more can arrive for anyone, that is, it was the only
+ * caller, nothing is queued or sent, and every request sent on this
+ * socket has its reply: the receive then completes only for the peer's
+ * FIN or reset (or garbage), once, and that completion is the next
+ * call's check for a closed peer (ut_idle_check), for free. Re-arming it
+ * and ending it around every call cost an io_uring_enter each. Anything
+ * else may bring replies for other callers, whose task work would
+ * interrupt this thread outside the plugin for each one
+ * (ut_release_recv). Lock held.
+ */
+static bool ut_keep_recv(struct ut_conn *c)
+{
+	if (!c->up || c->shutdown || !c->recv_armed || c->recv_cancelling ||
+	    c->recv_owner != ut_gettid() || c->callers != 1 || c->driving ||
+	    c->nqueued || c->sq.inflight || c->sq.fill_len ||
+	    ut_outstanding(c))
+		return false;
+	c->recv_parked = true;
+	return true;
+}
+
+/*
+ * Before the first frame on an idle connection: has the peer closed it
+ * (its FIN or a reset is here)? Then redial before sending, not after,
+ * since a frame that left cannot be sent again. With the receive left
+ * armed (ut_keep_recv), that end is a completion in the ring already
+ * (the receive's task work runs as soon as the peer's FIN arrives):
+ * looking at the CQ costs no system call. Without one, ask the socket.
+ * Lock held, nobody driving.
+ */
+static void ut_idle_check(struct ut_conn *c)
+{
+	if (c->recv_armed && !c->recv_cancelling) {
+		if (io_uring_cq_ready(&c->ring)) {
+			c->driving = true;
+			ut_reap(c);
+			c->driving = false;
+			ut_wake_done(c);
+		}
+		return;
+	}
+	if (ut_peer_closed(c))
+		ut_break(c, -ECONNRESET);
+}
+
 /* --- slots --------------------------------------------------------------- */
 
 static int ut_slot_get(struct ut_conn *c, int64_t deadline_ns, uint32_t *out)
@@ -891,8 +961,10 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 	s->queued = false;
 	s->broke = false;
 	s->tid = ut_gettid();
-	if (s->tid == c->recv_owner)
+	if (s->tid == c->recv_owner) {
 		c->owner_calls++;
+		c->recv_parked = false;
+	}
 
 	for (;;) {
 		if (s->state == UT_S_DONE) {
@@ -919,9 +991,8 @@ int ut_call(struct pm_tconn *cc, const struct pm_msg *req, struct pm_msg *rep,
 			/* A peer that closed while we were idle (its FIN is
 			 * here): redial before sending, not after, since a
 			 * frame that left cannot be sent again. */
-			if (c->up && !c->driving && !c->nqueued &&
-			    ut_peer_closed(c))
-				ut_break(c, -ECONNRESET);
+			if (c->up && !c->driving && !c->nqueued)
+				ut_idle_check(c);
 			if (!c->up) {
 				if (c->driving)
 					goto sleep;
@@ -975,7 +1046,7 @@ sleep:
 		c->owner_seen_ns = pm_now_ns();
 	}
 	ut_slot_put(c, i);
-	if (!c->owner_calls)
+	if (!c->owner_calls && !ut_keep_recv(c))
 		ut_release_recv(c);
 out:
 	c->callers--;
