@@ -870,15 +870,19 @@ static bool ut_keep_recv(struct ut_conn *c)
  */
 static void ut_idle_check(struct ut_conn *c)
 {
-	if (c->recv_armed && !c->recv_cancelling) {
-		if (io_uring_cq_ready(&c->ring)) {
-			c->driving = true;
-			ut_reap(c);
-			c->driving = false;
-			ut_wake_done(c);
-		}
-		return;
+	if (c->recv_armed && !c->recv_cancelling &&
+	    io_uring_cq_ready(&c->ring)) {
+		c->driving = true;
+		ut_reap(c);
+		c->driving = false;
+		ut_wake_done(c);
 	}
+	/* Still armed: it reports the close. Ended without one (its owner
+	 * exited, and the kernel ends it with -ECANCELED instead of running
+	 * it, FIN or not): ask the socket. */
+	if (!c->up || c->driving ||
+	    (c->recv_armed && !c->recv_cancelling))
+		return;
 	if (ut_peer_closed(c))
 		ut_break(c, -ECONNRESET);
 }
