@@ -1002,7 +1002,9 @@ int main(int argc, char **argv)
 		trs[i].enters[0] = trs[i].enters[1] = -1;
 		if (trs[i].usable && !trs[i].baseline) {
 			count_syscalls(&trs[i], 0, 1);
-			count_syscalls(&trs[i], 1, 32);
+			/* Only a plugin that counts is worth more calls. */
+			if (trs[i].enters[0] >= 0)
+				count_syscalls(&trs[i], 1, 32);
 		}
 	}
 
