@@ -416,6 +416,45 @@ static void test_peer_restart(void **st)
 	srv_stop(&s);
 }
 
+static void *one_call_thread(void *arg)
+{
+	struct cli *c = arg;
+
+	return (void *)(intptr_t)one_call(c, 11, 4, pm_now_ns() + 5 * SEC);
+}
+
+/*
+ * An idle connection keeps its receive armed on the thread that last
+ * called, and reads the peer's close from it. That thread exits (the
+ * kernel then ends the receive without reporting the close); the peer
+ * restarts: the next call, from this thread, still redials by itself.
+ */
+static void test_peer_restart_owner_gone(void **st)
+{
+	struct srv s;
+	struct cli c;
+	char ep[PM_ENDPOINT_MAX];
+	pthread_t th;
+	void *ret;
+
+	(void)st;
+	if (skip_unless_built())
+		skip();
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp",
+				   "127.0.0.1:0", false), 0);
+	strcpy(ep, s.ep);
+	cli_start(&c, ut_path, "io_uring-tcp", ep);
+	assert_int_equal(pthread_create(&th, NULL, one_call_thread, &c), 0);
+	pthread_join(th, &ret);
+	assert_int_equal((int)(intptr_t)ret, 0);
+	srv_stop(&s);
+	assert_int_equal(srv_start(&s, ut_path, "io_uring-tcp", ep, false), 0);
+	assert_int_equal(one_call(&c, 5, 8, pm_now_ns() + 5 * SEC), 0);
+	assert_int_equal(one_call(&c, 6, 8, pm_now_ns() + 5 * SEC), 0);
+	cli_stop(&c);
+	srv_stop(&s);
+}
+
 /* A request nobody answers times out; the connection stays usable. */
 static void test_timeout_then_ok(void **st)
 {
@@ -444,13 +483,6 @@ static void test_timeout_then_ok(void **st)
 	assert_int_equal(one_call(&c, 6, 3, pm_now_ns() + 5 * SEC), 0);
 	cli_stop(&c);
 	srv_stop(&s);
-}
-
-static void *one_call_thread(void *arg)
-{
-	struct cli *c = arg;
-
-	return (void *)(intptr_t)one_call(c, 11, 4, pm_now_ns() + 5 * SEC);
 }
 
 /*
@@ -686,6 +718,7 @@ int main(void)
 		cmocka_unit_test(test_peer_restart),
 		cmocka_unit_test(test_timeout_then_ok),
 		cmocka_unit_test(test_receive_owner_changes),
+		cmocka_unit_test(test_peer_restart_owner_gone),
 		cmocka_unit_test(test_probe_reasons),
 		cmocka_unit_test(test_setting_ranges),
 	};
