@@ -855,6 +855,57 @@ static void test_packet_loss_20(void **state)
 	packet_loss(20, 12);
 }
 
+/*
+ * Node 2 leaves while the others go on, holding pages of theirs it
+ * wrote: with pm_node_leave they read its bytes back after declaring it
+ * dead; with a plain exit (the control) the same pages are lost.
+ */
+static int leave_run(const char *mode, int *exact)
+{
+	char prog[512];
+	char *argv[] = { prog, (char *)"{cfg}", (char *)mode, (char *)"0",
+			 NULL };
+	struct cluster c;
+	int bad = 0;
+
+	*exact = 0;
+	assert_int_equal(cl_init(&c, 3), 0);
+	snprintf(prog, sizeof(prog), "%s/tests/fault_worker", cl_build());
+	snprintf(c.cluster_keys, sizeof(c.cluster_keys),
+		 "failure_timeout_ms = %d;", TIMEOUT_MS);
+	assert_int_equal(cl_write_configs(&c, "16M"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(cl_spawn(&c, i, argv), 0);
+	for (int i = 0; i < 2; i++) {
+		if (!cl_log_has(&c, i, "RESULT reader", 60000))
+			bad++;
+		*exact += cl_log_has(&c, i, "read back exact", 0);
+	}
+	for (int i = 0; i < 3; i++)
+		if (c.pid[i] > 0)
+			kill(c.pid[i], SIGTERM);
+	cl_wait(&c, 20000);
+	printf("  %s:\n", mode);
+	for (int i = 0; i < 3; i++)
+		cl_dump(&c, i, i == 2 ? "leav" : "RESULT");
+	if (bad)
+		dump_all(&c);
+	cl_cleanup(&c);
+	return bad;
+}
+
+static void test_leave(void **state)
+{
+	int exact, control;
+
+	(void)state;
+	assert_int_equal(leave_run("leave", &exact), 0);
+	assert_int_equal(leave_run("leave-exit", &control), 0);
+	/* The control must lose them, or this proves nothing. */
+	assert_int_equal(control, 0);
+	assert_int_equal(exact, 2);
+}
+
 /* Lines naming a death or a loss in node i's log, printed; 0 if none. */
 static int deaths_or_losses(const struct cluster *c, int i)
 {
@@ -917,6 +968,7 @@ int main(void)
 		cmocka_unit_test(test_duplicate_id),
 		cmocka_unit_test(test_partition),
 		cmocka_unit_test(test_slow_replies),
+		cmocka_unit_test(test_leave),
 		cmocka_unit_test(test_packet_loss_10),
 		cmocka_unit_test(test_packet_loss_20),
 	};

@@ -421,6 +421,65 @@ static int partition_role(struct pm_node *node, int me, const char *cut,
 	return 0;
 }
 
+/*
+ * Leaving on purpose. The last node writes LEAVE_PAGES pages homed on the
+ * others (so it holds them exclusively), then leaves with pm_node_leave
+ * (or, with "leave-exit", just exits, which must lose them). The others
+ * wait until they declared it dead (their copies of it forgotten), then
+ * read every page back: the leaver's bytes, no SIGBUS.
+ */
+#define LEAVE_PAGES 32
+
+static uint64_t pg_leave(int k, int nodes)
+{
+	return per_home * (uint64_t)(k % (nodes - 1)) + 40 + (uint64_t)k;
+}
+
+static int leave_role(struct pm_node *node, int me, int nodes, bool leave)
+{
+	int64_t end = now_ms() + WAIT_MS;
+	struct pm_stats st;
+	int bad = 0;
+
+	if (me == nodes - 1) {
+		for (int k = 0; k < LEAVE_PAGES; k++)
+			memset(mem + pg_leave(k, nodes) * PAGE, 0xa0 + k, PAGE);
+		printf("leaver: wrote %d pages homed on the others\n",
+		       LEAVE_PAGES);
+		fflush(stdout);
+		if (!leave)
+			_exit(0);
+		int r = pm_node_leave(node);
+
+		printf("RESULT leaver: pm_node_leave: %s\n",
+		       r ? strerror(-r) : "ok");
+		_exit(r ? 1 : 0);
+	}
+	do {
+		if (pm_node_stats(node, &st) || now_ms() > end) {
+			printf("RESULT reader %d: node %d never declared dead\n",
+			       me, nodes - 1);
+			return 1;
+		}
+		poll(NULL, 0, 20);
+	} while (!st.peer_failures);
+	for (int k = 0; k < LEAVE_PAGES; k++) {
+		const uint8_t *p = mem + pg_leave(k, nodes) * PAGE;
+		uint8_t v = 0;
+
+		if (probe_sigbus(p, &v) >= 0 || v != 0xa0 + k ||
+		    memcmp(p, p + 1, PAGE - 1)) {
+			if (!bad++)
+				printf("reader %d: page %llu: %s\n", me,
+				       (unsigned long long)pg_leave(k, nodes),
+				       v == 0xa0 + k ? "torn" : "SIGBUS or not the leaver's bytes");
+		}
+	}
+	printf("RESULT reader %d: %d of %d pages the leaver wrote read back %s\n",
+	       me, LEAVE_PAGES - bad, LEAVE_PAGES, bad ? "BAD" : "exact");
+	return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_sigaction = on_bus,
@@ -466,6 +525,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		ret = partition_role(node, me, argv[3], argv[4]);
+		goto wait_term;
+	}
+	if (!strcmp(argv[2], "leave") || !strcmp(argv[2], "leave-exit")) {
+		ret = leave_role(node, me, nodes, !strcmp(argv[2], "leave"));
 		goto wait_term;
 	}
 	if (!strcmp(argv[2], "dup")) {

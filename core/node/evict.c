@@ -496,6 +496,34 @@ int evict_start(struct pm_node *n)
 	return 0;
 }
 
+int64_t evict_writeback_all(struct pm_node *n)
+{
+	struct evicting *ev = malloc(sizeof(*ev));
+	uint64_t before = n->st.c[PM_C_writebacks], tried = 0, done;
+
+	if (!ev)
+		return -ENOMEM;
+	for (uint64_t page = 0; page < n->npages; page++) {
+		/* A plain byte read: the state only says whether to try;
+		 * evict_remote checks it again under the page's lock. */
+		if (page_home(n, page) == n->id ||
+		    __atomic_load_n(&n->lstate[page], __ATOMIC_RELAXED) !=
+			    LS_EXCL)
+			continue;
+		if (evict_remote(n, page, ev))
+			tried++;
+	}
+	free(ev);
+	done = __atomic_load_n(&n->st.c[PM_C_writebacks], __ATOMIC_RELAXED) -
+	       before;
+	if (tried)
+		pm_log(done == tried ? PM_LOG_INFO : PM_LOG_ERROR,
+		       "leaving: wrote %llu exclusive page(s) back to their homes, %llu of them lost",
+		       (unsigned long long)done,
+		       (unsigned long long)(tried - done));
+	return (int64_t)(tried - done);
+}
+
 void evict_stop(struct pm_node *n)
 {
 	if (n->ev_started) {

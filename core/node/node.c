@@ -660,6 +660,25 @@ int pm_node_count(const struct pm_node *n)
 	return n ? n->nodes : 0;
 }
 
+int pm_node_leave(struct pm_node *n)
+{
+	const struct pm_logger *old;
+	int64_t lost;
+
+	if (!n)
+		return -EINVAL;
+	old = pm_log_use(&n->log);
+	metrics_set_ready(n->metrics, false);
+	evict_stop(n);
+	lost = evict_writeback_all(n);
+	/* The others go on: they declare us dead when we stop answering,
+	 * and find nothing of theirs left here. */
+	__atomic_store_n(&n->leaving, true, __ATOMIC_RELAXED);
+	node_free(n);
+	pm_log_use(old);
+	return lost < 0 ? (int)lost : lost ? -EIO : 0;
+}
+
 void pm_node_stop(struct pm_node *n)
 {
 	const struct pm_logger *old;

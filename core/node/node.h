@@ -526,6 +526,10 @@ void holder_evicting_remove(struct pm_node *n, struct evicting *ev);
 /* ---- evict.c: the bounded cache ----------------------------------------- */
 int evict_start(struct pm_node *n);
 void evict_stop(struct pm_node *n);
+/* Write every exclusive copy of another home's page back to it (a node
+ * leaving while the others go on). Returns how many could not be: their
+ * data is lost. Nothing may fault on the region meanwhile. */
+int64_t evict_writeback_all(struct pm_node *n);
 void evict_free(struct pm_node *n);
 /* Before a fault maps `pages` pages: evict until they fit the limit. */
 void evict_make_room(struct pm_node *n, int pages);

@@ -133,6 +133,19 @@ uint64_t pm_hist_bound_ns(int i);
  */
 void pm_node_stop(struct pm_node *n);
 
+/*
+ * Leave the cluster alone while the others go on (a program asked to
+ * stop, SIGTERM): first write every page this node holds exclusively back
+ * to its home, then stop at once, waiting for nobody; the others declare
+ * this node dead after cluster.failure_timeout_ms of silence and lose
+ * nothing it wrote to their pages. The caller must not touch the region
+ * once it calls this. Pages homed on this node are lost with it (faults
+ * on them get SIGBUS) until homes are replicated. Frees n. 0, -EIO when
+ * some page could not be written back (logged, with how many), -EINVAL
+ * for a NULL n.
+ */
+int pm_node_leave(struct pm_node *n);
+
 #ifdef __cplusplus
 }
 #endif
