@@ -31,23 +31,14 @@ static long long now_ms_bench(void)
 /* Node i's faults from its "stats: faults zero Z local L remote R wp W". */
 static long long node_faults(const struct cluster *c, int i)
 {
-	char path[512], line[1024];
-	long long z, l, r, w, all = -1;
-	FILE *f;
+	char line[1024];
+	long long z, l, r, w;
 
-	cl_path(c, i, "log", path, sizeof(path));
-	f = fopen(path, "r");
-	if (!f)
+	if (!cl_log_last(c, i, "stats: faults zero ", line, sizeof(line)) ||
+	    sscanf(line, "stats: faults zero %lld local %lld remote %lld wp %lld",
+		   &z, &l, &r, &w) != 4)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = strstr(line, "stats: faults zero ");
-
-		if (p && sscanf(p, "stats: faults zero %lld local %lld remote %lld wp %lld",
-				&z, &l, &r, &w) == 4)
-			all = z + l + r + w;
-	}
-	fclose(f);
-	return all;
+	return z + l + r + w;
 }
 
 static int one_run(int migratory, long turns, struct sample *s)
@@ -115,12 +106,29 @@ static void stat_of(const struct sample *s, int n, size_t off, double *med,
 	*max = v[n - 1];
 }
 
+/* One row of the table: medians and maxima; *turns_s and *fpt the
+ * medians. */
+static void print_row(const char *label, const struct sample *s, int n,
+		      double *turns_s, double *fpt)
+{
+	double m, x;
+
+	stat_of(s, n, offsetof(struct sample, turns_s), &m, &x);
+	printf("%-22s %12.0f / %5.0f", label, m, x);
+	*turns_s = m;
+	stat_of(s, n, offsetof(struct sample, faults_per_turn), &m, &x);
+	printf(" %16.2f / %5.2f", m, x);
+	*fpt = m;
+	stat_of(s, n, offsetof(struct sample, worst_node), &m, &x);
+	printf(" %12.2f / %5.2f\n", m, x);
+}
+
 int main(int argc, char **argv)
 {
 	struct sample on[64], off[64];
 	int rounds = 3, opt;
 	long turns = 300;
-	double m1, x1, m0, x0;
+	double t0, f0, t1, f1, t_ratio;
 
 	while ((opt = getopt(argc, argv, "r:n:h")) != -1) {
 		if (opt == 'r')
@@ -145,24 +153,9 @@ int main(int argc, char **argv)
 	       turns, rounds);
 	printf("%-22s %20s %24s %20s\n", "pager.migratory", "turns/s",
 	       "faults/turn per node", "worst node");
-	stat_of(off, rounds, offsetof(struct sample, turns_s), &m0, &x0);
-	stat_of(on, rounds, offsetof(struct sample, turns_s), &m1, &x1);
-	double t_ratio = m1 / m0;
-
-	printf("%-22s %12.0f / %5.0f", "0 (baseline)", m0, x0);
-	stat_of(off, rounds, offsetof(struct sample, faults_per_turn), &m0, &x0);
-	printf(" %16.2f / %5.2f", m0, x0);
-	double f0 = m0;
-
-	stat_of(off, rounds, offsetof(struct sample, worst_node), &m0, &x0);
-	printf(" %12.2f / %5.2f\n", m0, x0);
-	printf("%-22s %12.0f / %5.0f", "1", m1, x1);
-	stat_of(on, rounds, offsetof(struct sample, faults_per_turn), &m1, &x1);
-	printf(" %16.2f / %5.2f", m1, x1);
-	double f1 = m1;
-
-	stat_of(on, rounds, offsetof(struct sample, worst_node), &m1, &x1);
-	printf(" %12.2f / %5.2f\n", m1, x1);
+	print_row("0 (baseline)", off, rounds, &t0, &f0);
+	print_row("1", on, rounds, &t1, &f1);
+	t_ratio = t1 / t0;
 	printf("migratory vs baseline: faults per turn x%.2f, turns/s x%.2f\n",
 	       f1 / f0, t_ratio);
 	printf("goal: at most 4 faults per hand-off per node (%.2f: %s), turns/s at least 1.5x (x%.2f: %s)\n",

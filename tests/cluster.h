@@ -222,6 +222,51 @@ static inline void cl_block_sigchld(void)
 
 /* Wait until every started node exited or timeout_ms passed; then kill
  * the rest. Returns how many were still running at the deadline. */
+/* Collect the exit of every node in [from, to) that has ended; how many
+ * still run. */
+static inline int cl_reap(struct cluster *c, int from, int to)
+{
+	int running = 0, st;
+
+	for (int i = from; i < to; i++) {
+		if (c->pid[i] <= 0)
+			continue;
+		if (waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
+			c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
+					: 128 + WTERMSIG(st);
+			c->pid[i] = -1;
+		} else {
+			running++;
+		}
+	}
+	return running;
+}
+
+/* The last line of node i's log holding `what`, from `what` on, into
+ * buf; false if there is none. */
+static inline bool cl_log_last(const struct cluster *c, int i,
+			       const char *what, char *buf, size_t len)
+{
+	char path[512], line[1024];
+	bool found = false;
+	FILE *f;
+
+	cl_path(c, i, "log", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, what);
+
+		if (p) {
+			snprintf(buf, len, "%s", p);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 static inline int cl_wait(struct cluster *c, int timeout_ms)
 {
 	struct timespec end, now, left;
@@ -238,18 +283,7 @@ static inline int cl_wait(struct cluster *c, int timeout_ms)
 		end.tv_nsec -= 1000000000L;
 	}
 	for (;;) {
-		running = 0;
-		for (int i = 0; i < c->n; i++) {
-			if (c->pid[i] <= 0)
-				continue;
-			if (waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
-				c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
-						: 128 + WTERMSIG(st);
-				c->pid[i] = -1;
-			} else {
-				running++;
-			}
-		}
+		running = cl_reap(c, 0, c->n);
 		if (!running)
 			return late;
 		clock_gettime(CLOCK_MONOTONIC, &now);

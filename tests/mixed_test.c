@@ -25,23 +25,12 @@ static int wait_range(struct cluster *c, int from, int to, int ms)
 {
 	sigset_t s;
 	struct timespec step = { 0, 50 * 1000000L };
-	int left = ms, running, st;
+	int left = ms, running;
 
 	sigemptyset(&s);
 	sigaddset(&s, SIGCHLD);
 	for (;;) {
-		running = 0;
-		for (int i = from; i < to; i++) {
-			if (c->pid[i] <= 0)
-				continue;
-			if (waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
-				c->status[i] = WIFEXITED(st) ? WEXITSTATUS(st)
-						: 128 + WTERMSIG(st);
-				c->pid[i] = -1;
-			} else {
-				running++;
-			}
-		}
+		running = cl_reap(c, from, to);
 		if (!running || left <= 0)
 			return running;
 		/* SIGCHLD is blocked (main); a bounded wait for the next. */
@@ -53,22 +42,11 @@ static int wait_range(struct cluster *c, int from, int to, int ms)
 /* The number after the last `what` in node i's log, or -1. */
 static long log_num(const struct cluster *c, int i, const char *what)
 {
-	char path[512], line[1024];
-	long v = -1;
-	FILE *f;
+	char line[1024];
 
-	cl_path(c, i, "log", path, sizeof(path));
-	f = fopen(path, "r");
-	if (!f)
+	if (!cl_log_last(c, i, what, line, sizeof(line)))
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = strstr(line, what);
-
-		if (p)
-			v = strtol(p + strlen(what), NULL, 10);
-	}
-	fclose(f);
-	return v;
+	return strtol(line + strlen(what), NULL, 10);
 }
 
 static void dump_all(const struct cluster *c)
