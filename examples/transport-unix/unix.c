@@ -685,16 +685,16 @@ static void ux_out_close(struct pm_tconn *c)
 	c->fd = -1;
 }
 
-/* (Re)dial c->ep. Called with smu held, not mu. */
-static int ux_dial(struct pm_tconn *c, int64_t deadline)
+/* A socket connected to ep, autobound so the listener can name it, by
+ * deadline; its sends bounded by UX_SEND_MS. 0 and *out, or -errno. */
+static int ux_open(const char *ep, int64_t deadline, int *out)
 {
 	int64_t left = (deadline - pm_now_ns()) / 1000000;
 	struct sockaddr_un sa;
 	socklen_t len;
 	int fd, r;
 
-	ux_out_close(c);
-	if (ux_parse(c->ep, &sa, &len) || len == sizeof(sa_family_t))
+	if (ux_parse(ep, &sa, &len) || len == sizeof(sa_family_t))
 		return -EINVAL;
 	if (left <= 0)
 		return -ETIMEDOUT;
@@ -702,19 +702,29 @@ static int ux_dial(struct pm_tconn *c, int64_t deadline)
 	if (fd < 0)
 		return -errno;
 	r = ux_autobind(fd);
+	/* bounds connect() on a full backlog, and every send */
+	set_sndtimeo(fd, left < UX_SEND_MS ? (int)left : UX_SEND_MS);
+	if (!r && connect(fd, (struct sockaddr *)&sa, len))
+		r = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT :
+			-errno;
 	if (r) {
 		close(fd);
 		return r;
 	}
-	/* bounds connect() on a full backlog, and every send */
-	set_sndtimeo(fd, left < UX_SEND_MS ? (int)left : UX_SEND_MS);
-	if (connect(fd, (struct sockaddr *)&sa, len)) {
-		r = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT :
-			-errno;
-		close(fd);
-		return r;
-	}
 	set_sndtimeo(fd, UX_SEND_MS);
+	*out = fd;
+	return 0;
+}
+
+/* (Re)dial c->ep. Called with smu held, not mu. */
+static int ux_dial(struct pm_tconn *c, int64_t deadline)
+{
+	int fd, r;
+
+	ux_out_close(c);
+	r = ux_open(c->ep, deadline, &fd);
+	if (r)
+		return r;
 	pthread_mutex_lock(&c->mu);
 	c->fd = fd;
 	c->dead = false;
@@ -927,31 +937,8 @@ static int ux_test_corrupt(struct pm_tconn *c, int how, int64_t deadline)
 static int ux_test_raw_dial(struct pm_tctx *t, const char *ep,
 			    int64_t deadline, int *out)
 {
-	int64_t left = (deadline - pm_now_ns()) / 1000000;
-	struct sockaddr_un sa;
-	socklen_t len;
-	int fd, r;
-
 	(void)t;
-	if (ux_parse(ep, &sa, &len) || len == sizeof(sa_family_t))
-		return -EINVAL;
-	if (left <= 0)
-		return -ETIMEDOUT;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = ux_autobind(fd);
-	set_sndtimeo(fd, left < UX_SEND_MS ? (int)left : UX_SEND_MS);
-	if (!r && connect(fd, (struct sockaddr *)&sa, len))
-		r = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT :
-			-errno;
-	if (r) {
-		close(fd);
-		return r;
-	}
-	set_sndtimeo(fd, UX_SEND_MS);
-	*out = fd;
-	return 0;
+	return ux_open(ep, deadline, out);
 }
 
 /* Shut c down: calls fail with -ESHUTDOWN; wait for them; free c. */
