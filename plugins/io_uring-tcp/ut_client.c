@@ -877,11 +877,13 @@ static void ut_idle_check(struct ut_conn *c)
 		c->driving = false;
 		ut_wake_done(c);
 	}
-	/* Still armed: it reports the close. Ended without one (its owner
-	 * exited, and the kernel ends it with -ECANCELED instead of running
-	 * it, FIN or not): ask the socket. */
+	/* Still armed by this thread: it reports the close. Armed by
+	 * another, it may end at any moment without one (its owner exits,
+	 * and the kernel ends it with -ECANCELED instead of running it, FIN
+	 * or not), maybe after the look at the CQ above: ask the socket. */
 	if (!c->up || c->driving ||
-	    (c->recv_armed && !c->recv_cancelling))
+	    (c->recv_armed && !c->recv_cancelling &&
+	     c->recv_owner == ut_gettid()))
 		return;
 	if (ut_peer_closed(c))
 		ut_break(c, -ECONNRESET);
