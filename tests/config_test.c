@@ -272,7 +272,7 @@ static void test_unknown_key_hints(void **state)
 			    "cluster = { name = \"t\"; nodes = 2; memory = \"64M\"; };\n"
 			    "pager = { frobnicate = 1; };\n",
 			    true, "3",
-			    "unknown key 'pager.frobnicate' (pager takes threads, timeout_ms, prefetch, local_limit, policy)");
+			    "unknown key 'pager.frobnicate' (pager takes threads, timeout_ms, prefetch, migratory, local_limit, policy)");
 	/* The right key in the wrong group. */
 	expect_config_error("node = { id = 0; };\n"
 			    "cluster = { name = \"t\"; nodes = 2;\n"
