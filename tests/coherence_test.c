@@ -114,7 +114,7 @@ static void loopback_wl(const char *workload)
 static void test_sixteen(void **state)
 {
 	static const char *const wl[][2] = {
-		{ "counter", "320" }, { "bank", "160" }, { "turns", "20" },
+		{ "counter", "160" }, { "bank", "80" }, { "turns", "10" },
 	};
 	struct cluster c;
 

@@ -840,7 +840,7 @@ static void packet_loss(int pct, int div)
 static void test_packet_loss_10(void **state)
 {
 	(void)state;
-	packet_loss(10, 3);
+	packet_loss(10, 4);
 }
 
 /*
@@ -937,7 +937,7 @@ static int deaths_or_losses(const struct cluster *c, int i)
 static void test_slow_replies(void **state)
 {
 	const char *loads[][2] = {
-		{ "counter", "60" }, { "bank", "30" }, { "turns", "6" },
+		{ "counter", "40" }, { "bank", "20" }, { "turns", "4" },
 	};
 	struct cluster c;
 	int bad = 0, held = 0;
