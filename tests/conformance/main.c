@@ -191,7 +191,7 @@ static bool speaks_frame(char *why, size_t len)
 		return false;
 	}
 	if (!is_stream_listen(listen_addr)) {
-		snprintf(why, len, "listen string '%s' is no TCP HOST:PORT%s",
+		snprintf(why, len, "listen string '%.64s' is no TCP HOST:PORT%s",
 			 listen_addr, own);
 		return false;
 	}
