@@ -255,19 +255,15 @@ bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 	uint8_t ls = s & LS_MASK;
 	bool data = ls == LS_EXCL || op != PM_OP_INVAL;
 
+	/* Keeping a read-only copy needs a lease on its home's pages: past
+	 * ours, a downgrade gives the data and the copy too ("not held"
+	 * with data). */
+	bool keep = op == PM_OP_DOWNGRADE &&
+		    node_lease_held(n, page_home(n, page));
+
 	if (s & LF_FETCHING)
 		s |= LF_ACTED;	/* an upgrade in flight is out of date now */
-	/* Keeping a read-only copy needs a lease on its home's pages: past
-	 * ours, the data goes and so does the copy ("not held" with data). */
-	if (op == PM_OP_DOWNGRADE && !node_lease_held(n, page_home(n, page))) {
-		uffd_drop(n, page, ls == LS_EXCL, buf);
-		ls_set(n, page, LS_INVALID | (s & ~LS_MASK));
-		uffd_wake(n, page, 1);
-		STAT_ADD(n, invalidations_received, 1);
-		rp->flags = PM_RP_DATA | PM_RP_NOT_HELD;
-		return true;
-	}
-	if (op == PM_OP_DOWNGRADE) {
+	if (keep) {
 		uffd_protect(n, page, ls == LS_EXCL, buf);
 		ls_set(n, page, LS_SHARED | (s & ~LS_MASK));
 		STAT_ADD(n, downgrades_received, 1);
@@ -279,6 +275,8 @@ bool holder_apply(struct pm_node *n, uint64_t page, uint8_t op,
 		STAT_ADD(n, invalidations_received, 1);
 	}
 	rp->flags = data ? PM_RP_DATA : 0;
+	if (op == PM_OP_DOWNGRADE && !keep)
+		rp->flags |= PM_RP_NOT_HELD;
 	return data;
 }
 
