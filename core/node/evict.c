@@ -499,7 +499,9 @@ int evict_start(struct pm_node *n)
 int64_t evict_writeback_all(struct pm_node *n)
 {
 	struct evicting *ev = malloc(sizeof(*ev));
-	uint64_t before = n->st.c[PM_C_writebacks], tried = 0, done;
+	uint64_t before = __atomic_load_n(&n->st.c[PM_C_writebacks],
+					  __ATOMIC_RELAXED);
+	uint64_t tried = 0, done;
 
 	if (!ev)
 		return -ENOMEM;

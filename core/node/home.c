@@ -243,7 +243,7 @@ int home_local_fault(struct pm_node *n, uint64_t page, uint8_t op,
  * Migratory sharing: a page that one node after another reads and then at
  * once writes (a lock, a counter, a queue's head) costs a read fault, a
  * write-protect fault and an upgrade per hand-off. Once the directory has
- * seen its sole reader upgrade, a remote read of it is granted exclusive:
+ * seen its sole reader upgrade, a read of it is granted exclusive:
  * one fault and one round trip. A holder that gives such a copy back
  * unwritten (its data equals the store's) ends it: readers that never
  * write share again. Not for prefetched pages (one grant has one mode).
@@ -393,7 +393,7 @@ static uint8_t txn_execute(struct pm_node *n, struct dir_entry *e,
 		 * deadline arriving after a later one's grant was installed
 		 * and written. Only that node knows which, so it is asked:
 		 * data, or "not held". (Granting the store as it stands
-		 * served the old value to every later reader.)
+		 * would serve the old value to every later reader.)
 		 */
 		if (e->state == DIR_EXCL &&
 		    (e->owner != t->from || t->from != n->id)) {

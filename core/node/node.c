@@ -660,42 +660,47 @@ int pm_node_count(const struct pm_node *n)
 	return n ? n->nodes : 0;
 }
 
-int pm_node_leave(struct pm_node *n)
+/*
+ * The end of a node of the API: not ready any more, nothing more to
+ * evict, then what stopping asks of it (leave: write back; else: wait
+ * for the other programs), then free. Returns how many pages a leave
+ * could not write back, or -errno.
+ */
+static int64_t node_end(struct pm_node *n, bool leave)
 {
-	const struct pm_logger *old;
-	int64_t lost;
+	const struct pm_logger *old = pm_log_use(&n->log);
+	int64_t lost = 0;
 
-	if (!n)
-		return -EINVAL;
-	old = pm_log_use(&n->log);
 	metrics_set_ready(n->metrics, false);
 	evict_stop(n);
-	lost = evict_writeback_all(n);
-	/* The others go on: they declare us dead when we stop answering,
-	 * and find nothing of theirs left here. */
-	__atomic_store_n(&n->leaving, true, __ATOMIC_RELAXED);
-	node_free(n);
-	pm_log_use(old);
-	return lost < 0 ? (int)lost : lost ? -EIO : 0;
-}
-
-void pm_node_stop(struct pm_node *n)
-{
-	const struct pm_logger *old;
-
-	if (!n)
-		return;
-	old = pm_log_use(&n->log);
-	metrics_set_ready(n->metrics, false);
-	/* Nothing more to evict: the others are about to go. */
-	evict_stop(n);
+	if (leave)
+		/* The others go on: they declare us dead when we stop
+		 * answering, and find nothing of theirs left here. */
+		lost = evict_writeback_all(n);
 	/* Pages homed here stay served until every API program is done
 	 * (a node run by `pagemesh node` counts as arrived: barrier.c). */
-	if (pm_node_barrier(n, n->cfg.startup_timeout_ms))
+	else if (pm_node_barrier(n, n->cfg.startup_timeout_ms))
 		pm_warn("stopping without the other nodes' agreement");
 	/* From here peers closing is the cluster stopping, not failing. */
 	__atomic_store_n(&n->leaving, true, __ATOMIC_RELAXED);
 	node_free(n);
 	pm_log_use(old);
+	return lost;
+}
+
+int pm_node_leave(struct pm_node *n)
+{
+	int64_t lost;
+
+	if (!n)
+		return -EINVAL;
+	lost = node_end(n, true);
+	return lost < 0 ? (int)lost : lost ? -EIO : 0;
+}
+
+void pm_node_stop(struct pm_node *n)
+{
+	if (n)
+		node_end(n, false);
 }
 

@@ -191,7 +191,8 @@ static int node_call_payload_rep(struct pm_node *n, int peer,
 	/*
 	 * Every try of one fault goes on the connection of its first (*pin),
 	 * busy or not: the home then sees them in the order they were sent,
-	 * so an abandoned try never arrives after a later one was granted.
+	 * so an abandoned try is not handled after a later one's grant
+	 * (a connection that breaks and is redialled can still reorder).
 	 */
 	if (pin && *pin >= 0 && *pin < n->nthreads && p->fconn[*pin])
 		c = p->fconn[*pin];
