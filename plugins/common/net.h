@@ -192,6 +192,14 @@ static inline void pm_net_fd_name(int fd, int local, char *buf, size_t len)
 		snprintf(buf, len, "fd %d", fd);
 }
 
+/* Linux 6.15's per-socket cap on the retransmission timeout; older headers
+ * lack the name, older kernels refuse it (ENOPROTOOPT), which is fine. */
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44
+#endif
+/* The smallest cap the kernel takes. */
+#define PM_NET_RTO_MAX_MS 1000
+
 /*
  * The socket options of request/reply traffic. Small requests must leave
  * at once, not wait for Nagle's timer. And the traffic is a thin stream
@@ -199,16 +207,25 @@ static inline void pm_net_fd_name(int fd, int local, char *buf, size_t len)
  * retransmission timer, not by duplicate acks, and with the timer's
  * exponential backoff a segment lost three times stalls a call for 1.4 s
  * (200 + 400 + 800 ms); linear timeouts for thin streams make it 0.6 s.
- * That option is a hint: a kernel without it is not an error.
+ * But those are linear only while fewer than 4 segments are in flight, and
+ * only for the first 6 tries: past them the timer doubles up to 120 s, so
+ * under heavy loss one segment lost 7 times stalls its connection for over
+ * half a minute, longer than any deadline of the pager. Capping the timer
+ * at 1 s bounds that stall by the number of losses, not by 2 to their
+ * power: 20 % loss needs 20 losses in a row (p = 1e-14) for a 20 s stall.
+ * The options are hints: a kernel without them is not an error. The cap is
+ * set before connect so that it covers the SYN too.
  */
 static inline int pm_net_rpc_tune(int fd)
 {
-	int one = 1;
+	int one = 1, rto_max = PM_NET_RTO_MAX_MS;
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return -errno;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &one,
 			 sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MAX_MS, &rto_max,
+			 sizeof(rto_max));
 	return 0;
 }
 
@@ -348,7 +365,9 @@ static inline ssize_t pm_net_read_some(int fd, void *buf, size_t len,
 
 /*
  * A non-blocking stream socket bound to and listening on sa. SO_REUSEADDR
- * so a restarted node rebinds its port at once. *out_fd on success.
+ * so a restarted node rebinds its port at once. The request/reply options
+ * are set here too, so that the SYN-ACKs of connections still in the
+ * handshake get the capped timer. *out_fd on success.
  */
 static inline int pm_net_listen(const struct sockaddr *sa, socklen_t salen,
 				int backlog, int *out_fd)
@@ -361,6 +380,11 @@ static inline int pm_net_listen(const struct sockaddr *sa, socklen_t salen,
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto err;
+	r = pm_net_rpc_tune(fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	if (bind(fd, sa, salen) < 0)
 		goto err;
 	if (listen(fd, backlog) < 0)
