@@ -36,9 +36,10 @@ TEST_BINS += $(B)/tests/fault_worker $(B)/tests/fault_test \
 TESTS += test-fault
 test-fault: $(B)/tests/fault_test $(B)/tests/fault_worker \
 		$(B)/tests/coh_worker $(B)/tests/slow/slow.so plugins
-	PM_TEST_SKIP='test_packet_loss_*' $(RUN) 600 $(B)/tests/fault_test
+	PM_TEST_SKIP='test_packet_loss_*' $(RUN) 900 $(B)/tests/fault_test
 
-# The packet-loss cases (~4 min) apart, so they run beside the others.
+# The packet-loss cases (~6 min: 10% and 20%) apart, so they run beside the
+# others.
 TESTS += test-fault-loss
 test-fault-loss: $(B)/tests/fault_test $(B)/tests/coh_worker plugins
-	PM_TEST_FILTER='test_packet_loss_*' $(RUN) 600 $(B)/tests/fault_test
+	PM_TEST_FILTER='test_packet_loss_*' $(RUN) 900 $(B)/tests/fault_test
